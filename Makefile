@@ -1,0 +1,31 @@
+# Vigil: `make demo` runs the main job, `make test` runs every test.
+# Each target installs what it needs first (deploy/install-deps.sh).
+BUILD ?= build
+JOBS ?= 2
+
+.PHONY: all deps configure build test demo bench clean
+
+all: build
+
+deps:
+	@deploy/install-deps.sh
+
+$(BUILD)/build.ninja: CMakeLists.txt | deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+configure: deps $(BUILD)/build.ninja
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+demo: build
+	deploy/demo.sh $(BUILD)
+
+bench: build
+	$(BUILD)/bin/vigil-bench-engine
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,134 @@
+#include "services/escalation/engine/processor.h"
+
+#include <algorithm>
+
+#include "common/status_macros.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "services/escalation/engine/validate.h"
+
+namespace vigil {
+
+std::string DeterministicBytes(const google::protobuf::MessageLite& message) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializeToCodedStream(&coded);
+  }
+  return bytes;
+}
+
+state::VictimState& Processor::Victim(const std::string& victim_id) {
+  auto [it, inserted] = victims_.try_emplace(victim_id);
+  if (inserted) {
+    google::protobuf::ArenaOptions options;
+    options.start_block_size = 1024;
+    options.max_block_size = 16 * 1024;
+    it->second.arena = std::make_unique<google::protobuf::Arena>(options);
+    it->second.state = google::protobuf::Arena::CreateMessage<state::VictimState>(it->second.arena.get());
+    it->second.state->set_victim_id(victim_id);
+  }
+  return *it->second.state;
+}
+
+const state::VictimState* Processor::FindVictim(const std::string& victim_id) const {
+  auto it = victims_.find(victim_id);
+  return it == victims_.end() ? nullptr : it->second.state;
+}
+
+void Processor::Reindex(const state::VictimState& victim, Micros due_before) {
+  const Micros due_after = Engine::NextDue(victim);
+  if (due_after == due_before) return;
+  if (due_before != kNoDeadline) due_.erase({due_before, victim.victim_id()});
+  if (due_after != kNoDeadline) due_.insert({due_after, victim.victim_id()});
+}
+
+void Processor::Collect(EngineOutput& output, std::vector<v1::Alert>* out) {
+  for (auto& a : output.transitions) out->push_back(std::move(a));
+  output.transitions.clear();
+  for (const auto& link : output.suspect_links) {
+    state::SuspectState& suspect = suspects_[link.suspect_id()];
+    std::vector<state::SuspectFinding> findings;
+    engine_.ApplyLink(link, &suspect, &findings);
+    for (const auto& finding : findings) {
+      state::VictimState& victim = Victim(finding.victim_id());
+      const Micros before = Engine::NextDue(victim);
+      EngineOutput finding_output;
+      engine_.ApplyFinding(finding, &victim, &finding_output);
+      Reindex(victim, before);
+      for (auto& a : finding_output.transitions) out->push_back(std::move(a));
+    }
+  }
+  output.suspect_links.clear();
+}
+
+absl::Status Processor::Apply(const v1::Event& event, std::vector<v1::Alert>* out) {
+  VIGIL_RETURN_IF_ERROR(ValidateEvent(event));
+  // Deadlines due before the event fire first: an action recorded at t did not
+  // happen before them, and an acknowledgement at t may name an alert they raise.
+  const Micros t = ToMicros(event.occurred_at());
+  AdvanceTo(t - 1, out);
+  state::VictimState& victim = Victim(event.victim_id());
+  const Micros before = Engine::NextDue(victim);
+  EngineOutput output;
+  absl::Status status = engine_.Apply(event, &victim, &output);
+  if (!status.ok()) {
+    if (victim.seen_event_ids().empty()) victims_.erase(event.victim_id());
+    return status;
+  }
+  if (output.duplicate) return absl::OkStatus();
+  Reindex(victim, before);
+  Collect(output, out);
+  AdvanceTo(t, out);
+  return absl::OkStatus();
+}
+
+void Processor::AdvanceTo(Micros t, std::vector<v1::Alert>* out) {
+  stream_time_ = std::max(stream_time_, t);
+  FireDue(stream_time_, out);
+}
+
+void Processor::FireDue(Micros now, std::vector<v1::Alert>* out) {
+  while (!due_.empty() && due_.begin()->first <= now) {
+    const std::string victim_id = due_.begin()->second;
+    state::VictimState& victim = *victims_.find(victim_id)->second.state;
+    const Micros before = Engine::NextDue(victim);
+    EngineOutput output;
+    engine_.FireEarliest(now, &victim, &output);
+    Reindex(victim, before);
+    Collect(output, out);
+  }
+}
+
+state::Snapshot Processor::TakeSnapshot() const {
+  state::Snapshot snapshot;
+  snapshot.set_stream_time(stream_time_);
+  std::vector<const state::VictimState*> victims;
+  for (const auto& [id, slot] : victims_) victims.push_back(slot.state);
+  std::sort(victims.begin(), victims.end(),
+            [](const auto* a, const auto* b) { return a->victim_id() < b->victim_id(); });
+  for (const auto* v : victims) *snapshot.add_victims() = *v;
+  std::vector<const state::SuspectState*> suspects;
+  for (const auto& [id, s] : suspects_) suspects.push_back(&s);
+  std::sort(suspects.begin(), suspects.end(),
+            [](const auto* a, const auto* b) { return a->suspect_id() < b->suspect_id(); });
+  for (const auto* s : suspects) *snapshot.add_suspects() = *s;
+  return snapshot;
+}
+
+void Processor::Restore(const state::Snapshot& snapshot) {
+  victims_.clear();
+  suspects_.clear();
+  due_.clear();
+  stream_time_ = snapshot.stream_time();
+  for (const auto& v : snapshot.victims()) {
+    state::VictimState& victim = Victim(v.victim_id());
+    victim = v;
+    Reindex(victim, kNoDeadline);
+  }
+  for (const auto& s : snapshot.suspects()) suspects_[s.suspect_id()] = s;
+}
+
+}  // namespace vigil

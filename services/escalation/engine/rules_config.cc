@@ -1,0 +1,302 @@
+#include "services/escalation/engine/rules_config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "vigil/v1/event.pb.h"
+#include "yaml-cpp/yaml.h"
+
+namespace vigil {
+namespace {
+
+constexpr std::array<absl::string_view, kRuleCount> kRuleNames = {
+    "repeat-calls",
+    "potential-escalation",
+    "marker-on-call",
+    "unit-unavailable",
+    "arrest-deferred",
+    "arrest-overdue",
+    "attendance-overdue",
+    "risk-assessment-overdue",
+    "closed-without-assessment",
+    "marac-referral-overdue",
+    "disclosure-due-soon",
+    "disclosure-overdue",
+    "serial-perpetrator",
+};
+
+// Which optional fields each rule takes, besides enabled, level and acknowledge_within.
+enum Field : unsigned { kCount = 1, kWindow = 2, kDeadline = 4, kGradeDeadlines = 8, kMarkers = 16 };
+
+unsigned FieldsOf(RuleId id) {
+  switch (id) {
+    case RuleId::kRepeatCalls:
+    case RuleId::kPotentialEscalation:
+    case RuleId::kSerialPerpetrator:
+      return kCount | kWindow;
+    case RuleId::kMarkerOnCall:
+      return kMarkers;
+    case RuleId::kArrestOverdue:
+    case RuleId::kRiskAssessmentOverdue:
+    case RuleId::kMaracReferralOverdue:
+    case RuleId::kDisclosureDueSoon:
+    case RuleId::kDisclosureOverdue:
+      return kDeadline;
+    case RuleId::kAttendanceOverdue:
+      return kGradeDeadlines;
+    default:
+      return 0;
+  }
+}
+
+absl::Status FieldError(absl::string_view source, absl::string_view rule, absl::string_view field,
+                        absl::string_view what) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(source, ": rule '", rule, "', field '", field, "': ", what));
+}
+
+absl::StatusOr<std::string> Scalar(const YAML::Node& node) {
+  if (!node.IsScalar()) return absl::InvalidArgumentError("expected a single value");
+  return node.Scalar();
+}
+
+absl::StatusOr<Micros> DurationField(const YAML::Node& node) {
+  auto text = Scalar(node);
+  if (!text.ok()) return text.status();
+  auto d = ParseDuration(*text);
+  if (!d.ok()) return d.status();
+  if (*d <= 0) return absl::InvalidArgumentError("must be more than zero");
+  return *d;
+}
+
+absl::Status ApplyRule(absl::string_view source, RuleId id, const YAML::Node& node,
+                       RuleSettings* rule) {
+  const absl::string_view name = RuleName(id);
+  if (node.IsNull()) return absl::OkStatus();
+  if (!node.IsMap()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": rule '", name, "': expected a mapping of settings"));
+  }
+  const unsigned fields = FieldsOf(id);
+  for (const auto& kv : node) {
+    const std::string field = kv.first.as<std::string>("");
+    const YAML::Node& value = kv.second;
+    auto fail = [&](const absl::Status& s) { return FieldError(source, name, field, s.message()); };
+    if (field == "enabled") {
+      auto text = Scalar(value);
+      if (!text.ok()) return fail(text.status());
+      if (*text == "true") {
+        rule->enabled = true;
+      } else if (*text == "false") {
+        rule->enabled = false;
+      } else {
+        return FieldError(source, name, field, "expected true or false");
+      }
+    } else if (field == "level") {
+      auto text = Scalar(value);
+      if (!text.ok()) return fail(text.status());
+      v1::Level level;
+      if (!v1::Level_Parse(*text, &level) || level == v1::LEVEL_UNSPECIFIED) {
+        return FieldError(source, name, field,
+                          absl::StrCat("unknown level '", *text,
+                                       "' (SUPERVISOR, INSPECTOR or SUPERINTENDENT)"));
+      }
+      rule->level = level;
+    } else if (field == "acknowledge_within") {
+      auto d = DurationField(value);
+      if (!d.ok()) return fail(d.status());
+      rule->acknowledge_within = *d;
+    } else if (field == "count" && (fields & kCount)) {
+      auto text = Scalar(value);
+      if (!text.ok()) return fail(text.status());
+      int n = 0;
+      if (!YAML::convert<int>::decode(value, n) || n < 1 || n > 1000000) {
+        return FieldError(source, name, field, absl::StrCat("expected a whole number from 1, got '", *text, "'"));
+      }
+      rule->count = static_cast<uint32_t>(n);
+    } else if (field == "window" && (fields & kWindow)) {
+      auto d = DurationField(value);
+      if (!d.ok()) return fail(d.status());
+      rule->window = *d;
+    } else if (field == "deadline" && (fields & kDeadline)) {
+      auto d = DurationField(value);
+      if (!d.ok()) return fail(d.status());
+      rule->deadline = *d;
+    } else if (field == "deadlines" && (fields & kGradeDeadlines)) {
+      if (!value.IsMap()) return FieldError(source, name, field, "expected a mapping of grade to duration");
+      for (const auto& g : value) {
+        const std::string grade = g.first.as<std::string>("");
+        auto d = DurationField(g.second);
+        if (!d.ok()) return FieldError(source, name, absl::StrCat(field, ".", grade), d.status().message());
+        if (grade == "IMMEDIATE") {
+          rule->immediate_deadline = *d;
+        } else if (grade == "PRIORITY") {
+          rule->priority_deadline = *d;
+        } else {
+          return FieldError(source, name, absl::StrCat(field, ".", grade),
+                            "unknown grade (IMMEDIATE or PRIORITY)");
+        }
+      }
+    } else if (field == "markers" && (fields & kMarkers)) {
+      if (!value.IsSequence() || value.size() == 0) {
+        return FieldError(source, name, field, "expected a list of markers, e.g. [VIOLENCE, WEAPONS]");
+      }
+      std::vector<int> markers;
+      for (const auto& m : value) {
+        const std::string text = m.IsScalar() ? m.Scalar() : "";
+        v1::MarkerMatched::Marker marker;
+        if (!v1::MarkerMatched::Marker_Parse(text, &marker) ||
+            marker == v1::MarkerMatched::MARKER_UNSPECIFIED) {
+          return FieldError(source, name, field, absl::StrCat("unknown marker '", text, "'"));
+        }
+        markers.push_back(marker);
+      }
+      rule->markers = std::move(markers);
+    } else {
+      return FieldError(source, name, field, "not a setting of this rule");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::string_view RuleName(RuleId id) { return kRuleNames[static_cast<int>(id)]; }
+
+bool RuleFromName(absl::string_view name, RuleId* id) {
+  for (int i = 0; i < kRuleCount; ++i) {
+    if (kRuleNames[i] == name) {
+      *id = static_cast<RuleId>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+RulesConfig RulesConfig::Defaults() {
+  RulesConfig c;
+  auto& repeat = c.mutable_rule(RuleId::kRepeatCalls);
+  repeat.count = 2;
+  repeat.window = 24 * kMicrosPerHour;
+  auto& escalation = c.mutable_rule(RuleId::kPotentialEscalation);
+  escalation.count = 3;
+  escalation.window = 365 * kMicrosPerDay;
+  escalation.acknowledge_within = 24 * kMicrosPerHour;
+  c.mutable_rule(RuleId::kMarkerOnCall).markers = {v1::MarkerMatched::VIOLENCE,
+                                                   v1::MarkerMatched::WEAPONS};
+  c.mutable_rule(RuleId::kArrestOverdue).deadline = kMicrosPerHour;
+  auto& attendance = c.mutable_rule(RuleId::kAttendanceOverdue);
+  attendance.immediate_deadline = 15 * kMicrosPerMinute;
+  attendance.priority_deadline = 60 * kMicrosPerMinute;
+  c.mutable_rule(RuleId::kRiskAssessmentOverdue).deadline = 24 * kMicrosPerHour;
+  auto& marac = c.mutable_rule(RuleId::kMaracReferralOverdue);
+  marac.deadline = 72 * kMicrosPerHour;
+  marac.acknowledge_within = 24 * kMicrosPerHour;
+  auto& soon = c.mutable_rule(RuleId::kDisclosureDueSoon);
+  soon.deadline = 21 * kMicrosPerDay;
+  soon.acknowledge_within = 24 * kMicrosPerHour;
+  auto& overdue = c.mutable_rule(RuleId::kDisclosureOverdue);
+  overdue.deadline = 28 * kMicrosPerDay;
+  overdue.level = v1::INSPECTOR;
+  overdue.acknowledge_within = 24 * kMicrosPerHour;
+  auto& serial = c.mutable_rule(RuleId::kSerialPerpetrator);
+  serial.count = 2;
+  serial.window = 365 * kMicrosPerDay;
+  serial.level = v1::INSPECTOR;
+  serial.acknowledge_within = 24 * kMicrosPerHour;
+  return c;
+}
+
+std::string RulesConfig::Threshold(RuleId id) const {
+  const RuleSettings& r = rule(id);
+  switch (id) {
+    case RuleId::kRepeatCalls:
+      return absl::StrCat(r.count, " calls in ", FormatDuration(r.window));
+    case RuleId::kPotentialEscalation:
+      return absl::StrCat(r.count, " domestic-abuse incidents in ", FormatDuration(r.window));
+    case RuleId::kSerialPerpetrator:
+      return absl::StrCat(r.count, " victims in ", FormatDuration(r.window));
+    case RuleId::kAttendanceOverdue:
+      return absl::StrCat("IMMEDIATE ", FormatDuration(r.immediate_deadline), ", PRIORITY ",
+                          FormatDuration(r.priority_deadline));
+    case RuleId::kArrestOverdue:
+    case RuleId::kRiskAssessmentOverdue:
+    case RuleId::kMaracReferralOverdue:
+    case RuleId::kDisclosureDueSoon:
+    case RuleId::kDisclosureOverdue:
+      return FormatDuration(r.deadline);
+    default:
+      return "at once";
+  }
+}
+
+absl::StatusOr<RulesConfig> ParseRulesYaml(absl::string_view yaml_text, absl::string_view source) {
+  RulesConfig config = RulesConfig::Defaults();
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml_text));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": not valid YAML: line ",
+                                                   e.mark.line + 1, ": ", e.msg));
+  }
+  if (root.IsNull()) return config;
+  if (!root.IsMap()) return absl::InvalidArgumentError(absl::StrCat(source, ": expected a mapping at the top"));
+  try {
+    for (const auto& top : root) {
+      const std::string key = top.first.as<std::string>("");
+      if (key == "rules") {
+        if (!top.second.IsMap()) {
+          return absl::InvalidArgumentError(absl::StrCat(source, ": 'rules' must map rule ids to settings"));
+        }
+        for (const auto& kv : top.second) {
+          const std::string name = kv.first.as<std::string>("");
+          RuleId id;
+          if (!RuleFromName(name, &id)) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                source, ": unknown rule '", name, "' (known: ", absl::StrJoin(kRuleNames, ", "), ")"));
+          }
+          if (auto s = ApplyRule(source, id, kv.second, &config.mutable_rule(id)); !s.ok()) return s;
+        }
+      } else if (key == "assessment") {
+        const YAML::Node& node = top.second;
+        if (!node.IsMap()) return absl::InvalidArgumentError(absl::StrCat(source, ": 'assessment' must be a mapping"));
+        for (const auto& kv : node) {
+          const std::string field = kv.first.as<std::string>("");
+          int n = 0;
+          if (field != "dash_high_yes_count") {
+            return absl::InvalidArgumentError(
+                absl::StrCat(source, ": assessment, field '", field, "': not a setting"));
+          }
+          if (!kv.second.IsScalar() || !YAML::convert<int>::decode(kv.second, n) || n < 1 || n > 24) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                source, ": assessment, field 'dash_high_yes_count': expected a whole number from 1 to 24"));
+          }
+          config.set_dash_high_yes_count(static_cast<uint32_t>(n));
+        }
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat(source, ": unknown section '", key, "' (expected 'rules' or 'assessment')"));
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": line ", e.mark.line + 1, ": ", e.msg));
+  }
+  const RuleSettings& a = config.rule(RuleId::kAttendanceOverdue);
+  if (a.immediate_deadline == 0 && a.priority_deadline == 0 && a.enabled) {
+    return FieldError(source, "attendance-overdue", "deadlines", "at least one grade needs a deadline");
+  }
+  return config;
+}
+
+absl::StatusOr<RulesConfig> LoadRulesFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read rules file '", path, "'"));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return ParseRulesYaml(buffer.str(), path);
+}
+
+}  // namespace vigil

@@ -1,0 +1,87 @@
+// The escalation rules' settings: every threshold, window, deadline and level.
+//
+// Defaults() are DOMAIN.md's defaults; a YAML rules file (deploy/config/rules.yaml)
+// overrides any of them. A RulesConfig is an immutable value: share it freely
+// across threads once built.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/time_util.h"
+#include "vigil/v1/alert.pb.h"
+
+namespace vigil {
+
+// Stable rule ids: alerts, docs and tests name them.
+enum class RuleId : int {
+  kRepeatCalls = 0,
+  kPotentialEscalation,
+  kMarkerOnCall,
+  kUnitUnavailable,
+  kArrestDeferred,
+  kArrestOverdue,
+  kAttendanceOverdue,
+  kRiskAssessmentOverdue,
+  kClosedWithoutAssessment,
+  kMaracReferralOverdue,
+  kDisclosureDueSoon,
+  kDisclosureOverdue,
+  kSerialPerpetrator,
+};
+inline constexpr int kRuleCount = 13;
+
+// "repeat-calls" for kRepeatCalls, and so on.
+absl::string_view RuleName(RuleId id);
+// The id for a name; false when no rule has that name.
+bool RuleFromName(absl::string_view name, RuleId* id);
+
+struct RuleSettings {
+  bool enabled = true;
+  v1::Level level = v1::SUPERVISOR;
+  // An alert not acknowledged within this climbs one level, and again after each further window.
+  Micros acknowledge_within = 10 * kMicrosPerMinute;
+  // Count rules: how many calls, incidents or victims within `window`.
+  uint32_t count = 0;
+  Micros window = 0;
+  // Deadline rules: how long after the starting event the awaited action is due.
+  Micros deadline = 0;
+  // attendance-overdue: per grade (0: the grade has no attendance deadline).
+  Micros immediate_deadline = 0;
+  Micros priority_deadline = 0;
+  // marker-on-call: which MarkerMatched.Marker values count (as numbers).
+  std::vector<int> markers;
+};
+
+class RulesConfig {
+ public:
+  // DOMAIN.md's default rules.
+  static RulesConfig Defaults();
+
+  const RuleSettings& rule(RuleId id) const { return rules_[static_cast<int>(id)]; }
+  RuleSettings& mutable_rule(RuleId id) { return rules_[static_cast<int>(id)]; }
+
+  // DASH: this many 'yes' answers make the assessment HIGH whatever was recorded.
+  uint32_t dash_high_yes_count() const { return dash_high_yes_count_; }
+  void set_dash_high_yes_count(uint32_t n) { dash_high_yes_count_ = n; }
+
+  // A sentence-sized description of the threshold a rule fires at, e.g. "2 calls in 24h".
+  std::string Threshold(RuleId id) const;
+
+ private:
+  std::array<RuleSettings, kRuleCount> rules_;
+  uint32_t dash_high_yes_count_ = 14;
+};
+
+// Parses a rules file's text over the defaults: every field it gives replaces the default.
+// INVALID_ARGUMENT naming `source`, the rule and the field when anything is wrong or unknown.
+absl::StatusOr<RulesConfig> ParseRulesYaml(absl::string_view yaml_text, absl::string_view source);
+
+// Reads and parses a rules file. NOT_FOUND when it cannot be read.
+absl::StatusOr<RulesConfig> LoadRulesFile(const std::string& path);
+
+}  // namespace vigil

@@ -1,0 +1,65 @@
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "common/jsonl.h"
+#include "common/time_util.h"
+#include "services/escalation/engine/processor.h"
+#include "services/vigilctl/commands.h"
+
+namespace vigil::ctl {
+
+int Replay(const ReplayOptions& options, std::istream& in, std::ostream& out, std::ostream& err) {
+  absl::StatusOr<RulesConfig> rules =
+      options.rules.empty() ? RulesConfig::Defaults() : LoadRulesFile(options.rules);
+  if (!rules.ok()) {
+    err << "vigilctl replay: " << rules.status().message() << "\n";
+    return kExitBadInput;
+  }
+  std::optional<Micros> until;
+  if (!options.until.empty()) {
+    absl::StatusOr<Micros> t = ParseRfc3339(options.until);
+    if (!t.ok()) {
+      err << "vigilctl replay: --until: " << t.status().message() << "\n";
+      return kExitBadInput;
+    }
+    until = *t;
+  }
+  std::ifstream file;
+  std::istream* source = &in;
+  if (options.events != "-") {
+    file.open(options.events);
+    if (!file) {
+      err << "vigilctl replay: cannot read events file '" << options.events << "'\n";
+      return kExitFailure;
+    }
+    source = &file;
+  }
+
+  const Engine engine(*std::move(rules));
+  Processor processor(&engine);
+  std::vector<v1::Alert> alerts;
+  auto write = [&] {
+    for (const auto& a : alerts) out << (options.text ? FormatAlert(a) : ToJsonLine(a)) << "\n";
+    out.flush();
+    alerts.clear();
+  };
+  std::string line;
+  v1::Event event;
+  for (size_t number = 1; std::getline(*source, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    absl::Status status = ParseJsonLine(line, &event);
+    if (status.ok()) status = processor.Apply(event, &alerts);
+    if (!status.ok()) {
+      err << "vigilctl replay: line " << number << ": " << status.message() << "\n";
+      return kExitBadInput;
+    }
+    write();
+  }
+  if (until) processor.AdvanceTo(*until, &alerts);
+  write();
+  return kExitOk;
+}
+
+}  // namespace vigil::ctl

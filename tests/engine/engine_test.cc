@@ -1,0 +1,493 @@
+// The default rules of DOMAIN.md, one block each: the threshold and one below
+// it, the deadline and one second before it, resolution, update instead of
+// duplicate, acknowledgement and escalation.
+#include "services/escalation/engine/engine.h"
+
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "services/escalation/engine/processor.h"
+#include "tests/testing/builders.h"
+
+namespace vigil {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using testing::Describe;
+using testing::Ev;
+using testing::T;
+using v1::ArrestRequested;
+using v1::IncidentGraded;
+using v1::MarkerMatched;
+using v1::RiskAssessed;
+
+class RulesTest : public ::testing::Test {
+ protected:
+  explicit RulesTest(RulesConfig rules = RulesConfig::Defaults()) : engine_(std::move(rules)), processor_(&engine_) {}
+
+  // Transitions of this rule only, from now on: the others run but are not shown.
+  void Only(std::string rule) { only_ = std::move(rule); }
+
+  std::vector<std::string> Apply(const v1::Event& e) {
+    std::vector<v1::Alert> out;
+    absl::Status s = processor_.Apply(e, &out);
+    EXPECT_TRUE(s.ok()) << s;
+    return Keep(out);
+  }
+  std::vector<std::string> Advance(Micros t) {
+    std::vector<v1::Alert> out;
+    processor_.AdvanceTo(t, &out);
+    return Keep(out);
+  }
+  std::vector<std::string> Keep(const std::vector<v1::Alert>& out) {
+    last_.clear();
+    for (const auto& a : out) {
+      if (only_.empty() || a.rule() == only_) last_.push_back(a);
+    }
+    return Describe(last_);
+  }
+  std::string LastAlertId() const { return last_.empty() ? "" : last_.back().alert_id(); }
+
+  Engine engine_;
+  Processor processor_;
+  std::vector<v1::Alert> last_;
+  std::string only_;
+};
+
+// --- repeat-calls: 2 calls in 24 h ---------------------------------------------
+
+TEST_F(RulesTest, RepeatCallsFiresOnTheSecondCallAndNotTheFirst) {
+  EXPECT_THAT(Apply(Ev("c1").At("09:00").Call(false)), IsEmpty());
+  EXPECT_THAT(Apply(Ev("c2").At("13:00").Call(false)),
+              ElementsAre("repeat-calls FIRING SUPERVISOR 2024-09-07T13:00:00Z V1/I1 [c1 c2]"));
+}
+
+TEST_F(RulesTest, RepeatCallsWindowIncludesExactly24HoursAndNotASecondMore) {
+  Apply(Ev("c1").At("09:00").Call(false));
+  EXPECT_THAT(Apply(Ev("c2").At("09:00:01", 1).Incident("I2").Call(false)), IsEmpty());
+  EXPECT_THAT(Apply(Ev("c3").At("09:00:01", 2).Incident("I3").Call(false)),
+              ElementsAre("repeat-calls FIRING SUPERVISOR 2024-09-09T09:00:01Z V1/I3 [c2 c3]"));
+}
+
+TEST_F(RulesTest, RepeatCallsOnTheSameIncidentUpdatesTheOpenAlert) {
+  Only("repeat-calls");
+  Apply(Ev("c1").At("09:00").Call(false));
+  Apply(Ev("c2").At("10:00").Call(false));
+  const std::string id = LastAlertId();
+  EXPECT_THAT(Apply(Ev("c3").At("10:05").Call(false)),
+              ElementsAre("repeat-calls FIRING SUPERVISOR 2024-09-07T10:05:00Z V1/I1 [c1 c2 c3]"));
+  EXPECT_EQ(last_[0].alert_id(), id);
+  EXPECT_EQ(last_[0].revision(), 2u);
+}
+
+TEST_F(RulesTest, UnacknowledgedAlertClimbsOneLevelPerWindowUpToTheTop) {
+  Apply(Ev("c1").At("09:00").Call(false));
+  Apply(Ev("c2").At("10:00").Call(false));
+  EXPECT_THAT(Advance(T("10:09:59")), IsEmpty());
+  EXPECT_THAT(Advance(T("10:10")), ElementsAre("repeat-calls ESCALATED INSPECTOR 2024-09-07T10:10:00Z V1/I1 [c1 c2]"));
+  EXPECT_THAT(Advance(T("10:20")),
+              ElementsAre("repeat-calls ESCALATED SUPERINTENDENT 2024-09-07T10:20:00Z V1/I1 [c1 c2]"));
+  EXPECT_THAT(Advance(T("23:00")), IsEmpty());
+}
+
+TEST_F(RulesTest, AcknowledgedWithinTheWindowStopsEscalation) {
+  Apply(Ev("c1").At("09:00").Call(false));
+  Apply(Ev("c2").At("10:00").Call(false));
+  const std::string id = LastAlertId();
+  EXPECT_THAT(Apply(Ev("ack").At("10:10").Ack(id)),
+              ElementsAre("repeat-calls ACKNOWLEDGED SUPERVISOR 2024-09-07T10:10:00Z V1/I1 [c1 c2 ack]"));
+  EXPECT_EQ(last_[0].acknowledged_by(), "SGT1");
+  EXPECT_THAT(Advance(T("12:00")), IsEmpty());
+}
+
+TEST_F(RulesTest, AcknowledgingAnEscalatedAlertStopsItClimbing) {
+  Apply(Ev("c1").At("09:00").Call(false));
+  Apply(Ev("c2").At("10:00").Call(false));
+  const std::string id = LastAlertId();
+  EXPECT_THAT(Apply(Ev("ack").At("10:15").Ack(id)),
+              ElementsAre("repeat-calls ESCALATED INSPECTOR 2024-09-07T10:10:00Z V1/I1 [c1 c2]",
+                          "repeat-calls ACKNOWLEDGED INSPECTOR 2024-09-07T10:15:00Z V1/I1 [c1 c2 ack]"));
+  EXPECT_THAT(Advance(T("12:00")), IsEmpty());
+  EXPECT_THAT(Apply(Ev("ack2").At("12:01").Ack(id)), IsEmpty());
+}
+
+TEST_F(RulesTest, AcknowledgingAnUnknownAlertIsNotFoundAndChangesNothing) {
+  std::vector<v1::Alert> out;
+  EXPECT_EQ(processor_.Apply(Ev("ack").At("10:15").Ack("al-nope"), &out).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(processor_.victim_count(), 0u);
+  Apply(Ev("c1").At("10:20").Call(false));
+  EXPECT_EQ(processor_.Apply(Ev("ack2").At("10:25").Ack("al-nope"), &out).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(processor_.FindVictim("V1")->seen_event_ids_size(), 1);
+}
+
+// --- potential-escalation: 3 distinct domestic-abuse incidents in 365 d -----------
+
+TEST_F(RulesTest, PotentialEscalationFiresOnTheThirdDistinctIncident) {
+  Only("potential-escalation");
+  EXPECT_THAT(Apply(Ev("c1").At("10:00", -200).Incident("A").Call()), IsEmpty());
+  EXPECT_THAT(Apply(Ev("c2").At("10:00", -100).Incident("B").Call()), IsEmpty());
+  EXPECT_THAT(Apply(Ev("c3").At("10:00", -100).Incident("B").Call()), IsEmpty());  // same incident twice
+  EXPECT_THAT(Apply(Ev("c4").At("10:00").Incident("C").Call()),
+              ElementsAre("potential-escalation FIRING SUPERVISOR 2024-09-07T10:00:00Z V1/C [c1 c3 c4]"));
+}
+
+TEST_F(RulesTest, PotentialEscalationIgnoresIncidentsOutsideTheWindowAndNonDomestic) {
+  Only("potential-escalation");
+  Apply(Ev("c1").At("09:59:59", -365).Incident("A").Call());
+  Apply(Ev("c2").At("10:00", -100).Incident("B").Call(false));
+  Apply(Ev("c3").At("10:00", -50).Incident("B2").Call());
+  EXPECT_THAT(Apply(Ev("c4").At("10:00").Incident("C").Call()), IsEmpty());
+}
+
+TEST_F(RulesTest, PotentialEscalationResolvesOnMaracReferral) {
+  Only("potential-escalation");
+  Apply(Ev("c1").At("10:00", -20).Incident("A").Call());
+  Apply(Ev("c2").At("10:00", -10).Incident("B").Call());
+  Apply(Ev("c3").At("10:00").Incident("C").Call());
+  EXPECT_THAT(Apply(Ev("m1").At("12:00").Incident("C").MaracReferred()),
+              ElementsAre("potential-escalation RESOLVED SUPERVISOR 2024-09-07T12:00:00Z V1/C [c1 c2 c3 m1]"));
+}
+
+// --- marker-on-call ------------------------------------------------------------------
+
+TEST_F(RulesTest, MarkerOnCallFiresWhenTheMarkerArrivesAfterTheCall) {
+  Only("marker-on-call");
+  EXPECT_THAT(Apply(Ev("c1").At("10:00").Call(true, "S1")), IsEmpty());
+  EXPECT_THAT(Apply(Ev("m1").At("10:02").Marker("S1", MarkerMatched::VIOLENCE)),
+              ElementsAre("marker-on-call FIRING SUPERVISOR 2024-09-07T10:02:00Z V1/I1 [c1 m1]"));
+}
+
+TEST_F(RulesTest, MarkerOnCallFiresWhenAKnownMarkedSuspectIsInANewCall) {
+  Only("marker-on-call");
+  Apply(Ev("m1").At("10:00", -30).Incident("OLD").Marker("S1", MarkerMatched::WEAPONS));
+  EXPECT_THAT(Apply(Ev("c1").At("10:00").Call(true, "S1")),
+              ElementsAre("marker-on-call FIRING SUPERVISOR 2024-09-07T10:00:00Z V1/I1 [c1 m1]"));
+}
+
+TEST_F(RulesTest, MarkerOnCallNeedsADomesticAbuseCallAndACountingMarker) {
+  Only("marker-on-call");
+  EXPECT_THAT(Apply(Ev("c1").At("10:00").Call(false, "S1")), IsEmpty());
+  EXPECT_THAT(Apply(Ev("m1").At("10:01").Marker("S1", MarkerMatched::VIOLENCE)), IsEmpty());
+  EXPECT_THAT(Apply(Ev("c2").At("10:00").Incident("I2").Call(true, "S2")), IsEmpty());
+  EXPECT_THAT(Apply(Ev("m2").At("10:02").Incident("I2").Marker("S2", MarkerMatched::DOMESTIC_ABUSE_PERPETRATOR)),
+              IsEmpty());
+}
+
+TEST_F(RulesTest, MarkerOnCallUpdatesRatherThanDuplicates) {
+  Only("marker-on-call");
+  Apply(Ev("c1").At("10:00").Call(true, "S1"));
+  Apply(Ev("m1").At("10:01").Marker("S1", MarkerMatched::VIOLENCE));
+  EXPECT_THAT(Apply(Ev("m2").At("10:02").Marker("S1", MarkerMatched::WEAPONS)),
+              ElementsAre("marker-on-call FIRING SUPERVISOR 2024-09-07T10:02:00Z V1/I1 [c1 m1 m2]"));
+  EXPECT_EQ(last_[0].revision(), 2u);
+}
+
+// --- unit-unavailable --------------------------------------------------------------
+
+TEST_F(RulesTest, UnitUnavailableFiresForAnImmediateIncident) {
+  Only("unit-unavailable");
+  Apply(Ev("c1").At("10:00").Call());
+  Apply(Ev("g1").At("10:01").Graded(IncidentGraded::IMMEDIATE));
+  EXPECT_THAT(Apply(Ev("u1").At("10:02").UnitUnavailable()),
+              ElementsAre("unit-unavailable FIRING SUPERVISOR 2024-09-07T10:02:00Z V1/I1 [g1 u1]"));
+  EXPECT_THAT(Apply(Ev("s1").At("10:03").SupervisorNotified()),
+              ElementsAre("unit-unavailable RESOLVED SUPERVISOR 2024-09-07T10:03:00Z V1/I1 [g1 u1 s1]"));
+}
+
+TEST_F(RulesTest, UnitUnavailableFiresForAnUrgentArrestButNotForAPriorityIncident) {
+  Only("unit-unavailable");
+  Apply(Ev("g1").At("10:01").Graded(IncidentGraded::PRIORITY));
+  EXPECT_THAT(Apply(Ev("u1").At("10:02").UnitUnavailable()), IsEmpty());
+  EXPECT_THAT(Apply(Ev("a1").At("10:03").ArrestRequested("R1")),
+              ElementsAre("unit-unavailable FIRING SUPERVISOR 2024-09-07T10:03:00Z V1/I1 [a1 u1]"));
+}
+
+TEST_F(RulesTest, UnitUnavailableDoesNotFireWhenASupervisorWasAlreadyTold) {
+  Only("unit-unavailable");
+  Apply(Ev("g1").At("10:01").Graded(IncidentGraded::SCHEDULED, /*urgent=*/true));
+  Apply(Ev("s1").At("10:02").SupervisorNotified());
+  EXPECT_THAT(Apply(Ev("u1").At("10:03").UnitUnavailable()), IsEmpty());
+}
+
+TEST_F(RulesTest, UnitUnavailableResolvesWhenAUnitIsAssigned) {
+  Only("unit-unavailable");
+  Apply(Ev("g1").At("10:01").Graded(IncidentGraded::IMMEDIATE));
+  Apply(Ev("u1").At("10:02").UnitUnavailable());
+  EXPECT_THAT(Apply(Ev("ua").At("10:04").UnitAssigned()),
+              ElementsAre("unit-unavailable RESOLVED SUPERVISOR 2024-09-07T10:04:00Z V1/I1 [g1 u1 ua]"));
+}
+
+// --- arrest-deferred ---------------------------------------------------------------
+
+TEST_F(RulesTest, ArrestDeferredWithoutAuthorityFiresAtOnce) {
+  Apply(Ev("a1").At("10:00").ArrestRequested("R1"));
+  EXPECT_THAT(Apply(Ev("d1").At("10:05").ArrestDeferred("R1")),
+              ElementsAre("arrest-deferred FIRING SUPERVISOR 2024-09-07T10:05:00Z V1/I1 [a1 d1]"));
+}
+
+TEST_F(RulesTest, ArrestDeferredWithAuthorityOrForARoutineArrestDoesNotFire) {
+  Apply(Ev("a1").At("10:00").ArrestRequested("R1"));
+  EXPECT_THAT(Apply(Ev("d1").At("10:05").ArrestDeferred("R1", "SGT1", T("14:00"))), IsEmpty());
+  Apply(Ev("a2").At("10:00").ArrestRequested("R2", ArrestRequested::ROUTINE));
+  EXPECT_THAT(Apply(Ev("d2").At("10:06").ArrestDeferred("R2")), IsEmpty());
+}
+
+TEST_F(RulesTest, ArrestDeferredResolvesWhenAuthorisedLater) {
+  Apply(Ev("a1").At("10:00").ArrestRequested("R1"));
+  Apply(Ev("d1").At("10:05").ArrestDeferred("R1"));
+  EXPECT_THAT(Apply(Ev("d2").At("10:08").ArrestDeferred("R1", "SGT1", T("12:00"))),
+              ElementsAre("arrest-deferred RESOLVED SUPERVISOR 2024-09-07T10:08:00Z V1/I1 [a1 d1 d2]"));
+}
+
+// --- arrest-overdue ------------------------------------------------------------------
+
+TEST_F(RulesTest, ArrestOverdueFiresAtTheDeadlineNotASecondBefore) {
+  Apply(Ev("a1").At("10:00").ArrestRequested("R1"));
+  EXPECT_THAT(Advance(T("10:59:59")), IsEmpty());
+  EXPECT_THAT(Advance(T("11:00")), ElementsAre("arrest-overdue FIRING SUPERVISOR 2024-09-07T11:00:00Z V1/I1 [a1]"));
+  EXPECT_EQ(FormatRfc3339(ToMicros(last_[0].deadline())), "2024-09-07T11:00:00Z");
+}
+
+TEST_F(RulesTest, ArrestAttemptAtTheDeadlineIsInTime) {
+  Apply(Ev("a1").At("10:00").ArrestRequested("R1"));
+  EXPECT_THAT(Apply(Ev("t1").At("11:00").ArrestAttempted("R1", v1::ArrestAttempted::NOT_FOUND)), IsEmpty());
+  EXPECT_THAT(Advance(T("20:00")), IsEmpty());
+}
+
+TEST_F(RulesTest, ArrestOverdueCarriesItsDeadlineWhenNoticedLater) {
+  Apply(Ev("a1").At("10:00").ArrestRequested("R1"));
+  EXPECT_THAT(Apply(Ev("x").Victim("V2").At("13:30").Call(false)),
+              ElementsAre("arrest-overdue FIRING SUPERVISOR 2024-09-07T11:00:00Z V1/I1 [a1]",
+                          "arrest-overdue ESCALATED INSPECTOR 2024-09-07T11:10:00Z V1/I1 [a1]",
+                          "arrest-overdue ESCALATED SUPERINTENDENT 2024-09-07T11:20:00Z V1/I1 [a1]"));
+}
+
+TEST_F(RulesTest, LateAttemptResolvesAfterTheAlertFired) {
+  Apply(Ev("a1").At("10:00").ArrestRequested("R1"));
+  EXPECT_THAT(Apply(Ev("t1").At("11:05").ArrestAttempted("R1")),
+              ElementsAre("arrest-overdue FIRING SUPERVISOR 2024-09-07T11:00:00Z V1/I1 [a1]",
+                          "arrest-overdue RESOLVED SUPERVISOR 2024-09-07T11:05:00Z V1/I1 [a1 t1]"));
+}
+
+TEST_F(RulesTest, AuthorisedDeferralMovesTheDeadlineAndUnauthorisedMovesNothing) {
+  Only("arrest-overdue");
+  Apply(Ev("a1").At("10:00").ArrestRequested("R1"));
+  Apply(Ev("d1").At("10:10").ArrestDeferred("R1"));  // unauthorised: moves nothing
+  EXPECT_THAT(Advance(T("11:00")), ElementsAre("arrest-overdue FIRING SUPERVISOR 2024-09-07T11:00:00Z V1/I1 [a1]"));
+  Apply(Ev("k1").At("11:01").Ack(LastAlertId()));
+  Apply(Ev("a2").At("11:00").ArrestRequested("R2"));
+  EXPECT_THAT(Apply(Ev("d2").At("11:30").ArrestDeferred("R2", "SGT1", T("15:00"))), IsEmpty());
+  EXPECT_THAT(Advance(T("14:59:59")), IsEmpty());
+  EXPECT_THAT(Advance(T("15:00")), ElementsAre("arrest-overdue FIRING SUPERVISOR 2024-09-07T15:00:00Z V1/I1 [a2 d2]"));
+}
+
+TEST_F(RulesTest, RoutineArrestHasNoDeadline) {
+  Apply(Ev("a1").At("10:00").ArrestRequested("R1", ArrestRequested::ROUTINE));
+  EXPECT_THAT(Advance(T("23:00")), IsEmpty());
+}
+
+// --- attendance-overdue ----------------------------------------------------------------
+
+TEST_F(RulesTest, AttendanceOverdueForImmediateAt15Minutes) {
+  Apply(Ev("g1").At("10:00").Graded(IncidentGraded::IMMEDIATE));
+  EXPECT_THAT(Advance(T("10:14:59")), IsEmpty());
+  EXPECT_THAT(Advance(T("10:15")),
+              ElementsAre("attendance-overdue FIRING SUPERVISOR 2024-09-07T10:15:00Z V1/I1 [g1]"));
+  EXPECT_THAT(Apply(Ev("ar").At("10:20").UnitArrived()),
+              ElementsAre("attendance-overdue RESOLVED SUPERVISOR 2024-09-07T10:20:00Z V1/I1 [g1 ar]"));
+}
+
+TEST_F(RulesTest, AttendanceOverdueForPriorityAt60MinutesAndNoneForScheduled) {
+  Apply(Ev("g1").At("10:00").Graded(IncidentGraded::PRIORITY));
+  Apply(Ev("g2").At("10:00").Incident("I2").Graded(IncidentGraded::SCHEDULED));
+  EXPECT_THAT(Advance(T("10:59:59")), IsEmpty());
+  EXPECT_THAT(Advance(T("11:00")),
+              ElementsAre("attendance-overdue FIRING SUPERVISOR 2024-09-07T11:00:00Z V1/I1 [g1]"));
+}
+
+TEST_F(RulesTest, ArrivalAtTheDeadlineIsInTimeAndRegradingRestartsTheClock) {
+  Apply(Ev("g1").At("10:00").Graded(IncidentGraded::PRIORITY));
+  Apply(Ev("g2").At("10:30").Graded(IncidentGraded::IMMEDIATE));
+  EXPECT_THAT(Advance(T("10:44:59")), IsEmpty());
+  EXPECT_THAT(Apply(Ev("ar").At("10:45").UnitArrived()), IsEmpty());
+  EXPECT_THAT(Advance(T("12:00")), IsEmpty());
+}
+
+// --- risk-assessment-overdue and closed-without-assessment ---------------------------
+
+TEST_F(RulesTest, RiskAssessmentOverdue24HoursAfterTheFirstCall) {
+  Only("risk-assessment-overdue");
+  Apply(Ev("c1").At("10:00").Call());
+  Apply(Ev("c2").At("11:00").Call());
+  EXPECT_THAT(Advance(T("09:59:59", 1)), IsEmpty());
+  EXPECT_THAT(Advance(T("10:00", 1)),
+              ElementsAre("risk-assessment-overdue FIRING SUPERVISOR 2024-09-08T10:00:00Z V1/I1 [c1]"));
+  EXPECT_THAT(Apply(Ev("r1").At("10:05", 1).Assessed(RiskAssessed::MEDIUM)),
+              ElementsAre("risk-assessment-overdue RESOLVED SUPERVISOR 2024-09-08T10:05:00Z V1/I1 [c1 r1]"));
+}
+
+TEST_F(RulesTest, NoRiskAssessmentDeadlineForANonDomesticIncidentOrAnAssessedOne) {
+  Only("risk-assessment-overdue");
+  Apply(Ev("c1").At("10:00").Call(false));
+  Apply(Ev("c2").At("10:00").Incident("I2").Call());
+  Apply(Ev("r2").At("10:00", 1).Incident("I2").Assessed(RiskAssessed::STANDARD));
+  EXPECT_THAT(Advance(T("10:00", 5)), IsEmpty());
+}
+
+TEST_F(RulesTest, ClosedWithoutAssessmentFiresAtOnce) {
+  Only("closed-without-assessment");
+  Apply(Ev("c1").At("10:00").Call());
+  EXPECT_THAT(Apply(Ev("x1").At("10:40").Closed()),
+              ElementsAre("closed-without-assessment FIRING SUPERVISOR 2024-09-07T10:40:00Z V1/I1 [c1 x1]"));
+  EXPECT_THAT(Apply(Ev("r1").At("10:45").Assessed(RiskAssessed::HIGH)),
+              ElementsAre("closed-without-assessment RESOLVED SUPERVISOR 2024-09-07T10:45:00Z V1/I1 [c1 x1 r1]"));
+}
+
+TEST_F(RulesTest, ClosingAnAssessedOrNonDomesticIncidentRaisesNothing) {
+  Only("closed-without-assessment");
+  Apply(Ev("c1").At("10:00").Call());
+  Apply(Ev("r1").At("10:20").Assessed(RiskAssessed::STANDARD));
+  EXPECT_THAT(Apply(Ev("x1").At("10:40").Closed()), IsEmpty());
+  Apply(Ev("c2").At("10:00").Incident("I2").Call(false));
+  EXPECT_THAT(Apply(Ev("x2").At("10:40").Incident("I2").Closed()), IsEmpty());
+}
+
+// --- marac-referral-overdue --------------------------------------------------------
+
+TEST_F(RulesTest, MaracReferralOverdue72HoursAfterAHighAssessment) {
+  Apply(Ev("r1").At("10:00").Assessed(RiskAssessed::HIGH));
+  EXPECT_THAT(Advance(T("09:59:59", 3)), IsEmpty());
+  EXPECT_THAT(Advance(T("10:00", 3)),
+              ElementsAre("marac-referral-overdue FIRING SUPERVISOR 2024-09-10T10:00:00Z V1/I1 [r1]"));
+  EXPECT_THAT(Apply(Ev("m1").At("11:00", 3).MaracReferred()),
+              ElementsAre("marac-referral-overdue RESOLVED SUPERVISOR 2024-09-10T11:00:00Z V1/I1 [r1 m1]"));
+}
+
+TEST_F(RulesTest, DashYesCountMakesAnAssessmentHighEvenWhenRecordedLower) {
+  Apply(Ev("r1").At("10:00").Assessed(RiskAssessed::MEDIUM, 14));
+  Apply(Ev("r2").At("10:00").Incident("I2").Assessed(RiskAssessed::MEDIUM, 13));
+  EXPECT_THAT(Advance(T("10:00", 3)),
+              ElementsAre("marac-referral-overdue FIRING SUPERVISOR 2024-09-10T10:00:00Z V1/I1 [r1]"));
+}
+
+TEST_F(RulesTest, ReferralInTimeMeansNoAlert) {
+  Apply(Ev("r1").At("10:00").Assessed(RiskAssessed::HIGH));
+  EXPECT_THAT(Apply(Ev("m1").At("10:00", 3).MaracReferred()), IsEmpty());
+  EXPECT_THAT(Advance(T("10:00", 30)), IsEmpty());
+}
+
+// --- disclosure-due-soon and disclosure-overdue ----------------------------------------
+
+TEST_F(RulesTest, DisclosureWarnsAtDay21AndBreachesAtDay28) {
+  Apply(Ev("d1").At("10:00").DisclosureRequested("APP1"));
+  EXPECT_THAT(Advance(T("09:59:59", 21)), IsEmpty());
+  EXPECT_THAT(Advance(T("10:00", 21)),
+              ElementsAre("disclosure-due-soon FIRING SUPERVISOR 2024-09-28T10:00:00Z V1/I1 [d1]"));
+  EXPECT_THAT(Apply(Ev("k1").At("11:00", 21).Ack(LastAlertId())),
+              ElementsAre("disclosure-due-soon ACKNOWLEDGED SUPERVISOR 2024-09-28T11:00:00Z V1/I1 [d1 k1]"));
+  EXPECT_THAT(Advance(T("09:59:59", 28)), IsEmpty());
+  EXPECT_THAT(Advance(T("10:00", 28)),
+              ElementsAre("disclosure-overdue FIRING INSPECTOR 2024-10-05T10:00:00Z V1/I1 [d1]"));
+  EXPECT_THAT(Advance(T("10:00", 29)),
+              ElementsAre("disclosure-overdue ESCALATED SUPERINTENDENT 2024-10-06T10:00:00Z V1/I1 [d1]"));
+  EXPECT_THAT(Apply(Ev("x1").At("12:00", 29).DisclosureDecided("APP1")),
+              ElementsAre("disclosure-due-soon RESOLVED SUPERVISOR 2024-10-06T12:00:00Z V1/I1 [d1 k1 x1]",
+                          "disclosure-overdue RESOLVED SUPERINTENDENT 2024-10-06T12:00:00Z V1/I1 [d1 x1]"));
+}
+
+TEST_F(RulesTest, DisclosureDecidedInTimeRaisesNothing) {
+  Apply(Ev("d1").At("10:00").DisclosureRequested("APP1"));
+  Apply(Ev("x1").At("10:00", 20).DisclosureDecided("APP1"));
+  EXPECT_THAT(Advance(T("10:00", 60)), IsEmpty());
+}
+
+// --- serial-perpetrator -----------------------------------------------------------
+
+TEST_F(RulesTest, SerialPerpetratorFiresOnTheSecondVictim) {
+  Only("serial-perpetrator");
+  EXPECT_THAT(Apply(Ev("c1").Victim("VA").Incident("IA").At("10:00", -100).Call(true, "S9")), IsEmpty());
+  EXPECT_THAT(Apply(Ev("c2").Victim("VA").Incident("IA2").At("10:00", -50).Call(true, "S9")), IsEmpty());
+  EXPECT_THAT(Apply(Ev("c3").Victim("VB").Incident("IB").At("10:00").Call(true, "S9")),
+              ElementsAre("serial-perpetrator FIRING INSPECTOR 2024-09-07T10:00:00Z VB/IB [c2 c3]"));
+  EXPECT_EQ(last_[0].suspect_id(), "S9");
+}
+
+TEST_F(RulesTest, SerialPerpetratorNeedsDomesticAbuseCallsWithinTheWindow) {
+  Only("serial-perpetrator");
+  Apply(Ev("c1").Victim("VA").At("09:59:59", -365).Call(true, "S9"));
+  Apply(Ev("c2").Victim("VC").At("10:00", -10).Call(false, "S9"));
+  EXPECT_THAT(Apply(Ev("c3").Victim("VB").At("10:00").Call(true, "S9")), IsEmpty());
+}
+
+// --- duplicates and order ---------------------------------------------------------
+
+TEST_F(RulesTest, DuplicateEventIsAppliedOnce) {
+  Apply(Ev("c1").At("09:00").Call(false));
+  EXPECT_THAT(Apply(Ev("c1").At("09:00").Call(false)), IsEmpty());
+  EXPECT_EQ(processor_.FindVictim("V1")->calls_size(), 1);
+}
+
+TEST_F(RulesTest, SameEventIdWithOtherContentIsAConflict) {
+  Apply(Ev("c1").At("09:00").Call(false));
+  std::vector<v1::Alert> out;
+  EXPECT_EQ(processor_.Apply(Ev("c1").At("09:05").Call(false), &out).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(out, IsEmpty());
+}
+
+TEST_F(RulesTest, LateCallCountsInTheWindowItBelongsTo) {
+  Only("repeat-calls");
+  Apply(Ev("c2").At("12:00").Call(false));
+  EXPECT_THAT(Apply(Ev("c1").At("09:00").Call(false)),
+              ElementsAre("repeat-calls FIRING SUPERVISOR 2024-09-07T12:00:00Z V1/I1 [c1 c2]"));
+}
+
+TEST_F(RulesTest, LateEventWhoseDeadlineHasPassedFiresAtTheDeadline) {
+  Apply(Ev("x").Victim("V2").At("15:00").Call(false));
+  EXPECT_THAT(Apply(Ev("a1").At("10:00").ArrestRequested("R1")),
+              ElementsAre("arrest-overdue FIRING SUPERVISOR 2024-09-07T11:00:00Z V1/I1 [a1]",
+                          "arrest-overdue ESCALATED INSPECTOR 2024-09-07T11:10:00Z V1/I1 [a1]",
+                          "arrest-overdue ESCALATED SUPERINTENDENT 2024-09-07T11:20:00Z V1/I1 [a1]"));
+}
+
+class DisabledRuleTest : public RulesTest {
+ protected:
+  static RulesConfig Rules() {
+    RulesConfig c = RulesConfig::Defaults();
+    c.mutable_rule(RuleId::kRepeatCalls).enabled = false;
+    c.mutable_rule(RuleId::kRiskAssessmentOverdue).deadline = 2 * kMicrosPerHour;
+    return c;
+  }
+  DisabledRuleTest() : RulesTest(Rules()) {}
+};
+
+TEST_F(DisabledRuleTest, ConfigurationChangesWhatFiresAndWhen) {
+  Apply(Ev("c1").At("09:00").Call());
+  EXPECT_THAT(Apply(Ev("c2").At("10:00").Call()), IsEmpty());
+  EXPECT_THAT(Advance(T("11:00")),
+              ElementsAre("risk-assessment-overdue FIRING SUPERVISOR 2024-09-07T11:00:00Z V1/I1 [c1]"));
+}
+
+TEST(AlertIdTest, IdsAreDeterministicAndDistinct) {
+  auto run = [] {
+    Engine engine(RulesConfig::Defaults());
+    Processor p(&engine);
+    std::vector<v1::Alert> out;
+    EXPECT_TRUE(p.Apply(Ev("c1").At("09:00").Call(false), &out).ok());
+    EXPECT_TRUE(p.Apply(Ev("c2").At("10:00").Incident("I2").Call(false), &out).ok());
+    EXPECT_TRUE(p.Apply(Ev("c3").At("10:05").Incident("I3").Call(false), &out).ok());
+    return out;
+  };
+  auto a = run();
+  auto b = run();
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(a[0].alert_id(), b[0].alert_id());
+  EXPECT_NE(a[0].alert_id(), a[1].alert_id());
+  EXPECT_FALSE(a[0].reason().empty());
+  EXPECT_EQ(a[0].threshold(), "2 calls in 24h");
+}
+
+}  // namespace
+}  // namespace vigil

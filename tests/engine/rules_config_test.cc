@@ -1,0 +1,84 @@
+#include "services/escalation/engine/rules_config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace vigil {
+namespace {
+
+using ::testing::HasSubstr;
+
+absl::Status ParseError(const std::string& yaml) { return ParseRulesYaml(yaml, "test.yaml").status(); }
+
+TEST(RulesConfigTest, ShippedFileEqualsDomainDefaults) {
+  auto shipped = LoadRulesFile(VIGIL_SOURCE_DIR "/deploy/config/rules.yaml");
+  ASSERT_TRUE(shipped.ok()) << shipped.status();
+  const RulesConfig defaults = RulesConfig::Defaults();
+  for (int i = 0; i < kRuleCount; ++i) {
+    const RuleId id = static_cast<RuleId>(i);
+    const RuleSettings& a = shipped->rule(id);
+    const RuleSettings& b = defaults.rule(id);
+    EXPECT_EQ(a.level, b.level) << RuleName(id);
+    EXPECT_EQ(a.acknowledge_within, b.acknowledge_within) << RuleName(id);
+    EXPECT_EQ(a.count, b.count) << RuleName(id);
+    EXPECT_EQ(a.window, b.window) << RuleName(id);
+    EXPECT_EQ(a.deadline, b.deadline) << RuleName(id);
+    EXPECT_EQ(a.immediate_deadline, b.immediate_deadline) << RuleName(id);
+    EXPECT_EQ(a.priority_deadline, b.priority_deadline) << RuleName(id);
+    EXPECT_EQ(a.markers, b.markers) << RuleName(id);
+    EXPECT_TRUE(a.enabled);
+  }
+  EXPECT_EQ(shipped->dash_high_yes_count(), 14u);
+}
+
+TEST(RulesConfigTest, DefaultsAreDomainMd) {
+  const RulesConfig c = RulesConfig::Defaults();
+  EXPECT_EQ(c.Threshold(RuleId::kRepeatCalls), "2 calls in 24h");
+  EXPECT_EQ(c.Threshold(RuleId::kPotentialEscalation), "3 domestic-abuse incidents in 365d");
+  EXPECT_EQ(c.Threshold(RuleId::kSerialPerpetrator), "2 victims in 365d");
+  EXPECT_EQ(c.Threshold(RuleId::kAttendanceOverdue), "IMMEDIATE 15m, PRIORITY 1h");
+  EXPECT_EQ(c.rule(RuleId::kDisclosureOverdue).level, v1::INSPECTOR);
+  EXPECT_EQ(c.rule(RuleId::kMaracReferralOverdue).acknowledge_within, 24 * kMicrosPerHour);
+  EXPECT_EQ(c.rule(RuleId::kArrestDeferred).acknowledge_within, 10 * kMicrosPerMinute);
+}
+
+TEST(RulesConfigTest, OverridesReplaceOnlyWhatTheyName) {
+  auto c = ParseRulesYaml("rules:\n  repeat-calls:\n    count: 3\n    window: 12h\n", "x");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->rule(RuleId::kRepeatCalls).count, 3u);
+  EXPECT_EQ(c->rule(RuleId::kRepeatCalls).window, 12 * kMicrosPerHour);
+  EXPECT_EQ(c->rule(RuleId::kRepeatCalls).acknowledge_within, 10 * kMicrosPerMinute);
+  EXPECT_EQ(c->rule(RuleId::kPotentialEscalation).count, 3u);
+}
+
+TEST(RulesConfigTest, ErrorsNameTheRuleAndTheField) {
+  absl::Status s = ParseError("rules:\n  repeat-calls:\n    window: soon\n");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("test.yaml: rule 'repeat-calls', field 'window': not a duration: 'soon'"));
+
+  EXPECT_THAT(ParseError("rules:\n  arrest-overdue:\n    count: 2\n").message(),
+              HasSubstr("rule 'arrest-overdue', field 'count': not a setting of this rule"));
+  EXPECT_THAT(ParseError("rules:\n  repeat-call:\n    count: 2\n").message(), HasSubstr("unknown rule 'repeat-call'"));
+  EXPECT_THAT(ParseError("rules:\n  disclosure-overdue:\n    level: SERGEANT\n").message(),
+              HasSubstr("rule 'disclosure-overdue', field 'level': unknown level 'SERGEANT'"));
+  EXPECT_THAT(ParseError("rules:\n  repeat-calls:\n    count: 0\n").message(),
+              HasSubstr("rule 'repeat-calls', field 'count'"));
+  EXPECT_THAT(ParseError("rules:\n  attendance-overdue:\n    deadlines: {URGENT: 5m}\n").message(),
+              HasSubstr("rule 'attendance-overdue', field 'deadlines.URGENT': unknown grade"));
+  EXPECT_THAT(ParseError("rules:\n  marker-on-call:\n    markers: [KNIVES]\n").message(),
+              HasSubstr("rule 'marker-on-call', field 'markers': unknown marker 'KNIVES'"));
+  EXPECT_THAT(ParseError("rules:\n  repeat-calls:\n    acknowledge_within: 0m\n").message(),
+              HasSubstr("field 'acknowledge_within': must be more than zero"));
+  EXPECT_THAT(ParseError("rules: [\n").message(), HasSubstr("test.yaml: not valid YAML: line"));
+  EXPECT_THAT(ParseError("rulez: {}\n").message(), HasSubstr("unknown section 'rulez'"));
+}
+
+TEST(RulesConfigTest, MissingFileIsNotFound) {
+  EXPECT_EQ(LoadRulesFile("/nonexistent/rules.yaml").status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace vigil

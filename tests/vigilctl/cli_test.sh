@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# vigilctl replay as a case reviewer uses it: standard input, --until, and
+# what a bad line, a bad flag or a bad rules file does.
+#   cli_test.sh VIGILCTL
+set -uo pipefail
+vigilctl=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+check() {  # check NAME CONDITION...
+  local name=$1; shift
+  if "$@"; then echo "ok: $name"; else echo "FAIL: $name"; failures=$((failures + 1)); fi
+}
+
+call() {  # call ID TIME: a non-domestic call for victim V1
+  printf '{"event_id":"%s","victim_id":"V1","occurred_at":"%s","incident_id":"I1","call_received":{"caller_role":"VICTIM"}}\n' "$1" "$2"
+}
+
+# Two calls from standard input raise repeat-calls; --until lets it escalate twice.
+{ call c1 2024-09-07T09:00:00Z; call c2 2024-09-07T10:00:00Z; } >"$tmp/two.jsonl"
+"$vigilctl" replay --events - <"$tmp/two.jsonl" >"$tmp/out" 2>"$tmp/err"
+check "stdin replay exits 0" [ $? -eq 0 ]
+check "one transition without --until" [ "$(wc -l <"$tmp/out")" -eq 1 ]
+check "it is repeat-calls, snake_case JSON" grep -q '"rule":"repeat-calls".*"evidence_event_ids":\["c1","c2"\]' "$tmp/out"
+"$vigilctl" replay --events "$tmp/two.jsonl" --until 2024-09-07T11:00:00Z >"$tmp/out"
+check "--until fires the escalations" [ "$(grep -c '"state":"ESCALATED"' "$tmp/out")" -eq 2 ]
+"$vigilctl" replay --events "$tmp/two.jsonl" --text >"$tmp/out"
+check "--text prints a readable line" grep -q 'FIRING .*repeat-calls .*victim V1, incident I1' "$tmp/out"
+
+# A bad third line: the alert from line 2 is out, then the run stops with the line number, status 2.
+{ call c1 2024-09-07T09:00:00Z; call c2 2024-09-07T10:00:00Z; echo '{"event_id":"c3","victim_id":"V1"}'; call c4 2024-09-07T10:30:00Z; } >"$tmp/bad.jsonl"
+"$vigilctl" replay --events "$tmp/bad.jsonl" >"$tmp/out" 2>"$tmp/err"
+status=$?
+check "bad line exits 2" [ $status -eq 2 ]
+check "bad line is named with its reason" grep -q 'line 3: occurred_at: required' "$tmp/err"
+check "output before the bad line stands, nothing after" [ "$(wc -l <"$tmp/out")" -eq 1 ]
+
+echo 'not json' >"$tmp/garbage.jsonl"
+"$vigilctl" replay --events "$tmp/garbage.jsonl" >"$tmp/out" 2>"$tmp/err"
+check "undecodable line exits 2" [ $? -eq 2 ]
+check "undecodable line is named" grep -q 'line 1: not a valid vigil.v1.Event in JSON' "$tmp/err"
+
+echo '{"event_id":"x","victim_id":"V1","occurred_at":"2024-09-07T09:00:00Z","incident_id":"I1","call_received":{},"colour":"red"}' >"$tmp/unknown.jsonl"
+"$vigilctl" replay --events "$tmp/unknown.jsonl" >"$tmp/out" 2>"$tmp/err"
+check "unknown field is refused" [ $? -eq 2 ]
+
+"$vigilctl" replay --events "$tmp/two.jsonl" --until tomorrow >"$tmp/out" 2>"$tmp/err"
+check "bad --until exits 2" [ $? -eq 2 ]
+check "bad --until is explained" grep -q -- '--until: not an RFC 3339 time' "$tmp/err"
+
+printf 'rules:\n  repeat-calls:\n    window: often\n' >"$tmp/rules.yaml"
+"$vigilctl" replay --events "$tmp/two.jsonl" --rules "$tmp/rules.yaml" >"$tmp/out" 2>"$tmp/err"
+check "bad rules file exits 2" [ $? -eq 2 ]
+check "bad rules file names rule and field" grep -q "rule 'repeat-calls', field 'window'" "$tmp/err"
+
+printf 'rules:\n  repeat-calls:\n    count: 3\n' >"$tmp/rules3.yaml"
+"$vigilctl" replay --events "$tmp/two.jsonl" --rules "$tmp/rules3.yaml" >"$tmp/out"
+check "rules file changes the threshold" [ ! -s "$tmp/out" ]
+
+"$vigilctl" replay --events "$tmp/missing.jsonl" >"$tmp/out" 2>"$tmp/err"
+check "missing events file fails" [ $? -ne 0 ]
+
+"$vigilctl" replay --events "$tmp/two.jsonl" | "$vigilctl" show >"$tmp/out"
+check "show renders alert JSONL" grep -q 'repeat-calls' "$tmp/out"
+
+"$vigilctl" >"$tmp/out" 2>&1
+check "no subcommand is a usage error" [ $? -eq 2 ]
+
+[ $failures -eq 0 ]
