@@ -190,7 +190,7 @@ class Step {
     if (deadline != kNoDeadline) *a.mutable_deadline() = ToTimestamp(deadline);
     a.set_reason(reason);
     for (const auto& id : evidence) *a.add_evidence_event_ids() = id;
-    a.set_threshold(rules_.Threshold(rule));
+    a.set_threshold(rules_.threshold(rule));
     a.set_force(v_.force());
     a.set_suspect_id(suspect_id);
     if (settings.level < v1::SUPERINTENDENT) {
@@ -264,19 +264,21 @@ class Step {
   // Adds a deadline, keeping the list in (due, seq) order.
   Deadline& AddDeadline(Deadline::Kind kind, RuleId rule, const std::string& key,
                         const std::string& incident_id, Micros due) {
-    Deadline d;
-    d.set_due(due);
-    d.set_kind(kind);
-    d.set_rule(std::string(RuleName(rule)));
-    d.set_key(key);
-    d.set_incident_id(incident_id);
-    d.set_seq(v_.next_seq());
-    v_.set_next_seq(v_.next_seq() + 1);
     auto* list = v_.mutable_deadlines();
-    int pos = list->size();
-    while (pos > 0 && list->Get(pos - 1).due() > due) --pos;
-    list->Add(std::move(d));
-    for (int i = list->size() - 1; i > pos; --i) list->SwapElements(i, i - 1);
+    // Built in place (on the state's arena), then moved into (due, seq) order.
+    Deadline* d = list->Add();
+    d->set_due(due);
+    d->set_kind(kind);
+    d->set_rule(std::string(RuleName(rule)));
+    d->set_key(key);
+    d->set_incident_id(incident_id);
+    d->set_seq(v_.next_seq());
+    v_.set_next_seq(v_.next_seq() + 1);
+    int pos = list->size() - 1;
+    while (pos > 0 && list->Get(pos - 1).due() > due) {
+      list->SwapElements(pos, pos - 1);
+      --pos;
+    }
     return *list->Mutable(pos);
   }
 

@@ -40,7 +40,7 @@ inline constexpr Micros kNoDeadline = INT64_MAX;
 
 class Engine {
  public:
-  explicit Engine(RulesConfig rules) : rules_(std::move(rules)) {}
+  explicit Engine(RulesConfig rules) : rules_(std::move(rules)) { rules_.Freeze(); }
 
   const RulesConfig& rules() const { return rules_; }
 

@@ -233,6 +233,10 @@ std::string RulesConfig::Threshold(RuleId id) const {
   }
 }
 
+void RulesConfig::Freeze() {
+  for (int i = 0; i < kRuleCount; ++i) thresholds_[i] = Threshold(static_cast<RuleId>(i));
+}
+
 absl::StatusOr<RulesConfig> ParseRulesYaml(absl::string_view yaml_text, absl::string_view source) {
   RulesConfig config = RulesConfig::Defaults();
   YAML::Node root;

@@ -71,9 +71,14 @@ class RulesConfig {
 
   // A sentence-sized description of the threshold a rule fires at, e.g. "2 calls in 24h".
   std::string Threshold(RuleId id) const;
+  // The same, as computed by Freeze(): what the engine puts on every alert.
+  const std::string& threshold(RuleId id) const { return thresholds_[static_cast<int>(id)]; }
+  // Computes the derived values above; the engine calls it once on construction.
+  void Freeze();
 
  private:
   std::array<RuleSettings, kRuleCount> rules_;
+  std::array<std::string, kRuleCount> thresholds_;
   uint32_t dash_high_yes_count_ = 14;
 };
 
