@@ -5,6 +5,7 @@
 #include <iosfwd>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "vigil/v1/alert.pb.h"
 
@@ -25,6 +26,52 @@ struct ReplayOptions {
 // Replays events (JSONL) in file order and writes each alert transition as it
 // happens. A bad line stops the run: its number and reason on `err`, exit 2.
 int Replay(const ReplayOptions& options, std::istream& in, std::ostream& out, std::ostream& err);
+
+struct KafkaOptions {
+  std::string brokers = "127.0.0.1:9092";
+  std::vector<std::string> properties;  // librdkafka KEY=VALUE, passed through
+};
+
+struct PublishOptions {
+  KafkaOptions kafka;
+  std::string topic = "vigil.events";
+  std::string events;     // JSONL file or "-"
+  bool validate = true;   // refuse invalid events before they reach the topic
+  bool shift_to_now = false;  // move every time so that the last event is now
+};
+// Publishes events (JSONL) to the events topic, keyed by victim_id, as protobuf.
+int Publish(const PublishOptions& options, std::istream& in, std::ostream& out, std::ostream& err);
+
+struct TailOptions {
+  KafkaOptions kafka;
+  std::string topic = "vigil.alerts";
+  bool from_beginning = false;
+  bool json = false;
+  size_t max = 0;      // stop after this many alerts; 0: no limit
+  int idle_ms = 0;     // stop after this long with nothing new; 0: never
+  bool dead_letters = false;  // the topic holds dead letters: print reason and source, not alerts
+};
+// Follows the alert topic as a read_committed consumer: one line per transition.
+int Tail(const TailOptions& options, std::ostream& out, std::ostream& err);
+
+struct DumpOptions {
+  KafkaOptions kafka;
+  std::string topic = "vigil.events";
+  int partition = 0;
+};
+// Writes one partition of the events topic (committed records) as JSONL, for offline replay.
+int Dump(const DumpOptions& options, std::ostream& out, std::ostream& err);
+
+struct TickOptions {
+  KafkaOptions kafka;
+  std::string topic = "vigil.events";
+  std::string at;  // RFC 3339
+};
+// Writes a clock tick at `at` to every partition of the events topic: the
+// log's own way to say "time has reached at" (like replay's --until).
+int Tick(const TickOptions& options, std::ostream& out, std::ostream& err);
+// Writes the synthetic force-scale stream the benchmarks use, as JSONL.
+int Synth(size_t events, size_t victims, uint64_t seed, std::ostream& out);
 
 // Reads alert transitions (JSONL) and writes one readable line for each.
 int Show(std::istream& in, std::ostream& out, std::ostream& err);

@@ -19,6 +19,47 @@ int main(int argc, char** argv) {
 
   CLI::App* show_cmd = app.add_subcommand("show", "Print alert transitions (JSONL on stdin) as readable lines");
 
+  auto add_kafka = [](CLI::App* cmd, vigil::ctl::KafkaOptions* k) {
+    cmd->add_option("--brokers", k->brokers, "Kafka bootstrap servers")->envname("VIGIL_BROKERS")->capture_default_str();
+    cmd->add_option("--kafka", k->properties, "librdkafka property KEY=VALUE (repeatable)");
+  };
+  vigil::ctl::PublishOptions publish;
+  CLI::App* publish_cmd = app.add_subcommand("publish", "Publish events (JSONL) to the events topic, keyed by victim");
+  add_kafka(publish_cmd, &publish.kafka);
+  publish_cmd->add_option("--events", publish.events, "Events file, or - for standard input")->required();
+  publish_cmd->add_option("--topic", publish.topic, "")->capture_default_str();
+  publish_cmd->add_flag("!--no-validate", publish.validate, "Publish even invalid events (to test dead-lettering)");
+  publish_cmd->add_flag("--shift-to-now", publish.shift_to_now, "Move all times forward so the last event is now");
+
+  vigil::ctl::TickOptions tick;
+  CLI::App* tick_cmd = app.add_subcommand("tick", "Move the clock of every events partition to a time");
+  add_kafka(tick_cmd, &tick.kafka);
+  tick_cmd->add_option("--topic", tick.topic, "")->capture_default_str();
+  tick_cmd->add_option("--at", tick.at, "RFC 3339 time")->required();
+
+  vigil::ctl::TailOptions tail;
+  CLI::App* tail_cmd = app.add_subcommand("tail", "Follow the alert topic (read_committed), one line per alert");
+  add_kafka(tail_cmd, &tail.kafka);
+  tail_cmd->add_option("--topic", tail.topic, "")->capture_default_str();
+  tail_cmd->add_flag("--from-beginning", tail.from_beginning, "Start at the oldest alert");
+  tail_cmd->add_flag("--json", tail.json, "JSON lines instead of readable lines");
+  tail_cmd->add_option("--max", tail.max, "Stop after this many alerts");
+  tail_cmd->add_option("--idle-ms", tail.idle_ms, "Stop after this long with nothing new");
+  tail_cmd->add_flag("--dead-letters", tail.dead_letters, "The topic holds dead letters: print their headers");
+
+  size_t synth_events = 10000, synth_victims = 1000;
+  uint64_t synth_seed = 42;
+  CLI::App* synth_cmd = app.add_subcommand("synth", "Write the synthetic test stream as JSONL");
+  synth_cmd->add_option("--events", synth_events, "")->capture_default_str();
+  synth_cmd->add_option("--victims", synth_victims, "")->capture_default_str();
+  synth_cmd->add_option("--seed", synth_seed, "")->capture_default_str();
+
+  vigil::ctl::DumpOptions dump;
+  CLI::App* dump_cmd = app.add_subcommand("dump", "Write one partition of the events topic as JSONL");
+  add_kafka(dump_cmd, &dump.kafka);
+  dump_cmd->add_option("--topic", dump.topic, "")->capture_default_str();
+  dump_cmd->add_option("--partition", dump.partition, "")->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -27,5 +68,10 @@ int main(int argc, char** argv) {
   }
   if (*replay_cmd) return vigil::ctl::Replay(replay, std::cin, std::cout, std::cerr);
   if (*show_cmd) return vigil::ctl::Show(std::cin, std::cout, std::cerr);
+  if (*publish_cmd) return vigil::ctl::Publish(publish, std::cin, std::cout, std::cerr);
+  if (*tail_cmd) return vigil::ctl::Tail(tail, std::cout, std::cerr);
+  if (*dump_cmd) return vigil::ctl::Dump(dump, std::cout, std::cerr);
+  if (*tick_cmd) return vigil::ctl::Tick(tick, std::cout, std::cerr);
+  if (*synth_cmd) return vigil::ctl::Synth(synth_events, synth_victims, synth_seed, std::cout);
   return vigil::ctl::kExitFailure;
 }

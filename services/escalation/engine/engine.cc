@@ -754,6 +754,7 @@ class Step {
       case Event::kIncidentClosed: OnClosed(e, t); break;
       case Event::kCrimeRecorded:
       case Event::kSafeguardingRecorded:
+      case Event::kClockTick:
       case Event::PAYLOAD_NOT_SET:
         break;  // recorded on the timeline; no rule waits for them
     }

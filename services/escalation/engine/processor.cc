@@ -50,10 +50,12 @@ void Processor::Collect(EngineOutput& output, std::vector<v1::Alert>* out) {
   output.transitions.clear();
   for (const auto& link : output.suspect_links) {
     state::SuspectState& suspect = suspects_[link.suspect_id()];
+    changed_suspects_.insert(link.suspect_id());
     std::vector<state::SuspectFinding> findings;
     engine_.ApplyLink(link, &suspect, &findings);
     for (const auto& finding : findings) {
       state::VictimState& victim = Victim(finding.victim_id());
+      changed_victims_.insert(finding.victim_id());
       const Micros before = Engine::NextDue(victim);
       EngineOutput finding_output;
       engine_.ApplyFinding(finding, &victim, &finding_output);
@@ -79,6 +81,7 @@ absl::Status Processor::Apply(const v1::Event& event, std::vector<v1::Alert>* ou
     return status;
   }
   if (output.duplicate) return absl::OkStatus();
+  changed_victims_.insert(event.victim_id());
   Reindex(victim, before);
   Collect(output, out);
   AdvanceTo(t, out);
@@ -94,6 +97,7 @@ void Processor::FireDue(Micros now, std::vector<v1::Alert>* out) {
   while (!due_.empty() && due_.begin()->first <= now) {
     const std::string victim_id = due_.begin()->second;
     state::VictimState& victim = *victims_.find(victim_id)->second.state;
+    changed_victims_.insert(victim_id);
     const Micros before = Engine::NextDue(victim);
     EngineOutput output;
     engine_.FireEarliest(now, &victim, &output);
@@ -101,6 +105,32 @@ void Processor::FireDue(Micros now, std::vector<v1::Alert>* out) {
     Collect(output, out);
   }
 }
+
+namespace {
+std::vector<std::string> TakeSorted(absl::flat_hash_set<std::string>& set) {
+  std::vector<std::string> ids(set.begin(), set.end());
+  std::sort(ids.begin(), ids.end());
+  set.clear();
+  return ids;
+}
+}  // namespace
+
+std::vector<std::string> Processor::TakeChangedVictims() { return TakeSorted(changed_victims_); }
+std::vector<std::string> Processor::TakeChangedSuspects() { return TakeSorted(changed_suspects_); }
+
+const state::SuspectState* Processor::FindSuspect(const std::string& suspect_id) const {
+  auto it = suspects_.find(suspect_id);
+  return it == suspects_.end() ? nullptr : &it->second;
+}
+
+void Processor::Load(const state::VictimState& v) {
+  state::VictimState& victim = Victim(v.victim_id());
+  const Micros before = Engine::NextDue(victim);
+  victim = v;
+  Reindex(victim, before);
+}
+
+void Processor::LoadSuspect(const state::SuspectState& s) { suspects_[s.suspect_id()] = s; }
 
 state::Snapshot Processor::TakeSnapshot() const {
   state::Snapshot snapshot;
@@ -123,12 +153,10 @@ void Processor::Restore(const state::Snapshot& snapshot) {
   suspects_.clear();
   due_.clear();
   stream_time_ = snapshot.stream_time();
-  for (const auto& v : snapshot.victims()) {
-    state::VictimState& victim = Victim(v.victim_id());
-    victim = v;
-    Reindex(victim, kNoDeadline);
-  }
-  for (const auto& s : snapshot.suspects()) suspects_[s.suspect_id()] = s;
+  changed_victims_.clear();
+  changed_suspects_.clear();
+  for (const auto& v : snapshot.victims()) Load(v);
+  for (const auto& s : snapshot.suspects()) LoadSuspect(s);
 }
 
 }  // namespace vigil

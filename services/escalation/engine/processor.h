@@ -17,6 +17,7 @@
 
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "google/protobuf/arena.h"
 #include "services/escalation/engine/engine.h"
@@ -43,6 +44,17 @@ class Processor {
   size_t victim_count() const { return victims_.size(); }
   const state::VictimState* FindVictim(const std::string& victim_id) const;
 
+  // Ids of the victims and suspects whose state changed since the last call
+  // (sorted), so that a store writes only those; the lists are cleared.
+  std::vector<std::string> TakeChangedVictims();
+  std::vector<std::string> TakeChangedSuspects();
+  const state::SuspectState* FindSuspect(const std::string& suspect_id) const;
+
+  // Adds stored state, as when a partition is loaded. Not marked changed.
+  void Load(const state::VictimState& victim);
+  void LoadSuspect(const state::SuspectState& suspect);
+  void set_stream_time(Micros t) { stream_time_ = t; }
+
   // Everything held, victims and suspects sorted by id: equal state gives equal bytes.
   state::Snapshot TakeSnapshot() const;
   // Replaces everything held with a snapshot's content.
@@ -68,6 +80,8 @@ class Processor {
   // (earliest deadline, victim id) of every victim with a pending deadline.
   absl::btree_set<std::pair<Micros, std::string>> due_;
   Micros stream_time_ = INT64_MIN;
+  absl::flat_hash_set<std::string> changed_victims_;
+  absl::flat_hash_set<std::string> changed_suspects_;
 };
 
 // Deterministic bytes of a message (sorted map keys): equal messages, equal bytes.

@@ -150,6 +150,8 @@ absl::Status CheckPayload(const Event& e) {
                      e.escalation_acknowledged().acknowledged_by(), true);
     case Event::kIncidentClosed:
       return CheckId("incident_id", e.incident_id(), true);
+    case Event::kClockTick:
+      return Invalid("clock_tick", "written by vigild only, on the key __clock__");
     case Event::PAYLOAD_NOT_SET:
       break;
   }

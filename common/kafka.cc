@@ -1,0 +1,161 @@
+#include "common/kafka.h"
+
+#include <chrono>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "librdkafka/rdkafka.h"
+
+namespace vigil {
+
+absl::StatusOr<std::unique_ptr<RdKafka::Conf>> MakeKafkaConf(const KafkaProps& props) {
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  std::string err;
+  for (const auto& [k, v] : props) {
+    if (conf->set(k, v, err) != RdKafka::Conf::CONF_OK) {
+      return absl::InvalidArgumentError(absl::StrCat("Kafka property '", k, "': ", err));
+    }
+  }
+  return conf;
+}
+
+namespace {
+
+// A bare C handle for admin calls.
+struct AdminHandle {
+  rd_kafka_t* rk = nullptr;
+  ~AdminHandle() {
+    if (rk) rd_kafka_destroy(rk);
+  }
+};
+
+absl::StatusOr<rd_kafka_t*> NewAdmin(const KafkaProps& props) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[512];
+  for (const auto& [k, v] : props) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      return absl::InvalidArgumentError(absl::StrCat("Kafka property '", k, "': ", err));
+    }
+  }
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+  if (rk == nullptr) return absl::InvalidArgumentError(absl::StrCat("Kafka client: ", err));
+  return rk;
+}
+
+}  // namespace
+
+absl::Status EnsureTopics(const KafkaProps& props, const std::vector<TopicSpec>& topics, int timeout_ms) {
+  auto rk = NewAdmin(props);
+  if (!rk.ok()) return rk.status();
+  AdminHandle admin{*rk};
+  std::vector<rd_kafka_NewTopic_t*> news;
+  char err[512];
+  for (const auto& t : topics) {
+    rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(t.name.c_str(), t.partitions, -1, err, sizeof(err));
+    if (nt == nullptr) return absl::InvalidArgumentError(absl::StrCat("topic ", t.name, ": ", err));
+    for (const auto& [k, v] : t.config) rd_kafka_NewTopic_set_config(nt, k.c_str(), v.c_str());
+    news.push_back(nt);
+  }
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(admin.rk);
+  rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(admin.rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_operation_timeout(options, timeout_ms, err, sizeof(err));
+  rd_kafka_AdminOptions_set_request_timeout(options, timeout_ms, err, sizeof(err));
+  rd_kafka_CreateTopics(admin.rk, news.data(), news.size(), options, queue);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, timeout_ms + 2000);
+  absl::Status status = absl::OkStatus();
+  if (event == nullptr) {
+    status = absl::UnavailableError("Kafka did not answer the request to create topics");
+  } else if (rd_kafka_event_error(event)) {
+    status = absl::UnavailableError(absl::StrCat("creating topics: ", rd_kafka_event_error_string(event)));
+  } else {
+    const rd_kafka_CreateTopics_result_t* result = rd_kafka_event_CreateTopics_result(event);
+    size_t n = 0;
+    const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(result, &n);
+    for (size_t i = 0; i < n; ++i) {
+      rd_kafka_resp_err_t e = rd_kafka_topic_result_error(results[i]);
+      if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        status = absl::UnavailableError(absl::StrCat("creating topic ", rd_kafka_topic_result_name(results[i]), ": ",
+                                                     rd_kafka_err2str(e)));
+      }
+    }
+  }
+  if (event) rd_kafka_event_destroy(event);
+  rd_kafka_AdminOptions_destroy(options);
+  rd_kafka_queue_destroy(queue);
+  for (auto* nt : news) rd_kafka_NewTopic_destroy(nt);
+  return status;
+}
+
+absl::StatusOr<int> PartitionCount(const KafkaProps& props, const std::string& topic, int timeout_ms) {
+  auto rk = NewAdmin(props);
+  if (!rk.ok()) return rk.status();
+  AdminHandle admin{*rk};
+  rd_kafka_topic_t* t = rd_kafka_topic_new(admin.rk, topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t e = rd_kafka_metadata(admin.rk, 0, t, &md, timeout_ms);
+  rd_kafka_topic_destroy(t);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return absl::UnavailableError(absl::StrCat("Kafka metadata for ", topic, ": ", rd_kafka_err2str(e)));
+  }
+  int count = -1;
+  for (int i = 0; i < md->topic_cnt; ++i) {
+    if (md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) count = md->topics[i].partition_cnt;
+  }
+  rd_kafka_metadata_destroy(md);
+  if (count <= 0) return absl::NotFoundError(absl::StrCat("topic ", topic, " does not exist"));
+  return count;
+}
+
+absl::StatusOr<std::map<std::string, uint64_t>> ReadProgress(const KafkaProps& props, const std::string& topic,
+                                                             int timeout_ms) {
+  auto partitions = PartitionCount(props, topic, timeout_ms);
+  if (!partitions.ok()) return partitions.status();
+  KafkaProps p = props;
+  p.emplace_back("group.id", "vigil-progress-reader");
+  p.emplace_back("enable.auto.commit", "false");
+  p.emplace_back("isolation.level", "read_committed");
+  p.emplace_back("enable.partition.eof", "true");
+  auto conf = MakeKafkaConf(p);
+  if (!conf.ok()) return conf.status();
+  std::string err;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), err));
+  if (!consumer) return absl::InvalidArgumentError(absl::StrCat("Kafka consumer: ", err));
+  std::vector<RdKafka::TopicPartition*> tps;
+  int open = 0;
+  for (int i = 0; i < *partitions; ++i) {
+    int64_t low = 0, high = 0;
+    if (consumer->query_watermark_offsets(topic, i, &low, &high, timeout_ms) != RdKafka::ERR_NO_ERROR) {
+      for (auto* tp : tps) delete tp;
+      return absl::UnavailableError(absl::StrCat("reading ", topic, ": watermarks unavailable"));
+    }
+    if (high > low) {
+      tps.push_back(RdKafka::TopicPartition::create(topic, i, RdKafka::Topic::OFFSET_BEGINNING));
+      ++open;
+    }
+  }
+  std::map<std::string, uint64_t> progress;
+  if (open > 0) consumer->assign(tps);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (open > 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      for (auto* tp : tps) delete tp;
+      consumer->close();
+      return absl::UnavailableError(absl::StrCat("reading ", topic, ": timed out"));
+    }
+    std::unique_ptr<RdKafka::Message> m(consumer->consume(200));
+    if (m->err() == RdKafka::ERR__PARTITION_EOF) {
+      --open;
+    } else if (m->err() == RdKafka::ERR_NO_ERROR && m->key() != nullptr) {
+      uint64_t v = 0;
+      if (absl::SimpleAtoi(absl::string_view(static_cast<const char*>(m->payload()), m->len()), &v)) {
+        progress[*m->key()] = v;
+      }
+    }
+  }
+  for (auto* tp : tps) delete tp;
+  consumer->close();
+  return progress;
+}
+
+}  // namespace vigil

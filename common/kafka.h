@@ -1,0 +1,43 @@
+// The Kafka seam: configuration, topic creation and small helpers over
+// librdkafka, with its errors translated to statuses here.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "librdkafka/rdkafkacpp.h"
+
+namespace vigil {
+
+// librdkafka properties, in order; later ones win. Any property passes through
+// (security.protocol, ssl.*, sasl.* included).
+using KafkaProps = std::vector<std::pair<std::string, std::string>>;
+
+// A global configuration with the properties set. INVALID_ARGUMENT naming the property otherwise.
+absl::StatusOr<std::unique_ptr<RdKafka::Conf>> MakeKafkaConf(const KafkaProps& props);
+
+struct TopicSpec {
+  std::string name;
+  int partitions = 4;
+  std::map<std::string, std::string> config;
+};
+
+// Creates the topics that do not exist yet (replication factor 1 unless the
+// broker's default says otherwise). UNAVAILABLE when the broker cannot be reached.
+absl::Status EnsureTopics(const KafkaProps& props, const std::vector<TopicSpec>& topics, int timeout_ms);
+
+// How many partitions a topic has. NOT_FOUND when it does not exist.
+absl::StatusOr<int> PartitionCount(const KafkaProps& props, const std::string& topic, int timeout_ms);
+
+// Reads a compacted progress topic (committed records only) to its end: for
+// each key, the last value as a number.
+absl::StatusOr<std::map<std::string, uint64_t>> ReadProgress(const KafkaProps& props, const std::string& topic,
+                                                              int timeout_ms);
+
+}  // namespace vigil

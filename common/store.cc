@@ -1,0 +1,72 @@
+#include "common/store.h"
+
+#include "absl/strings/str_cat.h"
+#include "rocksdb/options.h"
+
+namespace vigil {
+
+absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  const std::string message = absl::StrCat(what, ": ", s.ToString());
+  if (s.IsCorruption()) return absl::DataLossError(message);
+  if (s.IsIOError() || s.IsNoSpace() || s.IsTimedOut() || s.IsBusy()) return absl::UnavailableError(message);
+  if (s.IsNotFound()) return absl::NotFoundError(message);
+  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(message);
+  return absl::InternalError(message);
+}
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.paranoid_checks = true;
+  options.compression = rocksdb::kNoCompression;
+  options.IncreaseParallelism(2);
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(options, path, &db);
+  if (s.IsCorruption()) {
+    return absl::DataLossError(absl::StrCat(
+        "the state in ", path, " is corrupt (", s.ToString(),
+        "). The Kafka log is the source of truth: stop vigild, move the directory aside, and start it with "
+        "an empty data directory to rebuild by replaying its partitions from the start."));
+  }
+  if (!s.ok()) return FromRocks(s, absl::StrCat("opening ", path));
+  return std::unique_ptr<Store>(new Store(std::unique_ptr<rocksdb::DB>(db)));
+}
+
+absl::StatusOr<std::optional<std::string>> Store::Get(absl::string_view key) const {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) return FromRocks(s, "reading state");
+  return value;
+}
+
+absl::Status Store::Write(rocksdb::WriteBatch* batch) {
+  rocksdb::WriteOptions options;
+  options.sync = true;
+  return FromRocks(db_->Write(options, batch), "writing state");
+}
+
+absl::Status Store::Scan(absl::string_view prefix,
+                         const std::function<bool(absl::string_view, absl::string_view)>& fn) const {
+  rocksdb::ReadOptions options;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options));
+  const rocksdb::Slice start(prefix.data(), prefix.size());
+  for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
+    if (!fn(absl::string_view(it->key().data(), it->key().size()),
+            absl::string_view(it->value().data(), it->value().size()))) {
+      break;
+    }
+  }
+  return FromRocks(it->status(), "scanning state");
+}
+
+absl::Status Store::DeletePrefix(absl::string_view prefix) {
+  std::string end(prefix);
+  end.push_back('\xff');
+  rocksdb::WriteBatch batch;
+  batch.DeleteRange(rocksdb::Slice(prefix.data(), prefix.size()), end);
+  return Write(&batch);
+}
+
+}  // namespace vigil

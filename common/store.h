@@ -1,0 +1,47 @@
+// The RocksDB seam: Vigil's state is a view of the Kafka log, kept here.
+// Library errors become statuses once, at this edge: Corruption is DATA_LOSS,
+// I/O errors (a full disk, a read-only directory) are UNAVAILABLE.
+// Thread-safe as RocksDB is: concurrent reads and writes are allowed.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "rocksdb/db.h"
+#include "rocksdb/write_batch.h"
+
+namespace vigil {
+
+class Store {
+ public:
+  // Opens (creating if absent) the database in `path`, checking for corruption.
+  // DATA_LOSS names the way to rebuild from the log.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
+
+  // The value, nullopt when absent.
+  absl::StatusOr<std::optional<std::string>> Get(absl::string_view key) const;
+
+  // Applies the batch atomically and durably (synced WAL): all of it or none.
+  absl::Status Write(rocksdb::WriteBatch* batch);
+
+  // Calls fn(key, value) for each key starting with prefix, in key order, until it returns false.
+  absl::Status Scan(absl::string_view prefix,
+                    const std::function<bool(absl::string_view, absl::string_view)>& fn) const;
+
+  // Deletes every key starting with prefix.
+  absl::Status DeletePrefix(absl::string_view prefix);
+
+ private:
+  explicit Store(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
+  std::unique_ptr<rocksdb::DB> db_;
+};
+
+// Translates a RocksDB status to an absl status, with `what` as context.
+absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what);
+
+}  // namespace vigil

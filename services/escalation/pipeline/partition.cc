@@ -1,0 +1,189 @@
+#include "services/escalation/pipeline/partition.h"
+
+#include <cstdio>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/fingerprint.h"
+#include "common/status_macros.h"
+
+namespace vigil {
+namespace {
+
+std::string BigEndian(uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    out[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string PartitionPrefix(int32_t partition) { return absl::StrFormat("e/%05d/", partition); }
+
+absl::StatusOr<std::vector<int32_t>> StoredPartitions(const Store& store) {
+  std::vector<int32_t> out;
+  VIGIL_RETURN_IF_ERROR(store.Scan("e/", [&](absl::string_view key, absl::string_view) {
+    int partition = 0;
+    // e/PPPPP/meta
+    if (key.size() == 12 && key.substr(7) == "/meta" && absl::SimpleAtoi(key.substr(2, 5), &partition)) {
+      out.push_back(partition);
+    }
+    return true;
+  }));
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<PartitionPipeline>> PartitionPipeline::Load(Store* store, const Engine* engine,
+                                                                           const Topics* topics,
+                                                                           int32_t partition) {
+  std::unique_ptr<PartitionPipeline> p(new PartitionPipeline(store, engine, topics, partition));
+  VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> meta, store->Get(p->prefix_ + "meta"));
+  if (meta && !p->meta_.ParseFromString(*meta)) {
+    return absl::DataLossError(absl::StrCat("partition ", partition, ": stored progress is unreadable"));
+  }
+  p->processor_.set_stream_time(meta ? p->meta_.stream_time() : INT64_MIN);
+  absl::Status bad;
+  VIGIL_RETURN_IF_ERROR(store->Scan(p->prefix_ + "v/", [&](absl::string_view, absl::string_view value) {
+    state::VictimState v;
+    if (!v.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      bad = absl::DataLossError(absl::StrCat("partition ", partition, ": a victim's stored state is unreadable"));
+      return false;
+    }
+    p->processor_.Load(v);
+    return true;
+  }));
+  VIGIL_RETURN_IF_ERROR(bad);
+  VIGIL_RETURN_IF_ERROR(store->Scan(p->prefix_ + "s/", [&](absl::string_view, absl::string_view value) {
+    state::SuspectState s;
+    if (!s.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      bad = absl::DataLossError(absl::StrCat("partition ", partition, ": a suspect's stored state is unreadable"));
+      return false;
+    }
+    p->processor_.LoadSuspect(s);
+    return true;
+  }));
+  VIGIL_RETURN_IF_ERROR(bad);
+  return p;
+}
+
+void PartitionPipeline::AddOutbox(const std::string& topic, const std::string& key, const std::string& value,
+                                  std::vector<std::pair<std::string, std::string>> headers) {
+  state::OutboxRecord r;
+  r.set_seq(meta_.outbox_seq() + 1);
+  meta_.set_outbox_seq(r.seq());
+  r.set_topic(topic);
+  r.set_key(key);
+  r.set_value(value);
+  for (auto& [k, v] : headers) (*r.mutable_headers())[k] = v;
+  pending_.Put(prefix_ + "o/" + BigEndian(r.seq()), DeterministicBytes(r));
+}
+
+void PartitionPipeline::DeadLetter(int64_t offset, absl::string_view key, absl::string_view value,
+                                   absl::string_view reason) {
+  AddOutbox(topics_.dead_letters, std::string(key), std::string(value),
+            {{kHeaderReason, std::string(reason)},
+             {kHeaderTopic, topics_.events},
+             {kHeaderPartition, absl::StrCat(partition_)},
+             {kHeaderOffset, absl::StrCat(offset)}});
+}
+
+void PartitionPipeline::Emit(const std::vector<v1::Alert>& alerts) {
+  for (const v1::Alert& a : alerts) {
+    const std::string bytes = DeterministicBytes(a);
+    pending_.Put(prefix_ + "a/" + a.alert_id(), bytes);
+    AddOutbox(topics_.alerts, a.victim_id(), bytes);
+    for (const std::string& route : topics_.routes) {
+      const size_t eq = route.find('=');
+      if (eq == std::string::npos) continue;
+      const std::string match = route.substr(0, eq);
+      const bool hit = absl::StartsWith(match, "force:") ? match.substr(6) == a.force()
+                                                          : match == v1::Level_Name(a.level());
+      if (hit) AddOutbox(route.substr(eq + 1), a.victim_id(), bytes);
+    }
+  }
+}
+
+void PartitionPipeline::Apply(int64_t offset, absl::string_view key, absl::string_view value) {
+  meta_.set_next_offset(offset + 1);
+  v1::Event event;
+  if (!event.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+    DeadLetter(offset, key, value, "INVALID_ARGUMENT: not a vigil.v1.Event (protobuf)");
+    return;
+  }
+  std::vector<v1::Alert> alerts;
+  if (event.has_clock_tick()) {
+    if (key != kClockKey || !event.has_occurred_at()) {
+      DeadLetter(offset, key, value, "INVALID_ARGUMENT: clock_tick: written by vigild only, on the key __clock__");
+      return;
+    }
+    processor_.AdvanceTo(ToMicros(event.occurred_at()), &alerts);
+    Emit(alerts);
+    return;
+  }
+  if (key != event.victim_id()) {
+    DeadLetter(offset, key, value, "INVALID_ARGUMENT: the record's key is not the event's victim_id");
+    return;
+  }
+  absl::Status status = processor_.Apply(event, &alerts);
+  Emit(alerts);  // deadlines that fired before a refused event stand
+  if (!status.ok()) {
+    DeadLetter(offset, key, value, status.ToString());
+    return;
+  }
+  std::string timeline_key = absl::StrCat(prefix_, "t/", event.victim_id());
+  timeline_key.push_back('\0');
+  timeline_key += BigEndian(static_cast<uint64_t>(ToMicros(event.occurred_at())) ^ (uint64_t{1} << 63));
+  timeline_key += event.event_id();
+  pending_.Put(timeline_key, std::string(value));
+}
+
+absl::Status PartitionPipeline::Commit() {
+  for (const std::string& id : processor_.TakeChangedVictims()) {
+    pending_.Put(prefix_ + "v/" + id, DeterministicBytes(*processor_.FindVictim(id)));
+  }
+  for (const std::string& id : processor_.TakeChangedSuspects()) {
+    pending_.Put(prefix_ + "s/" + id, DeterministicBytes(*processor_.FindSuspect(id)));
+  }
+  meta_.set_stream_time(processor_.stream_time());
+  pending_.Put(prefix_ + "meta", DeterministicBytes(meta_));
+  absl::Status s = store_.Write(&pending_);
+  pending_.Clear();
+  return s;
+}
+
+absl::StatusOr<std::vector<state::OutboxRecord>> PartitionPipeline::Unpublished() const {
+  std::vector<state::OutboxRecord> out;
+  absl::Status bad;
+  VIGIL_RETURN_IF_ERROR(store_.Scan(prefix_ + "o/", [&](absl::string_view, absl::string_view value) {
+    state::OutboxRecord r;
+    if (!r.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      bad = absl::DataLossError("an outbox record is unreadable");
+      return false;
+    }
+    if (r.seq() > meta_.published_seq()) out.push_back(std::move(r));
+    return true;
+  }));
+  VIGIL_RETURN_IF_ERROR(bad);
+  return out;
+}
+
+absl::Status PartitionPipeline::MarkPublished(uint64_t seq) {
+  if (seq <= meta_.published_seq()) return absl::OkStatus();
+  meta_.set_published_seq(seq);
+  rocksdb::WriteBatch batch;
+  batch.DeleteRange(prefix_ + "o/", prefix_ + "o/" + BigEndian(seq + 1));
+  batch.Put(prefix_ + "meta", DeterministicBytes(meta_));
+  return store_.Write(&batch);
+}
+
+std::string PartitionPipeline::StateDigest() const {
+  state::Snapshot snapshot = processor_.TakeSnapshot();
+  return Hex64(Fnv1a64(DeterministicBytes(snapshot)));
+}
+
+}  // namespace vigil

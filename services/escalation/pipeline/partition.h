@@ -1,0 +1,101 @@
+// One events partition's processing: the same Processor as offline replay,
+// with its state in RocksDB and its output in an outbox.
+//
+// Apply() takes consumed records in offset order; Commit() writes, in one
+// atomic RocksDB batch, the changed victims' and suspects' state, their
+// timeline entries, the latest transition of each alert, the new outbox
+// records (alert transitions and dead letters, numbered from 1 per partition
+// in processing order) and the next offset to consume. A crash before Commit
+// loses nothing: consumption resumes from the stored offset. The outbox is
+// published by the caller (see vigild's Publisher); MarkPublished() records it.
+//
+// Keys, per partition P (5 digits): e/P/meta, e/P/v/<victim>, e/P/s/<suspect>,
+// e/P/t/<victim>\0<occurred_at micros, big-endian><event_id>, e/P/a/<alert_id>,
+// e/P/o/<seq, big-endian>. A partition is dropped with one range delete.
+//
+// Not thread-safe: one thread drives a partition.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/store.h"
+#include "rocksdb/write_batch.h"
+#include "services/escalation/engine/processor.h"
+#include "vigil/v1/state.pb.h"
+
+namespace vigil {
+
+// Where output goes.
+struct Topics {
+  std::string events = "vigil.events";
+  std::string alerts = "vigil.alerts";
+  std::string dead_letters = "vigil.events.dlq";
+  std::string progress = "vigil.progress";
+  // Further topics for alerts: "LEVEL=topic" (e.g. INSPECTOR=vigil.alerts.inspector)
+  // or "force:NAME=topic"; an alert goes to every route it matches, as well as `alerts`.
+  std::vector<std::string> routes;
+};
+
+// Dead-letter headers.
+inline constexpr char kHeaderReason[] = "vigil-reason";
+inline constexpr char kHeaderTopic[] = "vigil-source-topic";
+inline constexpr char kHeaderPartition[] = "vigil-source-partition";
+inline constexpr char kHeaderOffset[] = "vigil-source-offset";
+inline constexpr char kClockKey[] = "__clock__";
+
+std::string PartitionPrefix(int32_t partition);
+
+// The partitions that have stored state.
+absl::StatusOr<std::vector<int32_t>> StoredPartitions(const Store& store);
+
+class PartitionPipeline {
+ public:
+  // Loads the partition's stored state. DATA_LOSS when it cannot be parsed.
+  static absl::StatusOr<std::unique_ptr<PartitionPipeline>> Load(Store* store, const Engine* engine,
+                                                                  const Topics* topics, int32_t partition);
+
+  // Applies one consumed record. Never fails: a record that cannot be decoded
+  // or applied becomes a dead letter with the reason.
+  void Apply(int64_t offset, absl::string_view key, absl::string_view value);
+
+  // Writes everything applied since the last Commit atomically (see above).
+  absl::Status Commit();
+
+  // Outbox records not yet known to be published, in seq order.
+  absl::StatusOr<std::vector<state::OutboxRecord>> Unpublished() const;
+  // Everything up to `seq` is published: forget it.
+  absl::Status MarkPublished(uint64_t seq);
+
+  int32_t partition() const { return partition_; }
+  int64_t next_offset() const { return meta_.next_offset(); }
+  uint64_t outbox_seq() const { return meta_.outbox_seq(); }
+  uint64_t published_seq() const { return meta_.published_seq(); }
+  Micros stream_time() const { return processor_.stream_time(); }
+  const Processor& processor() const { return processor_; }
+
+  // A digest of the partition's engine state (victims and suspects), for comparing a rebuild.
+  std::string StateDigest() const;
+
+ private:
+  PartitionPipeline(Store* store, const Engine* engine, const Topics* topics, int32_t partition)
+      : store_(*store), topics_(*topics), partition_(partition), prefix_(PartitionPrefix(partition)),
+        processor_(engine) {}
+
+  void AddOutbox(const std::string& topic, const std::string& key, const std::string& value,
+                 std::vector<std::pair<std::string, std::string>> headers = {});
+  void DeadLetter(int64_t offset, absl::string_view key, absl::string_view value, absl::string_view reason);
+  void Emit(const std::vector<v1::Alert>& alerts);
+
+  Store& store_;
+  const Topics& topics_;
+  const int32_t partition_;
+  const std::string prefix_;
+  Processor processor_;
+  state::PartitionMeta meta_;
+  rocksdb::WriteBatch pending_;  // timeline, alerts and outbox since the last Commit
+};
+
+}  // namespace vigil

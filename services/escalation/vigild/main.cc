@@ -1,0 +1,103 @@
+// vigild: Vigil's streaming service. Only wiring lives here: flags, logging,
+// signals, and the Service that does the work.
+#include <csignal>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "services/escalation/engine/rules_config.h"
+#include "services/escalation/vigild/service.h"
+#include "spdlog/spdlog.h"
+
+namespace {
+vigil::Service* g_service = nullptr;
+void OnSignal(int) {
+  if (g_service) g_service->Stop();
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vigild: consumes incident events from Kafka, keeps each victim's state in RocksDB, and "
+               "publishes escalation alerts to Kafka exactly once"};
+  app.set_config("--config", "", "Read options from this file (TOML or INI: brokers = \"...\")");
+  vigil::ServiceOptions o;
+  std::string brokers = "127.0.0.1:9092", rules, log_level = "info";
+  std::vector<std::string> kafka_props;
+  app.add_option("--brokers", brokers, "Kafka bootstrap servers")->envname("VIGIL_BROKERS")->capture_default_str();
+  app.add_option("--group", o.group, "Consumer group")->envname("VIGIL_GROUP")->capture_default_str();
+  app.add_option("--instance", o.instance, "This instance's id (its Kafka transactional.id); unique per instance")
+      ->envname("VIGIL_INSTANCE")->capture_default_str();
+  app.add_option("--data-dir", o.data_dir, "RocksDB directory")->envname("VIGIL_DATA_DIR")->capture_default_str();
+  app.add_option("--rules", rules, "Rules file (YAML); default: built-in defaults")->envname("VIGIL_RULES");
+  app.add_option("--events-topic", o.topics.events, "")->envname("VIGIL_EVENTS_TOPIC")->capture_default_str();
+  app.add_option("--alerts-topic", o.topics.alerts, "")->envname("VIGIL_ALERTS_TOPIC")->capture_default_str();
+  app.add_option("--dlq-topic", o.topics.dead_letters, "Dead letters")->envname("VIGIL_DLQ_TOPIC")->capture_default_str();
+  app.add_option("--progress-topic", o.topics.progress, "Outbox progress (compacted)")->capture_default_str();
+  app.add_option("--route", o.topics.routes, "More alert topics: LEVEL=topic or force:NAME=topic (repeatable)");
+  app.add_option("--partitions", o.partitions, "Partitions of topics vigild creates")->capture_default_str();
+  app.add_option("--tick-ms", o.tick_ms, "Clock tick interval; 0 turns ticks off")->capture_default_str();
+  app.add_option("--batch-max", o.batch_max, "Records per batch at most")->capture_default_str();
+  app.add_option("--batch-ms", o.batch_ms, "How long a batch waits for records")->capture_default_str();
+  app.add_option("--kafka", kafka_props, "librdkafka property KEY=VALUE, passed through (repeatable): "
+                                         "security.protocol, ssl.*, sasl.*, ...")
+      ->envname("VIGIL_KAFKA");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+  bool digest = false;
+  app.add_flag("--digest", digest, "Print each stored partition's progress and state digest, then exit (no Kafka)");
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_pattern("{\"ts\":\"%Y-%m-%dT%H:%M:%S.%eZ\",\"level\":\"%l\",\"msg\":\"%v\"}", spdlog::pattern_time_type::utc);
+  spdlog::set_level(spdlog::level::from_str(log_level));
+
+  o.kafka.emplace_back("bootstrap.servers", brokers);
+  for (const auto& kv : kafka_props) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos) {
+      std::cerr << "vigild: --kafka wants KEY=VALUE, got '" << kv << "'\n";
+      return 2;
+    }
+    o.kafka.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  absl::StatusOr<vigil::RulesConfig> config =
+      rules.empty() ? vigil::RulesConfig::Defaults() : vigil::LoadRulesFile(rules);
+  if (!config.ok()) {
+    std::cerr << "vigild: " << config.status().message() << "\n";
+    return 2;
+  }
+  const vigil::Engine engine(*std::move(config));
+  if (digest) {
+    auto store = vigil::Store::Open(o.data_dir);
+    if (!store.ok()) {
+      std::cerr << "vigild: " << store.status().message() << "\n";
+      return 3;
+    }
+    auto partitions = vigil::StoredPartitions(**store);
+    if (!partitions.ok()) {
+      std::cerr << "vigild: " << partitions.status().message() << "\n";
+      return 3;
+    }
+    for (int32_t p : *partitions) {
+      auto pipeline = vigil::PartitionPipeline::Load(store->get(), &engine, &o.topics, p);
+      if (!pipeline.ok()) {
+        std::cerr << "vigild: " << pipeline.status().message() << "\n";
+        return 3;
+      }
+      std::cout << "partition " << p << " next_offset " << (*pipeline)->next_offset() << " outbox_seq "
+                << (*pipeline)->outbox_seq() << " victims " << (*pipeline)->processor().victim_count()
+                << " digest " << (*pipeline)->StateDigest() << "\n";
+    }
+    return 0;
+  }
+  vigil::Service service(std::move(o), &engine);
+  g_service = &service;
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
+  absl::Status status = service.Run();
+  if (!status.ok()) {
+    spdlog::critical("event=exit status=\"{}\"", std::string(status.message()));
+    std::cerr << "vigild: " << status.message() << "\n";
+    return status.code() == absl::StatusCode::kDataLoss ? 3 : 1;
+  }
+  return 0;
+}

@@ -1,0 +1,73 @@
+// vigild's streaming loop: a consumer-group member on the events topic that
+// applies each batch through its partitions' pipelines, commits their state to
+// RocksDB, and publishes their outboxes in Kafka transactions.
+//
+// Exactly once, argued in docs/architecture.md: state, timeline, alerts,
+// outbox and consumed offsets are one atomic RocksDB batch; the outbox is
+// published in a transaction that also writes each partition's published seq to
+// the progress topic; on start (and on every assignment) the progress topic,
+// read committed, says how far each partition's outbox was published, and outbox
+// seqs are deterministic, so a crash or a rebuild neither loses nor repeats.
+//
+// Threads: Run() drives everything on the calling thread; Stop() may be called
+// from any thread (or a signal handler) and makes Run() return after a final
+// commit and publish.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "common/kafka.h"
+#include "common/store.h"
+#include "services/escalation/pipeline/partition.h"
+
+namespace vigil {
+
+struct ServiceOptions {
+  KafkaProps kafka;  // bootstrap.servers, security.*, ... passed through
+  std::string group = "vigild";
+  std::string instance = "vigild-0";  // transactional.id; one per running instance
+  std::string data_dir = "vigil-data";
+  Topics topics;
+  int partitions = 4;        // for the events topic, when vigild creates it
+  int tick_ms = 1000;        // clock ticks per owned partition; 0: none
+  int batch_max = 5000;      // records per batch at most
+  int batch_ms = 20;         // how long a batch may wait for records
+};
+
+class Service {
+ public:
+  Service(ServiceOptions options, const Engine* engine);
+  ~Service();
+
+  // Opens the store, creates missing topics, joins the group and runs until
+  // Stop(). Returns OK after a clean stop; an error when it cannot go on
+  // (DATA_LOSS for corrupt state, with the way to rebuild).
+  absl::Status Run();
+  void Stop() { stop_ = true; }
+
+ private:
+  class Rebalancer;
+  absl::Status Assign(const std::vector<int32_t>& partitions);
+  absl::Status Flush();  // commit every partition, then publish
+  absl::Status Publish();
+  void Tick();
+
+  ServiceOptions options_;
+  const Engine& engine_;
+  std::atomic<bool> stop_{false};
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  std::unique_ptr<RdKafka::Producer> producer_;  // transactional: outboxes
+  std::unique_ptr<RdKafka::Producer> ticker_;    // idempotent: clock ticks
+  std::unique_ptr<Rebalancer> rebalancer_;
+  std::map<int32_t, std::unique_ptr<PartitionPipeline>> pipelines_;
+  absl::Status rebalance_error_;
+  int64_t last_tick_ms_ = 0;
+  uint64_t events_ = 0, published_ = 0;
+};
+
+}  // namespace vigil

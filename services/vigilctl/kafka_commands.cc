@@ -1,0 +1,255 @@
+// vigilctl's Kafka subcommands: publish events, tail alerts, dump a topic.
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/jsonl.h"
+#include "common/kafka.h"
+#include "common/time_util.h"
+#include "services/escalation/pipeline/partition.h"
+#include "tests/testing/synthetic_stream.h"
+#include "services/escalation/engine/validate.h"
+#include "services/vigilctl/commands.h"
+
+namespace vigil::ctl {
+namespace {
+
+KafkaProps Props(const KafkaOptions& o) {
+  KafkaProps props = {{"bootstrap.servers", o.brokers}};
+  for (const auto& kv : o.properties) {
+    const auto eq = kv.find('=');
+    if (eq != std::string::npos) props.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  return props;
+}
+
+}  // namespace
+
+int Publish(const PublishOptions& options, std::istream& in, std::ostream& out, std::ostream& err) {
+  std::ifstream file;
+  std::istream* source = &in;
+  if (options.events != "-") {
+    file.open(options.events);
+    if (!file) {
+      err << "vigilctl publish: cannot read events file '" << options.events << "'\n";
+      return kExitFailure;
+    }
+    source = &file;
+  }
+  KafkaProps props = Props(options.kafka);
+  props.emplace_back("enable.idempotence", "true");
+  auto conf = MakeKafkaConf(props);
+  if (!conf.ok()) {
+    err << "vigilctl publish: " << conf.status().message() << "\n";
+    return kExitBadInput;
+  }
+  std::string error;
+  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf->get(), error));
+  if (!producer) {
+    err << "vigilctl publish: " << error << "\n";
+    return kExitFailure;
+  }
+  // Read and check everything first: a bad line publishes nothing.
+  std::vector<v1::Event> events;
+  std::vector<std::pair<size_t, std::string>> raw;  // (index, bytes) of lines published undecoded
+  std::string line;
+  for (size_t number = 1; std::getline(*source, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    v1::Event& event = events.emplace_back();
+    absl::Status s = ParseJsonLine(line, &event);
+    if (!s.ok() && !options.validate) {  // to test dead-lettering: the line's bytes as they are
+      raw.emplace_back(events.size() - 1, line);
+      continue;
+    }
+    if (s.ok() && options.validate) s = ValidateEvent(event);
+    if (!s.ok()) {
+      err << "vigilctl publish: line " << number << ": " << s.message() << "\n";
+      return kExitBadInput;
+    }
+  }
+  if (options.shift_to_now && !events.empty()) {
+    Micros last = INT64_MIN;
+    for (const auto& e : events) last = std::max(last, ToMicros(e.occurred_at()));
+    const Micros now = std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::system_clock::now().time_since_epoch()).count();
+    const Micros delta = (now - last) / kMicrosPerSecond * kMicrosPerSecond;
+    for (auto& e : events) {
+      *e.mutable_occurred_at() = ToTimestamp(ToMicros(e.occurred_at()) + delta);
+      if (e.has_arrest_deferred() && e.arrest_deferred().has_defer_until()) {
+        auto* d = e.mutable_arrest_deferred();
+        *d->mutable_defer_until() = ToTimestamp(ToMicros(d->defer_until()) + delta);
+      }
+    }
+    err << "vigilctl publish: times moved forward by " << delta / kMicrosPerSecond << "s\n";
+  }
+  size_t count = 0;
+  for (size_t number = 1; number <= events.size(); ++number) {
+    const v1::Event& event = events[number - 1];
+    std::string bytes = event.SerializeAsString();
+    for (const auto& [index, text] : raw) {
+      if (index == number - 1) bytes = text;
+    }
+    RdKafka::ErrorCode code;
+    while ((code = producer->produce(options.topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+                                     const_cast<char*>(bytes.data()), bytes.size(), event.victim_id().data(),
+                                     event.victim_id().size(), 0, static_cast<RdKafka::Headers*>(nullptr),
+                                     nullptr)) == RdKafka::ERR__QUEUE_FULL) {
+      producer->poll(50);
+    }
+    if (code != RdKafka::ERR_NO_ERROR) {
+      err << "vigilctl publish: event " << number << ": " << RdKafka::err2str(code) << "\n";
+      return kExitFailure;
+    }
+    ++count;
+    producer->poll(0);
+  }
+  if (producer->flush(30000) != RdKafka::ERR_NO_ERROR) {
+    err << "vigilctl publish: not all events were delivered within 30s\n";
+    return kExitFailure;
+  }
+  out << "published " << count << " events to " << options.topic << "\n";
+  return kExitOk;
+}
+
+int Tail(const TailOptions& options, std::ostream& out, std::ostream& err) {
+  KafkaProps props = Props(options.kafka);
+  props.emplace_back("group.id", absl::StrCat("vigilctl-tail-", std::chrono::steady_clock::now().time_since_epoch().count()));
+  props.emplace_back("enable.auto.commit", "false");
+  props.emplace_back("isolation.level", "read_committed");
+  props.emplace_back("auto.offset.reset", options.from_beginning ? "earliest" : "latest");
+  auto conf = MakeKafkaConf(props);
+  if (!conf.ok()) {
+    err << "vigilctl tail: " << conf.status().message() << "\n";
+    return kExitBadInput;
+  }
+  std::string error;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), error));
+  if (!consumer || consumer->subscribe({options.topic}) != RdKafka::ERR_NO_ERROR) {
+    err << "vigilctl tail: cannot subscribe to " << options.topic << ": " << error << "\n";
+    return kExitFailure;
+  }
+  auto last = std::chrono::steady_clock::now();
+  size_t count = 0;
+  v1::Alert alert;
+  while (options.max == 0 || count < options.max) {
+    std::unique_ptr<RdKafka::Message> m(consumer->consume(200));
+    if (m->err() == RdKafka::ERR_NO_ERROR) {
+      last = std::chrono::steady_clock::now();
+      if (options.dead_letters) {
+        std::string line = "{";
+        if (const RdKafka::Headers* headers = m->headers()) {
+          for (const auto& h : headers->get_all()) {
+            absl::StrAppend(&line, "\"", h.key(), "\":\"",
+                            std::string(static_cast<const char*>(h.value()), h.value_size()), "\",");
+          }
+        }
+        absl::StrAppend(&line, "\"bytes\":", m->len(), "}");
+        out << line << std::endl;
+        ++count;
+        continue;
+      }
+      if (!alert.ParseFromArray(m->payload(), static_cast<int>(m->len()))) {
+        err << "vigilctl tail: partition " << m->partition() << " offset " << m->offset() << ": not an Alert\n";
+        continue;
+      }
+      out << (options.json ? ToJsonLine(alert) : FormatAlert(alert)) << std::endl;
+      ++count;
+    } else if (options.idle_ms > 0 &&
+               std::chrono::steady_clock::now() - last > std::chrono::milliseconds(options.idle_ms)) {
+      break;
+    }
+  }
+  consumer->close();
+  return kExitOk;
+}
+
+int Dump(const DumpOptions& options, std::ostream& out, std::ostream& err) {
+  KafkaProps props = Props(options.kafka);
+  props.emplace_back("group.id", "vigilctl-dump");
+  props.emplace_back("enable.auto.commit", "false");
+  props.emplace_back("isolation.level", "read_committed");
+  props.emplace_back("enable.partition.eof", "true");
+  auto conf = MakeKafkaConf(props);
+  if (!conf.ok()) {
+    err << "vigilctl dump: " << conf.status().message() << "\n";
+    return kExitBadInput;
+  }
+  std::string error;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), error));
+  if (!consumer) {
+    err << "vigilctl dump: " << error << "\n";
+    return kExitFailure;
+  }
+  std::vector<RdKafka::TopicPartition*> tps = {
+      RdKafka::TopicPartition::create(options.topic, options.partition, RdKafka::Topic::OFFSET_BEGINNING)};
+  consumer->assign(tps);
+  v1::Event event;
+  for (;;) {
+    std::unique_ptr<RdKafka::Message> m(consumer->consume(5000));
+    if (m->err() == RdKafka::ERR__PARTITION_EOF) break;
+    if (m->err() == RdKafka::ERR__TIMED_OUT) {
+      err << "vigilctl dump: timed out reading " << options.topic << "\n";
+      return kExitFailure;
+    }
+    if (m->err() != RdKafka::ERR_NO_ERROR) continue;
+    if (!event.ParseFromArray(m->payload(), static_cast<int>(m->len()))) {
+      out << "{\"undecodable_offset\":" << m->offset() << "}\n";
+      continue;
+    }
+    out << ToJsonLine(event) << "\n";
+  }
+  delete tps[0];
+  consumer->close();
+  return kExitOk;
+}
+
+int Synth(size_t events, size_t victims, uint64_t seed, std::ostream& out) {
+  for (const auto& e : testing::SyntheticStream({.events = events, .victims = victims, .seed = seed})) {
+    out << ToJsonLine(e) << "\n";
+  }
+  return kExitOk;
+}
+
+int Tick(const TickOptions& options, std::ostream& out, std::ostream& err) {
+  absl::StatusOr<Micros> at = ParseRfc3339(options.at);
+  if (!at.ok()) {
+    err << "vigilctl tick: --at: " << at.status().message() << "\n";
+    return kExitBadInput;
+  }
+  const KafkaProps props = Props(options.kafka);
+  absl::StatusOr<int> partitions = PartitionCount(props, options.topic, 10000);
+  if (!partitions.ok()) {
+    err << "vigilctl tick: " << partitions.status().message() << "\n";
+    return kExitFailure;
+  }
+  auto conf = MakeKafkaConf(props);
+  std::string error;
+  std::unique_ptr<RdKafka::Producer> producer(conf.ok() ? RdKafka::Producer::create(conf->get(), error) : nullptr);
+  if (!producer) {
+    err << "vigilctl tick: " << error << "\n";
+    return kExitFailure;
+  }
+  for (int p = 0; p < *partitions; ++p) {
+    v1::Event tick;
+    tick.set_event_id(absl::StrCat("tick-", p, "-", *at / 1000));
+    *tick.mutable_occurred_at() = ToTimestamp(*at);
+    tick.set_source("vigilctl");
+    tick.mutable_clock_tick();
+    const std::string bytes = tick.SerializeAsString();
+    producer->produce(options.topic, p, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(bytes.data()),
+                      bytes.size(), kClockKey, sizeof(kClockKey) - 1, 0, static_cast<RdKafka::Headers*>(nullptr),
+                      nullptr);
+  }
+  if (producer->flush(30000) != RdKafka::ERR_NO_ERROR) {
+    err << "vigilctl tick: not delivered within 30s\n";
+    return kExitFailure;
+  }
+  out << "clock moved to " << FormatRfc3339(*at) << " on " << *partitions << " partitions of " << options.topic
+      << "\n";
+  return kExitOk;
+}
+
+}  // namespace vigil::ctl

@@ -1,0 +1,290 @@
+"""vigild on a real Apache Kafka broker (deploy/kafka/kafka.sh): the five cases
+end to end, restarts and SIGKILLs mid-stream with nothing lost or doubled,
+duplicates applied once, poison messages dead-lettered, and a rebuild from an
+empty data directory that gives the same state and publishes nothing again.
+
+    streaming_test.py BUILD_BIN_DIR [unittest args]
+
+Each test uses its own topics and consumer group on one broker started for the
+run. "Exactly once" is checked the strict way: the alert topic, read as a
+read_committed consumer, must hold exactly the transitions that an offline
+replay of the events topic's partitions produces: none missing, none twice.
+"""
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = None
+BROKER_DIR = None
+BROKERS = None
+SCENARIOS = os.path.join(ROOT, "tests", "scenarios")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return port
+
+
+def run(*args, stdin=None, check=True, timeout=300):
+    r = subprocess.run([str(a) for a in args], input=stdin, capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, args))} exited {r.returncode}: {r.stderr[-2000:]}")
+    return r
+
+
+def ctl(*args, **kw):
+    return run(os.path.join(BIN, "vigilctl"), *args[:1], "--brokers", BROKERS, *args[1:], **kw)
+
+
+class Vigild:
+    """One vigild process with its own topics, group and data directory."""
+
+    def __init__(self, name, data_dir, partitions=4, tick_ms=0, instance=None):
+        self.name = name
+        self.data_dir = data_dir
+        self.partitions = partitions
+        self.tick_ms = tick_ms
+        self.instance = instance or f"{name}-0"
+        self.proc = None
+        self.log = open(os.path.join(tempfile.gettempdir(), f"vigild-{name}.log"), "a")
+
+    @property
+    def topics(self):
+        return {"events": f"{self.name}.events", "alerts": f"{self.name}.alerts",
+                "dlq": f"{self.name}.dlq", "progress": f"{self.name}.progress"}
+
+    def start(self):
+        t = self.topics
+        self.proc = subprocess.Popen(
+            [os.path.join(BIN, "vigild"), "--brokers", BROKERS, "--group", self.name, "--instance", self.instance,
+             "--data-dir", self.data_dir, "--events-topic", t["events"], "--alerts-topic", t["alerts"],
+             "--dlq-topic", t["dlq"], "--progress-topic", t["progress"], "--partitions", str(self.partitions),
+             "--tick-ms", str(self.tick_ms), "--batch-max", "500"],
+            stdout=self.log, stderr=self.log)
+        # Wait until the topics exist and the group has its partitions.
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"vigild {self.name} exited {self.proc.returncode}")
+            if "event=assigned" in read(self.log.name).split("event=started")[-1]:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"vigild {self.name} was not assigned partitions within 60s")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=60)
+        code = self.proc.returncode if self.proc else 0
+        self.proc = None
+        return code
+
+    def close(self):
+        self.stop(signal.SIGKILL)
+        self.log.close()
+
+    def digest(self):
+        return run(os.path.join(BIN, "vigild"), "--data-dir", self.data_dir, "--digest").stdout
+
+    def alerts(self, idle_ms=5000):
+        out = ctl("tail", "--topic", self.topics["alerts"], "--from-beginning", "--json", "--idle-ms", idle_ms).stdout
+        return [l for l in out.splitlines() if l.strip()]
+
+    def offline(self):
+        """Alert transitions an offline replay of each events partition gives."""
+        lines = []
+        for p in range(self.partitions):
+            dump = ctl("dump", "--topic", self.topics["events"], "--partition", p).stdout
+            dump = "\n".join(l for l in dump.splitlines() if "undecodable_offset" not in l)
+            out = run(os.path.join(BIN, "vigilctl"), "replay", "--events", "-", stdin=dump, check=False)
+            # A poison line stops a replay; tests that publish poison compare otherwise.
+            self_lines = [l for l in out.stdout.splitlines() if l.strip()]
+            lines += self_lines
+        return lines
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def key(line):
+    a = json.loads(line)
+    return (a["alert_id"], a.get("revision", 0))
+
+
+def wait_for_alerts(v, expected_count, timeout=90):
+    deadline = time.time() + timeout
+    alerts = []
+    while time.time() < deadline:
+        alerts = v.alerts(idle_ms=2000)
+        if len(alerts) >= expected_count:
+            return v.alerts(idle_ms=3000)
+    return alerts
+
+
+class StreamingTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="vigil-it-")
+        self.name = f"it{random.randrange(10**8)}"
+        self.services = []
+
+    def tearDown(self):
+        for v in self.services:
+            v.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def vigild(self, suffix="", data="data", **kw):
+        v = Vigild(self.name + suffix, os.path.join(self.dir, data), **kw)
+        self.services.append(v)
+        return v
+
+    def assertExactlyOnce(self, published, expected):
+        published_keys = [key(l) for l in published]
+        dupes = len(published_keys) - len(set(published_keys))
+        self.assertEqual(dupes, 0, "alert transitions published twice")
+        self.assertEqual(sorted(published, key=key), sorted(expected, key=key))
+
+    def test_five_cases_end_to_end(self):
+        for case in ["lancashire-ipcc", "cambridgeshire-iopc", "wiltshire-clares-law", "lancashire-hmicfrs",
+                     "hmic-2014"]:
+            with self.subTest(case=case):
+                # One partition: the suspect view is per partition (see docs/architecture.md).
+                v = self.vigild("-" + case, data=case, partitions=1)
+                v.start()
+                base = os.path.join(SCENARIOS, case)
+                ctl("publish", "--topic", v.topics["events"], "--events", base + ".events.jsonl")
+                ctl("tick", "--topic", v.topics["events"], "--at", read(base + ".until").strip())
+                expected = [l for l in read(base + ".expected.jsonl").splitlines() if l.strip()]
+                got = wait_for_alerts(v, len(expected))
+                self.assertExactlyOnce(got, expected)
+                v.stop()
+
+    def test_duplicates_on_the_topic_are_applied_once(self):
+        v = self.vigild()
+        v.start()
+        base = os.path.join(SCENARIOS, "lancashire-ipcc")
+        for _ in range(2):
+            ctl("publish", "--topic", v.topics["events"], "--events", base + ".events.jsonl")
+        ctl("tick", "--topic", v.topics["events"], "--at", read(base + ".until").strip())
+        expected = [l for l in read(base + ".expected.jsonl").splitlines() if l.strip()]
+        self.assertExactlyOnce(wait_for_alerts(v, len(expected)), expected)
+
+    def test_poison_is_dead_lettered_and_the_good_events_around_it_processed(self):
+        v = self.vigild()
+        v.start()
+        good = read(os.path.join(SCENARIOS, "cambridgeshire-iopc.events.jsonl")).splitlines()
+        poison = [
+            "this is not protobuf",
+            json.dumps({"event_id": "bad-1", "victim_id": "V-CAM-1", "occurred_at": "2024-01-12T21:30:00Z",
+                        "incident_id": "CAM-0112-387", "incident_graded": {}}),
+            json.dumps({"event_id": "cam-c1", "victim_id": "V-CAM-1", "occurred_at": "2024-01-12T21:05:00Z",
+                        "incident_id": "CAM-0112-387", "call_received": {"domestic_abuse": True}}),
+        ]
+        mixed = good[:2] + poison[:1] + good[2:4] + poison[1:] + good[4:]
+        ctl("publish", "--topic", v.topics["events"], "--no-validate", "--events", "-", stdin="\n".join(mixed) + "\n")
+        ctl("tick", "--topic", v.topics["events"], "--at", "2024-01-15T00:00:00Z")
+        expected = [l for l in read(os.path.join(SCENARIOS, "cambridgeshire-iopc.expected.jsonl")).splitlines()
+                    if l.strip()]
+        self.assertExactlyOnce(wait_for_alerts(v, len(expected)), expected)
+        dlq = ctl("tail", "--topic", v.topics["dlq"], "--from-beginning", "--dead-letters", "--idle-ms", 3000).stdout
+        letters = [json.loads(l) for l in dlq.splitlines() if l.strip()]
+        self.assertEqual(len(letters), 3, dlq)
+        reasons = " | ".join(l["vigil-reason"] for l in letters)
+        self.assertIn("not a vigil.v1.Event", reasons)
+        self.assertIn("incident_graded.grade: required", reasons)
+        self.assertIn("already applied with different content", reasons)
+        for l in letters:
+            self.assertEqual(l["vigil-source-topic"], v.topics["events"])
+            self.assertIn("vigil-source-offset", l)
+
+    def run_with_interruptions(self, v, events_file, interruptions):
+        """Publishes the stream in chunks while stopping vigild between them."""
+        lines = read(events_file).splitlines()
+        n = len(interruptions) + 1
+        chunks = [lines[k * len(lines) // n:(k + 1) * len(lines) // n] for k in range(n)]
+        v.start()
+        done = []
+        for k, chunk in enumerate(chunks):
+            ctl("publish", "--topic", v.topics["events"], "--events", "-", stdin="\n".join(chunk) + "\n")
+            if k < len(interruptions):
+                time.sleep(random.uniform(0.2, 1.5))  # somewhere mid-stream, mid-batch
+                code = v.stop(interruptions[k])
+                done.append((interruptions[k], code))
+                v.start()
+        return done
+
+    def test_restart_and_kill_mid_stream_lose_and_double_nothing(self):
+        v = self.vigild()
+        events = os.path.join(self.dir, "synthetic.jsonl")
+        with open(events, "w") as f:
+            f.write(run(os.path.join(BIN, "vigilctl"), "synth", "--events", 30000, "--victims", 3000, "--seed", 11).stdout)
+        kills = self.run_with_interruptions(v, events, [signal.SIGKILL, signal.SIGTERM, signal.SIGKILL,
+                                                        signal.SIGKILL])
+        ctl("tick", "--topic", v.topics["events"], "--at", "2024-04-01T00:00:00Z")
+        expected = v.offline()
+        self.assertGreater(len(expected), 1000)
+        got = wait_for_alerts(v, len(expected), timeout=180)
+        print(f"\n  interruptions: {[(signal.Signals(s).name, c) for s, c in kills]}; "
+              f"{len(expected)} alert transitions expected, {len(got)} published", file=sys.stderr)
+        self.assertExactlyOnce(got, expected)
+
+    def test_rebuild_from_an_empty_data_directory(self):
+        v = self.vigild()
+        events = os.path.join(self.dir, "synthetic.jsonl")
+        with open(events, "w") as f:
+            f.write(run(os.path.join(BIN, "vigilctl"), "synth", "--events", 10000, "--victims", 1000, "--seed", 5).stdout)
+        v.start()
+        ctl("publish", "--topic", v.topics["events"], "--events", events)
+        ctl("tick", "--topic", v.topics["events"], "--at", "2024-04-01T00:00:00Z")
+        expected = v.offline()
+        before = wait_for_alerts(v, len(expected), timeout=120)
+        self.assertExactlyOnce(before, expected)
+        v.stop()
+        digest = v.digest()
+        # Same group and instance, empty data directory: replays its partitions from the start.
+        v.data_dir = os.path.join(self.dir, "rebuilt")
+        v.start()
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            time.sleep(2)
+            v.stop()
+            if v.digest() == digest:
+                break
+            v.start()
+        self.assertEqual(v.digest(), digest)
+        self.assertExactlyOnce(v.alerts(idle_ms=3000), expected)  # nothing published again
+
+
+def main():
+    global BIN, BROKER_DIR, BROKERS
+    BIN = os.path.abspath(sys.argv[1])
+    BROKER_DIR = tempfile.mkdtemp(prefix="vigil-kafka-")
+    port = free_port()
+    BROKERS = f"127.0.0.1:{port}"
+    kafka = os.path.join(ROOT, "deploy", "kafka", "kafka.sh")
+    subprocess.run([kafka, "start", str(port), BROKER_DIR], check=True)
+    try:
+        prog = unittest.main(argv=[sys.argv[0]] + sys.argv[2:], exit=False, verbosity=2)
+        result = prog.result
+    finally:
+        subprocess.run([kafka, "stop", BROKER_DIR])
+        shutil.rmtree(BROKER_DIR, ignore_errors=True)
+    failed = len(result.failures) + len(result.errors)
+    print(f"{result.testsRun - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
