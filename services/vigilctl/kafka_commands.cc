@@ -120,6 +120,7 @@ int Tail(const TailOptions& options, std::ostream& out, std::ostream& err) {
   props.emplace_back("enable.auto.commit", "false");
   props.emplace_back("isolation.level", "read_committed");
   props.emplace_back("auto.offset.reset", options.from_beginning ? "earliest" : "latest");
+  props.emplace_back("fetch.wait.max.ms", "50");
   auto conf = MakeKafkaConf(props);
   if (!conf.ok()) {
     err << "vigilctl tail: " << conf.status().message() << "\n";

@@ -209,6 +209,27 @@ class StreamingTest(unittest.TestCase):
             self.assertEqual(l["vigil-source-topic"], v.topics["events"])
             self.assertIn("vigil-source-offset", l)
 
+    def test_deadlines_fire_on_time_with_no_events_arriving(self):
+        v = self.vigild(tick_ms=250)
+        v.start()
+        due = time.time() + 6
+        requested = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(due) - 3600))
+        event = {"event_id": "live-a1", "victim_id": "V-LIVE", "occurred_at": requested, "incident_id": "LIVE-1",
+                 "arrest_requested": {"request_id": "R-LIVE", "suspect_id": "S-LIVE", "urgency": "URGENT"}}
+        ctl("publish", "--topic", v.topics["events"], "--events", "-", stdin=json.dumps(event) + "\n")
+        proc = subprocess.Popen([os.path.join(BIN, "vigilctl"), "tail", "--brokers", BROKERS, "--topic",
+                                 v.topics["alerts"], "--from-beginning", "--json", "--max", "1"],
+                                stdout=subprocess.PIPE, text=True)
+        line = proc.stdout.readline()
+        seen = time.time()
+        proc.wait(timeout=30)
+        alert = json.loads(line)
+        self.assertEqual(alert["rule"], "arrest-overdue")
+        self.assertEqual(alert["at"], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(due))))
+        lag = seen - int(due)
+        print(f"\n  deadline to alert visible to a read_committed consumer: {lag:.3f}s", file=sys.stderr)
+        self.assertLess(lag, 1.5)  # 250ms ticks, one batch, one transaction, one fetch
+
     def run_with_interruptions(self, v, events_file, interruptions):
         """Publishes the stream in chunks while stopping vigild between them."""
         lines = read(events_file).splitlines()

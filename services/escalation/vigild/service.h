@@ -33,7 +33,7 @@ struct ServiceOptions {
   std::string data_dir = "vigil-data";
   Topics topics;
   int partitions = 4;        // for the events topic, when vigild creates it
-  int tick_ms = 1000;        // clock ticks per owned partition; 0: none
+  int tick_ms = 250;         // clock ticks per owned partition; 0: none
   int batch_max = 5000;      // records per batch at most
   int batch_ms = 20;         // how long a batch may wait for records
 };
