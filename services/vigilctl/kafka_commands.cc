@@ -116,22 +116,34 @@ int Publish(const PublishOptions& options, std::istream& in, std::ostream& out, 
 
 int Tail(const TailOptions& options, std::ostream& out, std::ostream& err) {
   KafkaProps props = Props(options.kafka);
-  props.emplace_back("group.id", absl::StrCat("vigilctl-tail-", std::chrono::steady_clock::now().time_since_epoch().count()));
+  props.emplace_back("group.id", "vigilctl-tail");  // required by the client; no offsets are committed
   props.emplace_back("enable.auto.commit", "false");
   props.emplace_back("isolation.level", "read_committed");
-  props.emplace_back("auto.offset.reset", options.from_beginning ? "earliest" : "latest");
   props.emplace_back("fetch.wait.max.ms", "50");
   auto conf = MakeKafkaConf(props);
   if (!conf.ok()) {
     err << "vigilctl tail: " << conf.status().message() << "\n";
     return kExitBadInput;
   }
-  std::string error;
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), error));
-  if (!consumer || consumer->subscribe({options.topic}) != RdKafka::ERR_NO_ERROR) {
-    err << "vigilctl tail: cannot subscribe to " << options.topic << ": " << error << "\n";
+  // Assigned, not subscribed: no group to join, so the first alert shows at once.
+  absl::StatusOr<int> partitions = PartitionCount(props, options.topic, 10000);
+  if (!partitions.ok()) {
+    err << "vigilctl tail: " << partitions.status().message() << "\n";
     return kExitFailure;
   }
+  std::string error;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), error));
+  if (!consumer) {
+    err << "vigilctl tail: " << error << "\n";
+    return kExitFailure;
+  }
+  std::vector<RdKafka::TopicPartition*> tps;
+  for (int p = 0; p < *partitions; ++p) {
+    tps.push_back(RdKafka::TopicPartition::create(
+        options.topic, p, options.from_beginning ? RdKafka::Topic::OFFSET_BEGINNING : RdKafka::Topic::OFFSET_END));
+  }
+  consumer->assign(tps);
+  for (auto* tp : tps) delete tp;
   auto last = std::chrono::steady_clock::now();
   size_t count = 0;
   v1::Alert alert;

@@ -73,6 +73,9 @@ absl::Status Service::Assign(const std::vector<int32_t>& partitions) {
                  pipeline->next_offset(), pipeline->outbox_seq(), pipeline->published_seq());
     pipelines_[p] = std::move(pipeline);
   }
+  // The first transaction after start finds its coordinator and partitions, which
+  // takes a while: do it now, writing the current progress, not when an alert waits.
+  announce_progress_ = true;
   return absl::OkStatus();
 }
 
@@ -85,9 +88,10 @@ absl::Status Service::Publish() {
   std::map<int32_t, std::vector<state::OutboxRecord>> batches;
   for (auto& [p, pipeline] : pipelines_) {
     VIGIL_ASSIGN_OR_RETURN(auto records, pipeline->Unpublished());
-    if (!records.empty()) batches[p] = std::move(records);
+    if (!records.empty() || announce_progress_) batches[p] = std::move(records);
   }
-  if (batches.empty()) return absl::OkStatus();
+  if (batches.empty() && !announce_progress_) return absl::OkStatus();
+  announce_progress_ = false;
   auto fail = [&](RdKafka::Error* e, const char* what) {
     std::string message = absl::StrCat(what, ": ", e->str());
     const bool fatal = e->is_fatal();
@@ -118,13 +122,18 @@ absl::Status Service::Publish() {
       ++count;
     }
     const std::string key = ProgressKey(options_.topics.events, p);
-    const std::string value = absl::StrCat(records.back().seq());
+    const std::string value = absl::StrCat(records.empty() ? pipelines_.at(p)->published_seq() : records.back().seq());
     producer_->produce(options_.topics.progress, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
                        const_cast<char*>(value.data()), value.size(), key.data(), key.size(), 0,
                        static_cast<RdKafka::Headers*>(nullptr), nullptr);
   }
+  const auto commit_start = std::chrono::steady_clock::now();
   if (RdKafka::Error* e = producer_->commit_transaction(60000)) return fail(e, "commit transaction");
-  for (auto& [p, records] : batches) VIGIL_RETURN_IF_ERROR(pipelines_.at(p)->MarkPublished(records.back().seq()));
+  spdlog::debug("event=published records={} commit_ms={}", count,
+                std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - commit_start).count());
+  for (auto& [p, records] : batches) {
+    if (!records.empty()) VIGIL_RETURN_IF_ERROR(pipelines_.at(p)->MarkPublished(records.back().seq()));
+  }
   published_ += count;
   return absl::OkStatus();
 }
@@ -180,7 +189,9 @@ absl::Status Service::Run() {
   if (!ticker_) return absl::InvalidArgumentError(absl::StrCat("Kafka producer: ", err));
 
   // Defaults first, so that --kafka overrides them.
-  KafkaProps consumer_props = {{"session.timeout.ms", "10000"}, {"group.instance.id", options_.instance}};
+  KafkaProps consumer_props = {{"session.timeout.ms", "10000"},
+                               {"group.instance.id", options_.instance},
+                               {"fetch.wait.max.ms", "20"}};
   consumer_props.insert(consumer_props.end(), options_.kafka.begin(), options_.kafka.end());
   consumer_props.emplace_back("group.id", options_.group);
   consumer_props.emplace_back("enable.auto.commit", "false");

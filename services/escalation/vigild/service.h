@@ -67,6 +67,7 @@ class Service {
   std::map<int32_t, std::unique_ptr<PartitionPipeline>> pipelines_;
   absl::Status rebalance_error_;
   int64_t last_tick_ms_ = 0;
+  bool announce_progress_ = false;
   uint64_t events_ = 0, published_ = 0;
 };
 
