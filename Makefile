@@ -3,7 +3,7 @@
 BUILD ?= build
 JOBS ?= 2
 
-.PHONY: all deps configure build test demo bench clean
+.PHONY: all deps configure build test demo bench bench-stream clean
 
 all: build
 
@@ -26,6 +26,9 @@ demo: build
 
 bench: build
 	$(BUILD)/bin/vigil-bench-engine
+
+bench-stream: build
+	bench/stream_bench.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

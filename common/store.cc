@@ -41,9 +41,9 @@ absl::StatusOr<std::optional<std::string>> Store::Get(absl::string_view key) con
   return value;
 }
 
-absl::Status Store::Write(rocksdb::WriteBatch* batch) {
+absl::Status Store::Write(rocksdb::WriteBatch* batch, Durability durability) {
   rocksdb::WriteOptions options;
-  options.sync = true;
+  options.sync = durability == Durability::kSync;
   return FromRocks(db_->Write(options, batch), "writing state");
 }
 
@@ -66,7 +66,7 @@ absl::Status Store::DeletePrefix(absl::string_view prefix) {
   end.push_back('\xff');
   rocksdb::WriteBatch batch;
   batch.DeleteRange(rocksdb::Slice(prefix.data(), prefix.size()), end);
-  return Write(&batch);
+  return Write(&batch, Durability::kSync);
 }
 
 }  // namespace vigil

@@ -26,8 +26,13 @@ class Store {
   // The value, nullopt when absent.
   absl::StatusOr<std::optional<std::string>> Get(absl::string_view key) const;
 
-  // Applies the batch atomically and durably (synced WAL): all of it or none.
-  absl::Status Write(rocksdb::WriteBatch* batch);
+  // kSync: the write survives a machine crash (the WAL is synced). kProcess: it
+  // survives the process dying (SIGKILL included), not a power cut; for state
+  // that is rebuilt from the Kafka log anyway, that is enough.
+  enum class Durability { kSync, kProcess };
+
+  // Applies the batch atomically: all of it or none.
+  absl::Status Write(rocksdb::WriteBatch* batch, Durability durability);
 
   // Calls fn(key, value) for each key starting with prefix, in key order, until it returns false.
   absl::Status Scan(absl::string_view prefix,

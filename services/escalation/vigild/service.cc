@@ -80,7 +80,10 @@ absl::Status Service::Assign(const std::vector<int32_t>& partitions) {
 }
 
 absl::Status Service::Flush() {
+  const auto start = std::chrono::steady_clock::now();
   for (auto& [p, pipeline] : pipelines_) VIGIL_RETURN_IF_ERROR(pipeline->Commit());
+  spdlog::debug("event=committed store_ms={}", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                   std::chrono::steady_clock::now() - start).count());
   return Publish();
 }
 
@@ -235,7 +238,11 @@ absl::Status Service::Run() {
     events_ += n;
     if (!rebalance_error_.ok()) break;
     if (n > 0) {
+      const auto flush_start = std::chrono::steady_clock::now();
       absl::Status s = Flush();
+      spdlog::debug("event=batch records={} flush_ms={}", n,
+                    std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                          flush_start).count());
       if (!s.ok()) {
         if (s.code() != absl::StatusCode::kUnavailable) return s;
         spdlog::warn("event=publish_retry status=\"{}\"", s.ToString());

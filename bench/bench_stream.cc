@@ -1,0 +1,243 @@
+// vigil-bench-stream: throughput and latency through broker, vigild and the
+// alert topic, with exactly-once on (vigild always publishes in transactions).
+// Run by bench/stream_bench.sh, which starts the broker and vigild.
+//
+//  1. Throughput: produces the synthetic stream (--events) as fast as it can,
+//     then a probe whose alert is raised at once; events per second is the
+//     stream's size over the time from the first produce to the probe's alert
+//     visible to a read_committed consumer. Baseline: the same records read
+//     back from the events topic by a plain consumer (Kafka alone).
+//  2. Latency: --rate events per second for --seconds, of which every 50th
+//     closes a domestic-abuse incident with no assessment (an alert at once);
+//     latency is from that event's produce to its alert being visible to a
+//     read_committed consumer. Baseline: produce-to-consume of the same
+//     events on the events topic itself.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "common/kafka.h"
+#include "common/time_util.h"
+#include "tests/testing/synthetic_stream.h"
+#include "vigil/v1/alert.pb.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using vigil::KafkaProps;
+
+double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+std::unique_ptr<RdKafka::Producer> MakeProducer(const KafkaProps& base) {
+  KafkaProps props = base;
+  props.emplace_back("enable.idempotence", "true");
+  props.emplace_back("linger.ms", "5");
+  std::string err;
+  auto conf = vigil::MakeKafkaConf(props);
+  return std::unique_ptr<RdKafka::Producer>(RdKafka::Producer::create(conf->get(), err));
+}
+
+// A consumer assigned to every partition of `topic` at its end.
+std::unique_ptr<RdKafka::KafkaConsumer> MakeConsumer(const KafkaProps& base, const std::string& topic,
+                                                     bool committed, int64_t start) {
+  KafkaProps props = base;
+  props.emplace_back("group.id", "vigil-bench");
+  props.emplace_back("enable.auto.commit", "false");
+  props.emplace_back("isolation.level", committed ? "read_committed" : "read_uncommitted");
+  props.emplace_back("fetch.wait.max.ms", "10");
+  std::string err;
+  auto conf = vigil::MakeKafkaConf(props);
+  std::unique_ptr<RdKafka::KafkaConsumer> c(RdKafka::KafkaConsumer::create(conf->get(), err));
+  const int n = *vigil::PartitionCount(base, topic, 10000);
+  std::vector<RdKafka::TopicPartition*> tps;
+  for (int p = 0; p < n; ++p) tps.push_back(RdKafka::TopicPartition::create(topic, p, start));
+  c->assign(tps);
+  for (auto* tp : tps) delete tp;
+  return c;
+}
+
+void Produce(RdKafka::Producer& producer, const std::string& topic, const vigil::v1::Event& e) {
+  const std::string bytes = e.SerializeAsString();
+  while (producer.produce(topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+                          const_cast<char*>(bytes.data()), bytes.size(), e.victim_id().data(), e.victim_id().size(),
+                          0, static_cast<RdKafka::Headers*>(nullptr), nullptr) == RdKafka::ERR__QUEUE_FULL) {
+    producer.poll(10);
+  }
+  producer.poll(0);
+}
+
+vigil::v1::Event Call(const std::string& id, const std::string& victim, vigil::Micros at, bool domestic) {
+  vigil::v1::Event e;
+  e.set_event_id(id);
+  e.set_victim_id(victim);
+  e.set_incident_id(victim + "-I");
+  e.set_source("bench");
+  *e.mutable_occurred_at() = vigil::ToTimestamp(at);
+  e.mutable_call_received()->set_domestic_abuse(domestic);
+  e.mutable_call_received()->set_caller_role(vigil::v1::CallReceived::VICTIM);
+  return e;
+}
+
+vigil::v1::Event Close(const std::string& id, const std::string& victim, vigil::Micros at) {
+  vigil::v1::Event e = Call(id, victim, at, false);
+  e.mutable_incident_closed();
+  return e;
+}
+
+vigil::Micros NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vigil-bench-stream"};
+  std::string brokers = "127.0.0.1:9092", events_topic = "vigil.events", alerts_topic = "vigil.alerts";
+  size_t events = 200000;
+  int rate = 5000, seconds = 20;
+  app.add_option("--brokers", brokers);
+  app.add_option("--events-topic", events_topic);
+  app.add_option("--alerts-topic", alerts_topic);
+  app.add_option("--events", events, "Events in the throughput phase")->capture_default_str();
+  app.add_option("--rate", rate, "Events per second in the latency phase")->capture_default_str();
+  app.add_option("--seconds", seconds, "Length of the latency phase")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  const KafkaProps base = {{"bootstrap.servers", brokers}};
+
+  // --- throughput -------------------------------------------------------------------
+  std::printf("generating %zu synthetic events...\n", events);
+  auto stream = vigil::testing::SyntheticStream({.events = events, .victims = events / 10, .seed = 9});
+  auto alerts = MakeConsumer(base, alerts_topic, true, RdKafka::Topic::OFFSET_END);
+  auto raw = MakeConsumer(base, events_topic, false, RdKafka::Topic::OFFSET_END);
+  auto producer = MakeProducer(base);
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // assignments settle
+  const vigil::Micros probe_at = vigil::ToMicros(stream.back().occurred_at()) + vigil::kMicrosPerSecond;
+  const auto start = Clock::now();
+  for (const auto& e : stream) Produce(*producer, events_topic, e);
+  Produce(*producer, events_topic, Call("probe-call", "V-PROBE", probe_at, true));
+  Produce(*producer, events_topic, Close("probe-close", "V-PROBE", probe_at + 1));
+  producer->flush(60000);
+  const double produced_in = Seconds(start, Clock::now());
+
+  // Kafka alone: read the same records back.
+  size_t read_back = 0;
+  Clock::time_point raw_done = start;
+  while (read_back < stream.size() + 2 && Seconds(start, Clock::now()) < 300) {
+    std::unique_ptr<RdKafka::Message> m(raw->consume(100));
+    if (m->err() == RdKafka::ERR_NO_ERROR) {
+      ++read_back;
+      raw_done = Clock::now();
+    }
+  }
+  Clock::time_point probe_seen;
+  bool seen = false;
+  vigil::v1::Alert alert;
+  size_t alerts_seen = 0;
+  while (!seen && Seconds(start, Clock::now()) < 600) {
+    std::unique_ptr<RdKafka::Message> m(alerts->consume(100));
+    if (m->err() != RdKafka::ERR_NO_ERROR) continue;
+    ++alerts_seen;
+    if (alert.ParseFromArray(m->payload(), static_cast<int>(m->len())) && alert.victim_id() == "V-PROBE") {
+      probe_seen = Clock::now();
+      seen = true;
+    }
+  }
+  if (!seen) {
+    std::fprintf(stderr, "the probe's alert never arrived\n");
+    return 1;
+  }
+  const double vigil_rate = stream.size() / Seconds(start, probe_seen);
+  const double kafka_rate = read_back / Seconds(start, raw_done);
+  std::printf("produced %zu events in %.2fs\n", stream.size(), produced_in);
+  std::printf("throughput, Kafka alone (produce, read back):      %9.0f events/s\n", kafka_rate);
+  std::printf("throughput, through vigild to committed alerts:    %9.0f events/s  (%zu alert transitions)\n",
+              vigil_rate, alerts_seen);
+  std::printf("ratio vigild/Kafka alone: %.2f   goal >= 100000 events/s: %s\n", vigil_rate / kafka_rate,
+              vigil_rate >= 100000 ? "met" : "NOT met");
+
+  // --- latency ----------------------------------------------------------------------
+  std::mutex mu;
+  std::map<std::string, Clock::time_point> sent;  // close event id -> produce time
+  std::vector<double> vigil_ms, kafka_ms;
+  std::atomic<bool> done{false};
+  auto raw2 = MakeConsumer(base, events_topic, false, RdKafka::Topic::OFFSET_END);
+  std::thread alert_reader([&] {
+    vigil::v1::Alert a;
+    while (!done) {
+      std::unique_ptr<RdKafka::Message> m(alerts->consume(20));
+      if (m->err() != RdKafka::ERR_NO_ERROR || !a.ParseFromArray(m->payload(), static_cast<int>(m->len()))) continue;
+      if (a.rule() != "closed-without-assessment") continue;
+      const auto now = Clock::now();
+      std::lock_guard<std::mutex> lock(mu);
+      for (const auto& id : a.evidence_event_ids()) {
+        auto it = sent.find(id);
+        if (it != sent.end()) vigil_ms.push_back(std::chrono::duration<double, std::milli>(now - it->second).count());
+      }
+    }
+  });
+  std::thread raw_reader([&] {
+    vigil::v1::Event e;
+    while (!done) {
+      std::unique_ptr<RdKafka::Message> m(raw2->consume(20));
+      if (m->err() != RdKafka::ERR_NO_ERROR || !e.ParseFromArray(m->payload(), static_cast<int>(m->len()))) continue;
+      const auto now = Clock::now();
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = sent.find(e.event_id());
+      if (it != sent.end()) kafka_ms.push_back(std::chrono::duration<double, std::milli>(now - it->second).count());
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const long total = static_cast<long>(rate) * seconds;
+  const auto phase = Clock::now();
+  for (long i = 0; i < total; ++i) {
+    std::this_thread::sleep_until(phase + std::chrono::microseconds(i * 1000000L / rate));
+    const std::string victim = absl::StrCat("V-LAT-", i / 50);
+    if (i % 50 == 0) {
+      Produce(*producer, events_topic, Call(absl::StrCat("lat-call-", i), victim, NowMicros(), true));
+    } else if (i % 50 == 49) {
+      const std::string id = absl::StrCat("lat-close-", i);
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        sent[id] = Clock::now();
+      }
+      Produce(*producer, events_topic, Close(id, victim, NowMicros()));
+    } else {
+      Produce(*producer, events_topic, Call(absl::StrCat("lat-bg-", i), absl::StrCat("V-BG-", i), NowMicros(), false));
+    }
+  }
+  const double achieved = total / Seconds(phase, Clock::now());
+  producer->flush(10000);
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  done = true;
+  alert_reader.join();
+  raw_reader.join();
+  std::lock_guard<std::mutex> lock(mu);
+  std::printf("latency phase: %.0f events/s for %ds, %zu probes, %zu alerts matched\n", achieved, seconds,
+              sent.size(), vigil_ms.size());
+  std::printf("latency, Kafka alone (produce to consume):   p50 %6.1f ms  p99 %6.1f ms  p99.9 %6.1f ms\n",
+              Percentile(kafka_ms, 0.5), Percentile(kafka_ms, 0.99), Percentile(kafka_ms, 0.999));
+  std::printf("latency, event to committed alert (vigild):  p50 %6.1f ms  p99 %6.1f ms  p99.9 %6.1f ms\n",
+              Percentile(vigil_ms, 0.5), Percentile(vigil_ms, 0.99), Percentile(vigil_ms, 0.999));
+  std::printf("ratio p99 vigild/Kafka alone: %.2f   goal p99 < 50 ms at 5000 events/s: %s\n",
+              Percentile(vigil_ms, 0.99) / std::max(0.001, Percentile(kafka_ms, 0.99)),
+              Percentile(vigil_ms, 0.99) < 50 ? "met" : "NOT met");
+  alerts->close();
+  raw->close();
+  raw2->close();
+  return vigil_ms.empty() ? 1 : 0;
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Streaming benchmark: starts a real Kafka broker and vigild, runs
+# vigil-bench-stream against them, and stops both.
+#   bench/stream_bench.sh [BUILD_DIR] [vigil-bench-stream flags...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=$(cd "${1:-build}" && pwd)
+shift || true
+work=$(mktemp -d -t vigil-bench-XXXXXX)
+port=${VIGIL_BENCH_PORT:-39092}
+pid=""
+cleanup() {
+  [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  deploy/kafka/kafka.sh stop "$work/kafka" || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+deploy/kafka/kafka.sh start "$port" "$work/kafka"
+"$build/bin/vigild" --brokers "127.0.0.1:$port" --data-dir "$work/state" >"$work/vigild.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 150); do grep -q 'event=assigned' "$work/vigild.log" && break; sleep 0.2; done
+"$build/bin/vigil-bench-stream" --brokers "127.0.0.1:$port" "$@"
