@@ -1,6 +1,7 @@
 #include "common/kafka.h"
 
 #include <chrono>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -125,9 +126,16 @@ absl::StatusOr<std::map<std::string, uint64_t>> ReadProgress(const KafkaProps& p
   int open = 0;
   for (int i = 0; i < *partitions; ++i) {
     int64_t low = 0, high = 0;
-    if (consumer->query_watermark_offsets(topic, i, &low, &high, timeout_ms) != RdKafka::ERR_NO_ERROR) {
-      for (auto* tp : tps) delete tp;
-      return absl::UnavailableError(absl::StrCat("reading ", topic, ": watermarks unavailable"));
+    // A topic created a moment ago may not have its leader yet: retry until the timeout.
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    RdKafka::ErrorCode code;
+    while ((code = consumer->query_watermark_offsets(topic, i, &low, &high, 5000)) != RdKafka::ERR_NO_ERROR) {
+      if (std::chrono::steady_clock::now() > give_up) {
+        for (auto* tp : tps) delete tp;
+        return absl::UnavailableError(
+            absl::StrCat("reading ", topic, ": watermarks unavailable: ", RdKafka::err2str(code)));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
     if (high > low) {
       tps.push_back(RdKafka::TopicPartition::create(topic, i, RdKafka::Topic::OFFSET_BEGINNING));
