@@ -43,6 +43,9 @@ int main(int argc, char** argv) {
                                          "security.protocol, ssl.*, sasl.*, ...")
       ->envname("VIGIL_KAFKA");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+  std::vector<int32_t> drop;
+  app.add_option("--drop-partition", drop, "Delete one partition's stored state, then exit (no Kafka); the "
+                                           "next run rebuilds it from the log (repeatable)");
   bool digest = false;
   app.add_flag("--digest", digest, "Print each stored partition's progress and state digest, then exit (no Kafka)");
   CLI11_PARSE(app, argc, argv);
@@ -66,6 +69,21 @@ int main(int argc, char** argv) {
     return 2;
   }
   const vigil::Engine engine(*std::move(config));
+  if (!drop.empty()) {
+    auto store = vigil::Store::Open(o.data_dir);
+    if (!store.ok()) {
+      std::cerr << "vigild: " << store.status().message() << "\n";
+      return 3;
+    }
+    for (int32_t p : drop) {
+      if (absl::Status s = (*store)->DeletePrefix(vigil::PartitionPrefix(p)); !s.ok()) {
+        std::cerr << "vigild: " << s.message() << "\n";
+        return 1;
+      }
+      std::cout << "dropped partition " << p << "; it is rebuilt from the log on the next start\n";
+    }
+    return 0;
+  }
   if (digest) {
     auto store = vigil::Store::Open(o.data_dir);
     if (!store.ok()) {
