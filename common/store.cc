@@ -1,5 +1,7 @@
 #include "common/store.h"
 
+#include <filesystem>
+
 #include "absl/strings/str_cat.h"
 #include "rocksdb/options.h"
 
@@ -16,6 +18,9 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
 }
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("creating ", path, ": ", ec.message()));
   rocksdb::Options options;
   options.create_if_missing = true;
   options.paranoid_checks = true;

@@ -1,0 +1,176 @@
+// The partition pipeline against a real RocksDB in a temp directory (no Kafka):
+// what one Commit stores, what a reload sees, and why outbox numbers let a
+// rebuild skip what was published.
+#include "services/escalation/pipeline/partition.h"
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/builders.h"
+
+namespace vigil {
+namespace {
+
+using testing::Ev;
+
+class PartitionTest : public ::testing::Test {
+ protected:
+  PartitionTest() : engine_(RulesConfig::Defaults()) {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("vigil-partition-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+  }
+  ~PartitionTest() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<Store> OpenStore(const std::string& name = "db") {
+    auto store = Store::Open((dir_ / name).string());
+    EXPECT_TRUE(store.ok()) << store.status();
+    return std::move(*store);
+  }
+  std::unique_ptr<PartitionPipeline> Load(Store* store) {
+    auto p = PartitionPipeline::Load(store, &engine_, &topics_, 3);
+    EXPECT_TRUE(p.ok()) << p.status();
+    return std::move(*p);
+  }
+  static std::string Bytes(const v1::Event& e) { return e.SerializeAsString(); }
+
+  // The Lancashire-like day as records: (offset, key, bytes).
+  std::vector<v1::Event> Day() {
+    return {Ev("c1").At("09:00").Call(false), Ev("c2").At("10:00").Call(false),
+            Ev("a1").At("10:05").ArrestRequested("R1"), Ev("x").Victim("V2").At("12:00").Call(false)};
+  }
+
+  std::filesystem::path dir_;
+  Engine engine_;
+  Topics topics_;
+};
+
+TEST_F(PartitionTest, CommitStoresStateOffsetAndOutboxTogether) {
+  auto store = OpenStore();
+  auto p = Load(store.get());
+  int64_t offset = 0;
+  for (const auto& e : Day()) p->Apply(offset++, e.victim_id(), Bytes(e));
+  ASSERT_TRUE(p->Commit().ok());
+  auto outbox = p->Unpublished();
+  ASSERT_TRUE(outbox.ok());
+  // By 12:00: repeat-calls fires and climbs twice; arrest-overdue fires and climbs twice.
+  ASSERT_EQ(outbox->size(), 6u);
+  for (size_t i = 0; i < outbox->size(); ++i) {
+    EXPECT_EQ((*outbox)[i].seq(), i + 1);
+    EXPECT_EQ((*outbox)[i].topic(), "vigil.alerts");
+    EXPECT_EQ((*outbox)[i].key(), "V1");
+  }
+  const std::string digest = p->StateDigest();
+
+  auto reloaded = Load(store.get());
+  EXPECT_EQ(reloaded->next_offset(), 4);
+  EXPECT_EQ(reloaded->outbox_seq(), 6u);
+  EXPECT_EQ(reloaded->StateDigest(), digest);
+  EXPECT_EQ(reloaded->Unpublished()->size(), 6u);
+}
+
+TEST_F(PartitionTest, WhatIsNotCommittedIsNotThere) {
+  auto store = OpenStore();
+  {
+    auto p = Load(store.get());
+    p->Apply(0, "V1", Bytes(Ev("c1").At("09:00").Call(false)));
+    ASSERT_TRUE(p->Commit().ok());
+    p->Apply(1, "V1", Bytes(Ev("c2").At("10:00").Call(false)));  // the process dies before Commit
+  }
+  auto p = Load(store.get());
+  EXPECT_EQ(p->next_offset(), 1);
+  EXPECT_EQ(p->Unpublished()->size(), 0u);
+  EXPECT_EQ(p->processor().FindVictim("V1")->calls_size(), 1);
+}
+
+TEST_F(PartitionTest, ARebuildNumbersTheOutboxTheSameAndSkipsWhatWasPublished) {
+  auto first_store = OpenStore("first");
+  auto first = Load(first_store.get());
+  int64_t offset = 0;
+  for (const auto& e : Day()) first->Apply(offset++, e.victim_id(), Bytes(e));
+  ASSERT_TRUE(first->Commit().ok());
+  const auto published = *first->Unpublished();
+  ASSERT_TRUE(first->MarkPublished(published.back().seq()).ok());
+  EXPECT_TRUE(first->Unpublished()->empty());
+
+  // A new, empty store replays the same log: the same records with the same numbers.
+  auto second_store = OpenStore("second");
+  auto second = Load(second_store.get());
+  ASSERT_TRUE(second->MarkPublished(published.back().seq()).ok());  // what the progress topic says
+  offset = 0;
+  for (const auto& e : Day()) second->Apply(offset++, e.victim_id(), Bytes(e));
+  ASSERT_TRUE(second->Commit().ok());
+  EXPECT_TRUE(second->Unpublished()->empty()) << "a rebuild must not publish again";
+  EXPECT_EQ(second->StateDigest(), first->StateDigest());
+  EXPECT_EQ(second->outbox_seq(), first->outbox_seq());
+}
+
+TEST_F(PartitionTest, BadRecordsBecomeDeadLettersWithReasonAndSource) {
+  auto store = OpenStore();
+  auto p = Load(store.get());
+  p->Apply(7, "V1", "not protobuf at all \xff");
+  v1::Event invalid = Ev("g1").Graded(v1::IncidentGraded::GRADE_UNSPECIFIED);
+  p->Apply(8, "V1", Bytes(invalid));
+  p->Apply(9, "V9", Bytes(Ev("c1").Call(false)));  // key is not the victim
+  p->Apply(10, "V1", Bytes(Ev("c1").At("09:00").Call(false)));
+  p->Apply(11, "V1", Bytes(Ev("c1").At("09:30").Call(false)));  // same id, other content
+  v1::Event tick;
+  tick.mutable_clock_tick();
+  p->Apply(12, "V1", Bytes(tick));  // a tick on a victim's key
+  ASSERT_TRUE(p->Commit().ok());
+  auto outbox = *p->Unpublished();
+  ASSERT_EQ(outbox.size(), 5u);
+  std::vector<std::string> reasons;
+  for (const auto& r : outbox) {
+    EXPECT_EQ(r.topic(), "vigil.events.dlq");
+    EXPECT_EQ(r.headers().at(kHeaderTopic), "vigil.events");
+    EXPECT_EQ(r.headers().at(kHeaderPartition), "3");
+    reasons.push_back(r.headers().at(kHeaderReason));
+  }
+  EXPECT_EQ(outbox[0].headers().at(kHeaderOffset), "7");
+  EXPECT_EQ(outbox[0].value(), "not protobuf at all \xff");
+  EXPECT_THAT(reasons[0], ::testing::HasSubstr("not a vigil.v1.Event"));
+  EXPECT_THAT(reasons[1], ::testing::HasSubstr("incident_graded.grade: required"));
+  EXPECT_THAT(reasons[2], ::testing::HasSubstr("key is not the event's victim_id"));
+  EXPECT_THAT(reasons[3], ::testing::HasSubstr("already applied with different content"));
+  EXPECT_THAT(reasons[4], ::testing::HasSubstr("clock_tick"));
+  EXPECT_EQ(p->next_offset(), 13);
+}
+
+TEST_F(PartitionTest, ClockTicksFireDeadlinesAndRoutesCopyAlerts) {
+  topics_.routes = {"SUPERVISOR=sup.alerts", "force:lancashire=lancs.alerts", "force:wiltshire=wilts.alerts"};
+  auto store = OpenStore();
+  auto p = Load(store.get());
+  p->Apply(0, "V1", Bytes(Ev("a1").At("10:00").ArrestRequested("R1")));
+  v1::Event tick;
+  tick.set_event_id("tick");
+  *tick.mutable_occurred_at() = ToTimestamp(testing::T("11:00"));
+  tick.mutable_clock_tick();
+  p->Apply(1, kClockKey, Bytes(tick));
+  ASSERT_TRUE(p->Commit().ok());
+  std::vector<std::string> topics;
+  const auto outbox = *p->Unpublished();
+  for (const auto& r : outbox) topics.push_back(r.topic());
+  EXPECT_THAT(topics, ::testing::ElementsAre("vigil.alerts", "sup.alerts", "lancs.alerts"));
+}
+
+TEST_F(PartitionTest, DroppedPartitionIsEmptyAndOthersStay) {
+  auto store = OpenStore();
+  auto p = Load(store.get());
+  p->Apply(0, "V1", Bytes(Ev("c1").Call(false)));
+  ASSERT_TRUE(p->Commit().ok());
+  auto other = PartitionPipeline::Load(store.get(), &engine_, &topics_, 4);
+  (*other)->Apply(0, "V2", Bytes(Ev("c9").Victim("V2").Call(false)));
+  ASSERT_TRUE((*other)->Commit().ok());
+  EXPECT_THAT(*StoredPartitions(*store), ::testing::ElementsAre(3, 4));
+  ASSERT_TRUE(store->DeletePrefix(PartitionPrefix(3)).ok());
+  EXPECT_THAT(*StoredPartitions(*store), ::testing::ElementsAre(4));
+  EXPECT_EQ(Load(store.get())->next_offset(), 0);
+}
+
+}  // namespace
+}  // namespace vigil
