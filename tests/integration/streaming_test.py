@@ -276,6 +276,17 @@ class StreamingTest(unittest.TestCase):
               f"{len(expected)} alert transitions expected, {len(got)} published", file=sys.stderr)
         self.assertExactlyOnce(got, expected)
 
+    def catch_up(self, v, digest, timeout=120):
+        """Runs vigild until its stored state has the digest (it stops to let --digest read the store)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            v.start()
+            time.sleep(2)
+            v.stop()
+            if v.digest() == digest:
+                break
+        self.assertEqual(v.digest(), digest)
+
     def test_rebuild_from_an_empty_data_directory(self):
         v = self.vigild()
         events = os.path.join(self.dir, "synthetic.jsonl")
@@ -291,29 +302,13 @@ class StreamingTest(unittest.TestCase):
         digest = v.digest()
         # Same group and instance, empty data directory: replays its partitions from the start.
         v.data_dir = os.path.join(self.dir, "rebuilt")
-        v.start()
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            time.sleep(2)
-            v.stop()
-            if v.digest() == digest:
-                break
-            v.start()
-        self.assertEqual(v.digest(), digest)
+        self.catch_up(v, digest)
         self.assertExactlyOnce(v.alerts(idle_ms=3000), expected)  # nothing published again
         # One partition dropped alone is rebuilt alone, to the same state.
         v.stop()
         run(os.path.join(BIN, "vigild"), "--data-dir", v.data_dir, "--drop-partition", 2)
         self.assertNotEqual(v.digest(), digest)
-        v.start()
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            time.sleep(2)
-            v.stop()
-            if v.digest() == digest:
-                break
-            v.start()
-        self.assertEqual(v.digest(), digest)
+        self.catch_up(v, digest)
         self.assertExactlyOnce(v.alerts(idle_ms=3000), expected)
 
 

@@ -47,28 +47,25 @@ absl::StatusOr<std::unique_ptr<PartitionPipeline>> PartitionPipeline::Load(Store
     return absl::DataLossError(absl::StrCat("partition ", partition, ": stored progress is unreadable"));
   }
   p->processor_.set_stream_time(meta ? p->meta_.stream_time() : INT64_MIN);
-  absl::Status bad;
-  VIGIL_RETURN_IF_ERROR(store->Scan(p->prefix_ + "v/", [&](absl::string_view, absl::string_view value) {
-    state::VictimState v;
-    if (!v.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-      bad = absl::DataLossError(absl::StrCat("partition ", partition, ": a victim's stored state is unreadable"));
-      return false;
-    }
-    p->processor_.Load(v);
-    return true;
-  }));
-  VIGIL_RETURN_IF_ERROR(bad);
-  VIGIL_RETURN_IF_ERROR(store->Scan(p->prefix_ + "s/", [&](absl::string_view, absl::string_view value) {
-    state::SuspectState s;
-    if (!s.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-      bad = absl::DataLossError(absl::StrCat("partition ", partition, ": a suspect's stored state is unreadable"));
-      return false;
-    }
-    p->processor_.LoadSuspect(s);
-    return true;
-  }));
-  VIGIL_RETURN_IF_ERROR(bad);
+  VIGIL_RETURN_IF_ERROR(p->LoadAll<state::VictimState>("v/", [&](const auto& v) { p->processor_.Load(v); }));
+  VIGIL_RETURN_IF_ERROR(p->LoadAll<state::SuspectState>("s/", [&](const auto& s) { p->processor_.LoadSuspect(s); }));
   return p;
+}
+
+template <typename Message, typename Fn>
+absl::Status PartitionPipeline::LoadAll(absl::string_view kind, Fn fn) {
+  absl::Status bad;
+  VIGIL_RETURN_IF_ERROR(store_.Scan(prefix_ + std::string(kind), [&](absl::string_view, absl::string_view value) {
+    Message m;
+    if (!m.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      bad = absl::DataLossError(absl::StrCat("partition ", partition_, ": a stored ", m.GetTypeName(),
+                                             " is unreadable; drop the partition to rebuild it"));
+      return false;
+    }
+    fn(m);
+    return true;
+  }));
+  return bad;
 }
 
 void PartitionPipeline::AddOutbox(const std::string& topic, const std::string& key, const std::string& value,

@@ -84,6 +84,9 @@ class PartitionPipeline {
       : store_(*store), topics_(*topics), partition_(partition), prefix_(PartitionPrefix(partition)),
         processor_(engine) {}
 
+  // Parses every stored Message under prefix_ + kind and hands it to fn. DATA_LOSS when one is unreadable.
+  template <typename Message, typename Fn>
+  absl::Status LoadAll(absl::string_view kind, Fn fn);
   void AddOutbox(const std::string& topic, const std::string& key, const std::string& value,
                  std::vector<std::pair<std::string, std::string>> headers = {});
   void DeadLetter(int64_t offset, absl::string_view key, absl::string_view value, absl::string_view reason);
