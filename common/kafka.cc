@@ -108,6 +108,40 @@ absl::StatusOr<int> PartitionCount(const KafkaProps& props, const std::string& t
   return count;
 }
 
+absl::StatusOr<std::vector<std::unique_ptr<RdKafka::Topic>>> WarmTopics(RdKafka::Producer* producer,
+                                                                       const std::vector<std::string>& topics,
+                                                                       int timeout_ms) {
+  std::vector<std::unique_ptr<RdKafka::Topic>> handles;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (const std::string& name : topics) {
+    std::string err;
+    std::unique_ptr<RdKafka::Topic> topic(RdKafka::Topic::create(producer, name, nullptr, err));
+    if (!topic) return absl::InvalidArgumentError(absl::StrCat("Kafka topic ", name, ": ", err));
+    for (;;) {
+      RdKafka::Metadata* md = nullptr;
+      RdKafka::ErrorCode code = producer->metadata(false, topic.get(), &md, 5000);
+      bool ready = false;
+      if (code == RdKafka::ERR_NO_ERROR) {
+        for (const RdKafka::TopicMetadata* t : *md->topics()) {
+          if (t->err() != RdKafka::ERR_NO_ERROR || t->partitions()->empty()) continue;
+          ready = true;
+          for (const RdKafka::PartitionMetadata* p : *t->partitions()) ready = ready && p->leader() >= 0;
+        }
+      }
+      delete md;
+      if (ready) break;
+      if (std::chrono::steady_clock::now() > give_up) {
+        return absl::UnavailableError(absl::StrCat("Kafka metadata for ", name, ": ",
+                                                   code == RdKafka::ERR_NO_ERROR ? "no leader yet"
+                                                                                 : RdKafka::err2str(code)));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    handles.push_back(std::move(topic));
+  }
+  return handles;
+}
+
 absl::StatusOr<std::map<std::string, uint64_t>> ReadProgress(const KafkaProps& props, const std::string& topic,
                                                              int timeout_ms) {
   auto partitions = PartitionCount(props, topic, timeout_ms);

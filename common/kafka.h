@@ -35,6 +35,15 @@ absl::Status EnsureTopics(const KafkaProps& props, const std::vector<TopicSpec>&
 // How many partitions a topic has. NOT_FOUND when it does not exist.
 absl::StatusOr<int> PartitionCount(const KafkaProps& props, const std::string& topic, int timeout_ms);
 
+// Topic handles on a producer, with their metadata fetched and every partition's
+// leader known, so that the first message to each topic goes out at once instead
+// of waiting for librdkafka's periodic (one second) look-up of unknown topics.
+// Keep them for the producer's life; destroy them before it. UNAVAILABLE when a
+// leader is still unknown at the timeout.
+absl::StatusOr<std::vector<std::unique_ptr<RdKafka::Topic>>> WarmTopics(RdKafka::Producer* producer,
+                                                                       const std::vector<std::string>& topics,
+                                                                       int timeout_ms);
+
 // Reads a compacted progress topic (committed records only) to its end: for
 // each key, the last value as a number.
 absl::StatusOr<std::map<std::string, uint64_t>> ReadProgress(const KafkaProps& props, const std::string& topic,

@@ -21,6 +21,10 @@ struct ReplayOptions {
   std::string rules;   // empty: the built-in defaults
   std::string until;   // RFC 3339; empty: no final clock move
   bool text = false;   // readable lines instead of JSONL
+  // The input is a dump of vigild's events topic (vigilctl dump): suspect
+  // findings come from the log, as vigild saw them, instead of being derived
+  // in process from this input alone.
+  bool from_log = false;
 };
 
 // Replays events (JSONL) in file order and writes each alert transition as it

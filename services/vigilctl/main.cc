@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   replay_cmd->add_option("--until", replay.until,
                          "Move the clock to this RFC 3339 time at the end, so pending deadlines fire");
   replay_cmd->add_flag("--text", replay.text, "Readable lines instead of JSONL");
+  replay_cmd->add_flag("--from-log", replay.from_log,
+                       "The events are a dump of vigild's events topic: take suspect findings from it");
 
   CLI::App* show_cmd = app.add_subcommand("show", "Print alert transitions (JSONL on stdin) as readable lines");
 

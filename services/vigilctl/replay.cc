@@ -39,6 +39,7 @@ int Replay(const ReplayOptions& options, std::istream& in, std::ostream& out, st
 
   const Engine engine(*std::move(rules));
   Processor processor(&engine);
+  processor.set_route_suspect_links(!options.from_log);
   std::vector<v1::Alert> alerts;
   auto write = [&] {
     for (const auto& a : alerts) out << (options.text ? FormatAlert(a) : ToJsonLine(a)) << "\n";
@@ -55,6 +56,7 @@ int Replay(const ReplayOptions& options, std::istream& in, std::ostream& out, st
     } else if (status.ok()) {
       status = processor.Apply(event, &alerts);
     }
+    processor.TakeSuspectLinks();  // with --from-log, vigild's suspect view decided; its findings are in the log
     if (!status.ok()) {
       err << "vigilctl replay: line " << number << ": " << status.message() << "\n";
       return kExitBadInput;

@@ -158,6 +158,51 @@ TEST_F(PartitionTest, ClockTicksFireDeadlinesAndRoutesCopyAlerts) {
   EXPECT_THAT(topics, ::testing::ElementsAre("vigil.alerts", "sup.alerts", "lancs.alerts"));
 }
 
+TEST_F(PartitionTest, SuspectViewThroughItsOwnTopic) {
+  topics_.suspect_links = "links";
+  auto store = OpenStore();
+  auto events = Load(store.get());
+  events->Apply(0, "VA", Bytes(Ev("ca").Victim("VA").Incident("IA").At("09:00").Call(true, "S1")));
+  events->Apply(1, "VB", Bytes(Ev("cb").Victim("VB").Incident("IB").At("10:00").Call(true, "S1")));
+  ASSERT_TRUE(events->Commit().ok());
+  std::vector<state::OutboxRecord> links;
+  const auto first = *events->Unpublished();
+  for (const auto& r : first) {
+    if (r.topic() == "links") links.push_back(r);
+  }
+  ASSERT_EQ(links.size(), 2u) << "one link per domestic-abuse call with a suspect, not routed in process";
+  EXPECT_EQ(links[0].key(), "S1");
+
+  auto view = PartitionPipeline::Load(store.get(), &engine_, &topics_, 0, PartitionKind::kSuspectLinks);
+  ASSERT_TRUE(view.ok());
+  for (size_t i = 0; i < links.size(); ++i) (*view)->Apply(static_cast<int64_t>(i), links[i].key(), links[i].value());
+  (*view)->Apply(2, "S2", "garbage");
+  ASSERT_TRUE((*view)->Commit().ok());
+  const auto out = *(*view)->Unpublished();
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].topic(), "vigil.events");
+  EXPECT_EQ(out[0].key(), "VB");
+  EXPECT_EQ(out[1].topic(), "vigil.events.dlq");
+  EXPECT_EQ(out[1].headers().at(kHeaderTopic), "links");
+
+  // The finding comes back on the events topic and raises the alert for VB.
+  events->Apply(2, out[0].key(), out[0].value());
+  events->Apply(3, out[0].key(), out[0].value());  // redelivered: applied once
+  ASSERT_TRUE(events->Commit().ok());
+  std::vector<v1::Alert> alerts;
+  const auto second = *events->Unpublished();
+  for (const auto& r : second) {
+    v1::Alert a;
+    if (r.topic() == "vigil.alerts" && a.ParseFromString(r.value()) && a.rule() == "serial-perpetrator") {
+      alerts.push_back(a);
+    }
+  }
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].victim_id(), "VB");
+  EXPECT_EQ(alerts[0].suspect_id(), "S1");
+  EXPECT_THAT(alerts[0].evidence_event_ids(), ::testing::ElementsAre("ca", "cb"));
+}
+
 TEST_F(PartitionTest, DroppedPartitionIsEmptyAndOthersStay) {
   auto store = OpenStore();
   auto p = Load(store.get());

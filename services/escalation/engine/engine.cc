@@ -545,7 +545,7 @@ class Step {
     ScheduleRiskAssessment(incident);
     EvaluateClosedWithoutAssessment(incident, t);
     if (p.domestic_abuse() && !p.suspect_id().empty() && Enabled(RuleId::kSerialPerpetrator)) {
-      state::SuspectLink& link = out_.suspect_links.emplace_back();
+      v1::SuspectLink& link = out_.suspect_links.emplace_back();
       link.set_suspect_id(p.suspect_id());
       link.set_victim_id(e.victim_id());
       link.set_incident_id(e.incident_id());
@@ -730,6 +730,18 @@ class Step {
     EvaluateClosedWithoutAssessment(incident, t);
   }
 
+  void OnFinding(const v1::SuspectFinding& f) {
+    if (!Enabled(RuleId::kSerialPerpetrator)) return;
+    const RuleSettings& s = rules_.rule(RuleId::kSerialPerpetrator);
+    std::vector<std::string> evidence(f.evidence_event_ids().begin(), f.evidence_event_ids().end());
+    Raise(RuleId::kSerialPerpetrator, absl::StrCat(f.incident_id(), "/", f.suspect_id()), f.incident_id(), f.at(),
+          kNoDeadline,
+          absl::StrCat("The suspect in this domestic-abuse call is linked to domestic-abuse calls about ",
+                       f.victim_count(), " different victims within ", FormatDuration(s.window),
+                       ": a possible serial perpetrator."),
+          evidence, f.event_id(), f.suspect_id());
+  }
+
   void ApplyEvent(const Event& e) {
     const Micros t = ToMicros(e.occurred_at());
     switch (e.payload_case()) {
@@ -752,6 +764,7 @@ class Step {
                     e.event_id());
         break;
       case Event::kIncidentClosed: OnClosed(e, t); break;
+      case Event::kSuspectFinding: OnFinding(e.suspect_finding()); break;
       case Event::kCrimeRecorded:
       case Event::kSafeguardingRecorded:
       case Event::kClockTick:
@@ -829,17 +842,8 @@ absl::Status Engine::Apply(const Event& event, VictimState* victim, EngineOutput
   return absl::OkStatus();
 }
 
-void Engine::ApplyFinding(const state::SuspectFinding& f, VictimState* victim, EngineOutput* out) const {
-  if (!rules_.rule(RuleId::kSerialPerpetrator).enabled) return;
-  Step step(rules_, victim, out);
-  const RuleSettings& s = rules_.rule(RuleId::kSerialPerpetrator);
-  std::vector<std::string> evidence(f.evidence_event_ids().begin(), f.evidence_event_ids().end());
-  step.Raise(RuleId::kSerialPerpetrator, absl::StrCat(f.incident_id(), "/", f.suspect_id()), f.incident_id(),
-             f.at(), kNoDeadline,
-             absl::StrCat("The suspect in this domestic-abuse call is linked to domestic-abuse calls about ",
-                          f.victim_count(), " different victims within ", FormatDuration(s.window),
-                          ": a possible serial perpetrator."),
-             evidence, f.event_id(), f.suspect_id());
+void Engine::ApplyFinding(const v1::SuspectFinding& f, VictimState* victim, EngineOutput* out) const {
+  Step(rules_, victim, out).OnFinding(f);
 }
 
 Micros Engine::NextDue(const VictimState& victim) {
@@ -861,8 +865,8 @@ bool Engine::FireEarliest(Micros now, VictimState* victim, EngineOutput* out) co
   return true;
 }
 
-void Engine::ApplyLink(const state::SuspectLink& link, state::SuspectState* suspect,
-                       std::vector<state::SuspectFinding>* findings) const {
+void Engine::ApplyLink(const v1::SuspectLink& link, state::SuspectState* suspect,
+                       std::vector<v1::SuspectFinding>* findings) const {
   const RuleSettings& s = rules_.rule(RuleId::kSerialPerpetrator);
   if (!s.enabled) return;
   for (const auto& l : suspect->links()) {
@@ -875,7 +879,7 @@ void Engine::ApplyLink(const state::SuspectLink& link, state::SuspectState* susp
   for (const auto* end : WindowEnds(suspect->links(), link, s.window, [](const auto&) { return true; })) {
     WindowCount w = CountWindow(points, end->at(), s.window);
     if (w.distinct < s.count) continue;
-    state::SuspectFinding& f = findings->emplace_back();
+    v1::SuspectFinding& f = findings->emplace_back();
     f.set_suspect_id(link.suspect_id());
     f.set_victim_id(end->victim_id());
     f.set_incident_id(end->incident_id());

@@ -31,7 +31,7 @@ namespace state = v1::state;
 // What one step of the engine produced, in the order it happened.
 struct EngineOutput {
   std::vector<v1::Alert> transitions;
-  std::vector<state::SuspectLink> suspect_links;
+  std::vector<v1::SuspectLink> suspect_links;
   // The event had been applied before, with the same content: nothing changed.
   bool duplicate = false;
 };
@@ -60,7 +60,7 @@ class Engine {
   absl::StatusOr<bool> Check(const v1::Event& event, const state::VictimState& victim) const;
 
   // Applies a finding of the suspect view to the victim it names.
-  void ApplyFinding(const state::SuspectFinding& finding, state::VictimState* victim,
+  void ApplyFinding(const v1::SuspectFinding& finding, state::VictimState* victim,
                     EngineOutput* out) const;
 
   // The earliest pending deadline of this victim, or kNoDeadline.
@@ -73,8 +73,8 @@ class Engine {
 
   // Applies a link to the suspect's state; appends a finding for each victim
   // call that makes the suspect linked to `count` victims within the window.
-  void ApplyLink(const state::SuspectLink& link, state::SuspectState* suspect,
-                 std::vector<state::SuspectFinding>* findings) const;
+  void ApplyLink(const v1::SuspectLink& link, state::SuspectState* suspect,
+                 std::vector<v1::SuspectFinding>* findings) const;
 
  private:
   RulesConfig rules_;

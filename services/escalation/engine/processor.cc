@@ -45,14 +45,22 @@ void Processor::Reindex(const state::VictimState& victim, Micros due_before) {
   if (due_after != kNoDeadline) due_.insert({due_after, victim.victim_id()});
 }
 
+void Processor::ApplyLink(const v1::SuspectLink& link, std::vector<v1::SuspectFinding>* findings) {
+  state::SuspectState& suspect = suspects_[link.suspect_id()];
+  changed_suspects_.insert(link.suspect_id());
+  engine_.ApplyLink(link, &suspect, findings);
+}
+
 void Processor::Collect(EngineOutput& output, std::vector<v1::Alert>* out) {
   for (auto& a : output.transitions) out->push_back(std::move(a));
   output.transitions.clear();
   for (const auto& link : output.suspect_links) {
-    state::SuspectState& suspect = suspects_[link.suspect_id()];
-    changed_suspects_.insert(link.suspect_id());
-    std::vector<state::SuspectFinding> findings;
-    engine_.ApplyLink(link, &suspect, &findings);
+    if (!route_links_) {
+      links_out_.push_back(link);
+      continue;
+    }
+    std::vector<v1::SuspectFinding> findings;
+    ApplyLink(link, &findings);
     for (const auto& finding : findings) {
       state::VictimState& victim = Victim(finding.victim_id());
       changed_victims_.insert(finding.victim_id());

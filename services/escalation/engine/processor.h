@@ -37,6 +37,16 @@ class Processor {
   // just before it (deadlines due earlier fired), as it would on any replay.
   absl::Status Apply(const v1::Event& event, std::vector<v1::Alert>* out);
 
+  // By default suspect links are applied in process (one view of everything
+  // this processor holds, as offline replay wants). Off, they are kept for the
+  // caller (TakeSuspectLinks) to send to the suspect view elsewhere, whose
+  // findings come back as events with a suspect_finding.
+  void set_route_suspect_links(bool in_process) { route_links_ = in_process; }
+  std::vector<v1::SuspectLink> TakeSuspectLinks() { return std::move(links_out_); }
+
+  // The suspect view: applies a link to its suspect's state; appends findings.
+  void ApplyLink(const v1::SuspectLink& link, std::vector<v1::SuspectFinding>* findings);
+
   // Moves stream time forward to `t` (never back) and fires what falls due.
   void AdvanceTo(Micros t, std::vector<v1::Alert>* out);
 
@@ -80,6 +90,8 @@ class Processor {
   // (earliest deadline, victim id) of every victim with a pending deadline.
   absl::btree_set<std::pair<Micros, std::string>> due_;
   Micros stream_time_ = INT64_MIN;
+  bool route_links_ = true;
+  std::vector<v1::SuspectLink> links_out_;
   absl::flat_hash_set<std::string> changed_victims_;
   absl::flat_hash_set<std::string> changed_suspects_;
 };

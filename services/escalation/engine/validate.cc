@@ -150,6 +150,21 @@ absl::Status CheckPayload(const Event& e) {
                      e.escalation_acknowledged().acknowledged_by(), true);
     case Event::kIncidentClosed:
       return CheckId("incident_id", e.incident_id(), true);
+    case Event::kSuspectFinding: {
+      const auto& f = e.suspect_finding();
+      VIGIL_RETURN_IF_ERROR(CheckId("suspect_finding.suspect_id", f.suspect_id(), true));
+      VIGIL_RETURN_IF_ERROR(CheckId("suspect_finding.event_id", f.event_id(), true));
+      VIGIL_RETURN_IF_ERROR(CheckId("suspect_finding.incident_id", f.incident_id(), false));
+      if (f.victim_id() != e.victim_id()) return Invalid("suspect_finding.victim_id", "is not the event's victim_id");
+      if (f.victim_count() < 1) return Invalid("suspect_finding.victim_count", "required");
+      if (f.evidence_event_ids_size() < 1 || f.evidence_event_ids_size() > 1000) {
+        return Invalid("suspect_finding.evidence_event_ids", "1 to 1000 required");
+      }
+      for (const auto& id : f.evidence_event_ids()) {
+        VIGIL_RETURN_IF_ERROR(CheckId("suspect_finding.evidence_event_ids", id, true));
+      }
+      return absl::OkStatus();
+    }
     case Event::kClockTick:
       return Invalid("clock_tick", "written by vigild only, on the key __clock__");
     case Event::PAYLOAD_NOT_SET:

@@ -23,11 +23,14 @@ std::string BigEndian(uint64_t v) {
 
 }  // namespace
 
-std::string PartitionPrefix(int32_t partition) { return absl::StrFormat("e/%05d/", partition); }
+std::string PartitionPrefix(int32_t partition, PartitionKind kind) {
+  return absl::StrFormat("%c/%05d/", kind == PartitionKind::kEvents ? 'e' : 'l', partition);
+}
 
-absl::StatusOr<std::vector<int32_t>> StoredPartitions(const Store& store) {
+absl::StatusOr<std::vector<int32_t>> StoredPartitions(const Store& store, PartitionKind kind) {
   std::vector<int32_t> out;
-  VIGIL_RETURN_IF_ERROR(store.Scan("e/", [&](absl::string_view key, absl::string_view) {
+  VIGIL_RETURN_IF_ERROR(store.Scan(kind == PartitionKind::kEvents ? "e/" : "l/",
+                                   [&](absl::string_view key, absl::string_view) {
     int partition = 0;
     // e/PPPPP/meta
     if (key.size() == 12 && key.substr(7) == "/meta" && absl::SimpleAtoi(key.substr(2, 5), &partition)) {
@@ -39,9 +42,9 @@ absl::StatusOr<std::vector<int32_t>> StoredPartitions(const Store& store) {
 }
 
 absl::StatusOr<std::unique_ptr<PartitionPipeline>> PartitionPipeline::Load(Store* store, const Engine* engine,
-                                                                           const Topics* topics,
-                                                                           int32_t partition) {
-  std::unique_ptr<PartitionPipeline> p(new PartitionPipeline(store, engine, topics, partition));
+                                                                           const Topics* topics, int32_t partition,
+                                                                           PartitionKind kind) {
+  std::unique_ptr<PartitionPipeline> p(new PartitionPipeline(store, engine, topics, partition, kind));
   VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> meta, store->Get(p->prefix_ + "meta"));
   if (meta && !p->meta_.ParseFromString(*meta)) {
     return absl::DataLossError(absl::StrCat("partition ", partition, ": stored progress is unreadable"));
@@ -84,7 +87,7 @@ void PartitionPipeline::DeadLetter(int64_t offset, absl::string_view key, absl::
                                    absl::string_view reason) {
   AddOutbox(topics_.dead_letters, std::string(key), std::string(value),
             {{kHeaderReason, std::string(reason)},
-             {kHeaderTopic, topics_.events},
+             {kHeaderTopic, topic()},
              {kHeaderPartition, absl::StrCat(partition_)},
              {kHeaderOffset, absl::StrCat(offset)}});
 }
@@ -105,8 +108,36 @@ void PartitionPipeline::Emit(const std::vector<v1::Alert>& alerts) {
   }
 }
 
+void PartitionPipeline::ApplyLink(int64_t offset, absl::string_view key, absl::string_view value) {
+  v1::SuspectLink link;
+  if (!link.ParseFromArray(value.data(), static_cast<int>(value.size())) || link.suspect_id().empty() ||
+      link.suspect_id() != key || link.victim_id().empty() || link.event_id().empty()) {
+    DeadLetter(offset, key, value, "INVALID_ARGUMENT: not a vigil.v1.SuspectLink keyed by its suspect_id");
+    return;
+  }
+  std::vector<v1::SuspectFinding> findings;
+  processor_.ApplyLink(link, &findings);
+  for (auto& f : findings) {
+    v1::Event e;
+    std::string id_source = absl::StrCat(f.suspect_id(), "|", f.event_id(), "|", f.victim_count());
+    for (const auto& id : f.evidence_event_ids()) absl::StrAppend(&id_source, "|", id);
+    e.set_event_id(absl::StrCat("finding-", Hex64(Fnv1a64(id_source))));
+    e.set_victim_id(f.victim_id());
+    *e.mutable_occurred_at() = ToTimestamp(f.at());
+    e.set_incident_id(f.incident_id());
+    e.set_force(f.force());
+    e.set_source("vigild");
+    *e.mutable_suspect_finding() = std::move(f);
+    AddOutbox(topics_.events, e.victim_id(), DeterministicBytes(e));
+  }
+}
+
 void PartitionPipeline::Apply(int64_t offset, absl::string_view key, absl::string_view value) {
   meta_.set_next_offset(offset + 1);
+  if (kind_ == PartitionKind::kSuspectLinks) {
+    ApplyLink(offset, key, value);
+    return;
+  }
   v1::Event event;
   if (!event.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
     DeadLetter(offset, key, value, "INVALID_ARGUMENT: not a vigil.v1.Event (protobuf)");
@@ -128,10 +159,14 @@ void PartitionPipeline::Apply(int64_t offset, absl::string_view key, absl::strin
   }
   absl::Status status = processor_.Apply(event, &alerts);
   Emit(alerts);  // deadlines that fired before a refused event stand
+  for (const v1::SuspectLink& link : processor_.TakeSuspectLinks()) {
+    AddOutbox(topics_.suspect_links, link.suspect_id(), DeterministicBytes(link));
+  }
   if (!status.ok()) {
     DeadLetter(offset, key, value, status.ToString());
     return;
   }
+  if (event.has_suspect_finding()) return;  // derived by vigild: not part of the victim's timeline
   std::string timeline_key = absl::StrCat(prefix_, "t/", event.victim_id());
   timeline_key.push_back('\0');
   timeline_key += BigEndian(static_cast<uint64_t>(ToMicros(event.occurred_at())) ^ (uint64_t{1} << 63));

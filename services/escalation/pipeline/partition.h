@@ -34,6 +34,10 @@ struct Topics {
   std::string alerts = "vigil.alerts";
   std::string dead_letters = "vigil.events.dlq";
   std::string progress = "vigil.progress";
+  // Suspect links, keyed by suspect, for one suspect view across all victims
+  // (e.g. "vigil.suspect-links"). Empty (the default): the view is per events
+  // partition, in process, and exactly as deterministic as offline replay.
+  std::string suspect_links;
   // Further topics for alerts: "LEVEL=topic" (e.g. INSPECTOR=vigil.alerts.inspector)
   // or "force:NAME=topic"; an alert goes to every route it matches, as well as `alerts`.
   std::vector<std::string> routes;
@@ -46,16 +50,23 @@ inline constexpr char kHeaderPartition[] = "vigil-source-partition";
 inline constexpr char kHeaderOffset[] = "vigil-source-offset";
 inline constexpr char kClockKey[] = "__clock__";
 
-std::string PartitionPrefix(int32_t partition);
+// What a pipeline consumes: a partition of the events topic (victims' state),
+// or of the suspect-links topic (the suspect view, whose findings go back to
+// the events topic).
+enum class PartitionKind { kEvents, kSuspectLinks };
 
-// The partitions that have stored state.
-absl::StatusOr<std::vector<int32_t>> StoredPartitions(const Store& store);
+std::string PartitionPrefix(int32_t partition, PartitionKind kind = PartitionKind::kEvents);
+
+// The partitions that have stored state, of one kind.
+absl::StatusOr<std::vector<int32_t>> StoredPartitions(const Store& store,
+                                                      PartitionKind kind = PartitionKind::kEvents);
 
 class PartitionPipeline {
  public:
   // Loads the partition's stored state. DATA_LOSS when it cannot be parsed.
-  static absl::StatusOr<std::unique_ptr<PartitionPipeline>> Load(Store* store, const Engine* engine,
-                                                                  const Topics* topics, int32_t partition);
+  static absl::StatusOr<std::unique_ptr<PartitionPipeline>> Load(
+      Store* store, const Engine* engine, const Topics* topics, int32_t partition,
+      PartitionKind kind = PartitionKind::kEvents);
 
   // Applies one consumed record. Never fails: a record that cannot be decoded
   // or applied becomes a dead letter with the reason.
@@ -70,6 +81,8 @@ class PartitionPipeline {
   absl::Status MarkPublished(uint64_t seq);
 
   int32_t partition() const { return partition_; }
+  PartitionKind kind() const { return kind_; }
+  const std::string& topic() const { return kind_ == PartitionKind::kEvents ? topics_.events : topics_.suspect_links; }
   int64_t next_offset() const { return meta_.next_offset(); }
   uint64_t outbox_seq() const { return meta_.outbox_seq(); }
   uint64_t published_seq() const { return meta_.published_seq(); }
@@ -80,9 +93,14 @@ class PartitionPipeline {
   std::string StateDigest() const;
 
  private:
-  PartitionPipeline(Store* store, const Engine* engine, const Topics* topics, int32_t partition)
-      : store_(*store), topics_(*topics), partition_(partition), prefix_(PartitionPrefix(partition)),
-        processor_(engine) {}
+  PartitionPipeline(Store* store, const Engine* engine, const Topics* topics, int32_t partition,
+                    PartitionKind kind)
+      : store_(*store), topics_(*topics), partition_(partition), kind_(kind),
+        prefix_(PartitionPrefix(partition, kind)), processor_(engine) {
+    processor_.set_route_suspect_links(topics->suspect_links.empty());
+  }
+
+  void ApplyLink(int64_t offset, absl::string_view key, absl::string_view value);
 
   // Parses every stored Message under prefix_ + kind and hands it to fn. DATA_LOSS when one is unreadable.
   template <typename Message, typename Fn>
@@ -95,6 +113,7 @@ class PartitionPipeline {
   Store& store_;
   const Topics& topics_;
   const int32_t partition_;
+  const PartitionKind kind_;
   const std::string prefix_;
   Processor processor_;
   state::PartitionMeta meta_;

@@ -34,6 +34,10 @@ int main(int argc, char** argv) {
   app.add_option("--alerts-topic", o.topics.alerts, "")->envname("VIGIL_ALERTS_TOPIC")->capture_default_str();
   app.add_option("--dlq-topic", o.topics.dead_letters, "Dead letters")->envname("VIGIL_DLQ_TOPIC")->capture_default_str();
   app.add_option("--progress-topic", o.topics.progress, "Outbox progress (compacted)")->capture_default_str();
+  app.add_option("--suspect-links-topic", o.topics.suspect_links,
+                 "Topic for one suspect view across all partitions (e.g. vigil.suspect-links); "
+                 "default: a view per partition, in process")
+      ->envname("VIGIL_SUSPECT_LINKS_TOPIC")->capture_default_str();
   app.add_option("--route", o.topics.routes, "More alert topics: LEVEL=topic or force:NAME=topic (repeatable)");
   app.add_option("--partitions", o.partitions, "Partitions of topics vigild creates")->capture_default_str();
   app.add_option("--tick-ms", o.tick_ms, "Clock tick interval; 0 turns ticks off")->capture_default_str();
@@ -44,8 +48,8 @@ int main(int argc, char** argv) {
       ->envname("VIGIL_KAFKA");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   std::vector<int32_t> drop;
-  app.add_option("--drop-partition", drop, "Delete one partition's stored state, then exit (no Kafka); the "
-                                           "next run rebuilds it from the log (repeatable)");
+  app.add_option("--drop-partition", drop, "Delete one partition's stored state (events and suspect links), then "
+                                           "exit (no Kafka); the next run rebuilds it from the log (repeatable)");
   bool digest = false;
   app.add_flag("--digest", digest, "Print each stored partition's progress and state digest, then exit (no Kafka)");
   CLI11_PARSE(app, argc, argv);
@@ -76,11 +80,14 @@ int main(int argc, char** argv) {
       return 3;
     }
     for (int32_t p : drop) {
-      if (absl::Status s = (*store)->DeletePrefix(vigil::PartitionPrefix(p)); !s.ok()) {
-        std::cerr << "vigild: " << s.message() << "\n";
-        return 1;
+      for (auto kind : {vigil::PartitionKind::kEvents, vigil::PartitionKind::kSuspectLinks}) {
+        if (absl::Status s = (*store)->DeletePrefix(vigil::PartitionPrefix(p, kind)); !s.ok()) {
+          std::cerr << "vigild: " << s.message() << "\n";
+          return 1;
+        }
       }
-      std::cout << "dropped partition " << p << "; it is rebuilt from the log on the next start\n";
+      std::cout << "dropped partition " << p << " (events and suspect links); it is rebuilt from the log on the "
+                   "next start\n";
     }
     return 0;
   }
@@ -90,20 +97,22 @@ int main(int argc, char** argv) {
       std::cerr << "vigild: " << store.status().message() << "\n";
       return 3;
     }
-    auto partitions = vigil::StoredPartitions(**store);
-    if (!partitions.ok()) {
-      std::cerr << "vigild: " << partitions.status().message() << "\n";
-      return 3;
-    }
-    for (int32_t p : *partitions) {
-      auto pipeline = vigil::PartitionPipeline::Load(store->get(), &engine, &o.topics, p);
-      if (!pipeline.ok()) {
-        std::cerr << "vigild: " << pipeline.status().message() << "\n";
+    for (auto kind : {vigil::PartitionKind::kEvents, vigil::PartitionKind::kSuspectLinks}) {
+      auto partitions = vigil::StoredPartitions(**store, kind);
+      if (!partitions.ok()) {
+        std::cerr << "vigild: " << partitions.status().message() << "\n";
         return 3;
       }
-      std::cout << "partition " << p << " next_offset " << (*pipeline)->next_offset() << " outbox_seq "
-                << (*pipeline)->outbox_seq() << " victims " << (*pipeline)->processor().victim_count()
-                << " digest " << (*pipeline)->StateDigest() << "\n";
+      for (int32_t p : *partitions) {
+        auto pipeline = vigil::PartitionPipeline::Load(store->get(), &engine, &o.topics, p, kind);
+        if (!pipeline.ok()) {
+          std::cerr << "vigild: " << pipeline.status().message() << "\n";
+          return 3;
+        }
+        std::cout << (kind == vigil::PartitionKind::kEvents ? "events" : "suspect-links") << " partition " << p
+                  << " next_offset " << (*pipeline)->next_offset() << " outbox_seq " << (*pipeline)->outbox_seq()
+                  << " digest " << (*pipeline)->StateDigest() << "\n";
+      }
     }
     return 0;
   }

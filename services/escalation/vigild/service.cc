@@ -30,8 +30,8 @@ class Service::Rebalancer : public RdKafka::RebalanceCb {
   void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
                     std::vector<RdKafka::TopicPartition*>& partitions) override {
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
-      std::vector<int32_t> ids;
-      for (auto* tp : partitions) ids.push_back(tp->partition());
+      std::vector<std::pair<std::string, int32_t>> ids;
+      for (auto* tp : partitions) ids.emplace_back(tp->topic(), tp->partition());
       absl::Status s = service_.Assign(ids);
       if (!s.ok()) {
         service_.rebalance_error_ = s;
@@ -40,7 +40,7 @@ class Service::Rebalancer : public RdKafka::RebalanceCb {
         return;
       }
       for (auto* tp : partitions) {
-        const int64_t next = service_.pipelines_.at(tp->partition())->next_offset();
+        const int64_t next = service_.pipelines_.at({tp->topic(), tp->partition()})->next_offset();
         tp->set_offset(next > 0 ? next : RdKafka::Topic::OFFSET_BEGINNING);
       }
       consumer->assign(partitions);
@@ -63,15 +63,19 @@ Service::Service(ServiceOptions options, const Engine* engine)
 
 Service::~Service() = default;
 
-absl::Status Service::Assign(const std::vector<int32_t>& partitions) {
+absl::Status Service::Assign(const std::vector<std::pair<std::string, int32_t>>& partitions) {
   VIGIL_ASSIGN_OR_RETURN(auto progress, ReadProgress(options_.kafka, options_.topics.progress, 30000));
-  for (int32_t p : partitions) {
-    VIGIL_ASSIGN_OR_RETURN(auto pipeline, PartitionPipeline::Load(store_.get(), &engine_, &options_.topics, p));
-    auto it = progress.find(ProgressKey(options_.topics.events, p));
+  for (const auto& [topic, p] : partitions) {
+    const PartitionKind kind =
+        topic == options_.topics.events ? PartitionKind::kEvents : PartitionKind::kSuspectLinks;
+    VIGIL_ASSIGN_OR_RETURN(auto pipeline,
+                           PartitionPipeline::Load(store_.get(), &engine_, &options_.topics, p, kind));
+    auto it = progress.find(ProgressKey(topic, p));
     if (it != progress.end()) VIGIL_RETURN_IF_ERROR(pipeline->MarkPublished(it->second));
-    spdlog::info("event=partition_loaded partition={} next_offset={} outbox_seq={} published_seq={}", p,
-                 pipeline->next_offset(), pipeline->outbox_seq(), pipeline->published_seq());
-    pipelines_[p] = std::move(pipeline);
+    spdlog::info("event=partition_loaded kind={} partition={} next_offset={} outbox_seq={} published_seq={}",
+                 kind == PartitionKind::kEvents ? "events" : "suspect-links", p, pipeline->next_offset(),
+                 pipeline->outbox_seq(), pipeline->published_seq());
+    pipelines_[{topic, p}] = std::move(pipeline);
   }
   // The first transaction after start finds its coordinator and partitions, which
   // takes a while: do it now, writing the current progress, not when an alert waits.
@@ -88,7 +92,7 @@ absl::Status Service::Flush() {
 }
 
 absl::Status Service::Publish() {
-  std::map<int32_t, std::vector<state::OutboxRecord>> batches;
+  std::map<std::pair<std::string, int32_t>, std::vector<state::OutboxRecord>> batches;
   for (auto& [p, pipeline] : pipelines_) {
     VIGIL_ASSIGN_OR_RETURN(auto records, pipeline->Unpublished());
     if (!records.empty() || announce_progress_) batches[p] = std::move(records);
@@ -124,7 +128,7 @@ absl::Status Service::Publish() {
       }
       ++count;
     }
-    const std::string key = ProgressKey(options_.topics.events, p);
+    const std::string key = ProgressKey(p.first, p.second);
     const std::string value = absl::StrCat(records.empty() ? pipelines_.at(p)->published_seq() : records.back().seq());
     producer_->produce(options_.topics.progress, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
                        const_cast<char*>(value.data()), value.size(), key.data(), key.size(), 0,
@@ -146,7 +150,9 @@ void Service::Tick() {
   const int64_t now = NowMillis();
   if (now - last_tick_ms_ < options_.tick_ms) return;
   last_tick_ms_ = now;
-  for (auto& [p, pipeline] : pipelines_) {
+  for (auto& [tp, pipeline] : pipelines_) {
+    if (pipeline->kind() != PartitionKind::kEvents) continue;
+    const int32_t p = tp.second;
     v1::Event tick;
     tick.set_event_id(absl::StrCat("tick-", p, "-", now));
     *tick.mutable_occurred_at() = ToTimestamp(now * 1000);
@@ -167,6 +173,7 @@ absl::Status Service::Run() {
                                    {t.alerts, options_.partitions, {}},
                                    {t.dead_letters, 1, {}},
                                    {t.progress, 1, {{"cleanup.policy", "compact"}}}};
+  if (!t.suspect_links.empty()) topics.push_back({t.suspect_links, options_.partitions, {}});
   for (const auto& route : t.routes) {
     if (auto eq = route.find('='); eq != std::string::npos) topics.push_back({route.substr(eq + 1), 1, {}});
   }
@@ -185,11 +192,15 @@ absl::Status Service::Run() {
     delete e;
     return absl::UnavailableError(absl::StrCat("initialising Kafka transactions: ", message));
   }
+  std::vector<std::string> names;
+  for (const TopicSpec& spec : topics) names.push_back(spec.name);
+  VIGIL_ASSIGN_OR_RETURN(producer_topics_, WarmTopics(producer_.get(), names, 30000));
   KafkaProps ticker_props = options_.kafka;
   ticker_props.emplace_back("enable.idempotence", "true");
   VIGIL_ASSIGN_OR_RETURN(auto tconf, MakeKafkaConf(ticker_props));
   ticker_.reset(RdKafka::Producer::create(tconf.get(), err));
   if (!ticker_) return absl::InvalidArgumentError(absl::StrCat("Kafka producer: ", err));
+  VIGIL_ASSIGN_OR_RETURN(ticker_topics_, WarmTopics(ticker_.get(), {t.events}, 30000));
 
   // Defaults first, so that --kafka overrides them.
   KafkaProps consumer_props = {{"session.timeout.ms", "10000"},
@@ -209,7 +220,9 @@ absl::Status Service::Run() {
   }
   consumer_.reset(RdKafka::KafkaConsumer::create(cconf.get(), err));
   if (!consumer_) return absl::InvalidArgumentError(absl::StrCat("Kafka consumer: ", err));
-  if (consumer_->subscribe({t.events}) != RdKafka::ERR_NO_ERROR) {
+  std::vector<std::string> subscription = {t.events};
+  if (!t.suspect_links.empty()) subscription.push_back(t.suspect_links);
+  if (consumer_->subscribe(subscription) != RdKafka::ERR_NO_ERROR) {
     return absl::UnavailableError(absl::StrCat("subscribing to ", t.events));
   }
   spdlog::info("event=started group={} instance={} events_topic={} data_dir={}", options_.group,
@@ -228,7 +241,7 @@ absl::Status Service::Run() {
         if (m->err() != RdKafka::ERR__PARTITION_EOF) spdlog::warn("event=consume_error error=\"{}\"", m->errstr());
         continue;
       }
-      auto it = pipelines_.find(m->partition());
+      auto it = pipelines_.find({m->topic_name(), m->partition()});
       if (it == pipelines_.end()) continue;  // revoked meanwhile
       const std::string* key = m->key();
       it->second->Apply(m->offset(), key ? absl::string_view(*key) : absl::string_view(),

@@ -51,7 +51,7 @@ class Service {
 
  private:
   class Rebalancer;
-  absl::Status Assign(const std::vector<int32_t>& partitions);
+  absl::Status Assign(const std::vector<std::pair<std::string, int32_t>>& partitions);
   absl::Status Flush();  // commit every partition, then publish
   absl::Status Publish();
   void Tick();
@@ -63,8 +63,11 @@ class Service {
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   std::unique_ptr<RdKafka::Producer> producer_;  // transactional: outboxes
   std::unique_ptr<RdKafka::Producer> ticker_;    // idempotent: clock ticks
+  // Warm topic handles of the two producers (see WarmTopics); destroyed before them.
+  std::vector<std::unique_ptr<RdKafka::Topic>> producer_topics_, ticker_topics_;
   std::unique_ptr<Rebalancer> rebalancer_;
-  std::map<int32_t, std::unique_ptr<PartitionPipeline>> pipelines_;
+  // By (topic, partition): events partitions and suspect-links partitions.
+  std::map<std::pair<std::string, int32_t>, std::unique_ptr<PartitionPipeline>> pipelines_;
   absl::Status rebalance_error_;
   int64_t last_tick_ms_ = 0;
   bool announce_progress_ = false;
