@@ -53,11 +53,13 @@ absl::Status Store::Write(rocksdb::WriteBatch* batch, Durability durability) {
 }
 
 absl::Status Store::Scan(absl::string_view prefix,
-                         const std::function<bool(absl::string_view, absl::string_view)>& fn) const {
+                         const std::function<bool(absl::string_view, absl::string_view)>& fn,
+                         absl::string_view from) const {
   rocksdb::ReadOptions options;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options));
   const rocksdb::Slice start(prefix.data(), prefix.size());
-  for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
+  const absl::string_view seek = from > prefix ? from : prefix;
+  for (it->Seek(rocksdb::Slice(seek.data(), seek.size())); it->Valid() && it->key().starts_with(start); it->Next()) {
     if (!fn(absl::string_view(it->key().data(), it->key().size()),
             absl::string_view(it->value().data(), it->value().size()))) {
       break;

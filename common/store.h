@@ -34,9 +34,10 @@ class Store {
   // Applies the batch atomically: all of it or none.
   absl::Status Write(rocksdb::WriteBatch* batch, Durability durability);
 
-  // Calls fn(key, value) for each key starting with prefix, in key order, until it returns false.
-  absl::Status Scan(absl::string_view prefix,
-                    const std::function<bool(absl::string_view, absl::string_view)>& fn) const;
+  // Calls fn(key, value) for each key starting with prefix, in key order, until
+  // it returns false; from the first such key at or after `from` when given.
+  absl::Status Scan(absl::string_view prefix, const std::function<bool(absl::string_view, absl::string_view)>& fn,
+                    absl::string_view from = {}) const;
 
   // Deletes every key starting with prefix.
   absl::Status DeletePrefix(absl::string_view prefix);

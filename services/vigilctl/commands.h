@@ -54,6 +54,7 @@ struct TailOptions {
   size_t max = 0;      // stop after this many alerts; 0: no limit
   int idle_ms = 0;     // stop after this long with nothing new; 0: never
   bool dead_letters = false;  // the topic holds dead letters: print reason and source, not alerts
+  bool audit = false;         // the topic holds audit records (vigil.audit): print them as JSON
 };
 // Follows the alert topic as a read_committed consumer: one line per transition.
 int Tail(const TailOptions& options, std::ostream& out, std::ostream& err);

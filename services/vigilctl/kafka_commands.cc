@@ -13,6 +13,7 @@
 #include "tests/testing/synthetic_stream.h"
 #include "services/escalation/engine/validate.h"
 #include "services/vigilctl/commands.h"
+#include "vigil/v1/risk_service.pb.h"
 
 namespace vigil::ctl {
 namespace {
@@ -161,6 +162,16 @@ int Tail(const TailOptions& options, std::ostream& out, std::ostream& err) {
         }
         absl::StrAppend(&line, "\"bytes\":", m->len(), "}");
         out << line << std::endl;
+        ++count;
+        continue;
+      }
+      if (options.audit) {
+        v1::AuditRecord record;
+        if (!record.ParseFromArray(m->payload(), static_cast<int>(m->len()))) {
+          err << "vigilctl tail: partition " << m->partition() << " offset " << m->offset() << ": not an AuditRecord\n";
+          continue;
+        }
+        out << ToJsonLine(record) << std::endl;
         ++count;
         continue;
       }

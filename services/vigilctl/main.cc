@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "services/vigilctl/api_commands.h"
 #include "services/vigilctl/commands.h"
 
 int main(int argc, char** argv) {
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
   tail_cmd->add_option("--max", tail.max, "Stop after this many alerts");
   tail_cmd->add_option("--idle-ms", tail.idle_ms, "Stop after this long with nothing new");
   tail_cmd->add_flag("--dead-letters", tail.dead_letters, "The topic holds dead letters: print their headers");
+  tail_cmd->add_flag("--audit", tail.audit, "The topic holds audit records (e.g. vigil.audit): print them as JSON");
 
   size_t synth_events = 10000, synth_victims = 1000;
   uint64_t synth_seed = 42;
@@ -62,11 +64,69 @@ int main(int argc, char** argv) {
   dump_cmd->add_option("--topic", dump.topic, "")->capture_default_str();
   dump_cmd->add_option("--partition", dump.partition, "")->capture_default_str();
 
+  // RiskService calls, one subcommand each.
+  vigil::ctl::ApiCall call;
+  std::vector<std::pair<CLI::App*, std::string>> api_cmds;
+  auto add_api = [&](const std::string& name, const std::string& help) {
+    CLI::App* cmd = app.add_subcommand(name, help);
+    cmd->add_option("--server", call.api.server, "vigild's API address")->envname("VIGIL_SERVER")->capture_default_str();
+    cmd->add_option("--tls-ca", call.api.tls_ca, "CA of the server's certificate (PEM)")->envname("VIGIL_TLS_CA");
+    cmd->add_option("--tls-cert", call.api.tls_cert, "This client's certificate (PEM)")->envname("VIGIL_TLS_CERT");
+    cmd->add_option("--tls-key", call.api.tls_key, "This client's key (PEM)")->envname("VIGIL_TLS_KEY");
+    cmd->add_flag("--insecure", call.api.insecure, "Plaintext, for a development server")->envname("VIGIL_INSECURE");
+    cmd->add_flag("--json", call.api.json, "proto3 JSON lines instead of readable lines");
+    cmd->add_option("--timeout", call.api.timeout_s, "Seconds")->capture_default_str();
+    api_cmds.emplace_back(cmd, name);
+    return cmd;
+  };
+  CLI::App* c = add_api("record", "RecordEvents: validate and record events (JSONL)");
+  c->add_option("--events", call.events, "Events file, or - for standard input")->required();
+  c->add_flag("--wait", call.wait, "Return once vigild has applied them");
+  c = add_api("timeline", "GetTimeline: a victim's events in time order (audited)");
+  c->add_option("victim", call.target, "Victim id")->required();
+  c->add_option("--purpose", call.purpose, "Why you read it (recorded in the audit log)")->required();
+  c->add_option("--from", call.from, "RFC 3339");
+  c->add_option("--to", call.to, "RFC 3339 (exclusive)");
+  c->add_option("--page-size", call.page_size, "");
+  c->add_flag("--all", call.all_pages, "Every page");
+  c = add_api("profile", "GetRiskProfile: a victim's risk profile (audited)");
+  c->add_option("victim", call.target, "Victim id")->required();
+  c->add_option("--purpose", call.purpose, "Why you read it (recorded in the audit log)")->required();
+  c = add_api("alerts", "ListAlerts: alerts, newest first");
+  c->add_option("--state", call.states, "FIRING, ACKNOWLEDGED, ESCALATED, RESOLVED (repeatable)");
+  c->add_option("--level", call.levels, "SUPERVISOR, INSPECTOR, SUPERINTENDENT (repeatable)");
+  c->add_option("--rule", call.rule, "Rule id, e.g. repeat-calls");
+  c->add_option("--force", call.force, "");
+  c->add_option("--victim", call.victim, "");
+  c->add_option("--from", call.from, "RFC 3339");
+  c->add_option("--to", call.to, "RFC 3339 (exclusive)");
+  c->add_option("--page-size", call.page_size, "");
+  c->add_flag("--all", call.all_pages, "Every page");
+  c = add_api("alert", "GetAlert: one alert");
+  c->add_option("alert", call.target, "Alert id")->required();
+  c = add_api("ack", "AcknowledgeAlert: acknowledge an alert, as this client");
+  c->add_option("alert", call.target, "Alert id")->required();
+  c = add_api("watch", "WatchAlerts: alert transitions as they are committed");
+  c->add_option("--cursor", call.cursor, "Resume after this cursor; 'beginning' for all; default: from now");
+  c->add_option("--level", call.levels, "(repeatable)");
+  c->add_option("--rule", call.rule, "");
+  c->add_option("--force", call.force, "");
+  c->add_option("--max", call.max, "Stop after this many (then print the cursor)");
+  c = add_api("explain", "ExplainAlert: an alert, its evidence and its rule (audited)");
+  c->add_option("alert", call.target, "Alert id")->required();
+  c->add_option("--purpose", call.purpose, "Why you read it (recorded in the audit log)")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : vigil::ctl::kExitBadInput;
+  }
+  for (const auto& [cmd, name] : api_cmds) {
+    if (*cmd) {
+      call.method = name;
+      return vigil::ctl::CallApi(call, std::cin, std::cout, std::cerr);
+    }
   }
   if (*replay_cmd) return vigil::ctl::Replay(replay, std::cin, std::cout, std::cerr);
   if (*show_cmd) return vigil::ctl::Show(std::cin, std::cout, std::cerr);

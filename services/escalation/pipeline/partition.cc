@@ -27,17 +27,35 @@ std::string PartitionPrefix(int32_t partition, PartitionKind kind) {
   return absl::StrFormat("%c/%05d/", kind == PartitionKind::kEvents ? 'e' : 'l', partition);
 }
 
+std::string TimelinePrefix(int32_t partition, absl::string_view victim_id) {
+  std::string key = absl::StrCat(PartitionPrefix(partition), "t/", victim_id);
+  key.push_back('\0');
+  return key;
+}
+
+std::string TimelineKey(int32_t partition, absl::string_view victim_id, Micros occurred_at,
+                        absl::string_view event_id) {
+  // The sign bit flipped, so that big-endian bytes sort as the signed times do.
+  return absl::StrCat(TimelinePrefix(partition, victim_id),
+                      BigEndian(static_cast<uint64_t>(occurred_at) ^ (uint64_t{1} << 63)), event_id);
+}
+
 absl::StatusOr<std::vector<int32_t>> StoredPartitions(const Store& store, PartitionKind kind) {
+  // One seek per partition: from each partition's first key, jump to the next partition's prefix.
+  const absl::string_view root = kind == PartitionKind::kEvents ? "e/" : "l/";
   std::vector<int32_t> out;
-  VIGIL_RETURN_IF_ERROR(store.Scan(kind == PartitionKind::kEvents ? "e/" : "l/",
-                                   [&](absl::string_view key, absl::string_view) {
-    int partition = 0;
-    // e/PPPPP/meta
-    if (key.size() == 12 && key.substr(7) == "/meta" && absl::SimpleAtoi(key.substr(2, 5), &partition)) {
-      out.push_back(partition);
-    }
-    return true;
-  }));
+  std::string from(root);
+  for (;;) {
+    int partition = -1;
+    VIGIL_RETURN_IF_ERROR(store.Scan(root, [&](absl::string_view key, absl::string_view) {
+      if (key.size() < 8 || !absl::SimpleAtoi(key.substr(2, 5), &partition)) partition = -1;
+      return false;
+    }, from));
+    if (partition < 0) break;
+    VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> meta, store.Get(PartitionPrefix(partition, kind) + "meta"));
+    if (meta) out.push_back(partition);
+    from = PartitionPrefix(partition + 1, kind);
+  }
   return out;
 }
 
@@ -167,11 +185,8 @@ void PartitionPipeline::Apply(int64_t offset, absl::string_view key, absl::strin
     return;
   }
   if (event.has_suspect_finding()) return;  // derived by vigild: not part of the victim's timeline
-  std::string timeline_key = absl::StrCat(prefix_, "t/", event.victim_id());
-  timeline_key.push_back('\0');
-  timeline_key += BigEndian(static_cast<uint64_t>(ToMicros(event.occurred_at())) ^ (uint64_t{1} << 63));
-  timeline_key += event.event_id();
-  pending_.Put(timeline_key, std::string(value));
+  pending_.Put(TimelineKey(partition_, event.victim_id(), ToMicros(event.occurred_at()), event.event_id()),
+               std::string(value));
 }
 
 absl::Status PartitionPipeline::Commit() {

@@ -57,6 +57,12 @@ enum class PartitionKind { kEvents, kSuspectLinks };
 
 std::string PartitionPrefix(int32_t partition, PartitionKind kind = PartitionKind::kEvents);
 
+// e/P/t/<victim>\0: the prefix of one victim's timeline, whose entries follow
+// in occurred_at order (then event_id), each value the event as consumed.
+std::string TimelinePrefix(int32_t partition, absl::string_view victim_id);
+std::string TimelineKey(int32_t partition, absl::string_view victim_id, Micros occurred_at,
+                        absl::string_view event_id);
+
 // The partitions that have stored state, of one kind.
 absl::StatusOr<std::vector<int32_t>> StoredPartitions(const Store& store,
                                                       PartitionKind kind = PartitionKind::kEvents);

@@ -1,11 +1,15 @@
 // vigild: Vigil's streaming service. Only wiring lives here: flags, logging,
 // signals, and the Service that does the work.
+#include <chrono>
 #include <csignal>
+#include <optional>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "services/escalation/api/api_server.h"
+#include "services/escalation/api/risk_service.h"
 #include "services/escalation/engine/rules_config.h"
 #include "services/escalation/vigild/service.h"
 #include "spdlog/spdlog.h"
@@ -50,6 +54,23 @@ int main(int argc, char** argv) {
   std::vector<int32_t> drop;
   app.add_option("--drop-partition", drop, "Delete one partition's stored state (events and suspect links), then "
                                            "exit (no Kafka); the next run rebuilds it from the log (repeatable)");
+  vigil::ApiServerOptions api;
+  vigil::ApiOptions api_options;
+  std::string access_file, insecure_identity;
+  app.add_option("--grpc-listen", api.listen, "Serve the gRPC API here (host:port, e.g. 127.0.0.1:7443); default: no API")
+      ->envname("VIGIL_GRPC_LISTEN");
+  app.add_option("--tls-cert", api.tls_cert, "API: the server's certificate (PEM)")->envname("VIGIL_TLS_CERT");
+  app.add_option("--tls-key", api.tls_key, "API: the server's private key (PEM)")->envname("VIGIL_TLS_KEY");
+  app.add_option("--tls-client-ca", api.tls_client_ca,
+                 "API: the CA that signs client certificates (PEM); a client's identity is its certificate's CN")
+      ->envname("VIGIL_TLS_CLIENT_CA");
+  app.add_option("--access", access_file, "API: who may call what (YAML, see deploy/config/access.yaml)")
+      ->envname("VIGIL_ACCESS");
+  app.add_option("--insecure-dev-identity", insecure_identity,
+                 "API without TLS, every caller taken to be this client of the access file: local development only")
+      ->envname("VIGIL_INSECURE_DEV_IDENTITY");
+  app.add_option("--audit-topic", api_options.audit_topic, "Audit records of reads of victims' data")
+      ->envname("VIGIL_AUDIT_TOPIC")->capture_default_str();
   bool digest = false;
   app.add_flag("--digest", digest, "Print each stored partition's progress and state digest, then exit (no Kafka)");
   CLI11_PARSE(app, argc, argv);
@@ -116,11 +137,59 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  vigil::Service service(std::move(o), &engine);
+  auto store = vigil::Store::Open(o.data_dir);
+  if (!store.ok()) {
+    std::cerr << "vigild: " << store.status().message() << "\n";
+    return 3;
+  }
+  // The API, when asked for: reads from the store, writes through Kafka.
+  std::optional<vigil::AccessPolicy> access;
+  std::unique_ptr<vigil::Log> log;
+  std::unique_ptr<vigil::AlertFeed> feed;
+  std::unique_ptr<vigil::StateReader> reader;
+  std::unique_ptr<vigil::RiskServiceImpl> risk_service;
+  vigil::ApiServer server;
+  if (!api.listen.empty()) {
+    if (access_file.empty()) {
+      std::cerr << "vigild: --access is required to serve the API (see deploy/config/access.yaml)\n";
+      return 2;
+    }
+    auto policy = vigil::AccessPolicy::Load(access_file);
+    if (!policy.ok()) {
+      std::cerr << "vigild: " << policy.status().message() << "\n";
+      return 2;
+    }
+    access = *std::move(policy);
+    api.insecure = !insecure_identity.empty();
+    api_options.insecure_identity = insecure_identity;
+    api_options.events_topic = o.topics.events;
+    absl::Status topics = vigil::EnsureTopics(
+        o.kafka, {{o.topics.events, o.partitions, {}}, {api_options.audit_topic, 1, {}}}, 30000);
+    auto kafka_log = topics.ok() ? vigil::NewKafkaLog(o.kafka, {o.topics.events, api_options.audit_topic})
+                                 : absl::StatusOr<std::unique_ptr<vigil::Log>>(topics);
+    if (!kafka_log.ok()) {
+      std::cerr << "vigild: " << kafka_log.status().message() << "\n";
+      return 1;
+    }
+    log = *std::move(kafka_log);
+    feed = vigil::NewKafkaAlertFeed(o.kafka, o.topics.alerts);
+    reader = std::make_unique<vigil::StateReader>(store->get());
+    risk_service = std::make_unique<vigil::RiskServiceImpl>(reader.get(), log.get(), feed.get(), &*access,
+                                                            &engine.rules(), api_options);
+    auto started = vigil::StartApiServer(api, risk_service.get());
+    if (!started.ok()) {
+      std::cerr << "vigild: " << started.status().message() << "\n";
+      return 2;
+    }
+    server = *std::move(started);
+    spdlog::info("event=api_serving port={} tls={}", server.port, api.insecure ? "off (development only)" : "mutual");
+  }
+  vigil::Service service(std::move(o), &engine, store->get());
   g_service = &service;
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
   absl::Status status = service.Run();
+  if (server.server) server.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (!status.ok()) {
     spdlog::critical("event=exit status=\"{}\"", std::string(status.message()));
     std::cerr << "vigild: " << status.message() << "\n";

@@ -58,8 +58,8 @@ class Service::Rebalancer : public RdKafka::RebalanceCb {
   Service& service_;
 };
 
-Service::Service(ServiceOptions options, const Engine* engine)
-    : options_(std::move(options)), engine_(*engine) {}
+Service::Service(ServiceOptions options, const Engine* engine, Store* store)
+    : options_(std::move(options)), engine_(*engine), store_(store) {}
 
 Service::~Service() = default;
 
@@ -69,7 +69,7 @@ absl::Status Service::Assign(const std::vector<std::pair<std::string, int32_t>>&
     const PartitionKind kind =
         topic == options_.topics.events ? PartitionKind::kEvents : PartitionKind::kSuspectLinks;
     VIGIL_ASSIGN_OR_RETURN(auto pipeline,
-                           PartitionPipeline::Load(store_.get(), &engine_, &options_.topics, p, kind));
+                           PartitionPipeline::Load(store_, &engine_, &options_.topics, p, kind));
     auto it = progress.find(ProgressKey(topic, p));
     if (it != progress.end()) VIGIL_RETURN_IF_ERROR(pipeline->MarkPublished(it->second));
     spdlog::info("event=partition_loaded kind={} partition={} next_offset={} outbox_seq={} published_seq={}",
@@ -167,7 +167,6 @@ void Service::Tick() {
 }
 
 absl::Status Service::Run() {
-  VIGIL_ASSIGN_OR_RETURN(store_, Store::Open(options_.data_dir));
   const auto& t = options_.topics;
   std::vector<TopicSpec> topics = {{t.events, options_.partitions, {}},
                                    {t.alerts, options_.partitions, {}},

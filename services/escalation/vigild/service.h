@@ -40,10 +40,11 @@ struct ServiceOptions {
 
 class Service {
  public:
-  Service(ServiceOptions options, const Engine* engine);
+  // `store` (options.data_dir, opened by the caller) must outlive the service.
+  Service(ServiceOptions options, const Engine* engine, Store* store);
   ~Service();
 
-  // Opens the store, creates missing topics, joins the group and runs until
+  // Creates missing topics, joins the group and runs until
   // Stop(). Returns OK after a clean stop; an error when it cannot go on
   // (DATA_LOSS for corrupt state, with the way to rebuild).
   absl::Status Run();
@@ -59,7 +60,7 @@ class Service {
   ServiceOptions options_;
   const Engine& engine_;
   std::atomic<bool> stop_{false};
-  std::unique_ptr<Store> store_;
+  Store* const store_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   std::unique_ptr<RdKafka::Producer> producer_;  // transactional: outboxes
   std::unique_ptr<RdKafka::Producer> ticker_;    // idempotent: clock ticks

@@ -1,0 +1,55 @@
+#include "services/escalation/api/api_server.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+
+namespace vigil {
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& path, const std::string& flag) {
+  if (path.empty()) return absl::InvalidArgumentError(absl::StrCat(flag, " is required unless the API is insecure"));
+  std::ifstream in(path);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+absl::StatusOr<ApiServer> StartApiServer(const ApiServerOptions& options, grpc::Service* service) {
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  if (options.insecure) {
+    credentials = grpc::InsecureServerCredentials();
+  } else {
+    auto cert = ReadPem(options.tls_cert, "--tls-cert");
+    if (!cert.ok()) return cert.status();
+    auto key = ReadPem(options.tls_key, "--tls-key");
+    if (!key.ok()) return key.status();
+    auto ca = ReadPem(options.tls_client_ca, "--tls-client-ca");
+    if (!ca.ok()) return ca.status();
+    grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    ssl.pem_root_certs = *ca;
+    ssl.pem_key_cert_pairs.push_back({*key, *cert});
+    credentials = grpc::SslServerCredentials(ssl);
+  }
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  ApiServer out;
+  builder.AddListeningPort(options.listen, credentials, &out.port);
+  builder.RegisterService(service);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  out.server = builder.BuildAndStart();
+  if (!out.server || out.port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot serve the API on ", options.listen));
+  }
+  out.server->GetHealthCheckService()->SetServingStatus("vigil.v1.RiskService", true);
+  return out;
+}
+
+}  // namespace vigil

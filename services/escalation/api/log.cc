@@ -1,0 +1,115 @@
+#include "services/escalation/api/log.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace vigil {
+namespace {
+
+// One Append call's records, completed by the delivery reports.
+struct Pending {
+  std::mutex mu;
+  std::condition_variable done;
+  size_t remaining = 0;
+  std::vector<Landed> landed;
+  absl::Status status;
+};
+
+// Which record of which call a delivery report is for.
+struct Ticket {
+  std::shared_ptr<Pending> pending;
+  size_t index = 0;
+};
+
+class Reports : public RdKafka::DeliveryReportCb {
+ public:
+  void dr_cb(RdKafka::Message& m) override {
+    std::unique_ptr<Ticket> ticket(static_cast<Ticket*>(m.msg_opaque()));
+    Pending& p = *ticket->pending;
+    std::lock_guard<std::mutex> lock(p.mu);
+    if (m.err() != RdKafka::ERR_NO_ERROR) {
+      if (p.status.ok()) p.status = absl::UnavailableError(absl::StrCat("Kafka: ", m.errstr()));
+    } else {
+      p.landed[ticket->index] = Landed{m.topic_name(), m.partition(), m.offset()};
+    }
+    if (--p.remaining == 0) p.done.notify_all();
+  }
+};
+
+class KafkaLog : public Log {
+ public:
+  KafkaLog(std::unique_ptr<RdKafka::Producer> producer, std::vector<std::unique_ptr<RdKafka::Topic>> topics,
+           std::unique_ptr<Reports> reports)
+      : reports_(std::move(reports)), producer_(std::move(producer)), topics_(std::move(topics)),
+        poller_([this] {
+          while (!stop_) producer_->poll(50);
+        }) {}
+
+  ~KafkaLog() override {
+    producer_->flush(5000);
+    stop_ = true;
+    poller_.join();
+    topics_.clear();
+  }
+
+  absl::StatusOr<std::vector<Landed>> Append(const std::string& topic,
+                                             const std::vector<std::pair<std::string, std::string>>& records,
+                                             absl::Time deadline) override {
+    auto pending = std::make_shared<Pending>();
+    pending->remaining = records.size();
+    pending->landed.resize(records.size());
+    for (size_t i = 0; i < records.size(); ++i) {
+      const auto& [key, value] = records[i];
+      auto ticket = std::make_unique<Ticket>(Ticket{pending, i});
+      RdKafka::ErrorCode code =
+          producer_->produce(topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+                             const_cast<char*>(value.data()), value.size(), key.data(), key.size(), 0,
+                             static_cast<RdKafka::Headers*>(nullptr), ticket.get());
+      if (code != RdKafka::ERR_NO_ERROR) {
+        // Records already produced still report; this one and the rest never will.
+        std::lock_guard<std::mutex> lock(pending->mu);
+        pending->remaining -= records.size() - i;
+        return absl::UnavailableError(absl::StrCat("Kafka: ", RdKafka::err2str(code)));
+      }
+      ticket.release();  // the delivery report owns it now
+    }
+    std::unique_lock<std::mutex> lock(pending->mu);
+    if (!pending->done.wait_until(lock, absl::ToChronoTime(deadline), [&] { return pending->remaining == 0; })) {
+      return absl::UnavailableError(absl::StrCat("Kafka did not acknowledge the write to ", topic, " in time"));
+    }
+    VIGIL_RETURN_IF_ERROR(pending->status);
+    return pending->landed;
+  }
+
+ private:
+  std::unique_ptr<Reports> reports_;
+  std::unique_ptr<RdKafka::Producer> producer_;
+  std::vector<std::unique_ptr<RdKafka::Topic>> topics_;
+  std::atomic<bool> stop_{false};
+  std::thread poller_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Log>> NewKafkaLog(const KafkaProps& props, const std::vector<std::string>& topics) {
+  KafkaProps p = props;
+  p.emplace_back("enable.idempotence", "true");
+  p.emplace_back("linger.ms", "1");
+  VIGIL_ASSIGN_OR_RETURN(auto conf, MakeKafkaConf(p));
+  auto reports = std::make_unique<Reports>();
+  std::string err;
+  if (conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(reports.get()), err) != RdKafka::Conf::CONF_OK) {
+    return absl::InternalError(err);
+  }
+  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), err));
+  if (!producer) return absl::InvalidArgumentError(absl::StrCat("Kafka producer: ", err));
+  VIGIL_ASSIGN_OR_RETURN(auto warm, WarmTopics(producer.get(), topics, 30000));
+  return std::unique_ptr<Log>(new KafkaLog(std::move(producer), std::move(warm), std::move(reports)));
+}
+
+}  // namespace vigil

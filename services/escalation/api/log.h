@@ -1,0 +1,38 @@
+// Where the API writes: an append-only, partitioned log (Kafka), so that every
+// write goes through the same log that vigild consumes and replays.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/kafka.h"
+
+namespace vigil {
+
+struct Landed {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+};
+
+class Log {
+ public:
+  virtual ~Log() = default;
+  // Appends (key, value) records to `topic` and returns where each landed, in
+  // order, once all are acknowledged. UNAVAILABLE when the log cannot take them
+  // by `deadline`; some may land all the same (event ids make a retry safe).
+  virtual absl::StatusOr<std::vector<Landed>> Append(const std::string& topic,
+                                                     const std::vector<std::pair<std::string, std::string>>& records,
+                                                     absl::Time deadline) = 0;
+};
+
+// A Log on Kafka: one idempotent producer (acks=all) shared by every caller,
+// partitioning by key as any producer of the events topic does, with the
+// metadata of `topics` fetched up front. Thread-safe.
+absl::StatusOr<std::unique_ptr<Log>> NewKafkaLog(const KafkaProps& props, const std::vector<std::string>& topics);
+
+}  // namespace vigil

@@ -1,0 +1,491 @@
+#include "services/escalation/api/risk_service.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/fingerprint.h"
+#include "common/status_macros.h"
+#include "google/protobuf/util/time_util.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "services/escalation/engine/risk_profile.h"
+#include "services/escalation/engine/validate.h"
+
+namespace vigil {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+constexpr int kDefaultTimelinePage = 100;
+constexpr int kDefaultAlertPage = 50;
+// How often a write that waits for vigild looks at how far it has applied.
+constexpr absl::Duration kApplyPoll = absl::Milliseconds(2);
+
+// A grpc::Status carrying google.rpc.Status details (gRPC's rich error model).
+template <typename Detail>
+grpc::Status WithDetail(grpc::StatusCode code, const std::string& message, const Detail& detail) {
+  google::rpc::Status status;
+  status.set_code(code);
+  status.set_message(message);
+  status.add_details()->PackFrom(detail);
+  return grpc::Status(code, message, status.SerializeAsString());
+}
+
+grpc::Status BadField(const std::string& field, const std::string& description) {
+  google::rpc::BadRequest bad;
+  auto* v = bad.add_field_violations();
+  v->set_field(field);
+  v->set_description(description);
+  return WithDetail(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat(field, ": ", description), bad);
+}
+
+// ValidateEvent's message starts with the field at fault: "incident_graded.grade: required ...".
+grpc::Status BadEvent(const absl::Status& invalid, const std::string& path) {
+  std::pair<std::string, std::string> parts = absl::StrSplit(invalid.message(), absl::MaxSplits(": ", 1));
+  return BadField(absl::StrCat(path, ".", parts.first), parts.second);
+}
+
+grpc::Status FailedPrecondition(const std::string& type, const std::string& subject, const std::string& description) {
+  google::rpc::PreconditionFailure failure;
+  auto* v = failure.add_violations();
+  v->set_type(type);
+  v->set_subject(subject);
+  v->set_description(description);
+  return WithDetail(grpc::StatusCode::FAILED_PRECONDITION, description, failure);
+}
+
+// The id in "<collection>/<id>", or an INVALID_ARGUMENT naming `field`.
+absl::StatusOr<std::string> ParseName(const std::string& name, absl::string_view collection, absl::string_view suffix,
+                                      const std::string& field) {
+  const std::string prefix = absl::StrCat(collection, "/");
+  absl::string_view id = name;
+  if (!absl::ConsumePrefix(&id, prefix) || !absl::ConsumeSuffix(&id, suffix) || id.empty() ||
+      absl::StrContains(id, '/') || id.size() > kMaxIdLength) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": expected ", prefix, "{id}", suffix));
+  }
+  return std::string(id);
+}
+
+// Field violations from ParseName's status ("field: description").
+grpc::Status FieldError(const absl::Status& s) {
+  std::pair<std::string, std::string> parts = absl::StrSplit(s.message(), absl::MaxSplits(": ", 1));
+  return BadField(parts.first, parts.second);
+}
+
+absl::StatusOr<int> PageSize(int requested, int default_size, int max_size) {
+  if (requested < 0) return absl::InvalidArgumentError("page_size: must not be negative");
+  if (requested == 0) return default_size;
+  return std::min(requested, max_size);  // AIP-158: larger requests are coerced to the maximum
+}
+
+Micros TimeOr(const google::protobuf::Timestamp& ts, bool set, Micros otherwise) {
+  return set ? ToMicros(ts) : otherwise;
+}
+
+bool Matches(const v1::Alert& a, const v1::ListAlertsRequest& r) {
+  if (r.states_size() > 0 && std::find(r.states().begin(), r.states().end(), a.state()) == r.states().end()) {
+    return false;
+  }
+  if (r.levels_size() > 0 && std::find(r.levels().begin(), r.levels().end(), a.level()) == r.levels().end()) {
+    return false;
+  }
+  if (!r.rule().empty() && a.rule() != r.rule()) return false;
+  if (!r.force().empty() && a.force() != r.force()) return false;
+  if (!r.victim_id().empty() && a.victim_id() != r.victim_id()) return false;
+  const Micros at = ToMicros(a.at());
+  return at >= TimeOr(r.start_time(), r.has_start_time(), INT64_MIN) &&
+         at < TimeOr(r.end_time(), r.has_end_time(), INT64_MAX);
+}
+
+// Newest first; the id breaks ties so that the order is total and pages are stable.
+bool Before(const v1::Alert& a, Micros b_at, const std::string& b_id) {
+  const Micros a_at = ToMicros(a.at());
+  return a_at != b_at ? a_at > b_at : a.alert_id() < b_id;
+}
+bool After(const v1::Alert& a, Micros b_at, const std::string& b_id) {
+  const Micros a_at = ToMicros(a.at());
+  return a_at != b_at ? a_at < b_at : a.alert_id() > b_id;
+}
+
+// A page token bound to the request it continues: "<fingerprint>\n<rest>".
+std::string Token(uint64_t fingerprint, absl::string_view rest) {
+  return absl::WebSafeBase64Escape(absl::StrCat(Hex64(fingerprint), "\n", rest));
+}
+
+absl::StatusOr<std::string> Untoken(absl::string_view token, uint64_t fingerprint) {
+  std::string text;
+  const absl::Status bad = absl::InvalidArgumentError(
+      "page_token: not a token from the previous page of this request (the filters must stay the same)");
+  if (!absl::WebSafeBase64Unescape(token, &text)) return bad;
+  std::pair<std::string, std::string> parts = absl::StrSplit(text, absl::MaxSplits('\n', 1));
+  if (parts.first != Hex64(fingerprint)) return bad;
+  return parts.second;
+}
+
+// What a page token is bound to: the request without its paging fields.
+template <typename Request>
+uint64_t RequestFingerprint(Request r) {
+  r.clear_page_token();
+  r.clear_page_size();
+  return Fnv1a64(r.SerializeAsString());
+}
+
+}  // namespace
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  return status.ok() ? grpc::Status::OK
+                     : grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+absl::Time RiskServiceImpl::Deadline(const grpc::ServerContext& context) const {
+  const absl::Time own = absl::Now() + options_.default_wait;
+  const absl::Time given = absl::FromChrono(context.deadline());
+  return std::min(own, given);
+}
+
+absl::StatusOr<std::string> RiskServiceImpl::Authorize(const grpc::ServerContext& context,
+                                                       absl::string_view method) const {
+  std::string identity = options_.insecure_identity;
+  if (identity.empty()) {
+    const auto auth = context.auth_context();
+    const auto names = auth ? auth->FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME)
+                            : std::vector<grpc::string_ref>{};
+    if (names.empty()) {
+      return absl::UnauthenticatedError("a client certificate is required (mutual TLS)");
+    }
+    identity.assign(names.front().data(), names.front().size());
+  }
+  if (!access_.Allows(identity, method)) {
+    return absl::PermissionDeniedError(absl::StrCat("client ", identity, " may not call ", method));
+  }
+  return identity;
+}
+
+absl::Status RiskServiceImpl::Audit(const grpc::ServerContext& context, const std::string& identity,
+                                    absl::string_view method, const std::string& victim_id,
+                                    const std::string& resource, const std::string& purpose) {
+  v1::AuditRecord record;
+  *record.mutable_at() = ToTimestamp(absl::ToUnixMicros(absl::Now()));
+  record.set_identity(identity);
+  record.set_method(std::string(method));
+  record.set_victim_id(victim_id);
+  record.set_resource(resource);
+  record.set_purpose(purpose);
+  record.set_peer(context.peer());
+  auto landed = log_.Append(options_.audit_topic, {{victim_id, record.SerializeAsString()}}, Deadline(context));
+  if (!landed.ok()) {
+    return absl::UnavailableError(absl::StrCat("the audit record could not be written, so nothing is returned: ",
+                                               landed.status().message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RiskServiceImpl::WaitApplied(const grpc::ServerContext& context, const Landed& landed) const {
+  const absl::Time deadline = Deadline(context);
+  for (;;) {
+    VIGIL_ASSIGN_OR_RETURN(int64_t applied, reader_.AppliedUpTo(landed.partition));
+    if (applied > landed.offset) return absl::OkStatus();
+    if (absl::Now() >= deadline || context.IsCancelled()) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("recorded at partition ", landed.partition, " offset ", landed.offset,
+                       ", but not yet applied by vigild"));
+    }
+    absl::SleepFor(kApplyPoll);
+  }
+}
+
+grpc::Status RiskServiceImpl::ReadVictim(const grpc::ServerContext& context, absl::string_view method,
+                                         const std::string& name, absl::string_view suffix, const std::string& field,
+                                         const std::string& purpose, StateReader::Victim* victim) {
+  auto identity = Authorize(context, method);
+  if (!identity.ok()) return ToGrpc(identity.status());
+  auto victim_id = ParseName(name, "victims", suffix, field);
+  if (!victim_id.ok()) return FieldError(victim_id.status());
+  if (purpose.empty()) return BadField("purpose", "required: why this victim's data is read");
+  auto found = reader_.FindVictim(*victim_id);
+  if (!found.ok()) return ToGrpc(found.status());
+  if (!*found) return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("victims/", *victim_id, " not found"));
+  if (absl::Status s = Audit(context, *identity, method, *victim_id, name, purpose); !s.ok()) return ToGrpc(s);
+  *victim = **std::move(found);
+  return grpc::Status::OK;
+}
+
+grpc::Status RiskServiceImpl::LoadAlert(const std::string& name, v1::Alert* alert) const {
+  auto id = ParseName(name, "alerts", "", "name");
+  if (!id.ok()) return FieldError(id.status());
+  auto found = reader_.FindAlert(*id);
+  if (!found.ok()) return ToGrpc(found.status());
+  if (!*found) return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat(name, " not found"));
+  *alert = **std::move(found);
+  return grpc::Status::OK;
+}
+
+absl::StatusOr<std::vector<v1::RecordEventResponse>> RiskServiceImpl::Record(const grpc::ServerContext& context,
+                                                                            const std::vector<v1::Event>& events,
+                                                                            bool wait_applied) {
+  std::vector<std::pair<std::string, std::string>> records;
+  records.reserve(events.size());
+  for (const v1::Event& e : events) records.emplace_back(e.victim_id(), e.SerializeAsString());
+  VIGIL_ASSIGN_OR_RETURN(std::vector<Landed> landed, log_.Append(options_.events_topic, records, Deadline(context)));
+  std::vector<v1::RecordEventResponse> out(events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    out[i].set_event_id(events[i].event_id());
+    out[i].set_topic(landed[i].topic);
+    out[i].set_partition(landed[i].partition);
+    out[i].set_offset(landed[i].offset);
+  }
+  if (wait_applied) {
+    // Waiting for the highest offset of each partition covers the rest of it.
+    std::map<int32_t, Landed> last;
+    for (const Landed& l : landed) {
+      auto [it, fresh] = last.try_emplace(l.partition, l);
+      if (!fresh && l.offset > it->second.offset) it->second = l;
+    }
+    for (const auto& [p, l] : last) VIGIL_RETURN_IF_ERROR(WaitApplied(context, l));
+    for (auto& r : out) r.set_applied(true);
+  }
+  return out;
+}
+
+grpc::Status RiskServiceImpl::RecordEvent(grpc::ServerContext* context, const v1::RecordEventRequest* request,
+                                          v1::RecordEventResponse* response) {
+  auto identity = Authorize(*context, "RecordEvent");
+  if (!identity.ok()) return ToGrpc(identity.status());
+  if (!request->has_event()) return BadField("event", "required");
+  if (request->event().has_clock_tick() || request->event().has_suspect_finding()) {
+    return BadField("event", "clock ticks and suspect findings are written by vigild only");
+  }
+  if (absl::Status s = ValidateEvent(request->event()); !s.ok()) return BadEvent(s, "event");
+  auto out = Record(*context, {request->event()}, request->wait_applied());
+  if (!out.ok()) return ToGrpc(out.status());
+  *response = out->front();
+  return grpc::Status::OK;
+}
+
+grpc::Status RiskServiceImpl::RecordEvents(grpc::ServerContext* context,
+                                           grpc::ServerReader<v1::RecordEventRequest>* reader,
+                                           v1::RecordEventsResponse* response) {
+  auto identity = Authorize(*context, "RecordEvents");
+  if (!identity.ok()) return ToGrpc(identity.status());
+  std::vector<v1::Event> events;
+  bool wait_applied = false;
+  v1::RecordEventRequest request;
+  while (reader->Read(&request)) {
+    const std::string path = absl::StrCat("events[", events.size(), "]");
+    if (events.size() == options_.max_batch) {
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          absl::StrCat("at most ", options_.max_batch, " events in one call"));
+    }
+    if (!request.has_event()) return BadField(path, "required");
+    if (request.event().has_clock_tick() || request.event().has_suspect_finding()) {
+      return BadField(path, "clock ticks and suspect findings are written by vigild only");
+    }
+    if (absl::Status s = ValidateEvent(request.event()); !s.ok()) return BadEvent(s, path);
+    wait_applied = wait_applied || request.wait_applied();
+    events.push_back(std::move(*request.mutable_event()));
+  }
+  if (events.empty()) return grpc::Status::OK;
+  auto out = Record(*context, events, wait_applied);
+  if (!out.ok()) return ToGrpc(out.status());
+  for (auto& r : *out) *response->add_results() = std::move(r);
+  return grpc::Status::OK;
+}
+
+grpc::Status RiskServiceImpl::GetTimeline(grpc::ServerContext* context, const v1::GetTimelineRequest* request,
+                                          v1::GetTimelineResponse* response) {
+  auto size = PageSize(request->page_size(), kDefaultTimelinePage, options_.max_page_size);
+  if (!size.ok()) return FieldError(size.status());
+  const Micros start = TimeOr(request->start_time(), request->has_start_time(), INT64_MIN);
+  const Micros end = TimeOr(request->end_time(), request->has_end_time(), INT64_MAX);
+  if (start > end) return BadField("end_time", "must not be before start_time");
+  const uint64_t fingerprint = RequestFingerprint(*request);
+  std::string resume;
+  if (!request->page_token().empty()) {
+    auto r = Untoken(request->page_token(), fingerprint);
+    if (!r.ok()) return FieldError(r.status());
+    resume = *std::move(r);
+  }
+  StateReader::Victim victim;
+  grpc::Status read = ReadVictim(*context, "GetTimeline", request->parent(), "", "parent", request->purpose(), &victim);
+  if (!read.ok()) return read;
+  auto page = reader_.Timeline(victim.partition, victim.state.victim_id(), start, end, resume, *size);
+  if (!page.ok()) return ToGrpc(page.status());
+  for (v1::Event& e : page->events) *response->add_events() = std::move(e);
+  if (!page->resume.empty()) response->set_next_page_token(Token(fingerprint, page->resume));
+  return grpc::Status::OK;
+}
+
+grpc::Status RiskServiceImpl::GetRiskProfile(grpc::ServerContext* context, const v1::GetRiskProfileRequest* request,
+                                             v1::RiskProfile* response) {
+  StateReader::Victim victim;
+  grpc::Status read =
+      ReadVictim(*context, "GetRiskProfile", request->name(), "/riskProfile", "name", request->purpose(), &victim);
+  if (!read.ok()) return read;
+  *response = BuildRiskProfile(victim.state, rules_);
+  return grpc::Status::OK;
+}
+
+grpc::Status RiskServiceImpl::ListAlerts(grpc::ServerContext* context, const v1::ListAlertsRequest* request,
+                                         v1::ListAlertsResponse* response) {
+  auto identity = Authorize(*context, "ListAlerts");
+  if (!identity.ok()) return ToGrpc(identity.status());
+  auto size = PageSize(request->page_size(), kDefaultAlertPage, options_.max_page_size);
+  if (!size.ok()) return FieldError(size.status());
+  if (!request->rule().empty()) {
+    RuleId id;
+    if (!RuleFromName(request->rule(), &id)) return BadField("rule", absl::StrCat("no rule is called ", request->rule()));
+  }
+  const uint64_t fingerprint = RequestFingerprint(*request);
+  // The page starts after (after_at, after_id) in newest-first order.
+  bool has_after = false;
+  Micros after_at = 0;
+  std::string after_id;
+  if (!request->page_token().empty()) {
+    auto rest = Untoken(request->page_token(), fingerprint);
+    if (!rest.ok()) return FieldError(rest.status());
+    std::pair<std::string, std::string> parts = absl::StrSplit(*rest, absl::MaxSplits('\n', 1));
+    if (!absl::SimpleAtoi(parts.first, &after_at) || parts.second.empty()) {
+      return FieldError(absl::InvalidArgumentError("page_token: malformed"));
+    }
+    after_id = parts.second;
+    has_after = true;
+  }
+  // Keep the newest `size + 1` matches after the token: a heap ordered by Before.
+  std::vector<v1::Alert> kept;
+  auto later = [](const v1::Alert& a, const v1::Alert& b) { return Before(a, ToMicros(b.at()), b.alert_id()); };
+  absl::Status s = reader_.ForEachAlert([&](const v1::Alert& a) {
+    if (!Matches(a, *request) || (has_after && !After(a, after_at, after_id))) return true;
+    kept.push_back(a);
+    std::push_heap(kept.begin(), kept.end(), later);
+    if (kept.size() > static_cast<size_t>(*size) + 1) {
+      std::pop_heap(kept.begin(), kept.end(), later);
+      kept.pop_back();
+    }
+    return true;
+  });
+  if (!s.ok()) return ToGrpc(s);
+  std::sort(kept.begin(), kept.end(), later);
+  const bool more = kept.size() > static_cast<size_t>(*size);
+  if (more) kept.resize(*size);
+  for (v1::Alert& a : kept) *response->add_alerts() = std::move(a);
+  if (more) {
+    const v1::Alert& last = response->alerts(response->alerts_size() - 1);
+    response->set_next_page_token(Token(fingerprint, absl::StrCat(ToMicros(last.at()), "\n", last.alert_id())));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status RiskServiceImpl::GetAlert(grpc::ServerContext* context, const v1::GetAlertRequest* request,
+                                       v1::Alert* response) {
+  auto identity = Authorize(*context, "GetAlert");
+  if (!identity.ok()) return ToGrpc(identity.status());
+  return LoadAlert(request->name(), response);
+}
+
+grpc::Status RiskServiceImpl::AcknowledgeAlert(grpc::ServerContext* context,
+                                               const v1::AcknowledgeAlertRequest* request, v1::Alert* response) {
+  auto identity = Authorize(*context, "AcknowledgeAlert");
+  if (!identity.ok()) return ToGrpc(identity.status());
+  v1::Alert current;
+  if (grpc::Status s = LoadAlert(request->name(), &current); !s.ok()) return s;
+  if (current.state() == v1::RESOLVED) {
+    return FailedPrecondition("ALERT_STATE", request->name(), "the alert is resolved: there is nothing to acknowledge");
+  }
+  if (current.state() == v1::ACKNOWLEDGED) {
+    *response = current;
+    return grpc::Status::OK;
+  }
+  // One acknowledgement per revision: a retried call has the same event id and is applied once.
+  v1::Event ack;
+  ack.set_event_id(absl::StrCat("ack-", current.alert_id(), "-r", current.revision()));
+  ack.set_victim_id(current.victim_id());
+  ack.set_incident_id(current.incident_id());
+  ack.set_force(current.force());
+  ack.set_source("vigil-api");
+  ack.set_actor(*identity);
+  *ack.mutable_occurred_at() = ToTimestamp(std::max(absl::ToUnixMicros(absl::Now()), ToMicros(current.at())));
+  ack.mutable_escalation_acknowledged()->set_alert_id(current.alert_id());
+  ack.mutable_escalation_acknowledged()->set_acknowledged_by(*identity);
+  if (absl::Status s = ValidateEvent(ack); !s.ok()) return ToGrpc(absl::InternalError(s.message()));
+  auto recorded = Record(*context, {ack}, /*wait_applied=*/true);
+  if (!recorded.ok()) return ToGrpc(recorded.status());
+  if (grpc::Status s = LoadAlert(request->name(), response); !s.ok()) return s;
+  if (response->state() == v1::FIRING || response->state() == v1::ESCALATED) {
+    return FailedPrecondition("ALERT_STATE", request->name(),
+                              "the acknowledgement was recorded but vigild did not apply it (see the dead-letter topic)");
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status RiskServiceImpl::WatchAlerts(grpc::ServerContext* context, const v1::WatchAlertsRequest* request,
+                                          grpc::ServerWriter<v1::WatchAlertsResponse>* writer) {
+  auto identity = Authorize(*context, "WatchAlerts");
+  if (!identity.ok()) return ToGrpc(identity.status());
+  if (feed_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this server has no alert feed");
+  if (!request->rule().empty()) {
+    RuleId id;
+    if (!RuleFromName(request->rule(), &id)) return BadField("rule", absl::StrCat("no rule is called ", request->rule()));
+  }
+  auto sub = feed_->Subscribe(request->cursor());
+  if (!sub.ok()) {
+    return sub.status().code() == absl::StatusCode::kInvalidArgument ? FieldError(sub.status()) : ToGrpc(sub.status());
+  }
+  v1::ListAlertsRequest filter;
+  *filter.mutable_levels() = request->levels();
+  filter.set_rule(request->rule());
+  filter.set_force(request->force());
+  while (!context->IsCancelled()) {
+    auto next = (*sub)->Next(200);
+    if (!next.ok()) return ToGrpc(next.status());
+    if (!*next) continue;
+    // A watcher that resumes reads the filtered-out transitions again, and filters them out again.
+    if (!Matches((*next)->first, filter)) continue;
+    v1::WatchAlertsResponse response;
+    *response.mutable_alert() = std::move((*next)->first);
+    response.set_cursor(std::move((*next)->second));
+    if (!writer->Write(response)) break;
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status RiskServiceImpl::ExplainAlert(grpc::ServerContext* context, const v1::ExplainAlertRequest* request,
+                                           v1::AlertExplanation* response) {
+  auto identity = Authorize(*context, "ExplainAlert");
+  if (!identity.ok()) return ToGrpc(identity.status());
+  v1::Alert a;
+  if (grpc::Status s = LoadAlert(request->name(), &a); !s.ok()) return s;
+  // The evidence is the victim's data: read as such (purpose, audit).
+  StateReader::Victim victim;
+  grpc::Status read = ReadVictim(*context, "ExplainAlert", absl::StrCat("victims/", a.victim_id()), "", "name",
+                                 request->purpose(), &victim);
+  if (!read.ok()) return read;
+  std::vector<std::string> ids(a.evidence_event_ids().begin(), a.evidence_event_ids().end());
+  auto events = reader_.Events(victim.partition, a.victim_id(), ids);
+  if (!events.ok()) return ToGrpc(events.status());
+  for (v1::Event& e : *events) *response->add_evidence() = std::move(e);
+  *response->mutable_alert() = a;
+  RuleId rule;
+  if (RuleFromName(a.rule(), &rule)) {
+    const RuleSettings& r = rules_.rule(rule);
+    v1::RuleSettings* out = response->mutable_rule_settings();
+    auto duration = [](Micros m) { return TimeUtil::MicrosecondsToDuration(m); };
+    out->set_rule(a.rule());
+    out->set_enabled(r.enabled);
+    out->set_level(r.level);
+    *out->mutable_acknowledge_within() = duration(r.acknowledge_within);
+    out->set_count(r.count);
+    if (r.window) *out->mutable_window() = duration(r.window);
+    if (r.deadline) *out->mutable_deadline() = duration(r.deadline);
+    if (r.immediate_deadline) *out->mutable_immediate_deadline() = duration(r.immediate_deadline);
+    if (r.priority_deadline) *out->mutable_priority_deadline() = duration(r.priority_deadline);
+    out->set_threshold(rules_.threshold(rule));
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace vigil

@@ -1,0 +1,90 @@
+// vigil.v1.RiskService: the gRPC API on vigild. Writes are published to the
+// Kafka log (Log) and optionally awaited until vigild has applied them; reads
+// come from vigild's stored state (StateReader); WatchAlerts follows the alert
+// topic (AlertFeed). Every call is authorised by the caller's identity
+// (AccessPolicy); every read of a victim's data is audited first.
+// Thread-safe: gRPC calls it from many threads.
+#pragma once
+
+#include <string>
+
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "services/escalation/api/access.h"
+#include "services/escalation/api/alert_feed.h"
+#include "services/escalation/api/log.h"
+#include "services/escalation/api/state_reader.h"
+#include "services/escalation/engine/rules_config.h"
+#include "vigil/v1/risk_service.grpc.pb.h"
+
+namespace vigil {
+
+struct ApiOptions {
+  std::string events_topic = "vigil.events";
+  std::string audit_topic = "vigil.audit";
+  // Non-empty: the server runs without TLS (local development only) and every
+  // caller is this identity. Empty: the identity is the client certificate's common name.
+  std::string insecure_identity;
+  // How long a write waits for Kafka, and for vigild to apply it, when the call has no deadline.
+  absl::Duration default_wait = absl::Seconds(10);
+  size_t max_batch = 10000;
+  int max_page_size = 1000;
+};
+
+class RiskServiceImpl final : public v1::RiskService::Service {
+ public:
+  // `feed` may be null: WatchAlerts is then UNIMPLEMENTED.
+  RiskServiceImpl(const StateReader* reader, Log* log, AlertFeed* feed, const AccessPolicy* access,
+                  const RulesConfig* rules, ApiOptions options)
+      : reader_(*reader), log_(*log), feed_(feed), access_(*access), rules_(*rules), options_(std::move(options)) {}
+
+  grpc::Status RecordEvent(grpc::ServerContext* context, const v1::RecordEventRequest* request,
+                           v1::RecordEventResponse* response) override;
+  grpc::Status RecordEvents(grpc::ServerContext* context, grpc::ServerReader<v1::RecordEventRequest>* reader,
+                            v1::RecordEventsResponse* response) override;
+  grpc::Status GetTimeline(grpc::ServerContext* context, const v1::GetTimelineRequest* request,
+                           v1::GetTimelineResponse* response) override;
+  grpc::Status GetRiskProfile(grpc::ServerContext* context, const v1::GetRiskProfileRequest* request,
+                              v1::RiskProfile* response) override;
+  grpc::Status ListAlerts(grpc::ServerContext* context, const v1::ListAlertsRequest* request,
+                          v1::ListAlertsResponse* response) override;
+  grpc::Status GetAlert(grpc::ServerContext* context, const v1::GetAlertRequest* request,
+                        v1::Alert* response) override;
+  grpc::Status AcknowledgeAlert(grpc::ServerContext* context, const v1::AcknowledgeAlertRequest* request,
+                                v1::Alert* response) override;
+  grpc::Status WatchAlerts(grpc::ServerContext* context, const v1::WatchAlertsRequest* request,
+                           grpc::ServerWriter<v1::WatchAlertsResponse>* writer) override;
+  grpc::Status ExplainAlert(grpc::ServerContext* context, const v1::ExplainAlertRequest* request,
+                            v1::AlertExplanation* response) override;
+
+ private:
+  // The caller's identity when it may call `method`; UNAUTHENTICATED or PERMISSION_DENIED otherwise.
+  absl::StatusOr<std::string> Authorize(const grpc::ServerContext& context, absl::string_view method) const;
+  // Writes the audit record of a read; the read fails (UNAVAILABLE) when it cannot be written.
+  absl::Status Audit(const grpc::ServerContext& context, const std::string& identity, absl::string_view method,
+                     const std::string& victim_id, const std::string& resource, const std::string& purpose);
+  // Publishes validated events; waits until applied when asked.
+  absl::StatusOr<std::vector<v1::RecordEventResponse>> Record(const grpc::ServerContext& context,
+                                                             const std::vector<v1::Event>& events, bool wait_applied);
+  absl::Status WaitApplied(const grpc::ServerContext& context, const Landed& landed) const;
+  // A read of one victim's data: the caller may make it, `name` (victims/{id}{suffix}) names a
+  // stored victim, a purpose is stated, and the audit record is written first. Otherwise the status that says why not.
+  grpc::Status ReadVictim(const grpc::ServerContext& context, absl::string_view method, const std::string& name,
+                          absl::string_view suffix, const std::string& field, const std::string& purpose,
+                          StateReader::Victim* victim);
+  // The alert that `name` (alerts/{id}) names: INVALID_ARGUMENT or NOT_FOUND otherwise.
+  grpc::Status LoadAlert(const std::string& name, v1::Alert* alert) const;
+  absl::Time Deadline(const grpc::ServerContext& context) const;
+
+  const StateReader& reader_;
+  Log& log_;
+  AlertFeed* feed_;
+  const AccessPolicy& access_;
+  const RulesConfig& rules_;
+  const ApiOptions options_;
+};
+
+// absl::Status to grpc::Status, with the same code and message.
+grpc::Status ToGrpc(const absl::Status& status);
+
+}  // namespace vigil

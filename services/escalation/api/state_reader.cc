@@ -1,0 +1,110 @@
+#include "services/escalation/api/state_reader.h"
+
+#include <algorithm>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "services/escalation/pipeline/partition.h"
+
+namespace vigil {
+namespace {
+
+template <typename Message>
+absl::StatusOr<std::optional<Message>> GetMessage(const Store& store, const std::string& key) {
+  VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> bytes, store.Get(key));
+  if (!bytes) return std::nullopt;
+  Message m;
+  if (!m.ParseFromString(*bytes)) return absl::DataLossError(absl::StrCat("stored value is unreadable: ", key));
+  return m;
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<StateReader::Victim>> StateReader::FindVictim(absl::string_view victim_id) const {
+  VIGIL_ASSIGN_OR_RETURN(std::vector<int32_t> partitions, StoredPartitions(store_));
+  for (int32_t p : partitions) {
+    VIGIL_ASSIGN_OR_RETURN(auto state,
+                           GetMessage<v1::state::VictimState>(store_, absl::StrCat(PartitionPrefix(p), "v/", victim_id)));
+    if (state) return Victim{p, *std::move(state)};
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<std::optional<v1::Alert>> StateReader::FindAlert(absl::string_view alert_id) const {
+  VIGIL_ASSIGN_OR_RETURN(std::vector<int32_t> partitions, StoredPartitions(store_));
+  for (int32_t p : partitions) {
+    VIGIL_ASSIGN_OR_RETURN(auto alert, GetMessage<v1::Alert>(store_, absl::StrCat(PartitionPrefix(p), "a/", alert_id)));
+    if (alert) return alert;
+  }
+  return std::nullopt;
+}
+
+absl::Status StateReader::ForEachAlert(const std::function<bool(const v1::Alert&)>& fn) const {
+  VIGIL_ASSIGN_OR_RETURN(std::vector<int32_t> partitions, StoredPartitions(store_));
+  bool more = true;
+  for (int32_t p : partitions) {
+    absl::Status parse = absl::OkStatus();
+    VIGIL_RETURN_IF_ERROR(store_.Scan(PartitionPrefix(p) + "a/", [&](absl::string_view key, absl::string_view value) {
+      v1::Alert alert;
+      if (!alert.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+        parse = absl::DataLossError(absl::StrCat("stored alert is unreadable: ", key));
+        return false;
+      }
+      more = fn(alert);
+      return more;
+    }));
+    VIGIL_RETURN_IF_ERROR(parse);
+    if (!more) break;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StateReader::TimelinePage> StateReader::Timeline(int32_t partition, absl::string_view victim_id,
+                                                                Micros start, Micros end, absl::string_view resume,
+                                                                size_t limit) const {
+  const std::string prefix = TimelinePrefix(partition, victim_id);
+  const std::string from = resume.empty() ? TimelineKey(partition, victim_id, start, "")
+                                          : absl::StrCat(prefix, resume);
+  TimelinePage page;
+  absl::Status parse = absl::OkStatus();
+  VIGIL_RETURN_IF_ERROR(store_.Scan(prefix, [&](absl::string_view key, absl::string_view value) {
+    v1::Event event;
+    if (!event.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      parse = absl::DataLossError(absl::StrCat("stored event is unreadable in the timeline of partition ", partition));
+      return false;
+    }
+    if (ToMicros(event.occurred_at()) >= end) return false;
+    if (page.events.size() == limit) {
+      page.resume = std::string(key.substr(prefix.size()));
+      return false;
+    }
+    page.events.push_back(std::move(event));
+    return true;
+  }, from));
+  VIGIL_RETURN_IF_ERROR(parse);
+  return page;
+}
+
+absl::StatusOr<std::vector<v1::Event>> StateReader::Events(int32_t partition, absl::string_view victim_id,
+                                                          const std::vector<std::string>& event_ids) const {
+  const absl::flat_hash_set<std::string> wanted(event_ids.begin(), event_ids.end());
+  std::vector<v1::Event> out;
+  std::string resume;
+  do {
+    VIGIL_ASSIGN_OR_RETURN(TimelinePage page,
+                           Timeline(partition, victim_id, INT64_MIN, INT64_MAX, resume, 1000));
+    for (v1::Event& e : page.events) {
+      if (wanted.contains(e.event_id())) out.push_back(std::move(e));
+    }
+    resume = std::move(page.resume);
+  } while (!resume.empty() && out.size() < wanted.size());
+  return out;
+}
+
+absl::StatusOr<int64_t> StateReader::AppliedUpTo(int32_t partition) const {
+  VIGIL_ASSIGN_OR_RETURN(auto meta, GetMessage<v1::state::PartitionMeta>(store_, PartitionPrefix(partition) + "meta"));
+  return meta ? meta->next_offset() : 0;
+}
+
+}  // namespace vigil

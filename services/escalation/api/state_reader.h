@@ -1,0 +1,61 @@
+// Reads vigild's stored views for the API: victims' state, timelines, alerts
+// and how far each partition has been applied (the RocksDB keys described in
+// pipeline/partition.h). Reads see whole committed batches, never half of one.
+// Thread-safe: it only reads, and the store allows concurrent reads and writes.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/store.h"
+#include "common/time_util.h"
+#include "vigil/v1/alert.pb.h"
+#include "vigil/v1/event.pb.h"
+#include "vigil/v1/state.pb.h"
+
+namespace vigil {
+
+class StateReader {
+ public:
+  explicit StateReader(const Store* store) : store_(*store) {}
+
+  struct Victim {
+    int32_t partition = 0;
+    v1::state::VictimState state;
+  };
+  // The victim's state, in whichever stored partition holds it; nullopt when none does.
+  absl::StatusOr<std::optional<Victim>> FindVictim(absl::string_view victim_id) const;
+
+  // The latest transition of an alert; nullopt when no stored partition has it.
+  absl::StatusOr<std::optional<v1::Alert>> FindAlert(absl::string_view alert_id) const;
+
+  // Calls fn with the latest transition of every stored alert, until it returns false.
+  absl::Status ForEachAlert(const std::function<bool(const v1::Alert&)>& fn) const;
+
+  struct TimelinePage {
+    std::vector<v1::Event> events;
+    // Where the next page starts (opaque; for `resume`); empty after the last event.
+    std::string resume;
+  };
+  // A victim's events with start <= occurred_at < end, in time order, at most
+  // `limit`, starting at `resume` (from an earlier page) or the beginning.
+  absl::StatusOr<TimelinePage> Timeline(int32_t partition, absl::string_view victim_id, Micros start, Micros end,
+                                        absl::string_view resume, size_t limit) const;
+
+  // The victim's events with these ids, in time order (absent ones are left out).
+  absl::StatusOr<std::vector<v1::Event>> Events(int32_t partition, absl::string_view victim_id,
+                                                const std::vector<std::string>& event_ids) const;
+
+  // The offset of the next record the partition will consume: every record
+  // below it has been applied. 0 when the partition has no stored state.
+  absl::StatusOr<int64_t> AppliedUpTo(int32_t partition) const;
+
+ private:
+  const Store& store_;
+};
+
+}  // namespace vigil

@@ -1,0 +1,630 @@
+// RiskService in process: a real gRPC server (plaintext, and mutual TLS with
+// certificates made for the run) over a real RocksDB in a temp directory. The
+// log is local: events written through the API are applied at once by the same
+// partition pipeline vigild runs, so read-your-writes is real here too. Kafka
+// itself is covered by tests/integration/api_test.py.
+#include "services/escalation/api/risk_service.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/escaping.h"
+#include "common/fingerprint.h"
+#include "gmock/gmock.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "gtest/gtest.h"
+#include "services/escalation/api/api_server.h"
+#include "services/escalation/pipeline/partition.h"
+#include "tests/testing/builders.h"
+
+namespace vigil {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using testing::Ev;
+
+// The events topic applied in process, by partition pipelines on the store; other topics kept in memory.
+class LocalLog : public Log {
+ public:
+  LocalLog(Store* store, const Engine* engine, const Topics* topics) : topics_(*topics) {
+    for (int p = 0; p < kPartitions; ++p) pipelines_.push_back(*PartitionPipeline::Load(store, engine, topics, p));
+  }
+
+  absl::StatusOr<std::vector<Landed>> Append(const std::string& topic,
+                                             const std::vector<std::pair<std::string, std::string>>& records,
+                                             absl::Time) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (topic == fail_topic) return absl::UnavailableError("the broker is down");
+    std::vector<Landed> landed;
+    for (const auto& [key, value] : records) {
+      if (topic == topics_.events) {
+        const int32_t p = static_cast<int32_t>(Fnv1a64(key) % kPartitions);
+        const int64_t offset = pipelines_[p]->next_offset();
+        pipelines_[p]->Apply(offset, key, value);
+        EXPECT_TRUE(pipelines_[p]->Commit().ok());
+        landed.push_back({topic, p, offset});
+      } else {
+        auto& kept = written_[topic];
+        kept.push_back(value);
+        landed.push_back({topic, 0, static_cast<int64_t>(kept.size() - 1)});
+      }
+    }
+    return landed;
+  }
+
+  std::vector<std::string> Written(const std::string& topic) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return written_[topic];
+  }
+  void Fail(const std::string& topic) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fail_topic = topic;
+  }
+
+ private:
+  static constexpr int kPartitions = 3;
+  const Topics& topics_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<PartitionPipeline>> pipelines_;
+  std::map<std::string, std::vector<std::string>> written_;
+  std::string fail_topic;
+};
+
+constexpr char kAccess[] = R"(
+roles:
+  recorder: [RecordEvent, RecordEvents]
+  supervisor: [GetTimeline, GetRiskProfile, ListAlerts, GetAlert, WatchAlerts, ExplainAlert, AcknowledgeAlert]
+clients:
+  command-and-control: [recorder]
+  supervisor-console: [supervisor, recorder]
+)";
+
+std::string ReadAll(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+class RiskServiceTest : public ::testing::Test {
+ protected:
+  RiskServiceTest() : engine_(RulesConfig::Defaults()) {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("vigil-api-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    store_ = *Store::Open((dir_ / "db").string());
+    log_ = std::make_unique<LocalLog>(store_.get(), &engine_, &topics_);
+    reader_ = std::make_unique<StateReader>(store_.get());
+    access_ = *AccessPolicy::Parse(kAccess, "test");
+  }
+  ~RiskServiceTest() override {
+    for (auto& s : servers_) s.server->Shutdown();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // A plaintext server where every caller is `identity`, and a stub for it.
+  std::unique_ptr<v1::RiskService::Stub> Serve(const std::string& identity, int max_message_bytes = 4 << 20) {
+    ApiOptions options;
+    options.insecure_identity = identity;
+    options.default_wait = absl::Seconds(2);
+    ApiServerOptions server;
+    server.listen = "127.0.0.1:0";
+    server.insecure = true;
+    server.max_message_bytes = max_message_bytes;
+    return Start(options, server, grpc::InsecureChannelCredentials());
+  }
+
+  std::unique_ptr<v1::RiskService::Stub> Start(const ApiOptions& options, const ApiServerOptions& server,
+                                               std::shared_ptr<grpc::ChannelCredentials> credentials,
+                                               const std::string& host = "127.0.0.1") {
+    services_.push_back(std::make_unique<RiskServiceImpl>(reader_.get(), log_.get(), nullptr, &access_,
+                                                          &engine_.rules(), options));
+    auto started = StartApiServer(server, services_.back().get());
+    EXPECT_TRUE(started.ok()) << started.status();
+    const int port = started->port;
+    servers_.push_back(*std::move(started));
+    return v1::RiskService::NewStub(grpc::CreateChannel(absl::StrCat(host, ":", port), credentials));
+  }
+
+  // Records events through the API, waiting until applied.
+  void Record(v1::RiskService::Stub& stub, const std::vector<v1::Event>& events) {
+    for (const auto& e : events) {
+      grpc::ClientContext context;
+      v1::RecordEventRequest request;
+      *request.mutable_event() = e;
+      request.set_wait_applied(true);
+      v1::RecordEventResponse response;
+      grpc::Status s = stub.RecordEvent(&context, request, &response);
+      ASSERT_TRUE(s.ok()) << s.error_message();
+      ASSERT_TRUE(response.applied());
+    }
+  }
+
+  // Two calls in a day and an urgent arrest: repeat-calls and arrest alerts for V1; one call for V2.
+  std::vector<v1::Event> Day() {
+    return {Ev("c1").At("09:00").Call(false), Ev("c2").At("10:00").Call(false),
+            Ev("a1").At("10:05").ArrestRequested("R1"), Ev("x1").Victim("V2").Incident("I2").At("11:00").Call(false),
+            Ev("c3").At("12:00").Call(false)};
+  }
+
+  // The id of the stored alert of this rule ("" when there is none).
+  std::string AlertId(const std::string& rule) {
+    std::string id;
+    EXPECT_TRUE(reader_->ForEachAlert([&](const v1::Alert& a) {
+      if (a.rule() == rule) id = a.alert_id();
+      return true;
+    }).ok());
+    return id;
+  }
+
+  std::vector<v1::AuditRecord> Audits() {
+    std::vector<v1::AuditRecord> out;
+    for (const auto& bytes : log_->Written(ApiOptions().audit_topic)) out.emplace_back().ParseFromString(bytes);
+    return out;
+  }
+
+  std::filesystem::path dir_;
+  Engine engine_;
+  Topics topics_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<LocalLog> log_;
+  std::unique_ptr<StateReader> reader_;
+  AccessPolicy access_;
+  std::vector<std::unique_ptr<RiskServiceImpl>> services_;
+  std::vector<ApiServer> servers_;
+};
+
+// The field violations in a status's google.rpc.BadRequest detail.
+std::vector<std::string> Violations(const grpc::Status& s) {
+  google::rpc::Status status;
+  std::vector<std::string> out;
+  if (!status.ParseFromString(s.error_details())) return out;
+  for (const auto& any : status.details()) {
+    google::rpc::BadRequest bad;
+    if (!any.UnpackTo(&bad)) continue;
+    for (const auto& v : bad.field_violations()) out.push_back(v.field());
+  }
+  return out;
+}
+
+TEST_F(RiskServiceTest, RecordEventLandsAndIsAppliedBeforeItReturns) {
+  auto stub = Serve("supervisor-console");
+  grpc::ClientContext context;
+  v1::RecordEventRequest request;
+  *request.mutable_event() = Ev("c1").At("09:00").Call();
+  request.set_wait_applied(true);
+  v1::RecordEventResponse response;
+  ASSERT_TRUE(stub->RecordEvent(&context, request, &response).ok());
+  EXPECT_EQ(response.event_id(), "c1");
+  EXPECT_EQ(response.topic(), "vigil.events");
+  EXPECT_TRUE(response.applied());
+  auto applied = reader_->AppliedUpTo(response.partition());
+  ASSERT_TRUE(applied.ok());
+  EXPECT_GT(*applied, response.offset());
+  auto victim = reader_->FindVictim("V1");
+  ASSERT_TRUE(victim.ok() && victim->has_value());
+}
+
+TEST_F(RiskServiceTest, InvalidEventsAreRefusedWithTheFieldAtFault) {
+  auto stub = Serve("supervisor-console");
+  v1::RecordEventRequest request;
+  v1::RecordEventResponse response;
+  {
+    grpc::ClientContext context;
+    *request.mutable_event() = Ev("g1").Graded(v1::IncidentGraded::GRADE_UNSPECIFIED);
+    grpc::Status s = stub->RecordEvent(&context, request, &response);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(Violations(s), ElementsAre("event.incident_graded.grade"));
+  }
+  {
+    grpc::ClientContext context;
+    request.clear_event();
+    grpc::Status s = stub->RecordEvent(&context, request, &response);
+    EXPECT_THAT(Violations(s), ElementsAre("event"));
+  }
+  {
+    grpc::ClientContext context;
+    *request.mutable_event() = Ev("t1");
+    request.mutable_event()->mutable_clock_tick();
+    grpc::Status s = stub->RecordEvent(&context, request, &response);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), HasSubstr("vigild only"));
+  }
+  EXPECT_FALSE(reader_->FindVictim("V1")->has_value());  // nothing was written
+}
+
+TEST_F(RiskServiceTest, RecordEventsValidatesAllBeforePublishingAny) {
+  auto stub = Serve("supervisor-console");
+  {
+    grpc::ClientContext context;
+    v1::RecordEventsResponse response;
+    auto writer = stub->RecordEvents(&context, &response);
+    v1::RecordEventRequest r;
+    *r.mutable_event() = Ev("c1").At("09:00").Call();
+    writer->Write(r);
+    *r.mutable_event() = Ev("bad").At("09:10");  // no payload
+    writer->Write(r);
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    ASSERT_EQ(Violations(s).size(), 1u);
+    EXPECT_THAT(Violations(s)[0], ::testing::StartsWith("events[1]"));
+    EXPECT_FALSE(reader_->FindVictim("V1")->has_value());
+  }
+  grpc::ClientContext context;
+  v1::RecordEventsResponse response;
+  auto writer = stub->RecordEvents(&context, &response);
+  for (const auto& e : Day()) {
+    v1::RecordEventRequest r;
+    *r.mutable_event() = e;
+    r.set_wait_applied(true);
+    writer->Write(r);
+  }
+  writer->WritesDone();
+  ASSERT_TRUE(writer->Finish().ok());
+  ASSERT_EQ(response.results_size(), 5);
+  EXPECT_EQ(response.results(3).event_id(), "x1");
+  for (const auto& r : response.results()) EXPECT_TRUE(r.applied());
+  EXPECT_TRUE(reader_->FindVictim("V2")->has_value());
+}
+
+TEST_F(RiskServiceTest, TimelinePagesThroughEventsInTimeOrderAndIsAudited) {
+  auto stub = Serve("supervisor-console");
+  // Recorded out of time order: the timeline is in occurred_at order all the same.
+  Record(*stub, {Ev("c2").At("10:00").Call(false), Ev("c1").At("09:00").Call(false),
+                 Ev("c3").At("12:00").Call(false), Ev("m1").At("09:30").Marker("S1", v1::MarkerMatched::VIOLENCE)});
+  v1::GetTimelineRequest request;
+  request.set_parent("victims/V1");
+  request.set_purpose("review before a MARAC meeting");
+  request.set_page_size(3);
+  std::vector<std::string> ids;
+  v1::GetTimelineResponse page;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->GetTimeline(&context, request, &page).ok());
+  }
+  for (const auto& e : page.events()) ids.push_back(e.event_id());
+  ASSERT_FALSE(page.next_page_token().empty());
+  request.set_page_token(page.next_page_token());
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->GetTimeline(&context, request, &page).ok());
+  }
+  for (const auto& e : page.events()) ids.push_back(e.event_id());
+  EXPECT_TRUE(page.next_page_token().empty());
+  EXPECT_THAT(ids, ElementsAre("c1", "m1", "c2", "c3"));
+
+  // A time range: 09:30 <= occurred_at < 12:00.
+  v1::GetTimelineRequest ranged;
+  ranged.set_parent("victims/V1");
+  ranged.set_purpose("review");
+  *ranged.mutable_start_time() = ToTimestamp(testing::T("09:30"));
+  *ranged.mutable_end_time() = ToTimestamp(testing::T("12:00"));
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->GetTimeline(&context, ranged, &page).ok());
+  }
+  ids.clear();
+  for (const auto& e : page.events()) ids.push_back(e.event_id());
+  EXPECT_THAT(ids, ElementsAre("m1", "c2"));
+
+  // Each read was audited: who, which victim, why.
+  auto audits = Audits();
+  ASSERT_EQ(audits.size(), 3u);
+  EXPECT_EQ(audits[0].identity(), "supervisor-console");
+  EXPECT_EQ(audits[0].method(), "GetTimeline");
+  EXPECT_EQ(audits[0].victim_id(), "V1");
+  EXPECT_EQ(audits[0].purpose(), "review before a MARAC meeting");
+  EXPECT_GT(audits[0].at().seconds(), 0);
+}
+
+TEST_F(RiskServiceTest, TimelineErrors) {
+  auto stub = Serve("supervisor-console");
+  Record(*stub, {Ev("c1").At("09:00").Call(false)});
+  auto call = [&](v1::GetTimelineRequest r) {
+    grpc::ClientContext context;
+    v1::GetTimelineResponse response;
+    return stub->GetTimeline(&context, r, &response);
+  };
+  v1::GetTimelineRequest r;
+  r.set_parent("victims/V1");
+  grpc::Status s = call(r);  // no purpose
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(Violations(s), ElementsAre("purpose"));
+  r.set_purpose("review");
+  r.set_parent("V1");
+  EXPECT_THAT(Violations(call(r)), ElementsAre("parent"));
+  r.set_parent("victims/NOBODY");
+  EXPECT_EQ(call(r).error_code(), grpc::StatusCode::NOT_FOUND);
+  r.set_parent("victims/V1");
+  r.set_page_size(-1);
+  EXPECT_THAT(Violations(call(r)), ElementsAre("page_size"));
+  r.set_page_size(0);
+  r.set_page_token("not-a-token");
+  EXPECT_THAT(Violations(call(r)), ElementsAre("page_token"));
+  EXPECT_TRUE(Audits().empty());  // refused reads read nothing
+}
+
+TEST_F(RiskServiceTest, AReadFailsWhenItsAuditRecordCannotBeWritten) {
+  auto stub = Serve("supervisor-console");
+  Record(*stub, {Ev("c1").At("09:00").Call(false)});
+  log_->Fail(ApiOptions().audit_topic);
+  grpc::ClientContext context;
+  v1::GetRiskProfileRequest r;
+  r.set_name("victims/V1/riskProfile");
+  r.set_purpose("review");
+  v1::RiskProfile profile;
+  grpc::Status s = stub->GetRiskProfile(&context, r, &profile);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(s.error_message(), HasSubstr("audit"));
+  EXPECT_TRUE(profile.victim_id().empty());
+}
+
+TEST_F(RiskServiceTest, RiskProfileOfAVictim) {
+  auto stub = Serve("supervisor-console");
+  Record(*stub, Day());
+  grpc::ClientContext context;
+  v1::GetRiskProfileRequest r;
+  r.set_name("victims/V1/riskProfile");
+  r.set_purpose("review");
+  v1::RiskProfile profile;
+  ASSERT_TRUE(stub->GetRiskProfile(&context, r, &profile).ok());
+  EXPECT_EQ(profile.victim_id(), "V1");
+  EXPECT_EQ(profile.calls_total(), 3u);
+  EXPECT_FALSE(profile.active_alerts().empty());
+  grpc::ClientContext missing;
+  r.set_name("victims/V9/riskProfile");
+  EXPECT_EQ(stub->GetRiskProfile(&missing, r, &profile).error_code(), grpc::StatusCode::NOT_FOUND);
+  grpc::ClientContext malformed;
+  r.set_name("victims/V1");
+  EXPECT_EQ(stub->GetRiskProfile(&malformed, r, &profile).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(RiskServiceTest, ListAlertsFiltersAndPagesNewestFirstWithoutRepeats) {
+  auto stub = Serve("supervisor-console");
+  Record(*stub, Day());
+  std::vector<v1::Alert> all;
+  ASSERT_TRUE(reader_->ForEachAlert([&](const v1::Alert& a) { all.push_back(a); return true; }).ok());
+  ASSERT_GE(all.size(), 2u);
+
+  v1::ListAlertsRequest r;
+  r.set_page_size(1);
+  std::vector<std::string> seen;
+  Micros previous = INT64_MAX;
+  do {
+    grpc::ClientContext context;
+    v1::ListAlertsResponse page;
+    ASSERT_TRUE(stub->ListAlerts(&context, r, &page).ok());
+    ASSERT_LE(page.alerts_size(), 1);
+    for (const auto& a : page.alerts()) {
+      EXPECT_LE(ToMicros(a.at()), previous);
+      previous = ToMicros(a.at());
+      seen.push_back(a.alert_id());
+    }
+    r.set_page_token(page.next_page_token());
+  } while (!r.page_token().empty());
+  EXPECT_EQ(seen.size(), all.size());
+  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), all.size());
+
+  // Filters: one rule.
+  v1::ListAlertsRequest by_rule;
+  by_rule.set_rule("repeat-calls");
+  by_rule.set_page_size(5000);  // coerced to the maximum, not refused
+  grpc::ClientContext context;
+  v1::ListAlertsResponse page;
+  ASSERT_TRUE(stub->ListAlerts(&context, by_rule, &page).ok());
+  ASSERT_EQ(page.alerts_size(), 1);
+  EXPECT_EQ(page.alerts(0).rule(), "repeat-calls");
+
+  // A token used with other filters is refused.
+  v1::ListAlertsRequest first;
+  first.set_page_size(1);
+  grpc::ClientContext c1;
+  ASSERT_TRUE(stub->ListAlerts(&c1, first, &page).ok());
+  by_rule.set_page_token(page.next_page_token());
+  grpc::ClientContext c2;
+  EXPECT_THAT(Violations(stub->ListAlerts(&c2, by_rule, &page)), ElementsAre("page_token"));
+  by_rule.clear_page_token();
+  by_rule.set_rule("no-such-rule");
+  grpc::ClientContext c3;
+  EXPECT_THAT(Violations(stub->ListAlerts(&c3, by_rule, &page)), ElementsAre("rule"));
+}
+
+TEST_F(RiskServiceTest, AcknowledgeGoesThroughTheLogAndReturnsTheAppliedAlert) {
+  auto stub = Serve("supervisor-console");
+  Record(*stub, Day());
+  const std::string repeat_id = AlertId("repeat-calls");
+  ASSERT_FALSE(repeat_id.empty());
+  v1::AcknowledgeAlertRequest r;
+  r.set_name("alerts/" + repeat_id);
+  v1::Alert alert;
+  {
+    grpc::ClientContext context;
+    grpc::Status s = stub->AcknowledgeAlert(&context, r, &alert);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  EXPECT_EQ(alert.state(), v1::ACKNOWLEDGED);
+  EXPECT_EQ(alert.acknowledged_by(), "supervisor-console");
+  // The acknowledgement is an event in the victim's timeline, like any other.
+  auto timeline = reader_->Timeline(reader_->FindVictim("V1").value()->partition, "V1", INT64_MIN, INT64_MAX, "", 100);
+  ASSERT_TRUE(timeline.ok());
+  EXPECT_TRUE(timeline->events.back().has_escalation_acknowledged());
+  // Again: nothing more to do, the same alert.
+  {
+    grpc::ClientContext context;
+    v1::Alert again;
+    ASSERT_TRUE(stub->AcknowledgeAlert(&context, r, &again).ok());
+    EXPECT_EQ(again.revision(), alert.revision());
+  }
+  grpc::ClientContext unknown;
+  r.set_name("alerts/al-0000");
+  EXPECT_EQ(stub->AcknowledgeAlert(&unknown, r, &alert).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(RiskServiceTest, AResolvedAlertCannotBeAcknowledged) {
+  auto stub = Serve("supervisor-console");
+  Record(*stub, {Ev("a1").At("10:05").ArrestRequested("R1"), Ev("t1").At("11:10").Call(false),
+                 Ev("k1").At("11:20").ArrestAttempted("R1")});
+  const std::string overdue = AlertId("arrest-overdue");
+  ASSERT_FALSE(overdue.empty());
+  ASSERT_EQ(reader_->FindAlert(overdue).value()->state(), v1::RESOLVED);
+  grpc::ClientContext context;
+  v1::AcknowledgeAlertRequest r;
+  r.set_name("alerts/" + overdue);
+  v1::Alert alert;
+  EXPECT_EQ(stub->AcknowledgeAlert(&context, r, &alert).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(RiskServiceTest, ExplainGivesTheEvidenceInFullAndTheRule) {
+  auto stub = Serve("supervisor-console");
+  Record(*stub, Day());
+  const std::string repeat_id = AlertId("repeat-calls");
+  grpc::ClientContext context;
+  v1::ExplainAlertRequest r;
+  r.set_name("alerts/" + repeat_id);
+  r.set_purpose("why did this fire");
+  v1::AlertExplanation e;
+  ASSERT_TRUE(stub->ExplainAlert(&context, r, &e).ok());
+  std::vector<std::string> ids;
+  for (const auto& ev : e.evidence()) {
+    ids.push_back(ev.event_id());
+    EXPECT_TRUE(ev.has_call_received());
+  }
+  EXPECT_THAT(ids, ElementsAre("c1", "c2", "c3"));
+  EXPECT_EQ(e.rule_settings().rule(), "repeat-calls");
+  EXPECT_EQ(e.rule_settings().count(), 2u);
+  EXPECT_EQ(e.rule_settings().window().seconds(), 24 * 3600);
+  EXPECT_EQ(e.rule_settings().threshold(), e.alert().threshold());
+  ASSERT_EQ(Audits().size(), 1u);
+  EXPECT_EQ(Audits()[0].method(), "ExplainAlert");
+  EXPECT_EQ(Audits()[0].victim_id(), "V1");
+}
+
+TEST_F(RiskServiceTest, EachMethodNeedsItsRole) {
+  auto recorder = Serve("command-and-control");
+  Record(*recorder, {Ev("c1").At("09:00").Call(false)});  // may record
+  grpc::ClientContext context;
+  v1::GetTimelineRequest r;
+  r.set_parent("victims/V1");
+  r.set_purpose("curiosity");
+  v1::GetTimelineResponse response;
+  EXPECT_EQ(recorder->GetTimeline(&context, r, &response).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  auto stranger = Serve("someone-else");
+  grpc::ClientContext c2;
+  v1::ListAlertsResponse alerts;
+  EXPECT_EQ(stranger->ListAlerts(&c2, v1::ListAlertsRequest(), &alerts).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(Audits().empty());
+}
+
+TEST_F(RiskServiceTest, OversizedRequestsAreRefused) {
+  auto stub = Serve("supervisor-console", /*max_message_bytes=*/4096);
+  grpc::ClientContext context;
+  v1::RecordEventRequest r;
+  *r.mutable_event() = Ev("c1").At("09:00").Call();
+  r.mutable_event()->set_source(std::string(8192, 'x'));
+  v1::RecordEventResponse response;
+  EXPECT_EQ(stub->RecordEvent(&context, r, &response).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+// Mutual TLS: the identity is the client certificate's common name.
+class RiskServiceTlsTest : public RiskServiceTest {
+ protected:
+  void SetUp() override {
+    const std::string script = std::string(VIGIL_SOURCE_DIR) + "/deploy/tls/make-dev-certs.sh";
+    const std::string command = absl::StrCat(script, " ", (dir_ / "tls").string(),
+                                             " supervisor-console command-and-control 2>/dev/null");
+    ASSERT_EQ(std::system(command.c_str()), 0);
+    ApiServerOptions server;
+    server.listen = "127.0.0.1:0";
+    server.tls_cert = (dir_ / "tls/server.pem").string();
+    server.tls_key = (dir_ / "tls/server.key").string();
+    server.tls_client_ca = (dir_ / "tls/ca.pem").string();
+    ApiOptions options;
+    options.default_wait = absl::Seconds(2);
+    services_.push_back(std::make_unique<RiskServiceImpl>(reader_.get(), log_.get(), nullptr, &access_,
+                                                          &engine_.rules(), options));
+    auto started = StartApiServer(server, services_.back().get());
+    ASSERT_TRUE(started.ok()) << started.status();
+    port_ = started->port;
+    servers_.push_back(*std::move(started));
+  }
+
+  std::unique_ptr<v1::RiskService::Stub> Client(const std::string& name) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = ReadAll(dir_ / "tls/ca.pem");
+    if (!name.empty()) {
+      ssl.pem_cert_chain = ReadAll(dir_ / "tls" / (name + ".pem"));
+      ssl.pem_private_key = ReadAll(dir_ / "tls" / (name + ".key"));
+    }
+    return v1::RiskService::NewStub(
+        grpc::CreateChannel(absl::StrCat("localhost:", port_), grpc::SslCredentials(ssl)));
+  }
+
+  int port_ = 0;
+};
+
+TEST_F(RiskServiceTlsTest, TheClientCertificateNamesTheCallerAndItsRoles) {
+  auto supervisor = Client("supervisor-console");
+  Record(*supervisor, Day());
+  v1::GetTimelineRequest r;
+  r.set_parent("victims/V1");
+  r.set_purpose("review");
+  v1::GetTimelineResponse response;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(supervisor->GetTimeline(&context, r, &response).ok());
+    EXPECT_EQ(response.events_size(), 4);
+    ASSERT_EQ(Audits().size(), 1u);
+    EXPECT_EQ(Audits()[0].identity(), "supervisor-console");
+  }
+  auto recorder = Client("command-and-control");
+  {
+    grpc::ClientContext context;
+    grpc::Status s = recorder->GetTimeline(&context, r, &response);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_THAT(s.error_message(), HasSubstr("command-and-control"));
+  }
+  // No certificate: the handshake itself fails.
+  auto anonymous = Client("");
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    EXPECT_FALSE(anonymous->GetTimeline(&context, r, &response).ok());
+  }
+}
+
+TEST(AccessPolicyTest, GrantsOnlyWhatRolesAllowAndNamesMistakes) {
+  auto policy = AccessPolicy::Parse(kAccess, "access.yaml");
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_TRUE(policy->Allows("command-and-control", "RecordEvent"));
+  EXPECT_FALSE(policy->Allows("command-and-control", "GetTimeline"));
+  EXPECT_FALSE(policy->Allows("nobody", "RecordEvent"));
+  auto unknown_method = AccessPolicy::Parse("roles: {r: [ReadEverything]}", "access.yaml");
+  EXPECT_THAT(std::string(unknown_method.status().message()),
+              HasSubstr("access.yaml: roles.r: unknown method ReadEverything"));
+  auto unknown_role = AccessPolicy::Parse("roles: {r: [GetAlert]}\nclients: {c: [admin]}", "access.yaml");
+  EXPECT_THAT(std::string(unknown_role.status().message()), HasSubstr("clients.c: unknown role admin"));
+  EXPECT_FALSE(AccessPolicy::Parse("users: {}", "a.yaml").ok());
+  EXPECT_TRUE(AccessPolicy::Load(std::string(VIGIL_SOURCE_DIR) + "/deploy/config/access.yaml").ok());
+}
+
+TEST(AlertCursorTest, RoundTripsAndRefusesForgeries) {
+  AlertCursor c = {{0, 12}, {3, 7}};
+  auto back = DecodeCursor(EncodeCursor(c));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, c);
+  EXPECT_FALSE(DecodeCursor("beginning").ok());
+  EXPECT_FALSE(DecodeCursor(absl::WebSafeBase64Escape("v1;0=-4")).ok());
+  EXPECT_FALSE(DecodeCursor(absl::WebSafeBase64Escape("v2;0=4")).ok());
+}
+
+}  // namespace
+}  // namespace vigil
