@@ -3,7 +3,7 @@
 BUILD ?= build
 JOBS ?= 2
 
-.PHONY: all deps configure build test demo bench bench-stream clean
+.PHONY: all deps configure build test demo bench bench-stream bench-api clean
 
 all: build
 
@@ -29,6 +29,9 @@ bench: build
 
 bench-stream: build
 	bench/stream_bench.sh $(BUILD)
+
+bench-api: build
+	bench/api_bench.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 build=$(cd "${1:-build}" && pwd)
 work=$(mktemp -d -t vigil-demo-XXXXXX)
 port=${VIGIL_DEMO_PORT:-29092}
+api=127.0.0.1:${VIGIL_DEMO_API_PORT:-7443}
 brokers=127.0.0.1:$port
 vigild_pid=""
 cleanup() {
@@ -20,9 +21,12 @@ trap cleanup EXIT
 echo "== Starting Apache Kafka (one KRaft node on $brokers)"
 deploy/kafka/kafka.sh start "$port" "$work/kafka"
 
-echo "== Starting vigild (state in $work/state; rules deploy/config/rules.yaml; clock ticks every second)"
+echo "== Starting vigild (state in $work/state; rules deploy/config/rules.yaml; clock ticks every 250 ms)"
+echo "   Its gRPC API is on $api WITHOUT TLS, every caller taken to be 'local-dev': for local"
+echo "   development only. Real deployments use mutual TLS (docs/api.md, docs/operations.md)."
 "$build/bin/vigild" --brokers "$brokers" --data-dir "$work/state" --rules deploy/config/rules.yaml \
-  --route INSPECTOR=vigil.alerts.inspector >"$work/vigild.log" 2>&1 &
+  --route INSPECTOR=vigil.alerts.inspector --grpc-listen "$api" --access deploy/config/access.yaml \
+  --insecure-dev-identity local-dev >"$work/vigild.log" 2>&1 &
 vigild_pid=$!
 for _ in $(seq 1 100); do grep -q 'event=assigned' "$work/vigild.log" && break; sleep 0.2; done
 
@@ -44,6 +48,23 @@ echo
 echo
 echo "Each line: when (event time), state, who must act, rule, whose case, and why."
 echo "INSPECTOR-level alerts were also routed to vigil.alerts.inspector."
+
+ctl() { "$build/bin/vigilctl" "$@" --server "$api" --insecure; }
+echo
+echo "== The same through the API (vigilctl; docs/api.md): the victim's risk profile, read with a purpose and audited"
+ctl profile V-LAN-1 --purpose "demo: duty inspector review"
+echo
+echo "== The duty inspector acknowledges the repeat-calls alert: an event through Kafka, applied, then returned"
+alert=$(ctl alerts --rule repeat-calls --victim V-LAN-1 --json | head -1 | sed -E 's/.*"alert_id":"([^"]+)".*/\1/')
+ctl ack "$alert" | sed -E 's/  \[rule: .*$//'
+echo
 echo "vigild's log has no personal data; its last lines:"
 tail -3 "$work/vigild.log"
+if [ -t 0 ] || [ "${VIGIL_DEMO_KEEP:-0}" = 1 ]; then
+  echo
+  echo "== Still running: Kafka on $brokers, the API on $api (plaintext). Try docs/api.md's walk-through,"
+  echo "   e.g.: build/bin/vigilctl alerts --server $api --insecure"
+  echo "   Press Ctrl-C to stop everything."
+  while kill -0 "$vigild_pid" 2>/dev/null; do sleep 1; done
+fi
 echo "== Stopping vigild and Kafka"
