@@ -48,7 +48,8 @@ class MemoryLog : public Log {
 
 std::string VictimId(int v) { return absl::StrCat("V-BENCH-", v); }
 
-// Each victim: `events` events over `events` hours; calls, markers, gradings and an assessment.
+// Each victim: `events` events over `events` hours, about their own suspect: calls, gradings, arrivals,
+// assessments and markers.
 void Fill(Store* store, const Engine& engine, const Topics& topics, int victims, int events) {
   constexpr int kPartitions = 4;
   std::vector<std::unique_ptr<PartitionPipeline>> pipelines;
@@ -59,11 +60,11 @@ void Fill(Store* store, const Engine& engine, const Topics& topics, int victims,
       testing::Ev e(absl::StrCat("e", v, "-", i));
       e.Victim(VictimId(v)).Incident(absl::StrCat("I", v, "-", i / 10)).AtMicros(testing::T("00:00") + i * kMicrosPerHour);
       switch (i % 5) {
-        case 0: e.Call(true, "S1"); break;
+        case 0: e.Call(true, absl::StrCat("S", v)); break;
         case 1: e.Graded(v1::IncidentGraded::PRIORITY); break;
         case 2: e.UnitArrived(); break;
         case 3: e.Assessed(v1::RiskAssessed::MEDIUM, 8); break;
-        default: e.Marker("S1", v1::MarkerMatched::VIOLENCE); break;
+        default: e.Marker(absl::StrCat("S", v), v1::MarkerMatched::VIOLENCE); break;
       }
       const v1::Event& event = e;
       pipeline.Apply(pipeline.next_offset(), event.victim_id(), event.SerializeAsString());

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
+#include "spdlog/spdlog.h"
 
 namespace vigil {
 
@@ -76,7 +77,10 @@ class KafkaSubscription : public AlertSubscription {
     }
     if (m->err() == RdKafka::ERR__TIMED_OUT) return std::nullopt;
     if (m->err() == RdKafka::ERR__FATAL) return absl::UnavailableError(absl::StrCat("reading alerts: ", m->errstr()));
-    if (m->err() != RdKafka::ERR_NO_ERROR) return std::nullopt;  // transient (the client retries): keep watching
+    if (m->err() != RdKafka::ERR_NO_ERROR) {  // transient (the client retries): keep watching
+      spdlog::debug("event=watch_consume_error error=\"{}\"", m->errstr());
+      return std::nullopt;
+    }
     position_[m->partition()] = m->offset() + 1;
     v1::Alert alert;
     if (!alert.ParseFromArray(m->payload(), static_cast<int>(m->len()))) {
@@ -129,6 +133,8 @@ class KafkaAlertFeed : public AlertFeed {
     if (code != RdKafka::ERR_NO_ERROR) {
       return absl::UnavailableError(absl::StrCat("reading alerts: ", RdKafka::err2str(code)));
     }
+    spdlog::debug("event=watch_subscribed partitions={} from={}", partitions,
+                  from_now ? "now" : cursor.empty() ? "beginning" : "cursor");
     auto sub = std::make_unique<KafkaSubscription>(std::move(consumer), std::move(position));
     if (from_now) VIGIL_RETURN_IF_ERROR(sub->ResolveEnds(partitions, 10000));
     return std::unique_ptr<AlertSubscription>(std::move(sub));

@@ -448,7 +448,7 @@ grpc::Status RiskServiceImpl::WatchAlerts(grpc::ServerContext* context, const v1
     v1::WatchAlertsResponse response;
     *response.mutable_alert() = std::move((*next)->first);
     response.set_cursor(std::move((*next)->second));
-    if (!writer->Write(response)) break;
+    if (!writer->Write(response)) break;  // the client has gone
   }
   return grpc::Status::OK;
 }
