@@ -21,8 +21,9 @@ build: configure
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
+# KEEP=1: leave the broker, vigild and its API running after the demo, until Ctrl-C.
 demo: build
-	deploy/demo.sh $(BUILD)
+	VIGIL_DEMO_KEEP=$(if $(KEEP),1,0) deploy/demo.sh $(BUILD)
 
 bench: build
 	$(BUILD)/bin/vigil-bench-engine

@@ -60,11 +60,12 @@ ctl ack "$alert" | sed -E 's/  \[rule: .*$//'
 echo
 echo "vigild's log has no personal data; its last lines:"
 tail -3 "$work/vigild.log"
-if [ -t 0 ] || [ "${VIGIL_DEMO_KEEP:-0}" = 1 ]; then
+if [ "${VIGIL_DEMO_KEEP:-0}" = 1 ]; then
   echo
   echo "== Still running: Kafka on $brokers, the API on $api (plaintext). Try docs/api.md's walk-through,"
   echo "   e.g.: build/bin/vigilctl alerts --server $api --insecure"
   echo "   Press Ctrl-C to stop everything."
   while kill -0 "$vigild_pid" 2>/dev/null; do sleep 1; done
 fi
+[ "${VIGIL_DEMO_KEEP:-0}" = 1 ] || echo "(make demo KEEP=1 keeps them running afterwards, to try docs/api.md)"
 echo "== Stopping vigild and Kafka"
