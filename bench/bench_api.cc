@@ -196,8 +196,8 @@ int main(int argc, char** argv) {
     const auto start = Clock::now();
     int n = 0;
     while (std::chrono::duration<double>(Clock::now() - start).count() < 1.0) {
-      auto v = reader.FindVictim(VictimId(n % victims));
-      auto page = reader.Timeline((*v)->partition, VictimId(n % victims), INT64_MIN, INT64_MAX, "", events);
+      auto p = reader.FindVictimPartition(VictimId(n % victims));
+      auto page = reader.Timeline(**p, VictimId(n % victims), INT64_MIN, INT64_MAX, "", events);
       ++n;
     }
     std::printf("%-44s %9.0f reads/s (one thread)\n", "store alone: find victim + 50-event timeline",

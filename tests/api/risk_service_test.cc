@@ -601,6 +601,24 @@ TEST_F(RiskServiceTlsTest, TheClientCertificateNamesTheCallerAndItsRoles) {
   }
 }
 
+TEST_F(RiskServiceTest, AVictimInAPartitionStoredAfterTheFirstLookupIsFound) {
+  // The reader lists the stored partitions once; a lookup that misses lists them again.
+  auto p0 = *PartitionPipeline::Load(store_.get(), &engine_, &topics_, 7);
+  const v1::Event first = Ev("c1").Victim("VA").At("09:00").Call(false);
+  p0->Apply(0, "VA", first.SerializeAsString());
+  ASSERT_TRUE(p0->Commit().ok());
+  ASSERT_EQ(reader_->FindVictimPartition("VA").value(), std::optional<int32_t>(7));
+  EXPECT_FALSE(reader_->FindVictimPartition("VB").value().has_value());
+  auto p9 = *PartitionPipeline::Load(store_.get(), &engine_, &topics_, 9);
+  const v1::Event second = Ev("c2").Victim("VB").At("09:00").Call(false);
+  p9->Apply(0, "VB", second.SerializeAsString());
+  ASSERT_TRUE(p9->Commit().ok());
+  EXPECT_EQ(reader_->FindVictimPartition("VB").value(), std::optional<int32_t>(9));
+  auto victim = reader_->FindVictim("VB");
+  ASSERT_TRUE(victim.ok() && victim->has_value());
+  EXPECT_EQ((*victim)->state.victim_id(), "VB");
+}
+
 TEST(AccessPolicyTest, GrantsOnlyWhatRolesAllowAndNamesMistakes) {
   auto policy = AccessPolicy::Parse(kAccess, "access.yaml");
   ASSERT_TRUE(policy.ok()) << policy.status();

@@ -201,17 +201,26 @@ absl::Status RiskServiceImpl::WaitApplied(const grpc::ServerContext& context, co
 
 grpc::Status RiskServiceImpl::ReadVictim(const grpc::ServerContext& context, absl::string_view method,
                                          const std::string& name, absl::string_view suffix, const std::string& field,
-                                         const std::string& purpose, StateReader::Victim* victim) {
+                                         const std::string& purpose, bool with_state, std::string* victim_id,
+                                         StateReader::Victim* victim) {
   auto identity = Authorize(context, method);
   if (!identity.ok()) return ToGrpc(identity.status());
-  auto victim_id = ParseName(name, "victims", suffix, field);
-  if (!victim_id.ok()) return FieldError(victim_id.status());
+  auto id = ParseName(name, "victims", suffix, field);
+  if (!id.ok()) return FieldError(id.status());
+  *victim_id = *std::move(id);
   if (purpose.empty()) return BadField("purpose", "required: why this victim's data is read");
-  auto found = reader_.FindVictim(*victim_id);
-  if (!found.ok()) return ToGrpc(found.status());
-  if (!*found) return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("victims/", *victim_id, " not found"));
+  bool found = false;
+  if (with_state) {
+    auto v = reader_.FindVictim(*victim_id);
+    if (!v.ok()) return ToGrpc(v.status());
+    if ((found = v->has_value())) *victim = **std::move(v);
+  } else {
+    auto p = reader_.FindVictimPartition(*victim_id);
+    if (!p.ok()) return ToGrpc(p.status());
+    if ((found = p->has_value())) victim->partition = **p;
+  }
+  if (!found) return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("victims/", *victim_id, " not found"));
   if (absl::Status s = Audit(context, *identity, method, *victim_id, name, purpose); !s.ok()) return ToGrpc(s);
-  *victim = **std::move(found);
   return grpc::Status::OK;
 }
 
@@ -310,10 +319,12 @@ grpc::Status RiskServiceImpl::GetTimeline(grpc::ServerContext* context, const v1
     if (!r.ok()) return FieldError(r.status());
     resume = *std::move(r);
   }
+  std::string victim_id;
   StateReader::Victim victim;
-  grpc::Status read = ReadVictim(*context, "GetTimeline", request->parent(), "", "parent", request->purpose(), &victim);
+  grpc::Status read = ReadVictim(*context, "GetTimeline", request->parent(), "", "parent", request->purpose(),
+                                 /*with_state=*/false, &victim_id, &victim);
   if (!read.ok()) return read;
-  auto page = reader_.Timeline(victim.partition, victim.state.victim_id(), start, end, resume, *size);
+  auto page = reader_.Timeline(victim.partition, victim_id, start, end, resume, *size);
   if (!page.ok()) return ToGrpc(page.status());
   for (v1::Event& e : page->events) *response->add_events() = std::move(e);
   if (!page->resume.empty()) response->set_next_page_token(Token(fingerprint, page->resume));
@@ -322,9 +333,10 @@ grpc::Status RiskServiceImpl::GetTimeline(grpc::ServerContext* context, const v1
 
 grpc::Status RiskServiceImpl::GetRiskProfile(grpc::ServerContext* context, const v1::GetRiskProfileRequest* request,
                                              v1::RiskProfile* response) {
+  std::string victim_id;
   StateReader::Victim victim;
-  grpc::Status read =
-      ReadVictim(*context, "GetRiskProfile", request->name(), "/riskProfile", "name", request->purpose(), &victim);
+  grpc::Status read = ReadVictim(*context, "GetRiskProfile", request->name(), "/riskProfile", "name",
+                                 request->purpose(), /*with_state=*/true, &victim_id, &victim);
   if (!read.ok()) return read;
   *response = BuildRiskProfile(victim.state, rules_);
   return grpc::Status::OK;
@@ -460,9 +472,10 @@ grpc::Status RiskServiceImpl::ExplainAlert(grpc::ServerContext* context, const v
   v1::Alert a;
   if (grpc::Status s = LoadAlert(request->name(), &a); !s.ok()) return s;
   // The evidence is the victim's data: read as such (purpose, audit).
+  std::string victim_id;
   StateReader::Victim victim;
   grpc::Status read = ReadVictim(*context, "ExplainAlert", absl::StrCat("victims/", a.victim_id()), "", "name",
-                                 request->purpose(), &victim);
+                                 request->purpose(), /*with_state=*/false, &victim_id, &victim);
   if (!read.ok()) return read;
   std::vector<std::string> ids(a.evidence_event_ids().begin(), a.evidence_event_ids().end());
   auto events = reader_.Events(victim.partition, a.victim_id(), ids);

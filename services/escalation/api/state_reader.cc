@@ -21,27 +21,57 @@ absl::StatusOr<std::optional<Message>> GetMessage(const Store& store, const std:
 
 }  // namespace
 
-absl::StatusOr<std::optional<StateReader::Victim>> StateReader::FindVictim(absl::string_view victim_id) const {
-  VIGIL_ASSIGN_OR_RETURN(std::vector<int32_t> partitions, StoredPartitions(store_));
-  for (int32_t p : partitions) {
-    VIGIL_ASSIGN_OR_RETURN(auto state,
-                           GetMessage<v1::state::VictimState>(store_, absl::StrCat(PartitionPrefix(p), "v/", victim_id)));
-    if (state) return Victim{p, *std::move(state)};
+absl::StatusOr<std::vector<int32_t>> StateReader::Partitions(bool refresh) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (refresh || !partitions_) {
+    VIGIL_ASSIGN_OR_RETURN(partitions_, StoredPartitions(store_));
+  }
+  return *partitions_;
+}
+
+absl::StatusOr<std::optional<std::pair<int32_t, std::string>>> StateReader::Probe(absl::string_view kind,
+                                                                                  absl::string_view id) const {
+  std::vector<int32_t> probed;
+  for (bool refresh : {false, true}) {
+    VIGIL_ASSIGN_OR_RETURN(std::vector<int32_t> partitions, Partitions(refresh));
+    for (int32_t p : partitions) {
+      if (std::find(probed.begin(), probed.end(), p) != probed.end()) continue;
+      probed.push_back(p);
+      VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> value, store_.Get(absl::StrCat(PartitionPrefix(p), kind, id)));
+      if (value) return std::make_pair(p, *std::move(value));
+    }
   }
   return std::nullopt;
+}
+
+absl::StatusOr<std::optional<StateReader::Victim>> StateReader::FindVictim(absl::string_view victim_id) const {
+  VIGIL_ASSIGN_OR_RETURN(auto found, Probe("v/", victim_id));
+  if (!found) return std::nullopt;
+  Victim victim{found->first, {}};
+  if (!victim.state.ParseFromString(found->second)) {
+    return absl::DataLossError(absl::StrCat("stored state of a victim in partition ", found->first, " is unreadable"));
+  }
+  return victim;
+}
+
+absl::StatusOr<std::optional<int32_t>> StateReader::FindVictimPartition(absl::string_view victim_id) const {
+  VIGIL_ASSIGN_OR_RETURN(auto found, Probe("v/", victim_id));
+  if (!found) return std::nullopt;
+  return found->first;
 }
 
 absl::StatusOr<std::optional<v1::Alert>> StateReader::FindAlert(absl::string_view alert_id) const {
-  VIGIL_ASSIGN_OR_RETURN(std::vector<int32_t> partitions, StoredPartitions(store_));
-  for (int32_t p : partitions) {
-    VIGIL_ASSIGN_OR_RETURN(auto alert, GetMessage<v1::Alert>(store_, absl::StrCat(PartitionPrefix(p), "a/", alert_id)));
-    if (alert) return alert;
+  VIGIL_ASSIGN_OR_RETURN(auto found, Probe("a/", alert_id));
+  if (!found) return std::nullopt;
+  v1::Alert alert;
+  if (!alert.ParseFromString(found->second)) {
+    return absl::DataLossError(absl::StrCat("stored alert in partition ", found->first, " is unreadable"));
   }
-  return std::nullopt;
+  return alert;
 }
 
 absl::Status StateReader::ForEachAlert(const std::function<bool(const v1::Alert&)>& fn) const {
-  VIGIL_ASSIGN_OR_RETURN(std::vector<int32_t> partitions, StoredPartitions(store_));
+  VIGIL_ASSIGN_OR_RETURN(std::vector<int32_t> partitions, Partitions(/*refresh=*/true));
   bool more = true;
   for (int32_t p : partitions) {
     absl::Status parse = absl::OkStatus();

@@ -1,10 +1,12 @@
 // Reads vigild's stored views for the API: victims' state, timelines, alerts
 // and how far each partition has been applied (the RocksDB keys described in
 // pipeline/partition.h). Reads see whole committed batches, never half of one.
-// Thread-safe: it only reads, and the store allows concurrent reads and writes.
+// Thread-safe: it only reads (the store allows concurrent reads and writes);
+// its cache of which partitions are stored is behind a mutex.
 #pragma once
 
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,6 +31,8 @@ class StateReader {
   };
   // The victim's state, in whichever stored partition holds it; nullopt when none does.
   absl::StatusOr<std::optional<Victim>> FindVictim(absl::string_view victim_id) const;
+  // Only which partition holds the victim (no state parsed); nullopt when none does.
+  absl::StatusOr<std::optional<int32_t>> FindVictimPartition(absl::string_view victim_id) const;
 
   // The latest transition of an alert; nullopt when no stored partition has it.
   absl::StatusOr<std::optional<v1::Alert>> FindAlert(absl::string_view alert_id) const;
@@ -55,7 +59,16 @@ class StateReader {
   absl::StatusOr<int64_t> AppliedUpTo(int32_t partition) const;
 
  private:
+  // The stored partitions, listed once and again when `refresh` (a lookup that
+  // missed: a partition may have been assigned since).
+  absl::StatusOr<std::vector<int32_t>> Partitions(bool refresh) const;
+  // The first stored partition with the key `kind` + `id` under its prefix, and the value.
+  absl::StatusOr<std::optional<std::pair<int32_t, std::string>>> Probe(absl::string_view kind,
+                                                                       absl::string_view id) const;
+
   const Store& store_;
+  mutable std::mutex mu_;
+  mutable std::optional<std::vector<int32_t>> partitions_;
 };
 
 }  // namespace vigil
