@@ -272,18 +272,18 @@ class Caller {
     v1::GetAlertRequest r;
     r.set_name(absl::StrCat("alerts/", call_.target));
     v1::Alert a;
-    grpc::Status s = stub_->GetAlert(Context().get(), r, &a);
-    if (!s.ok()) return Failed(s, err_);
-    if (call_.api.json) return Print(a);
-    out_ << FormatAlert(a) << "\n";
-    return kExitOk;
+    return ShowAlert(stub_->GetAlert(Context().get(), r, &a), a);
   }
 
   int Ack() {
     v1::AcknowledgeAlertRequest r;
     r.set_name(absl::StrCat("alerts/", call_.target));
     v1::Alert a;
-    grpc::Status s = stub_->AcknowledgeAlert(Context().get(), r, &a);
+    return ShowAlert(stub_->AcknowledgeAlert(Context().get(), r, &a), a);
+  }
+
+  // The alert a call returned, or its error.
+  int ShowAlert(const grpc::Status& s, const v1::Alert& a) {
     if (!s.ok()) return Failed(s, err_);
     if (call_.api.json) return Print(a);
     out_ << FormatAlert(a) << "\n";

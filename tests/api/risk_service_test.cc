@@ -505,6 +505,7 @@ TEST_F(RiskServiceTest, ExplainGivesTheEvidenceInFullAndTheRule) {
   ASSERT_EQ(Audits().size(), 1u);
   EXPECT_EQ(Audits()[0].method(), "ExplainAlert");
   EXPECT_EQ(Audits()[0].victim_id(), "V1");
+  EXPECT_EQ(Audits()[0].resource(), "alerts/" + repeat_id);
 }
 
 TEST_F(RiskServiceTest, EachMethodNeedsItsRole) {

@@ -28,7 +28,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from vigil.v1 import alert_pb2, event_pb2, risk_service_pb2 as rs, risk_service_pb2_grpc as rs_grpc
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from streaming_test import free_port  # noqa: E402
+from streaming_test import free_port, report  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = BROKERS = TLS = API = None
@@ -289,9 +289,7 @@ def main():
         if os.environ.get("VIGIL_API_TEST_LOG"):
             shutil.copy(log_path, os.environ["VIGIL_API_TEST_LOG"])
         shutil.rmtree(work, ignore_errors=True)
-    failed = len(result.failures) + len(result.errors)
-    print(f"{result.testsRun - failed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    report(result)
 
 
 if __name__ == "__main__":

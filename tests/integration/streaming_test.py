@@ -384,6 +384,11 @@ def main():
     finally:
         subprocess.run([kafka, "stop", BROKER_DIR])
         shutil.rmtree(BROKER_DIR, ignore_errors=True)
+    report(result)
+
+
+def report(result):
+    """Prints the count and exits non-zero on any failure or error."""
     failed = len(result.failures) + len(result.errors)
     print(f"{result.testsRun - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)

@@ -1,7 +1,8 @@
 #include "services/escalation/api/risk_service.h"
 
 #include <algorithm>
-#include <thread>
+#include <optional>
+#include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -44,10 +45,29 @@ grpc::Status BadField(const std::string& field, const std::string& description) 
   return WithDetail(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat(field, ": ", description), bad);
 }
 
-// ValidateEvent's message starts with the field at fault: "incident_graded.grade: required ...".
-grpc::Status BadEvent(const absl::Status& invalid, const std::string& path) {
-  std::pair<std::string, std::string> parts = absl::StrSplit(invalid.message(), absl::MaxSplits(": ", 1));
-  return BadField(absl::StrCat(path, ".", parts.first), parts.second);
+// A field violation from a status whose message starts with the field at fault
+// ("field: description", as ParseName, PageSize, Untoken and ValidateEvent write them),
+// the field taken as under `path` when one is given.
+grpc::Status FieldError(const absl::Status& s, const std::string& path = "") {
+  std::pair<std::string, std::string> parts = absl::StrSplit(s.message(), absl::MaxSplits(": ", 1));
+  return BadField(path.empty() ? parts.first : absl::StrCat(path, ".", parts.first), parts.second);
+}
+
+// An event a force system may record: present, valid, and not one that only vigild writes.
+grpc::Status CheckRecordable(const v1::RecordEventRequest& request, const std::string& path) {
+  if (!request.has_event()) return BadField(path, "required");
+  if (request.event().has_clock_tick() || request.event().has_suspect_finding()) {
+    return BadField(path, "clock ticks and suspect findings are written by vigild only");
+  }
+  if (absl::Status s = ValidateEvent(request.event()); !s.ok()) return FieldError(s, path);
+  return grpc::Status::OK;
+}
+
+// An empty rule, or the name of one.
+grpc::Status CheckRule(const std::string& rule) {
+  RuleId id;
+  if (rule.empty() || RuleFromName(rule, &id)) return grpc::Status::OK;
+  return BadField("rule", absl::StrCat("no rule is called ", rule));
 }
 
 grpc::Status FailedPrecondition(const std::string& type, const std::string& subject, const std::string& description) {
@@ -69,12 +89,6 @@ absl::StatusOr<std::string> ParseName(const std::string& name, absl::string_view
     return absl::InvalidArgumentError(absl::StrCat(field, ": expected ", prefix, "{id}", suffix));
   }
   return std::string(id);
-}
-
-// Field violations from ParseName's status ("field: description").
-grpc::Status FieldError(const absl::Status& s) {
-  std::pair<std::string, std::string> parts = absl::StrSplit(s.message(), absl::MaxSplits(": ", 1));
-  return BadField(parts.first, parts.second);
 }
 
 absl::StatusOr<int> PageSize(int requested, int default_size, int max_size) {
@@ -102,15 +116,11 @@ bool Matches(const v1::Alert& a, const v1::ListAlertsRequest& r) {
          at < TimeOr(r.end_time(), r.has_end_time(), INT64_MAX);
 }
 
-// Newest first; the id breaks ties so that the order is total and pages are stable.
-bool Before(const v1::Alert& a, Micros b_at, const std::string& b_id) {
-  const Micros a_at = ToMicros(a.at());
-  return a_at != b_at ? a_at > b_at : a.alert_id() < b_id;
-}
-bool After(const v1::Alert& a, Micros b_at, const std::string& b_id) {
-  const Micros a_at = ToMicros(a.at());
-  return a_at != b_at ? a_at < b_at : a.alert_id() > b_id;
-}
+// ListAlerts' order, as a key that sorts ascending: newest first, the id breaking ties so
+// that the order is total and pages are stable.
+using AlertOrder = std::pair<Micros, std::string>;
+AlertOrder OrderOf(Micros at, const std::string& alert_id) { return {-at, alert_id}; }
+AlertOrder OrderOf(const v1::Alert& a) { return OrderOf(ToMicros(a.at()), a.alert_id()); }
 
 // A page token bound to the request it continues: "<fingerprint>\n<rest>".
 std::string Token(uint64_t fingerprint, absl::string_view rest) {
@@ -199,28 +209,23 @@ absl::Status RiskServiceImpl::WaitApplied(const grpc::ServerContext& context, co
   }
 }
 
-grpc::Status RiskServiceImpl::ReadVictim(const grpc::ServerContext& context, absl::string_view method,
-                                         const std::string& name, absl::string_view suffix, const std::string& field,
-                                         const std::string& purpose, bool with_state, std::string* victim_id,
+grpc::Status RiskServiceImpl::ReadVictim(const grpc::ServerContext& context, const std::string& identity,
+                                         absl::string_view method, const std::string& victim_id,
+                                         const std::string& resource, const std::string& purpose, bool with_state,
                                          StateReader::Victim* victim) {
-  auto identity = Authorize(context, method);
-  if (!identity.ok()) return ToGrpc(identity.status());
-  auto id = ParseName(name, "victims", suffix, field);
-  if (!id.ok()) return FieldError(id.status());
-  *victim_id = *std::move(id);
   if (purpose.empty()) return BadField("purpose", "required: why this victim's data is read");
   bool found = false;
   if (with_state) {
-    auto v = reader_.FindVictim(*victim_id);
+    auto v = reader_.FindVictim(victim_id);
     if (!v.ok()) return ToGrpc(v.status());
     if ((found = v->has_value())) *victim = **std::move(v);
   } else {
-    auto p = reader_.FindVictimPartition(*victim_id);
+    auto p = reader_.FindVictimPartition(victim_id);
     if (!p.ok()) return ToGrpc(p.status());
     if ((found = p->has_value())) victim->partition = **p;
   }
-  if (!found) return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("victims/", *victim_id, " not found"));
-  if (absl::Status s = Audit(context, *identity, method, *victim_id, name, purpose); !s.ok()) return ToGrpc(s);
+  if (!found) return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("victims/", victim_id, " not found"));
+  if (absl::Status s = Audit(context, identity, method, victim_id, resource, purpose); !s.ok()) return ToGrpc(s);
   return grpc::Status::OK;
 }
 
@@ -265,11 +270,7 @@ grpc::Status RiskServiceImpl::RecordEvent(grpc::ServerContext* context, const v1
                                           v1::RecordEventResponse* response) {
   auto identity = Authorize(*context, "RecordEvent");
   if (!identity.ok()) return ToGrpc(identity.status());
-  if (!request->has_event()) return BadField("event", "required");
-  if (request->event().has_clock_tick() || request->event().has_suspect_finding()) {
-    return BadField("event", "clock ticks and suspect findings are written by vigild only");
-  }
-  if (absl::Status s = ValidateEvent(request->event()); !s.ok()) return BadEvent(s, "event");
+  if (grpc::Status s = CheckRecordable(*request, "event"); !s.ok()) return s;
   auto out = Record(*context, {request->event()}, request->wait_applied());
   if (!out.ok()) return ToGrpc(out.status());
   *response = out->front();
@@ -290,11 +291,7 @@ grpc::Status RiskServiceImpl::RecordEvents(grpc::ServerContext* context,
       return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                           absl::StrCat("at most ", options_.max_batch, " events in one call"));
     }
-    if (!request.has_event()) return BadField(path, "required");
-    if (request.event().has_clock_tick() || request.event().has_suspect_finding()) {
-      return BadField(path, "clock ticks and suspect findings are written by vigild only");
-    }
-    if (absl::Status s = ValidateEvent(request.event()); !s.ok()) return BadEvent(s, path);
+    if (grpc::Status s = CheckRecordable(request, path); !s.ok()) return s;
     wait_applied = wait_applied || request.wait_applied();
     events.push_back(std::move(*request.mutable_event()));
   }
@@ -307,6 +304,10 @@ grpc::Status RiskServiceImpl::RecordEvents(grpc::ServerContext* context,
 
 grpc::Status RiskServiceImpl::GetTimeline(grpc::ServerContext* context, const v1::GetTimelineRequest* request,
                                           v1::GetTimelineResponse* response) {
+  auto identity = Authorize(*context, "GetTimeline");
+  if (!identity.ok()) return ToGrpc(identity.status());
+  auto victim_id = ParseName(request->parent(), "victims", "", "parent");
+  if (!victim_id.ok()) return FieldError(victim_id.status());
   auto size = PageSize(request->page_size(), kDefaultTimelinePage, options_.max_page_size);
   if (!size.ok()) return FieldError(size.status());
   const Micros start = TimeOr(request->start_time(), request->has_start_time(), INT64_MIN);
@@ -319,12 +320,11 @@ grpc::Status RiskServiceImpl::GetTimeline(grpc::ServerContext* context, const v1
     if (!r.ok()) return FieldError(r.status());
     resume = *std::move(r);
   }
-  std::string victim_id;
   StateReader::Victim victim;
-  grpc::Status read = ReadVictim(*context, "GetTimeline", request->parent(), "", "parent", request->purpose(),
-                                 /*with_state=*/false, &victim_id, &victim);
+  grpc::Status read = ReadVictim(*context, *identity, "GetTimeline", *victim_id, request->parent(),
+                                 request->purpose(), /*with_state=*/false, &victim);
   if (!read.ok()) return read;
-  auto page = reader_.Timeline(victim.partition, victim_id, start, end, resume, *size);
+  auto page = reader_.Timeline(victim.partition, *victim_id, start, end, resume, *size);
   if (!page.ok()) return ToGrpc(page.status());
   for (v1::Event& e : page->events) *response->add_events() = std::move(e);
   if (!page->resume.empty()) response->set_next_page_token(Token(fingerprint, page->resume));
@@ -333,10 +333,13 @@ grpc::Status RiskServiceImpl::GetTimeline(grpc::ServerContext* context, const v1
 
 grpc::Status RiskServiceImpl::GetRiskProfile(grpc::ServerContext* context, const v1::GetRiskProfileRequest* request,
                                              v1::RiskProfile* response) {
-  std::string victim_id;
+  auto identity = Authorize(*context, "GetRiskProfile");
+  if (!identity.ok()) return ToGrpc(identity.status());
+  auto victim_id = ParseName(request->name(), "victims", "/riskProfile", "name");
+  if (!victim_id.ok()) return FieldError(victim_id.status());
   StateReader::Victim victim;
-  grpc::Status read = ReadVictim(*context, "GetRiskProfile", request->name(), "/riskProfile", "name",
-                                 request->purpose(), /*with_state=*/true, &victim_id, &victim);
+  grpc::Status read = ReadVictim(*context, *identity, "GetRiskProfile", *victim_id, request->name(),
+                                 request->purpose(), /*with_state=*/true, &victim);
   if (!read.ok()) return read;
   *response = BuildRiskProfile(victim.state, rules_);
   return grpc::Status::OK;
@@ -348,40 +351,35 @@ grpc::Status RiskServiceImpl::ListAlerts(grpc::ServerContext* context, const v1:
   if (!identity.ok()) return ToGrpc(identity.status());
   auto size = PageSize(request->page_size(), kDefaultAlertPage, options_.max_page_size);
   if (!size.ok()) return FieldError(size.status());
-  if (!request->rule().empty()) {
-    RuleId id;
-    if (!RuleFromName(request->rule(), &id)) return BadField("rule", absl::StrCat("no rule is called ", request->rule()));
-  }
+  if (grpc::Status s = CheckRule(request->rule()); !s.ok()) return s;
   const uint64_t fingerprint = RequestFingerprint(*request);
-  // The page starts after (after_at, after_id) in newest-first order.
-  bool has_after = false;
-  Micros after_at = 0;
-  std::string after_id;
+  // The page starts after the token's alert in the order.
+  std::optional<AlertOrder> after;
   if (!request->page_token().empty()) {
     auto rest = Untoken(request->page_token(), fingerprint);
     if (!rest.ok()) return FieldError(rest.status());
     std::pair<std::string, std::string> parts = absl::StrSplit(*rest, absl::MaxSplits('\n', 1));
-    if (!absl::SimpleAtoi(parts.first, &after_at) || parts.second.empty()) {
+    Micros at = 0;
+    if (!absl::SimpleAtoi(parts.first, &at) || parts.second.empty()) {
       return FieldError(absl::InvalidArgumentError("page_token: malformed"));
     }
-    after_id = parts.second;
-    has_after = true;
+    after = OrderOf(at, parts.second);
   }
-  // Keep the newest `size + 1` matches after the token: a heap ordered by Before.
+  // Keep the first `size + 1` matches after the token: a heap whose top is the last of them.
   std::vector<v1::Alert> kept;
-  auto later = [](const v1::Alert& a, const v1::Alert& b) { return Before(a, ToMicros(b.at()), b.alert_id()); };
+  auto earlier = [](const v1::Alert& a, const v1::Alert& b) { return OrderOf(a) < OrderOf(b); };
   absl::Status s = reader_.ForEachAlert([&](const v1::Alert& a) {
-    if (!Matches(a, *request) || (has_after && !After(a, after_at, after_id))) return true;
+    if (!Matches(a, *request) || (after && !(OrderOf(a) > *after))) return true;
     kept.push_back(a);
-    std::push_heap(kept.begin(), kept.end(), later);
+    std::push_heap(kept.begin(), kept.end(), earlier);
     if (kept.size() > static_cast<size_t>(*size) + 1) {
-      std::pop_heap(kept.begin(), kept.end(), later);
+      std::pop_heap(kept.begin(), kept.end(), earlier);
       kept.pop_back();
     }
     return true;
   });
   if (!s.ok()) return ToGrpc(s);
-  std::sort(kept.begin(), kept.end(), later);
+  std::sort(kept.begin(), kept.end(), earlier);
   const bool more = kept.size() > static_cast<size_t>(*size);
   if (more) kept.resize(*size);
   for (v1::Alert& a : kept) *response->add_alerts() = std::move(a);
@@ -439,10 +437,7 @@ grpc::Status RiskServiceImpl::WatchAlerts(grpc::ServerContext* context, const v1
   auto identity = Authorize(*context, "WatchAlerts");
   if (!identity.ok()) return ToGrpc(identity.status());
   if (feed_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this server has no alert feed");
-  if (!request->rule().empty()) {
-    RuleId id;
-    if (!RuleFromName(request->rule(), &id)) return BadField("rule", absl::StrCat("no rule is called ", request->rule()));
-  }
+  if (grpc::Status s = CheckRule(request->rule()); !s.ok()) return s;
   auto sub = feed_->Subscribe(request->cursor());
   if (!sub.ok()) {
     return sub.status().code() == absl::StatusCode::kInvalidArgument ? FieldError(sub.status()) : ToGrpc(sub.status());
@@ -472,10 +467,9 @@ grpc::Status RiskServiceImpl::ExplainAlert(grpc::ServerContext* context, const v
   v1::Alert a;
   if (grpc::Status s = LoadAlert(request->name(), &a); !s.ok()) return s;
   // The evidence is the victim's data: read as such (purpose, audit).
-  std::string victim_id;
   StateReader::Victim victim;
-  grpc::Status read = ReadVictim(*context, "ExplainAlert", absl::StrCat("victims/", a.victim_id()), "", "name",
-                                 request->purpose(), /*with_state=*/false, &victim_id, &victim);
+  grpc::Status read = ReadVictim(*context, *identity, "ExplainAlert", a.victim_id(), request->name(),
+                                 request->purpose(), /*with_state=*/false, &victim);
   if (!read.ok()) return read;
   std::vector<std::string> ids(a.evidence_event_ids().begin(), a.evidence_event_ids().end());
   auto events = reader_.Events(victim.partition, a.victim_id(), ids);

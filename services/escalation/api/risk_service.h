@@ -67,12 +67,12 @@ class RiskServiceImpl final : public v1::RiskService::Service {
   absl::StatusOr<std::vector<v1::RecordEventResponse>> Record(const grpc::ServerContext& context,
                                                              const std::vector<v1::Event>& events, bool wait_applied);
   absl::Status WaitApplied(const grpc::ServerContext& context, const Landed& landed) const;
-  // A read of one victim's data: the caller may make it, `name` (victims/{id}{suffix}) names a
-  // stored victim, a purpose is stated, and the audit record is written first. Otherwise the status that says why not.
-  // Fills `victim` (its state only when `with_state`).
-  grpc::Status ReadVictim(const grpc::ServerContext& context, absl::string_view method, const std::string& name,
-                          absl::string_view suffix, const std::string& field, const std::string& purpose,
-                          bool with_state, std::string* victim_id, StateReader::Victim* victim);
+  // A read of one victim's data by an authorised caller: a purpose is stated, the victim is
+  // stored, and the audit record (naming `resource`) is written first. Otherwise the status that
+  // says why not. Fills `victim` (its state only when `with_state`).
+  grpc::Status ReadVictim(const grpc::ServerContext& context, const std::string& identity, absl::string_view method,
+                          const std::string& victim_id, const std::string& resource, const std::string& purpose,
+                          bool with_state, StateReader::Victim* victim);
   // The alert that `name` (alerts/{id}) names: INVALID_ARGUMENT or NOT_FOUND otherwise.
   grpc::Status LoadAlert(const std::string& name, v1::Alert* alert) const;
   absl::Time Deadline(const grpc::ServerContext& context) const;
