@@ -1,11 +1,20 @@
 #include "common/store.h"
 
+#include <sys/statvfs.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "rocksdb/options.h"
 
 namespace vigil {
+namespace {
+// Written by Recover() to prove the store takes writes; outside every partition's keys.
+constexpr char kProbeKey[] = "~probe";
+}  // namespace
 
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   if (s.ok()) return absl::OkStatus();
@@ -26,6 +35,9 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   options.paranoid_checks = true;
   options.compression = rocksdb::kNoCompression;
   options.IncreaseParallelism(2);
+  // 16 MiB memtables (RocksDB's default is 64): the state is small and hot, and after a
+  // full disk RocksDB resumes by itself once this much times two is free again.
+  options.write_buffer_size = 16 << 20;
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, path, &db);
   if (s.IsCorruption()) {
@@ -35,7 +47,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
         "an empty data directory to rebuild by replaying its partitions from the start."));
   }
   if (!s.ok()) return FromRocks(s, absl::StrCat("opening ", path));
-  return std::unique_ptr<Store>(new Store(std::unique_ptr<rocksdb::DB>(db)));
+  return std::unique_ptr<Store>(new Store(std::unique_ptr<rocksdb::DB>(db), path));
 }
 
 absl::StatusOr<std::optional<std::string>> Store::Get(absl::string_view key) const {
@@ -74,6 +86,29 @@ absl::Status Store::DeletePrefix(absl::string_view prefix) {
   rocksdb::WriteBatch batch;
   batch.DeleteRange(rocksdb::Slice(prefix.data(), prefix.size()), end);
   return Write(&batch, Durability::kSync);
+}
+
+absl::Status Store::CheckWritable() const {
+  struct statvfs fs;
+  if (statvfs(path_.c_str(), &fs) != 0) {
+    return absl::UnavailableError(absl::StrCat("checking ", path_, ": ", std::strerror(errno)));
+  }
+  if (fs.f_flag & ST_RDONLY) return absl::UnavailableError(absl::StrCat(path_, " is on a read-only filesystem"));
+  const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  if (free_bytes < min_free_bytes_) {
+    return absl::UnavailableError(absl::StrCat("the disk of ", path_, " is nearly full: ", free_bytes >> 20,
+                                               " MiB free, below the reserve of ", min_free_bytes_ >> 20, " MiB"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Store::Recover() {
+  VIGIL_RETURN_IF_ERROR(CheckWritable());
+  rocksdb::Status s = db_->Resume();
+  if (!s.ok()) return FromRocks(s, "recovering from a write error");
+  rocksdb::WriteBatch probe;
+  probe.Put(kProbeKey, "");
+  return Write(&probe, Durability::kSync);
 }
 
 }  // namespace vigil

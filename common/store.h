@@ -42,9 +42,23 @@ class Store {
   // Deletes every key starting with prefix.
   absl::Status DeletePrefix(absl::string_view prefix);
 
+  // UNAVAILABLE, saying which, when the directory's filesystem is read-only or
+  // has less than min_free_bytes free. Checked before writes, so that a filling
+  // disk stops vigild before RocksDB itself runs out of room: RocksDB 7.8 cannot
+  // go on after its log fails to write (it aborts), and a restart is then the way back.
+  absl::Status CheckWritable() const;
+  void set_min_free_bytes(uint64_t bytes) { min_free_bytes_ = bytes; }
+
+  // After a write error: clears RocksDB's background error and proves that a
+  // synced write succeeds again. OK once the store takes writes; UNAVAILABLE
+  // while the fault lasts.
+  absl::Status Recover();
+
  private:
-  explicit Store(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
+  Store(std::unique_ptr<rocksdb::DB> db, std::string path) : db_(std::move(db)), path_(std::move(path)) {}
   std::unique_ptr<rocksdb::DB> db_;
+  const std::string path_;
+  uint64_t min_free_bytes_ = 0;
 };
 
 // Translates a RocksDB status to an absl status, with `what` as context.

@@ -76,6 +76,8 @@ PROPS
       -c "$data/server.properties" >"$data/format.log" 2>&1
   fi
   echo "$port" >"$data/port"
+  # A restart: the last run's log must not answer "started" for this one.
+  if [ -f "$data/broker.log" ]; then mv -f "$data/broker.log" "$data/broker.log.previous"; fi
   nohup bash -c "exec java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
     -Dlog4j2.configurationFile='$here/log4j2.properties' -Dkafka.logs.dir='$data' \
     -cp '$libs/*' kafka.Kafka '$data/server.properties'" >"$data/stdout.log" 2>&1 &

@@ -11,6 +11,7 @@
 #include "common/time_util.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "services/vigilctl/commands.h"
 #include "vigil/v1/risk_service.grpc.pb.h"
@@ -142,6 +143,7 @@ class Caller {
     if (m == "ack") return Ack();
     if (m == "watch") return Watch();
     if (m == "explain") return Explain();
+    if (m == "health") return Health(*channel);
     return Usage(absl::InvalidArgumentError(absl::StrCat("unknown call ", m)));
   }
 
@@ -318,6 +320,22 @@ class Caller {
     }
     grpc::Status s = reader->Finish();
     return s.ok() ? kExitOk : Failed(s, err_);
+  }
+
+  // The standard health check: SERVING exits 0, anything else 1 (a readiness probe).
+  int Health(std::shared_ptr<grpc::Channel> channel) {
+    auto health = grpc::health::v1::Health::NewStub(channel);
+    grpc::health::v1::HealthCheckRequest r;
+    r.set_service(call_.target);
+    grpc::health::v1::HealthCheckResponse response;
+    grpc::Status s = health->Check(Context().get(), r, &response);
+    if (!s.ok()) return Failed(s, err_);
+    if (call_.api.json) {
+      Print(response);
+    } else {
+      out_ << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status()) << "\n";
+    }
+    return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? kExitOk : kExitFailure;
   }
 
   int Explain() {

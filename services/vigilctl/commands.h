@@ -25,6 +25,11 @@ struct ReplayOptions {
   // findings come from the log, as vigild saw them, instead of being derived
   // in process from this input alone.
   bool from_log = false;
+  // A line that cannot be applied is reported on `err` and skipped, as vigild
+  // dead-letters it, instead of stopping the run.
+  bool keep_going = false;
+  // Print only the final state's digest ("digest HEX"), to compare with vigild --digest.
+  bool digest = false;
 };
 
 // Replays events (JSONL) in file order and writes each alert transition as it

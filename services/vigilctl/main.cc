@@ -19,6 +19,10 @@ int main(int argc, char** argv) {
   replay_cmd->add_flag("--text", replay.text, "Readable lines instead of JSONL");
   replay_cmd->add_flag("--from-log", replay.from_log,
                        "The events are a dump of vigild's events topic: take suspect findings from it");
+  replay_cmd->add_flag("--keep-going", replay.keep_going,
+                       "Report a line that cannot be applied and go on, as vigild dead-letters it");
+  replay_cmd->add_flag("--digest", replay.digest,
+                       "Print only the final state's digest, as vigild --digest prints a partition's");
 
   CLI::App* show_cmd = app.add_subcommand("show", "Print alert transitions (JSONL on stdin) as readable lines");
 
@@ -115,6 +119,9 @@ int main(int argc, char** argv) {
   c = add_api("explain", "ExplainAlert: an alert, its evidence and its rule (audited)");
   c->add_option("alert", call.target, "Alert id")->required();
   c->add_option("--purpose", call.purpose, "Why you read it (recorded in the audit log)")->required();
+
+  c = add_api("health", "Health check (the standard gRPC protocol): SERVING exits 0, NOT_SERVING 1");
+  c->add_option("service", call.target, "A service name; default: vigild's readiness (broker and store)");
 
   try {
     app.parse(argc, argv);

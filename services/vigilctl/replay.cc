@@ -42,6 +42,7 @@ int Replay(const ReplayOptions& options, std::istream& in, std::ostream& out, st
   processor.set_route_suspect_links(!options.from_log);
   std::vector<v1::Alert> alerts;
   auto write = [&] {
+    if (options.digest) return alerts.clear();
     for (const auto& a : alerts) out << (options.text ? FormatAlert(a) : ToJsonLine(a)) << "\n";
     out.flush();
     alerts.clear();
@@ -59,12 +60,13 @@ int Replay(const ReplayOptions& options, std::istream& in, std::ostream& out, st
     processor.TakeSuspectLinks();  // with --from-log, vigild's suspect view decided; its findings are in the log
     if (!status.ok()) {
       err << "vigilctl replay: line " << number << ": " << status.message() << "\n";
-      return kExitBadInput;
+      if (!options.keep_going) return kExitBadInput;
     }
     write();
   }
   if (until) processor.AdvanceTo(*until, &alerts);
   write();
+  if (options.digest) out << "digest " << processor.StateDigest() << "\n";
   return kExitOk;
 }
 

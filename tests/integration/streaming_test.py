@@ -61,7 +61,8 @@ class Vigild:
     """One vigild process with its own topics, group and data directory."""
 
     def __init__(self, name, data_dir, partitions=4, tick_ms=0, instance=None, log_level="info",
-                 suspect_links=False):
+                 suspect_links=False, extra=()):
+        self.extra = list(extra)  # more vigild flags (the API's, say)
         self.log_level = log_level
         self.suspect_links = suspect_links
         self.name = name
@@ -84,7 +85,7 @@ class Vigild:
              "--data-dir", self.data_dir, "--events-topic", t["events"], "--alerts-topic", t["alerts"],
              "--dlq-topic", t["dlq"], "--progress-topic", t["progress"], "--partitions", str(self.partitions),
              "--tick-ms", str(self.tick_ms), "--batch-max", "500", "--log-level", self.log_level]
-            + (["--suspect-links-topic", f"{self.name}.suspect-links"] if self.suspect_links else []),
+            + (["--suspect-links-topic", f"{self.name}.suspect-links"] if self.suspect_links else []) + self.extra,
             stdout=self.log, stderr=self.log)
         # Wait until the topics exist and the group has its partitions.
         deadline = time.time() + 60
@@ -370,20 +371,39 @@ class StreamingTest(unittest.TestCase):
         self.assertExactlyOnce(v.alerts(idle_ms=3000), expected)
 
 
-def main():
-    global BIN, BROKER_DIR, BROKERS
-    BIN = os.path.abspath(sys.argv[1])
+KAFKA = os.path.join(ROOT, "deploy", "kafka", "kafka.sh")
+PORT = None
+
+
+def start_broker(bin_dir):
+    """Starts the run's broker on a free port; vigild and vigilctl come from bin_dir."""
+    global BIN, BROKER_DIR, BROKERS, PORT
+    BIN = os.path.abspath(bin_dir)
     BROKER_DIR = tempfile.mkdtemp(prefix="vigil-kafka-")
-    port = free_port()
-    BROKERS = f"127.0.0.1:{port}"
-    kafka = os.path.join(ROOT, "deploy", "kafka", "kafka.sh")
-    subprocess.run([kafka, "start", str(port), BROKER_DIR], check=True)
+    PORT = free_port()
+    BROKERS = f"127.0.0.1:{PORT}"
+    subprocess.run([KAFKA, "start", str(PORT), BROKER_DIR], check=True)
+
+
+def stop_broker(remove=True):
+    subprocess.run([KAFKA, "stop", BROKER_DIR])
+    if remove:
+        shutil.rmtree(BROKER_DIR, ignore_errors=True)
+
+
+def restart_broker():
+    """The same broker, same data and port, stopped and started again."""
+    stop_broker(remove=False)
+    subprocess.run([KAFKA, "start", str(PORT), BROKER_DIR], check=True)
+
+
+def main():
+    start_broker(sys.argv[1])
     try:
         prog = unittest.main(argv=[sys.argv[0]] + sys.argv[2:], exit=False, verbosity=2)
         result = prog.result
     finally:
-        subprocess.run([kafka, "stop", BROKER_DIR])
-        shutil.rmtree(BROKER_DIR, ignore_errors=True)
+        stop_broker()
     report(result)
 
 

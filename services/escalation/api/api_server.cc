@@ -21,7 +21,8 @@ absl::StatusOr<std::string> ReadPem(const std::string& path, const std::string& 
 
 }  // namespace
 
-absl::StatusOr<ApiServer> StartApiServer(const ApiServerOptions& options, grpc::Service* service) {
+absl::StatusOr<ApiServer> StartApiServer(const ApiServerOptions& options, grpc::Service* service,
+                                         Health* health) {
   std::shared_ptr<grpc::ServerCredentials> credentials;
   if (options.insecure) {
     credentials = grpc::InsecureServerCredentials();
@@ -48,7 +49,13 @@ absl::StatusOr<ApiServer> StartApiServer(const ApiServerOptions& options, grpc::
   if (!out.server || out.port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot serve the API on ", options.listen));
   }
-  out.server->GetHealthCheckService()->SetServingStatus("vigil.v1.RiskService", true);
+  grpc::HealthCheckServiceInterface* checks = out.server->GetHealthCheckService();
+  checks->SetServingStatus(health == nullptr || health->Ready());
+  checks->SetServingStatus("vigil.v1.RiskService", true);
+  if (health) {
+    // The overall status ("") is readiness: vigild can record, apply and publish.
+    health->Listen([checks](bool ready, const absl::Status&) { checks->SetServingStatus(ready); });
+  }
   return out;
 }
 

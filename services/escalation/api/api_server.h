@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/health.h"
 #include "grpcpp/grpcpp.h"
 
 namespace vigil {
@@ -27,7 +28,9 @@ struct ApiServer {
 };
 
 // Starts serving `service`. INVALID_ARGUMENT for missing or unreadable TLS
-// files; UNAVAILABLE when the address cannot be bound.
-absl::StatusOr<ApiServer> StartApiServer(const ApiServerOptions& options, grpc::Service* service);
+// files; UNAVAILABLE when the address cannot be bound. The health service says
+// SERVING while `health` (when given, outliving the server) is ready, NOT_SERVING otherwise.
+absl::StatusOr<ApiServer> StartApiServer(const ApiServerOptions& options, grpc::Service* service,
+                                         Health* health = nullptr);
 
 }  // namespace vigil

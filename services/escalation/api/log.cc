@@ -97,7 +97,9 @@ class KafkaLog : public Log {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Log>> NewKafkaLog(const KafkaProps& props, const std::vector<std::string>& topics) {
-  KafkaProps p = props;
+  // A record not delivered in 30 s fails rather than landing long after its caller gave up (--kafka overrides).
+  KafkaProps p = {{"message.timeout.ms", "30000"}};
+  p.insert(p.end(), props.begin(), props.end());
   p.emplace_back("enable.idempotence", "true");
   p.emplace_back("linger.ms", "1");
   VIGIL_ASSIGN_OR_RETURN(auto conf, MakeKafkaConf(p));
@@ -108,8 +110,10 @@ absl::StatusOr<std::unique_ptr<Log>> NewKafkaLog(const KafkaProps& props, const 
   }
   std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), err));
   if (!producer) return absl::InvalidArgumentError(absl::StrCat("Kafka producer: ", err));
-  VIGIL_ASSIGN_OR_RETURN(auto warm, WarmTopics(producer.get(), topics, 30000));
-  return std::unique_ptr<Log>(new KafkaLog(std::move(producer), std::move(warm), std::move(reports)));
+  // Warm handles save the first write a metadata wait; a broker that is away now only costs that.
+  auto warm = WarmTopics(producer.get(), topics, 5000);
+  if (!warm.ok()) warm = std::vector<std::unique_ptr<RdKafka::Topic>>();
+  return std::unique_ptr<Log>(new KafkaLog(std::move(producer), *std::move(warm), std::move(reports)));
 }
 
 }  // namespace vigil

@@ -145,6 +145,13 @@ uint64_t RequestFingerprint(Request r) {
   return Fnv1a64(r.SerializeAsString());
 }
 
+// UNAVAILABLE at once, rather than after a wait, while vigild knows the broker is away.
+absl::Status LogReachable(const Health* health, absl::string_view consequence) {
+  if (health == nullptr) return absl::OkStatus();
+  absl::Status s = health->Of(kHealthBroker);
+  return s.ok() ? s : absl::UnavailableError(absl::StrCat(s.message(), "; ", consequence));
+}
+
 }  // namespace
 
 grpc::Status ToGrpc(const absl::Status& status) {
@@ -187,6 +194,7 @@ absl::Status RiskServiceImpl::Audit(const grpc::ServerContext& context, const st
   record.set_resource(resource);
   record.set_purpose(purpose);
   record.set_peer(context.peer());
+  VIGIL_RETURN_IF_ERROR(LogReachable(options_.health, "the audit record cannot be written, so nothing is returned"));
   auto landed = log_.Append(options_.audit_topic, {{victim_id, record.SerializeAsString()}}, Deadline(context));
   if (!landed.ok()) {
     return absl::UnavailableError(absl::StrCat("the audit record could not be written, so nothing is returned: ",
@@ -242,6 +250,7 @@ grpc::Status RiskServiceImpl::LoadAlert(const std::string& name, v1::Alert* aler
 absl::StatusOr<std::vector<v1::RecordEventResponse>> RiskServiceImpl::Record(const grpc::ServerContext& context,
                                                                             const std::vector<v1::Event>& events,
                                                                             bool wait_applied) {
+  VIGIL_RETURN_IF_ERROR(LogReachable(options_.health, "nothing was recorded: retry later with the same event ids"));
   std::vector<std::pair<std::string, std::string>> records;
   records.reserve(events.size());
   for (const v1::Event& e : events) records.emplace_back(e.victim_id(), e.SerializeAsString());

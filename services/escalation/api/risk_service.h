@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "common/health.h"
 #include "grpcpp/grpcpp.h"
 #include "services/escalation/api/access.h"
 #include "services/escalation/api/alert_feed.h"
@@ -28,6 +29,8 @@ struct ApiOptions {
   // How long a write waits for Kafka, and for vigild to apply it, when the call has no deadline.
   absl::Duration default_wait = absl::Seconds(10);
   size_t max_batch = 10000;
+  // When given: writes fail fast (UNAVAILABLE) while it says the broker is unreachable.
+  const Health* health = nullptr;
   int max_page_size = 1000;
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/fingerprint.h"
 #include "common/status_macros.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
@@ -155,6 +156,8 @@ state::Snapshot Processor::TakeSnapshot() const {
   for (const auto* s : suspects) *snapshot.add_suspects() = *s;
   return snapshot;
 }
+
+std::string Processor::StateDigest() const { return Hex64(Fnv1a64(DeterministicBytes(TakeSnapshot()))); }
 
 void Processor::Restore(const state::Snapshot& snapshot) {
   victims_.clear();

@@ -67,6 +67,8 @@ class Processor {
 
   // Everything held, victims and suspects sorted by id: equal state gives equal bytes.
   state::Snapshot TakeSnapshot() const;
+  // A digest of the snapshot's bytes: vigild's stored state and an offline replay compare by it.
+  std::string StateDigest() const;
   // Replaces everything held with a snapshot's content.
   void Restore(const state::Snapshot& snapshot);
 

@@ -231,9 +231,6 @@ absl::Status PartitionPipeline::MarkPublished(uint64_t seq) {
   return store_.Write(&batch, Store::Durability::kProcess);
 }
 
-std::string PartitionPipeline::StateDigest() const {
-  state::Snapshot snapshot = processor_.TakeSnapshot();
-  return Hex64(Fnv1a64(DeterministicBytes(snapshot)));
-}
+std::string PartitionPipeline::StateDigest() const { return processor_.StateDigest(); }
 
 }  // namespace vigil

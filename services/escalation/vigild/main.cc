@@ -71,6 +71,10 @@ int main(int argc, char** argv) {
       ->envname("VIGIL_INSECURE_DEV_IDENTITY");
   app.add_option("--audit-topic", api_options.audit_topic, "Audit records of reads of victims' data")
       ->envname("VIGIL_AUDIT_TOPIC")->capture_default_str();
+  uint64_t min_free_mb = 128;
+  app.add_option("--min-free-disk-mb", min_free_mb,
+                 "Stop consuming (not ready) while the data directory's disk has less free than this")
+      ->envname("VIGIL_MIN_FREE_DISK_MB")->capture_default_str();
   bool digest = false;
   app.add_flag("--digest", digest, "Print each stored partition's progress and state digest, then exit (no Kafka)");
   CLI11_PARSE(app, argc, argv);
@@ -142,6 +146,12 @@ int main(int argc, char** argv) {
     std::cerr << "vigild: " << store.status().message() << "\n";
     return 3;
   }
+  // The broker's and the store's state, as the service finds them: the API's health service says it.
+  vigil::Health health;
+  health.Listen([](bool ready, const absl::Status& why) {
+    if (ready) spdlog::info("event=ready");
+    else spdlog::warn("event=not_ready status=\"{}\"", why.ToString());
+  });
   // The API, when asked for: reads from the store, writes through Kafka.
   std::optional<vigil::AccessPolicy> access;
   std::unique_ptr<vigil::Log> log;
@@ -163,10 +173,14 @@ int main(int argc, char** argv) {
     api.insecure = !insecure_identity.empty();
     api_options.insecure_identity = insecure_identity;
     api_options.events_topic = o.topics.events;
-    absl::Status topics = vigil::EnsureTopics(
-        o.kafka, {{o.topics.events, o.partitions, {}}, {api_options.audit_topic, 1, {}}}, 30000);
-    auto kafka_log = topics.ok() ? vigil::NewKafkaLog(o.kafka, {o.topics.events, api_options.audit_topic})
-                                 : absl::StatusOr<std::unique_ptr<vigil::Log>>(topics);
+    api_options.health = &health;
+    // A broker that is away now is not a reason to refuse reads: the API starts, and writes wait for it.
+    if (absl::Status topics = vigil::EnsureTopics(
+            o.kafka, {{o.topics.events, o.partitions, {}}, {api_options.audit_topic, 1, {}}}, 30000);
+        !topics.ok()) {
+      spdlog::warn("event=api_topics_not_checked status=\"{}\"", topics.ToString());
+    }
+    auto kafka_log = vigil::NewKafkaLog(o.kafka, {o.topics.events, api_options.audit_topic});
     if (!kafka_log.ok()) {
       std::cerr << "vigild: " << kafka_log.status().message() << "\n";
       return 1;
@@ -176,7 +190,7 @@ int main(int argc, char** argv) {
     reader = std::make_unique<vigil::StateReader>(store->get());
     risk_service = std::make_unique<vigil::RiskServiceImpl>(reader.get(), log.get(), feed.get(), &*access,
                                                             &engine.rules(), api_options);
-    auto started = vigil::StartApiServer(api, risk_service.get());
+    auto started = vigil::StartApiServer(api, risk_service.get(), &health);
     if (!started.ok()) {
       std::cerr << "vigild: " << started.status().message() << "\n";
       return 2;
@@ -184,7 +198,8 @@ int main(int argc, char** argv) {
     server = *std::move(started);
     spdlog::info("event=api_serving port={} tls={}", server.port, api.insecure ? "off (development only)" : "mutual");
   }
-  vigil::Service service(std::move(o), &engine, store->get());
+  (*store)->set_min_free_bytes(min_free_mb << 20);
+  vigil::Service service(std::move(o), &engine, store->get(), &health);
   g_service = &service;
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);

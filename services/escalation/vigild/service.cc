@@ -1,7 +1,9 @@
 #include "services/escalation/vigild/service.h"
 
 #include <chrono>
+#include <optional>
 #include <thread>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -20,6 +22,14 @@ std::string ProgressKey(const std::string& events_topic, int32_t partition) {
   return absl::StrCat(events_topic, "/", partition);
 }
 
+constexpr int kTxnTimeoutMs = 10000;   // one try at committing or aborting a transaction
+constexpr int64_t kMaxBackoffMs = 5000;
+constexpr int kMaxFatalProducerErrors = 3;  // in a row: another instance has our transactional.id
+
+bool BrokerUnreachable(RdKafka::ErrorCode err) {
+  return err == RdKafka::ERR__ALL_BROKERS_DOWN || err == RdKafka::ERR__TRANSPORT || err == RdKafka::ERR__RESOLVE;
+}
+
 }  // namespace
 
 // Eager rebalancing: on revocation, commit and publish what was applied, then
@@ -30,7 +40,7 @@ class Service::Rebalancer : public RdKafka::RebalanceCb {
   void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
                     std::vector<RdKafka::TopicPartition*>& partitions) override {
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
-      std::vector<std::pair<std::string, int32_t>> ids;
+      std::vector<PartitionId> ids;
       for (auto* tp : partitions) ids.emplace_back(tp->topic(), tp->partition());
       absl::Status s = service_.Assign(ids);
       if (!s.ok()) {
@@ -46,8 +56,9 @@ class Service::Rebalancer : public RdKafka::RebalanceCb {
       consumer->assign(partitions);
       spdlog::info("event=assigned partitions={}", ids.size());
     } else {
-      absl::Status s = service_.Flush();
-      if (!s.ok()) spdlog::error("event=flush_on_revoke_failed status=\"{}\"", s.ToString());
+      // What was applied is committed and published before the partitions go,
+      // so that their next owner reads a progress topic with no open transaction of ours.
+      if (!service_.store_fault_) service_.FlushUntilDone();
       service_.pipelines_.clear();
       consumer->unassign();
       spdlog::info("event=revoked partitions={}", partitions.size());
@@ -58,20 +69,44 @@ class Service::Rebalancer : public RdKafka::RebalanceCb {
   Service& service_;
 };
 
-Service::Service(ServiceOptions options, const Engine* engine, Store* store)
-    : options_(std::move(options)), engine_(*engine), store_(store) {}
+// librdkafka reports "all brokers are down" as an event, not as a consumed
+// message: heard here (on the thread that polls), acted on by the loop.
+class Service::BrokerEvents : public RdKafka::EventCb {
+ public:
+  void event_cb(RdKafka::Event& event) override {
+    if (event.type() == RdKafka::Event::EVENT_ERROR && BrokerUnreachable(event.err())) {
+      down_ = RdKafka::err2str(event.err());
+    }
+  }
+  // What was heard since the last call, if anything.
+  std::optional<std::string> Take() { return std::exchange(down_, std::nullopt); }
+
+ private:
+  std::optional<std::string> down_;
+};
+
+Service::Service(ServiceOptions options, const Engine* engine, Store* store, Health* health)
+    : options_(std::move(options)), engine_(*engine), store_(store), health_(health ? *health : own_health_) {}
 
 Service::~Service() = default;
 
-absl::Status Service::Assign(const std::vector<std::pair<std::string, int32_t>>& partitions) {
-  VIGIL_ASSIGN_OR_RETURN(auto progress, ReadProgress(options_.kafka, options_.topics.progress, 30000));
+absl::Status Service::Assign(const std::vector<PartitionId>& partitions) {
+  // The progress topic is on the broker: wait for it, as long as it takes.
+  absl::StatusOr<std::map<std::string, uint64_t>> progress;
+  int64_t next_ms = 0, delay_ms = 0;
+  while (!(progress = ReadProgress(options_.kafka, options_.topics.progress, 30000)).ok()) {
+    if (progress.status().code() != absl::StatusCode::kUnavailable || stop_) return progress.status();
+    BrokerDown(progress.status());
+    Backoff(&next_ms, &delay_ms);
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+  }
   for (const auto& [topic, p] : partitions) {
     const PartitionKind kind =
         topic == options_.topics.events ? PartitionKind::kEvents : PartitionKind::kSuspectLinks;
     VIGIL_ASSIGN_OR_RETURN(auto pipeline,
                            PartitionPipeline::Load(store_, &engine_, &options_.topics, p, kind));
-    auto it = progress.find(ProgressKey(topic, p));
-    if (it != progress.end()) VIGIL_RETURN_IF_ERROR(pipeline->MarkPublished(it->second));
+    auto it = progress->find(ProgressKey(topic, p));
+    if (it != progress->end()) VIGIL_RETURN_IF_ERROR(pipeline->MarkPublished(it->second));
     spdlog::info("event=partition_loaded kind={} partition={} next_offset={} outbox_seq={} published_seq={}",
                  kind == PartitionKind::kEvents ? "events" : "suspect-links", p, pipeline->next_offset(),
                  pipeline->outbox_seq(), pipeline->published_seq());
@@ -83,34 +118,79 @@ absl::Status Service::Assign(const std::vector<std::pair<std::string, int32_t>>&
   return absl::OkStatus();
 }
 
+absl::Status Service::Reload() {
+  std::vector<PartitionId> ids;
+  for (const auto& [id, pipeline] : pipelines_) ids.push_back(id);
+  pipelines_.clear();
+  VIGIL_RETURN_IF_ERROR(Assign(ids));
+  std::vector<RdKafka::TopicPartition*> tps;
+  for (const auto& [id, pipeline] : pipelines_) {
+    const int64_t next = pipeline->next_offset();
+    tps.push_back(RdKafka::TopicPartition::create(id.first, id.second,
+                                                  next > 0 ? next : RdKafka::Topic::OFFSET_BEGINNING));
+  }
+  absl::Status status;
+  for (RdKafka::TopicPartition* tp : tps) {
+    if (RdKafka::ErrorCode err = consumer_->seek(*tp, 5000); err != RdKafka::ERR_NO_ERROR && status.ok()) {
+      status = absl::UnavailableError(absl::StrCat("seeking partition ", tp->partition(), ": ",
+                                                   RdKafka::err2str(err)));
+    }
+  }
+  if (status.ok()) consumer_->resume(tps);
+  RdKafka::TopicPartition::destroy(tps);
+  return status;
+}
+
 absl::Status Service::Flush() {
   const auto start = std::chrono::steady_clock::now();
-  for (auto& [p, pipeline] : pipelines_) VIGIL_RETURN_IF_ERROR(pipeline->Commit());
+  if (absl::Status s = store_->CheckWritable(); !s.ok()) {
+    StoreFault(s);
+    return s;
+  }
+  for (auto& [p, pipeline] : pipelines_) {
+    if (absl::Status s = pipeline->Commit(); !s.ok()) {
+      if (s.code() != absl::StatusCode::kUnavailable) return s;
+      StoreFault(s);
+      return s;
+    }
+  }
   spdlog::debug("event=committed store_ms={}", std::chrono::duration_cast<std::chrono::milliseconds>(
                                                    std::chrono::steady_clock::now() - start).count());
   return Publish();
 }
 
+void Service::FlushUntilDone() {
+  int64_t next_ms = 0, delay_ms = 0;
+  for (;;) {
+    absl::Status s = Flush();
+    if (s.ok() || store_fault_ || s.code() != absl::StatusCode::kUnavailable) {
+      if (!s.ok()) spdlog::error("event=flush_failed status=\"{}\"", s.ToString());
+      return;
+    }
+    if (stop_) return;
+    Backoff(&next_ms, &delay_ms);
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+  }
+}
+
 absl::Status Service::Publish() {
-  std::map<std::pair<std::string, int32_t>, std::vector<state::OutboxRecord>> batches;
+  // A transaction the broker has not settled yet goes first; its records are not marked published.
+  if (txn_ != Txn::kNone) VIGIL_RETURN_IF_ERROR(EndTransaction());
+  std::map<PartitionId, std::vector<state::OutboxRecord>> batches;
   for (auto& [p, pipeline] : pipelines_) {
     VIGIL_ASSIGN_OR_RETURN(auto records, pipeline->Unpublished());
     if (!records.empty() || announce_progress_) batches[p] = std::move(records);
   }
   if (batches.empty() && !announce_progress_) return absl::OkStatus();
   announce_progress_ = false;
-  auto fail = [&](RdKafka::Error* e, const char* what) {
-    std::string message = absl::StrCat(what, ": ", e->str());
-    const bool fatal = e->is_fatal();
-    const bool abortable = e->txn_requires_abort();
+  if (RdKafka::Error* e = producer_->begin_transaction()) {
+    std::string message = e->str();
     delete e;
-    if (abortable) {
-      if (RdKafka::Error* a = producer_->abort_transaction(30000)) delete a;
-    }
-    return fatal ? absl::InternalError(message) : absl::UnavailableError(message);
-  };
-  if (RdKafka::Error* e = producer_->begin_transaction()) return fail(e, "begin transaction");
-  size_t count = 0;
+    return absl::InternalError(absl::StrCat("begin transaction: ", message));
+  }
+  txn_ = Txn::kCommitting;
+  in_flight_.clear();
+  in_flight_count_ = 0;
   for (auto& [p, records] : batches) {
     for (auto& r : records) {
       RdKafka::Headers* headers = RdKafka::Headers::create();
@@ -123,26 +203,130 @@ absl::Status Service::Publish() {
       }
       if (err != RdKafka::ERR_NO_ERROR) {
         delete headers;
-        if (RdKafka::Error* a = producer_->abort_transaction(30000)) delete a;
-        return absl::UnavailableError(absl::StrCat("producing to ", r.topic(), ": ", RdKafka::err2str(err)));
+        txn_ = Txn::kAborting;
+        in_flight_.clear();
+        spdlog::warn("event=produce_failed topic={} error=\"{}\"", r.topic(), RdKafka::err2str(err));
+        return EndTransaction();
       }
-      ++count;
+      ++in_flight_count_;
     }
     const std::string key = ProgressKey(p.first, p.second);
-    const std::string value = absl::StrCat(records.empty() ? pipelines_.at(p)->published_seq() : records.back().seq());
+    const uint64_t seq = records.empty() ? pipelines_.at(p)->published_seq() : records.back().seq();
+    const std::string value = absl::StrCat(seq);
     producer_->produce(options_.topics.progress, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
                        const_cast<char*>(value.data()), value.size(), key.data(), key.size(), 0,
                        static_cast<RdKafka::Headers*>(nullptr), nullptr);
+    if (!records.empty()) in_flight_[p] = seq;
   }
-  const auto commit_start = std::chrono::steady_clock::now();
-  if (RdKafka::Error* e = producer_->commit_transaction(60000)) return fail(e, "commit transaction");
-  spdlog::debug("event=published records={} commit_ms={}", count,
-                std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - commit_start).count());
-  for (auto& [p, records] : batches) {
-    if (!records.empty()) VIGIL_RETURN_IF_ERROR(pipelines_.at(p)->MarkPublished(records.back().seq()));
+  return EndTransaction();
+}
+
+absl::Status Service::EndTransaction() {
+  const auto start = std::chrono::steady_clock::now();
+  const bool commit = txn_ == Txn::kCommitting;
+  RdKafka::Error* e = commit ? producer_->commit_transaction(kTxnTimeoutMs)
+                             : producer_->abort_transaction(kTxnTimeoutMs);
+  if (e == nullptr) {
+    txn_ = Txn::kNone;
+    fatal_producer_errors_ = 0;
+    BrokerUp();
+    if (!commit) return absl::UnavailableError("the transaction was aborted; its records go again");
+    spdlog::debug("event=published records={} commit_ms={}", in_flight_count_,
+                  std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count());
+    published_ += in_flight_count_;
+    for (const auto& [p, seq] : in_flight_) {
+      auto it = pipelines_.find(p);
+      if (it == pipelines_.end()) continue;  // revoked: its next owner reads the progress topic
+      if (absl::Status s = it->second->MarkPublished(seq); !s.ok()) {
+        if (s.code() == absl::StatusCode::kUnavailable) StoreFault(s);
+        return s;
+      }
+    }
+    in_flight_.clear();
+    return absl::OkStatus();
   }
-  published_ += count;
-  return absl::OkStatus();
+  const std::string message = absl::StrCat(commit ? "commit" : "abort", " transaction: ", e->str());
+  const bool fatal = e->is_fatal(), abortable = e->txn_requires_abort();
+  delete e;
+  if (fatal) {
+    // The producer cannot go on (fenced, or its epoch expired while the broker was away). A new one
+    // settles the old transaction whichever way the broker decided; the progress topic then says
+    // what was published, so the partitions are loaded again from it.
+    if (++fatal_producer_errors_ > kMaxFatalProducerErrors) return absl::InternalError(message);
+    spdlog::error("event=producer_fatal status=\"{}\" action=rebuild_producer", message);
+    txn_ = Txn::kNone;
+    in_flight_.clear();
+    VIGIL_RETURN_IF_ERROR(CreateProducer());
+    VIGIL_RETURN_IF_ERROR(Reload());
+    return absl::UnavailableError(message);
+  }
+  if (abortable) {
+    txn_ = Txn::kAborting;
+    in_flight_.clear();
+  }
+  // Retriable (a timeout while the broker is away): the same call again, later.
+  BrokerDown(absl::UnavailableError(message));
+  return absl::UnavailableError(message);
+}
+
+void Service::BrokerUp() {
+  if (broker_up_) return;
+  broker_up_ = true;
+  broker_delay_ms_ = 0;
+  spdlog::info("event=broker_reachable");
+  health_.Set(kHealthBroker, absl::OkStatus());
+}
+
+void Service::BrokerDown(const absl::Status& why) {
+  if (!broker_up_) return;
+  broker_up_ = false;
+  broker_probe_ms_ = 0;
+  spdlog::warn("event=broker_unreachable status=\"{}\"", why.ToString());
+  health_.Set(kHealthBroker, absl::UnavailableError(absl::StrCat("Kafka is unreachable: ", why.message())));
+}
+
+void Service::ProbeBroker() {
+  if (broker_up_ || NowMillis() < broker_probe_ms_) return;
+  Backoff(&broker_probe_ms_, &broker_delay_ms_);
+  RdKafka::Metadata* md = nullptr;
+  const RdKafka::ErrorCode err = ticker_->metadata(false, ticker_topics_.front().get(), &md, 2000);
+  delete md;
+  if (err == RdKafka::ERR_NO_ERROR) BrokerUp();
+}
+
+void Service::StoreFault(const absl::Status& why) {
+  if (store_fault_) return;
+  store_fault_ = true;
+  store_probe_ms_ = 0;
+  store_delay_ms_ = 0;
+  spdlog::error("event=store_write_failed status=\"{}\" action=pause_consumption", why.ToString());
+  health_.Set(kHealthStore, absl::UnavailableError(absl::StrCat("the state store refuses writes: ", why.message())));
+  std::vector<RdKafka::TopicPartition*> assigned;
+  consumer_->assignment(assigned);
+  consumer_->pause(assigned);
+  RdKafka::TopicPartition::destroy(assigned);
+}
+
+void Service::TryRecoverStore() {
+  if (NowMillis() < store_probe_ms_) return;
+  Backoff(&store_probe_ms_, &store_delay_ms_);
+  if (absl::Status s = store_->Recover(); !s.ok()) {
+    spdlog::warn("event=store_still_failing status=\"{}\"", s.ToString());
+    return;
+  }
+  // What was applied but not committed is in memory only: forget it and consume it again.
+  if (absl::Status s = Reload(); !s.ok()) {
+    spdlog::warn("event=store_reload_failed status=\"{}\"", s.ToString());
+    return;
+  }
+  store_fault_ = false;
+  spdlog::info("event=store_recovered action=resume_consumption partitions={}", pipelines_.size());
+  health_.Set(kHealthStore, absl::OkStatus());
+}
+
+void Service::Backoff(int64_t* next_ms, int64_t* delay_ms) {
+  *delay_ms = std::min<int64_t>(kMaxBackoffMs, std::max<int64_t>(100, *delay_ms * 2));
+  *next_ms = NowMillis() + *delay_ms;
 }
 
 void Service::Tick() {
@@ -166,7 +350,35 @@ void Service::Tick() {
   ticker_->poll(0);
 }
 
-absl::Status Service::Run() {
+absl::Status Service::CreateProducer() {
+  producer_topics_.clear();
+  producer_.reset();
+  std::string err;
+  KafkaProps props = options_.kafka;
+  props.emplace_back("transactional.id", options_.instance);
+  props.emplace_back("enable.idempotence", "true");
+  props.emplace_back("linger.ms", "1");
+  VIGIL_ASSIGN_OR_RETURN(auto conf, MakeKafkaConf(props));
+  producer_.reset(RdKafka::Producer::create(conf.get(), err));
+  if (!producer_) return absl::InvalidArgumentError(absl::StrCat("Kafka producer: ", err));
+  if (RdKafka::Error* e = producer_->init_transactions(60000)) {
+    std::string message = e->str();
+    const bool fatal = e->is_fatal();
+    delete e;
+    const std::string what = absl::StrCat("initialising Kafka transactions: ", message);
+    return fatal ? absl::InternalError(what) : absl::UnavailableError(what);
+  }
+  std::vector<std::string> names = {options_.topics.events, options_.topics.alerts, options_.topics.dead_letters,
+                                    options_.topics.progress};
+  if (!options_.topics.suspect_links.empty()) names.push_back(options_.topics.suspect_links);
+  for (const auto& route : options_.topics.routes) {
+    if (auto eq = route.find('='); eq != std::string::npos) names.push_back(route.substr(eq + 1));
+  }
+  VIGIL_ASSIGN_OR_RETURN(producer_topics_, WarmTopics(producer_.get(), names, 30000));
+  return absl::OkStatus();
+}
+
+absl::Status Service::Connect() {
   const auto& t = options_.topics;
   std::vector<TopicSpec> topics = {{t.events, options_.partitions, {}},
                                    {t.alerts, options_.partitions, {}},
@@ -177,26 +389,17 @@ absl::Status Service::Run() {
     if (auto eq = route.find('='); eq != std::string::npos) topics.push_back({route.substr(eq + 1), 1, {}});
   }
   VIGIL_RETURN_IF_ERROR(EnsureTopics(options_.kafka, topics, 30000));
+  VIGIL_RETURN_IF_ERROR(CreateProducer());
 
   std::string err;
-  KafkaProps producer_props = options_.kafka;
-  producer_props.emplace_back("transactional.id", options_.instance);
-  producer_props.emplace_back("enable.idempotence", "true");
-  producer_props.emplace_back("linger.ms", "1");
-  VIGIL_ASSIGN_OR_RETURN(auto pconf, MakeKafkaConf(producer_props));
-  producer_.reset(RdKafka::Producer::create(pconf.get(), err));
-  if (!producer_) return absl::InvalidArgumentError(absl::StrCat("Kafka producer: ", err));
-  if (RdKafka::Error* e = producer_->init_transactions(60000)) {
-    std::string message = e->str();
-    delete e;
-    return absl::UnavailableError(absl::StrCat("initialising Kafka transactions: ", message));
-  }
-  std::vector<std::string> names;
-  for (const TopicSpec& spec : topics) names.push_back(spec.name);
-  VIGIL_ASSIGN_OR_RETURN(producer_topics_, WarmTopics(producer_.get(), names, 30000));
+  broker_events_ = std::make_unique<BrokerEvents>();
   KafkaProps ticker_props = options_.kafka;
   ticker_props.emplace_back("enable.idempotence", "true");
   VIGIL_ASSIGN_OR_RETURN(auto tconf, MakeKafkaConf(ticker_props));
+  if (tconf->set("event_cb", static_cast<RdKafka::EventCb*>(broker_events_.get()), err) != RdKafka::Conf::CONF_OK) {
+    return absl::InternalError(err);
+  }
+  ticker_topics_.clear();
   ticker_.reset(RdKafka::Producer::create(tconf.get(), err));
   if (!ticker_) return absl::InvalidArgumentError(absl::StrCat("Kafka producer: ", err));
   VIGIL_ASSIGN_OR_RETURN(ticker_topics_, WarmTopics(ticker_.get(), {t.events}, 30000));
@@ -214,7 +417,8 @@ absl::Status Service::Run() {
   consumer_props.emplace_back("partition.assignment.strategy", "range");
   VIGIL_ASSIGN_OR_RETURN(auto cconf, MakeKafkaConf(consumer_props));
   rebalancer_ = std::make_unique<Rebalancer>(this);
-  if (cconf->set("rebalance_cb", rebalancer_.get(), err) != RdKafka::Conf::CONF_OK) {
+  if (cconf->set("rebalance_cb", rebalancer_.get(), err) != RdKafka::Conf::CONF_OK ||
+      cconf->set("event_cb", static_cast<RdKafka::EventCb*>(broker_events_.get()), err) != RdKafka::Conf::CONF_OK) {
     return absl::InternalError(err);
   }
   consumer_.reset(RdKafka::KafkaConsumer::create(cconf.get(), err));
@@ -224,11 +428,37 @@ absl::Status Service::Run() {
   if (consumer_->subscribe(subscription) != RdKafka::ERR_NO_ERROR) {
     return absl::UnavailableError(absl::StrCat("subscribing to ", t.events));
   }
+  return absl::OkStatus();
+}
+
+absl::Status Service::Run() {
+  // A broker that is not there yet is waited for, with backoff.
+  int64_t next_ms = 0, delay_ms = 0;
+  for (absl::Status s; !(s = Connect()).ok();) {
+    if (s.code() != absl::StatusCode::kUnavailable) return s;
+    broker_up_ = true;  // so that the first failure is reported
+    BrokerDown(s);
+    Backoff(&next_ms, &delay_ms);
+    for (int64_t waited = 0; waited < delay_ms && !stop_; waited += 100) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (stop_) return absl::OkStatus();
+  }
+  BrokerUp();
+  health_.Set(kHealthStore, absl::OkStatus());
   spdlog::info("event=started group={} instance={} events_topic={} data_dir={}", options_.group,
-               options_.instance, t.events, options_.data_dir);
+               options_.instance, options_.topics.events, options_.data_dir);
 
   int64_t last_report = NowMillis();
   while (!stop_) {
+    if (store_fault_) {
+      TryRecoverStore();
+      // Paused: this only keeps the group membership alive.
+      std::unique_ptr<RdKafka::Message> m(consumer_->consume(100));
+      if (!rebalance_error_.ok()) break;
+      Tick();
+      continue;
+    }
     int n = 0;
     const auto batch_end = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.batch_ms);
     while (n < options_.batch_max && !stop_) {
@@ -237,11 +467,17 @@ absl::Status Service::Run() {
       std::unique_ptr<RdKafka::Message> m(consumer_->consume(std::max<int>(0, static_cast<int>(left.count()))));
       if (m->err() == RdKafka::ERR__TIMED_OUT) break;
       if (m->err() != RdKafka::ERR_NO_ERROR) {
-        if (m->err() != RdKafka::ERR__PARTITION_EOF) spdlog::warn("event=consume_error error=\"{}\"", m->errstr());
+        if (BrokerUnreachable(m->err())) {
+          BrokerDown(absl::UnavailableError(m->errstr()));
+        } else if (m->err() != RdKafka::ERR__PARTITION_EOF) {
+          spdlog::warn("event=consume_error error=\"{}\"", m->errstr());
+        }
         continue;
       }
+      BrokerUp();
       auto it = pipelines_.find({m->topic_name(), m->partition()});
       if (it == pipelines_.end()) continue;  // revoked meanwhile
+      if (m->offset() < it->second->next_offset()) continue;  // before a seek took effect: applied already
       const std::string* key = m->key();
       it->second->Apply(m->offset(), key ? absl::string_view(*key) : absl::string_view(),
                         absl::string_view(static_cast<const char*>(m->payload()), m->len()));
@@ -249,27 +485,36 @@ absl::Status Service::Run() {
     }
     events_ += n;
     if (!rebalance_error_.ok()) break;
-    if (n > 0) {
-      const auto flush_start = std::chrono::steady_clock::now();
-      absl::Status s = Flush();
-      spdlog::debug("event=batch records={} flush_ms={}", n,
-                    std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                          flush_start).count());
-      if (!s.ok()) {
-        if (s.code() != absl::StatusCode::kUnavailable) return s;
-        spdlog::warn("event=publish_retry status=\"{}\"", s.ToString());
-        std::this_thread::sleep_for(std::chrono::milliseconds(500));
-      }
-    } else if (absl::Status s = Publish(); !s.ok()) {
+    if (auto down = broker_events_->Take(); down && n == 0) BrokerDown(absl::UnavailableError(*down));
+    absl::Status s = n > 0 ? Flush() : Publish();
+    if (!s.ok()) {
       if (s.code() != absl::StatusCode::kUnavailable) return s;
+      if (!store_fault_) {
+        // The broker is away: the outbox waits in the store; try again after a pause.
+        Backoff(&next_ms, &delay_ms);
+        spdlog::debug("event=publish_retry in_ms={} status=\"{}\"", delay_ms, s.ToString());
+        for (int64_t waited = 0; waited < delay_ms && !stop_; waited += 100) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+      }
+    } else {
+      delay_ms = 0;
     }
+    ProbeBroker();
     Tick();
     if (NowMillis() - last_report > 10000) {
       last_report = NowMillis();
       spdlog::info("event=progress records={} published={} partitions={}", events_, published_, pipelines_.size());
     }
   }
-  absl::Status final_flush = rebalance_error_.ok() ? Flush() : rebalance_error_;
+  absl::Status final_flush = rebalance_error_;
+  if (final_flush.ok() && !store_fault_) final_flush = Flush();
+  if (store_fault_) final_flush = absl::OkStatus();  // nothing uncommitted survives anyway: it is consumed again
+  if (txn_ != Txn::kNone) {
+    // Left open, the broker aborts it when the next instance starts; nothing published is marked.
+    spdlog::warn("event=stopped_with_open_transaction status=\"{}\"", final_flush.ToString());
+    if (final_flush.code() == absl::StatusCode::kUnavailable) final_flush = absl::OkStatus();
+  }
   consumer_->close();
   ticker_->flush(5000);
   spdlog::info("event=stopped records={} published={}", events_, published_);

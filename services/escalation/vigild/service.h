@@ -9,6 +9,14 @@
 // read committed, says how far each partition's outbox was published, and outbox
 // seqs are deterministic, so a crash or a rebuild neither loses nor repeats.
 //
+// Faults (docs/reliability.md): when the broker is unreachable, vigild reports
+// not ready, keeps its transaction and outbox, and retries with backoff until
+// the broker is back; a fatal producer error rebuilds the producer and reloads
+// the partitions. When the store refuses a write (a full disk, a read-only
+// directory), vigild pauses consumption, reports not ready, and once a probe
+// write succeeds reloads its partitions from the store and resumes from the
+// stored offsets: nothing applied is lost, nothing is skipped.
+//
 // Threads: Run() drives everything on the calling thread; Stop() may be called
 // from any thread (or a signal handler) and makes Run() return after a final
 // commit and publish.
@@ -20,6 +28,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "common/health.h"
 #include "common/kafka.h"
 #include "common/store.h"
 #include "services/escalation/pipeline/partition.h"
@@ -40,8 +49,9 @@ struct ServiceOptions {
 
 class Service {
  public:
-  // `store` (options.data_dir, opened by the caller) must outlive the service.
-  Service(ServiceOptions options, const Engine* engine, Store* store);
+  // `store` (options.data_dir, opened by the caller) must outlive the service;
+  // so must `health`, which hears of the broker and the store (may be null).
+  Service(ServiceOptions options, const Engine* engine, Store* store, Health* health = nullptr);
   ~Service();
 
   // Creates missing topics, joins the group and runs until
@@ -52,10 +62,29 @@ class Service {
 
  private:
   class Rebalancer;
-  absl::Status Assign(const std::vector<std::pair<std::string, int32_t>>& partitions);
+  class BrokerEvents;
+  using PartitionId = std::pair<std::string, int32_t>;
+  absl::Status Connect();  // topics, producers, consumer
+  absl::Status CreateProducer();
+  absl::Status Assign(const std::vector<PartitionId>& partitions);
+  // Drops the pipelines' memory, loads them again from the store and the
+  // progress topic, and seeks the consumer to their stored offsets.
+  absl::Status Reload();
   absl::Status Flush();  // commit every partition, then publish
   absl::Status Publish();
+  // Commits (or aborts) the open transaction; UNAVAILABLE while the broker cannot say.
+  absl::Status EndTransaction();
+  // Publishes until nothing is pending or the service stops (revocation).
+  void FlushUntilDone();
   void Tick();
+  // Consumed a record, or the broker answered: mark it reachable; down: say why.
+  void BrokerUp();
+  void BrokerDown(const absl::Status& why);
+  void ProbeBroker();
+  // A store write failed: pause every partition until Recover() succeeds.
+  void StoreFault(const absl::Status& why);
+  void TryRecoverStore();
+  void Backoff(int64_t* next_ms, int64_t* delay_ms);
 
   ServiceOptions options_;
   const Engine& engine_;
@@ -67,12 +96,23 @@ class Service {
   // Warm topic handles of the two producers (see WarmTopics); destroyed before them.
   std::vector<std::unique_ptr<RdKafka::Topic>> producer_topics_, ticker_topics_;
   std::unique_ptr<Rebalancer> rebalancer_;
+  std::unique_ptr<BrokerEvents> broker_events_;  // "all brokers down", heard while polling
   // By (topic, partition): events partitions and suspect-links partitions.
   std::map<std::pair<std::string, int32_t>, std::unique_ptr<PartitionPipeline>> pipelines_;
   absl::Status rebalance_error_;
   int64_t last_tick_ms_ = 0;
   bool announce_progress_ = false;
   uint64_t events_ = 0, published_ = 0;
+
+  Health own_health_;
+  Health& health_;
+  // The open transaction: what it publishes up to, per partition, and whether it must be aborted.
+  enum class Txn { kNone, kCommitting, kAborting } txn_ = Txn::kNone;
+  std::map<PartitionId, uint64_t> in_flight_;
+  size_t in_flight_count_ = 0;
+  int fatal_producer_errors_ = 0;
+  bool broker_up_ = true, store_fault_ = false;
+  int64_t broker_probe_ms_ = 0, broker_delay_ms_ = 0, store_probe_ms_ = 0, store_delay_ms_ = 0;
 };
 
 }  // namespace vigil
