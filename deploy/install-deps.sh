@@ -9,6 +9,7 @@ PACKAGES=(
   libabsl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev
   librdkafka-dev librocksdb-dev
   libgtest-dev libgmock-dev
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

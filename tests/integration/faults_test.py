@@ -82,24 +82,6 @@ class FaultsTest(unittest.TestCase):
         self.services.append(v)
         return v
 
-    def assertSameAsOffline(self, v):
-        """Alerts exactly once, then (vigild stopped) each partition's state digest equal to offline replay's."""
-        expected = v.offline()
-        got = st.wait_for_alerts(v, len(expected), timeout=120)
-        st.StreamingTest.assertExactlyOnce(self, got, expected)
-        v.stop()
-        stored = {}
-        for line in v.digest().splitlines():
-            parts = line.split()  # events partition P next_offset N outbox_seq S digest D
-            if parts[0] == "events":
-                stored[int(parts[2])] = parts[-1]
-        for p in range(v.partitions):
-            dump = st.ctl("dump", "--topic", v.topics["events"], "--partition", p).stdout
-            offline = st.run(os.path.join(st.BIN, "vigilctl"), "replay", "--keep-going", "--digest", "--events", "-",
-                             stdin=dump).stdout.split()[-1]
-            self.assertEqual(stored.get(p), offline, f"partition {p}: stored state differs from offline replay")
-        return len(expected)
-
     def test_broker_stopped_and_started_while_vigild_serves(self):
         v = self.vigild(os.path.join(self.dir, "data"))
         lines = synth(os.path.join(self.dir, "events.jsonl"), 6000, 600, 21)
@@ -136,7 +118,7 @@ class FaultsTest(unittest.TestCase):
         ready = v.wait_health("SERVING", timeout=120)
         publish(v, lines[3000:])
         st.ctl("tick", "--topic", v.topics["events"], "--at", "2024-04-01T00:00:00Z")
-        n = self.assertSameAsOffline(v)
+        n = v.assert_same_as_offline(self)
         print(f"\n  broker away {back - down:.1f}s; NOT_SERVING after {noticed - down:.1f}s; write refused in "
               f"{refused_in:.1f}s; SERVING {ready - back:.1f}s after the broker was back; {n} alert transitions "
               f"exactly once", file=sys.stderr)
@@ -183,7 +165,7 @@ class FaultsTest(unittest.TestCase):
         cleared = time.time()
         resumed = v.wait_health("SERVING", timeout=90)
         st.ctl("tick", "--topic", v.topics["events"], "--at", "2024-04-01T00:00:00Z")
-        n = self.assertSameAsOffline(v)
+        n = v.assert_same_as_offline(self)
         self.assertIn("event=store_recovered", st.read(v.log.name))
         print(f"\n  full disk after {sent} events: NOT_SERVING after {noticed - start:.1f}s, SERVING "
               f"{resumed - cleared:.1f}s after space was freed; {n} alert transitions exactly once, state equal "

@@ -1,0 +1,153 @@
+// Hostile records on the events topic, through the partition pipeline vigild
+// runs: each becomes a dead letter with its reason (never a crash, never a
+// silent drop), the good events around it are applied, and a flood of one
+// victim's events is taken in order. docs/reliability.md lists the behaviour.
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "services/escalation/pipeline/partition.h"
+#include "tests/testing/builders.h"
+
+namespace vigil {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::Ev;
+
+std::string Varint(uint64_t v) {
+  std::string out;
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+  return out;
+}
+
+class HostileInputTest : public ::testing::Test {
+ protected:
+  HostileInputTest() : engine_(RulesConfig::Defaults()) {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("vigil-hostile-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    store_ = *Store::Open(dir_.string());
+    pipeline_ = *PartitionPipeline::Load(store_.get(), &engine_, &topics_, 0);
+  }
+  ~HostileInputTest() override { std::filesystem::remove_all(dir_); }
+
+  // Applies the record between two good calls and returns the dead-letter reason (empty: none).
+  std::string Reason(const std::string& key, const std::string& value) {
+    const v1::Event good = Ev(absl::StrCat("good-", offset_)).At("09:00").Call(false);
+    pipeline_->Apply(offset_++, "V1", good.SerializeAsString());
+    pipeline_->Apply(offset_++, key, value);
+    EXPECT_TRUE(pipeline_->Commit().ok());
+    std::string reason;
+    const std::vector<state::OutboxRecord> outbox = *pipeline_->Unpublished();
+    for (const auto& r : outbox) {
+      if (r.topic() == topics_.dead_letters && r.headers().at(kHeaderOffset) == absl::StrCat(offset_ - 1)) {
+        reason = r.headers().at(kHeaderReason);
+      }
+    }
+    return reason;
+  }
+  std::string Reason(const v1::Event& e) { return Reason(e.victim_id(), e.SerializeAsString()); }
+
+  std::filesystem::path dir_;
+  Engine engine_;
+  Topics topics_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<PartitionPipeline> pipeline_;
+  int64_t offset_ = 0;
+};
+
+TEST_F(HostileInputTest, MalformedProtobufIsDeadLettered) {
+  const v1::Event event = Ev("c1").Call(false);
+  const std::string good = event.SerializeAsString();
+  EXPECT_THAT(Reason("V1", good.substr(0, good.size() - 3)), HasSubstr("not a vigil.v1.Event"));  // truncated
+  // Unknown groups nested 500 deep: past protobuf's recursion limit.
+  std::string nested;
+  for (int i = 0; i < 500; ++i) nested += Varint((1000 << 3) | 3);
+  for (int i = 0; i < 500; ++i) nested += Varint((1000 << 3) | 4);
+  EXPECT_THAT(Reason("V1", nested), HasSubstr("not a vigil.v1.Event"));
+  EXPECT_THAT(Reason("V1", std::string("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 11)),
+              HasSubstr("not a vigil.v1.Event"));
+  EXPECT_THAT(Reason("V1", ""), HasSubstr("INVALID_ARGUMENT"));  // an empty record is an empty event: no ids
+}
+
+TEST_F(HostileInputTest, InvalidUtf8IsDeadLettered) {
+  v1::Event e = Ev("c-utf8").Call(false);
+  e.set_source("cad\xc3\x28");  // proto3 strings must be UTF-8: the record does not parse
+  EXPECT_THAT(Reason(e), HasSubstr("not a vigil.v1.Event"));
+}
+
+TEST_F(HostileInputTest, UnknownEnumValuesAreDeadLettered) {
+  v1::Event e = Ev("g-99").Graded(v1::IncidentGraded::IMMEDIATE);
+  e.mutable_incident_graded()->set_grade(static_cast<v1::IncidentGraded::Grade>(99));
+  EXPECT_THAT(Reason(e), HasSubstr("incident_graded.grade: unknown value 99"));
+}
+
+TEST_F(HostileInputTest, MissingOrEmptyIdsAreDeadLettered) {
+  v1::Event no_id = Ev("x").Call(false);
+  no_id.clear_event_id();
+  EXPECT_THAT(Reason(no_id), HasSubstr("event_id: required"));
+  v1::Event no_victim = Ev("y").Call(false);
+  no_victim.clear_victim_id();
+  EXPECT_THAT(Reason("", no_victim.SerializeAsString()), HasSubstr("victim_id: required"));
+  v1::Event long_id = Ev(std::string(5000, 'e')).Call(false);
+  EXPECT_THAT(Reason(long_id), HasSubstr("longer than"));
+}
+
+TEST_F(HostileInputTest, TimestampsFarInThePastOrFutureAreDeadLettered) {
+  v1::Event future = Ev("f1").Call(false);
+  future.mutable_occurred_at()->set_seconds(5'000'000'000);  // 2128
+  EXPECT_THAT(Reason(future), HasSubstr("occurred_at: outside 1970-01-01 to 2099-12-31"));
+  v1::Event past = Ev("p1").Call(false);
+  past.mutable_occurred_at()->set_seconds(-86400);
+  EXPECT_THAT(Reason(past), HasSubstr("occurred_at: outside"));
+  // Neither moved the partition's clock: no deadline fired early.
+  EXPECT_LT(pipeline_->stream_time(), int64_t{4'102'444'800} * 1'000'000);
+}
+
+TEST_F(HostileInputTest, OversizedTextIsDeadLettered) {
+  v1::Event e = Ev("big").Call(false);
+  e.set_source(std::string(1 << 20, 'x'));
+  EXPECT_THAT(Reason(e), HasSubstr("longer than"));
+}
+
+TEST_F(HostileInputTest, TheSameEventIdWithOtherContentIsDeadLetteredAndTheFirstKept) {
+  EXPECT_EQ(Reason(Ev("same").At("09:10").Call(false)), "");
+  EXPECT_THAT(Reason(Ev("same").At("09:20").Call(true)), HasSubstr("already applied with different content"));
+  EXPECT_EQ(Reason(Ev("same").At("09:10").Call(false)), "");  // the same content again: a redelivery, applied once
+}
+
+TEST_F(HostileInputTest, AFloodOfOneVictimsEventsIsTakenInOrder) {
+  // 1,000: a flood costs more per event as the victim's history and its alert's evidence grow
+  // (docs/reliability.md gives the figures), and the suite must stay fast.
+  constexpr int kFlood = 1000;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kFlood; ++i) {
+    v1::Event e = Ev(absl::StrCat("flood-", i)).Call(false);
+    e.mutable_occurred_at()->set_seconds(1'704'100'000 + i);
+    pipeline_->Apply(offset_++, "V1", e.SerializeAsString());
+    if (i % 1000 == 999) {
+      ASSERT_TRUE(pipeline_->Commit().ok());
+    }
+  }
+  ASSERT_TRUE(pipeline_->Commit().ok());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  size_t dead = 0, alerts = 0;
+  const std::vector<state::OutboxRecord> outbox = *pipeline_->Unpublished();
+  for (const auto& r : outbox) (r.topic() == topics_.dead_letters ? dead : alerts)++;
+  EXPECT_EQ(dead, 0u);
+  EXPECT_GT(alerts, 0u);  // repeat calls in a day: escalated, not dropped
+  EXPECT_EQ(pipeline_->next_offset(), kFlood);
+  std::printf("  flood: %d events of one victim in %.2f s (%.0f/s)\n", kFlood, seconds, kFlood / seconds);
+}
+
+}  // namespace
+}  // namespace vigil

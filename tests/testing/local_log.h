@@ -1,0 +1,65 @@
+// A Log for tests and fuzzing, in process: the events topic is applied at once
+// by the partition pipelines vigild runs, on the given store (so read-your-writes
+// is real); other topics are kept in memory. Thread-safe.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/fingerprint.h"
+#include "services/escalation/api/log.h"
+#include "services/escalation/pipeline/partition.h"
+
+namespace vigil::testing {
+
+// The events topic applied in process, by partition pipelines on the store; other topics kept in memory.
+class LocalLog : public Log {
+ public:
+  LocalLog(Store* store, const Engine* engine, const Topics* topics) : topics_(*topics) {
+    for (int p = 0; p < kPartitions; ++p) pipelines_.push_back(*PartitionPipeline::Load(store, engine, topics, p));
+  }
+
+  absl::StatusOr<std::vector<Landed>> Append(const std::string& topic,
+                                             const std::vector<std::pair<std::string, std::string>>& records,
+                                             absl::Time) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (topic == fail_topic) return absl::UnavailableError("the broker is down");
+    std::vector<Landed> landed;
+    for (const auto& [key, value] : records) {
+      if (topic == topics_.events) {
+        const int32_t p = static_cast<int32_t>(Fnv1a64(key) % kPartitions);
+        const int64_t offset = pipelines_[p]->next_offset();
+        pipelines_[p]->Apply(offset, key, value);
+        if (absl::Status s = pipelines_[p]->Commit(); !s.ok()) return s;
+        landed.push_back({topic, p, offset});
+      } else {
+        auto& kept = written_[topic];
+        kept.push_back(value);
+        landed.push_back({topic, 0, static_cast<int64_t>(kept.size() - 1)});
+      }
+    }
+    return landed;
+  }
+
+  std::vector<std::string> Written(const std::string& topic) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return written_[topic];
+  }
+  void Fail(const std::string& topic) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fail_topic = topic;
+  }
+
+ private:
+  static constexpr int kPartitions = 3;
+  const Topics& topics_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<PartitionPipeline>> pipelines_;
+  std::map<std::string, std::vector<std::string>> written_;
+  std::string fail_topic;
+};
+
+}  // namespace vigil::testing
