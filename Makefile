@@ -11,6 +11,7 @@ FUZZ_SECONDS ?= 300
 CLANG = CC=clang-14 CXX=clang++-14
 export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+export LSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/lsan.supp
 export TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp
 
 .PHONY: all deps configure build test test-asan test-tsan fuzz demo bench bench-stream bench-api chaos clean
