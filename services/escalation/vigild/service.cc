@@ -93,12 +93,11 @@ Service::~Service() = default;
 absl::Status Service::Assign(const std::vector<PartitionId>& partitions) {
   // The progress topic is on the broker: wait for it, as long as it takes.
   absl::StatusOr<std::map<std::string, uint64_t>> progress;
-  int64_t next_ms = 0, delay_ms = 0;
+  Backoff retry;
   while (!(progress = ReadProgress(options_.kafka, options_.topics.progress, 30000)).ok()) {
     if (progress.status().code() != absl::StatusCode::kUnavailable || stop_) return progress.status();
     BrokerDown(progress.status());
-    Backoff(&next_ms, &delay_ms);
-    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    Pause(retry.Failed());
   }
   for (const auto& [topic, p] : partitions) {
     const PartitionKind kind =
@@ -160,7 +159,7 @@ absl::Status Service::Flush() {
 }
 
 void Service::FlushUntilDone() {
-  int64_t next_ms = 0, delay_ms = 0;
+  Backoff retry;
   for (;;) {
     absl::Status s = Flush();
     if (s.ok() || store_fault_ || s.code() != absl::StatusCode::kUnavailable) {
@@ -168,8 +167,7 @@ void Service::FlushUntilDone() {
       return;
     }
     if (stop_) return;
-    Backoff(&next_ms, &delay_ms);
-    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    Pause(retry.Failed());
   }
 }
 
@@ -272,7 +270,6 @@ absl::Status Service::EndTransaction() {
 void Service::BrokerUp() {
   if (broker_up_) return;
   broker_up_ = true;
-  broker_delay_ms_ = 0;
   spdlog::info("event=broker_reachable");
   health_.Set(kHealthBroker, absl::OkStatus());
 }
@@ -280,14 +277,14 @@ void Service::BrokerUp() {
 void Service::BrokerDown(const absl::Status& why) {
   if (!broker_up_) return;
   broker_up_ = false;
-  broker_probe_ms_ = 0;
+  broker_probes_.Reset();
   spdlog::warn("event=broker_unreachable status=\"{}\"", why.ToString());
   health_.Set(kHealthBroker, absl::UnavailableError(absl::StrCat("Kafka is unreachable: ", why.message())));
 }
 
 void Service::ProbeBroker() {
-  if (broker_up_ || NowMillis() < broker_probe_ms_) return;
-  Backoff(&broker_probe_ms_, &broker_delay_ms_);
+  if (broker_up_ || !broker_probes_.Due()) return;
+  broker_probes_.Failed();  // until it answers
   RdKafka::Metadata* md = nullptr;
   const RdKafka::ErrorCode err = ticker_->metadata(false, ticker_topics_.front().get(), &md, 2000);
   delete md;
@@ -297,8 +294,7 @@ void Service::ProbeBroker() {
 void Service::StoreFault(const absl::Status& why) {
   if (store_fault_) return;
   store_fault_ = true;
-  store_probe_ms_ = 0;
-  store_delay_ms_ = 0;
+  store_probes_.Reset();
   spdlog::error("event=store_write_failed status=\"{}\" action=pause_consumption", why.ToString());
   health_.Set(kHealthStore, absl::UnavailableError(absl::StrCat("the state store refuses writes: ", why.message())));
   std::vector<RdKafka::TopicPartition*> assigned;
@@ -308,8 +304,8 @@ void Service::StoreFault(const absl::Status& why) {
 }
 
 void Service::TryRecoverStore() {
-  if (NowMillis() < store_probe_ms_) return;
-  Backoff(&store_probe_ms_, &store_delay_ms_);
+  if (!store_probes_.Due()) return;
+  store_probes_.Failed();  // until the store takes writes
   if (absl::Status s = store_->Recover(); !s.ok()) {
     spdlog::warn("event=store_still_failing status=\"{}\"", s.ToString());
     return;
@@ -324,9 +320,18 @@ void Service::TryRecoverStore() {
   health_.Set(kHealthStore, absl::OkStatus());
 }
 
-void Service::Backoff(int64_t* next_ms, int64_t* delay_ms) {
-  *delay_ms = std::min<int64_t>(kMaxBackoffMs, std::max<int64_t>(100, *delay_ms * 2));
-  *next_ms = NowMillis() + *delay_ms;
+int64_t Service::Backoff::Failed() {
+  delay_ms_ = std::min<int64_t>(kMaxBackoffMs, std::max<int64_t>(100, delay_ms_ * 2));
+  due_ms_ = NowMillis() + delay_ms_;
+  return delay_ms_;
+}
+
+bool Service::Backoff::Due() const { return NowMillis() >= due_ms_; }
+
+void Service::Pause(int64_t ms) const {
+  for (int64_t waited = 0; waited < ms && !stop_; waited += 100) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(100, ms - waited)));
+  }
 }
 
 void Service::Tick() {
@@ -368,17 +373,13 @@ absl::Status Service::CreateProducer() {
     const std::string what = absl::StrCat("initialising Kafka transactions: ", message);
     return fatal ? absl::InternalError(what) : absl::UnavailableError(what);
   }
-  std::vector<std::string> names = {options_.topics.events, options_.topics.alerts, options_.topics.dead_letters,
-                                    options_.topics.progress};
-  if (!options_.topics.suspect_links.empty()) names.push_back(options_.topics.suspect_links);
-  for (const auto& route : options_.topics.routes) {
-    if (auto eq = route.find('='); eq != std::string::npos) names.push_back(route.substr(eq + 1));
-  }
+  std::vector<std::string> names;
+  for (const TopicSpec& spec : TopicSpecs()) names.push_back(spec.name);
   VIGIL_ASSIGN_OR_RETURN(producer_topics_, WarmTopics(producer_.get(), names, 30000));
   return absl::OkStatus();
 }
 
-absl::Status Service::Connect() {
+std::vector<TopicSpec> Service::TopicSpecs() const {
   const auto& t = options_.topics;
   std::vector<TopicSpec> topics = {{t.events, options_.partitions, {}},
                                    {t.alerts, options_.partitions, {}},
@@ -388,7 +389,12 @@ absl::Status Service::Connect() {
   for (const auto& route : t.routes) {
     if (auto eq = route.find('='); eq != std::string::npos) topics.push_back({route.substr(eq + 1), 1, {}});
   }
-  VIGIL_RETURN_IF_ERROR(EnsureTopics(options_.kafka, topics, 30000));
+  return topics;
+}
+
+absl::Status Service::Connect() {
+  const auto& t = options_.topics;
+  VIGIL_RETURN_IF_ERROR(EnsureTopics(options_.kafka, TopicSpecs(), 30000));
   VIGIL_RETURN_IF_ERROR(CreateProducer());
 
   std::string err;
@@ -433,17 +439,14 @@ absl::Status Service::Connect() {
 
 absl::Status Service::Run() {
   // A broker that is not there yet is waited for, with backoff.
-  int64_t next_ms = 0, delay_ms = 0;
+  Backoff retry;
   for (absl::Status s; !(s = Connect()).ok();) {
     if (s.code() != absl::StatusCode::kUnavailable) return s;
-    broker_up_ = true;  // so that the first failure is reported
     BrokerDown(s);
-    Backoff(&next_ms, &delay_ms);
-    for (int64_t waited = 0; waited < delay_ms && !stop_; waited += 100) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    Pause(retry.Failed());
     if (stop_) return absl::OkStatus();
   }
+  retry.Reset();
   BrokerUp();
   health_.Set(kHealthStore, absl::OkStatus());
   spdlog::info("event=started group={} instance={} events_topic={} data_dir={}", options_.group,
@@ -491,14 +494,12 @@ absl::Status Service::Run() {
       if (s.code() != absl::StatusCode::kUnavailable) return s;
       if (!store_fault_) {
         // The broker is away: the outbox waits in the store; try again after a pause.
-        Backoff(&next_ms, &delay_ms);
-        spdlog::debug("event=publish_retry in_ms={} status=\"{}\"", delay_ms, s.ToString());
-        for (int64_t waited = 0; waited < delay_ms && !stop_; waited += 100) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
+        const int64_t pause_ms = retry.Failed();
+        spdlog::debug("event=publish_retry in_ms={} status=\"{}\"", pause_ms, s.ToString());
+        Pause(pause_ms);
       }
     } else {
-      delay_ms = 0;
+      retry.Reset();
     }
     ProbeBroker();
     Tick();

@@ -84,7 +84,22 @@ class Service {
   // A store write failed: pause every partition until Recover() succeeds.
   void StoreFault(const absl::Status& why);
   void TryRecoverStore();
-  void Backoff(int64_t* next_ms, int64_t* delay_ms);
+  // Sleeps `ms`, waking early when Stop() is called.
+  void Pause(int64_t ms) const;
+  // The topics vigild writes and creates, from the options.
+  std::vector<TopicSpec> TopicSpecs() const;
+
+  // Retry pacing after failures: 0.1 s, doubling to 5 s.
+  class Backoff {
+   public:
+    // A try failed: the pause before the next, which is due after it.
+    int64_t Failed();
+    bool Due() const;
+    void Reset() { delay_ms_ = 0, due_ms_ = 0; }
+
+   private:
+    int64_t delay_ms_ = 0, due_ms_ = 0;
+  };
 
   ServiceOptions options_;
   const Engine& engine_;
@@ -112,7 +127,7 @@ class Service {
   size_t in_flight_count_ = 0;
   int fatal_producer_errors_ = 0;
   bool broker_up_ = true, store_fault_ = false;
-  int64_t broker_probe_ms_ = 0, broker_delay_ms_ = 0, store_probe_ms_ = 0, store_delay_ms_ = 0;
+  Backoff broker_probes_, store_probes_;
 };
 
 }  // namespace vigil
