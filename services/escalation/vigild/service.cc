@@ -508,13 +508,15 @@ absl::Status Service::Run() {
       spdlog::info("event=progress records={} published={} partitions={}", events_, published_, pipelines_.size());
     }
   }
-  absl::Status final_flush = rebalance_error_;
-  if (final_flush.ok() && !store_fault_) final_flush = Flush();
-  if (store_fault_) final_flush = absl::OkStatus();  // nothing uncommitted survives anyway: it is consumed again
+  absl::Status final_flush = rebalance_error_.ok() && !store_fault_ ? Flush() : rebalance_error_;
   if (txn_ != Txn::kNone) {
     // Left open, the broker aborts it when the next instance starts; nothing published is marked.
     spdlog::warn("event=stopped_with_open_transaction status=\"{}\"", final_flush.ToString());
-    if (final_flush.code() == absl::StatusCode::kUnavailable) final_flush = absl::OkStatus();
+  }
+  // A store that refuses writes, or a broker that is away, is not a failed stop: what was not committed
+  // is consumed again, and what was not published is published, by the next start.
+  if (final_flush.code() == absl::StatusCode::kUnavailable && (store_fault_ || txn_ != Txn::kNone)) {
+    final_flush = absl::OkStatus();
   }
   consumer_->close();
   ticker_->flush(5000);
