@@ -168,11 +168,9 @@ class Caller {
 
   int Record(std::istream& in) {
     std::ifstream file;
-    if (call_.events != "-") {
-      file.open(call_.events);
-      if (!file) return Usage(absl::NotFoundError(absl::StrCat("cannot read ", call_.events)));
-    }
-    std::istream& source = call_.events == "-" ? in : file;
+    std::istream* events = OpenEvents(call_.events, "record", in, file, err_);
+    if (events == nullptr) return kExitBadInput;
+    std::istream& source = *events;
     std::vector<v1::RecordEventRequest> requests;
     std::string line;
     for (size_t number = 1; std::getline(source, line); ++number) {

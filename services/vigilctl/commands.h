@@ -2,6 +2,7 @@
 // main() only parses flags and tests can call them directly.
 #pragma once
 
+#include <fstream>
 #include <iosfwd>
 #include <optional>
 #include <string>
@@ -15,6 +16,11 @@ namespace vigil::ctl {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitBadInput = 2;
+
+// An events input: `in` for "-", otherwise the file at `path`, opened into `file`.
+// nullptr when the file cannot be read, having said so on `err` for `command`.
+std::istream* OpenEvents(const std::string& path, const char* command, std::istream& in, std::ifstream& file,
+                         std::ostream& err);
 
 struct ReplayOptions {
   std::string events;  // a file, or "-" for standard input

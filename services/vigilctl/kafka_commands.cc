@@ -31,15 +31,8 @@ KafkaProps Props(const KafkaOptions& o) {
 
 int Publish(const PublishOptions& options, std::istream& in, std::ostream& out, std::ostream& err) {
   std::ifstream file;
-  std::istream* source = &in;
-  if (options.events != "-") {
-    file.open(options.events);
-    if (!file) {
-      err << "vigilctl publish: cannot read events file '" << options.events << "'\n";
-      return kExitFailure;
-    }
-    source = &file;
-  }
+  std::istream* source = OpenEvents(options.events, "publish", in, file, err);
+  if (source == nullptr) return kExitFailure;
   KafkaProps props = Props(options.kafka);
   props.emplace_back("enable.idempotence", "true");
   auto conf = MakeKafkaConf(props);

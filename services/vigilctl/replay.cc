@@ -10,6 +10,17 @@
 
 namespace vigil::ctl {
 
+std::istream* OpenEvents(const std::string& path, const char* command, std::istream& in, std::ifstream& file,
+                         std::ostream& err) {
+  if (path == "-") return &in;
+  file.open(path);
+  if (!file) {
+    err << "vigilctl " << command << ": cannot read events file '" << path << "'\n";
+    return nullptr;
+  }
+  return &file;
+}
+
 int Replay(const ReplayOptions& options, std::istream& in, std::ostream& out, std::ostream& err) {
   absl::StatusOr<RulesConfig> rules =
       options.rules.empty() ? RulesConfig::Defaults() : LoadRulesFile(options.rules);
@@ -27,15 +38,8 @@ int Replay(const ReplayOptions& options, std::istream& in, std::ostream& out, st
     until = *t;
   }
   std::ifstream file;
-  std::istream* source = &in;
-  if (options.events != "-") {
-    file.open(options.events);
-    if (!file) {
-      err << "vigilctl replay: cannot read events file '" << options.events << "'\n";
-      return kExitFailure;
-    }
-    source = &file;
-  }
+  std::istream* source = OpenEvents(options.events, "replay", in, file, err);
+  if (source == nullptr) return kExitFailure;
 
   const Engine engine(*std::move(rules));
   Processor processor(&engine);
