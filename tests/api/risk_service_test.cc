@@ -22,6 +22,7 @@
 #include "services/escalation/pipeline/partition.h"
 #include "tests/testing/builders.h"
 #include "tests/testing/local_log.h"
+#include "tests/testing/test_dir.h"
 
 namespace vigil {
 namespace {
@@ -50,10 +51,6 @@ std::string ReadAll(const std::filesystem::path& path) {
 class RiskServiceTest : public ::testing::Test {
  protected:
   RiskServiceTest() : engine_(RulesConfig::Defaults()) {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("vigil-api-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
     store_ = *Store::Open((dir_ / "db").string());
     log_ = std::make_unique<LocalLog>(store_.get(), &engine_, &topics_);
     reader_ = std::make_unique<StateReader>(store_.get());
@@ -61,7 +58,6 @@ class RiskServiceTest : public ::testing::Test {
   }
   ~RiskServiceTest() override {
     for (auto& s : servers_) s.server->Shutdown();
-    std::filesystem::remove_all(dir_);
   }
 
   // A plaintext server where every caller is `identity`, and a stub for it.
@@ -125,7 +121,7 @@ class RiskServiceTest : public ::testing::Test {
     return out;
   }
 
-  std::filesystem::path dir_;
+  testing::TestDir dir_{"api"};
   Engine engine_;
   Topics topics_;
   std::unique_ptr<Store> store_;

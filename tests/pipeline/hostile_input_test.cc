@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "services/escalation/pipeline/partition.h"
 #include "tests/testing/builders.h"
+#include "tests/testing/test_dir.h"
 
 namespace vigil {
 namespace {
@@ -31,14 +32,9 @@ std::string Varint(uint64_t v) {
 class HostileInputTest : public ::testing::Test {
  protected:
   HostileInputTest() : engine_(RulesConfig::Defaults()) {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("vigil-hostile-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
     store_ = *Store::Open(dir_.string());
     pipeline_ = *PartitionPipeline::Load(store_.get(), &engine_, &topics_, 0);
   }
-  ~HostileInputTest() override { std::filesystem::remove_all(dir_); }
 
   // Applies the record between two good calls and returns the dead-letter reason (empty: none).
   std::string Reason(const std::string& key, const std::string& value) {
@@ -57,7 +53,7 @@ class HostileInputTest : public ::testing::Test {
   }
   std::string Reason(const v1::Event& e) { return Reason(e.victim_id(), e.SerializeAsString()); }
 
-  std::filesystem::path dir_;
+  testing::TestDir dir_{"hostile"};
   Engine engine_;
   Topics topics_;
   std::unique_ptr<Store> store_;

@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/builders.h"
+#include "tests/testing/test_dir.h"
 
 namespace vigil {
 namespace {
@@ -18,13 +19,7 @@ using testing::Ev;
 
 class PartitionTest : public ::testing::Test {
  protected:
-  PartitionTest() : engine_(RulesConfig::Defaults()) {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("vigil-partition-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-  }
-  ~PartitionTest() override { std::filesystem::remove_all(dir_); }
+  PartitionTest() : engine_(RulesConfig::Defaults()) {}
 
   std::unique_ptr<Store> OpenStore(const std::string& name = "db") {
     auto store = Store::Open((dir_ / name).string());
@@ -44,7 +39,7 @@ class PartitionTest : public ::testing::Test {
             Ev("a1").At("10:05").ArrestRequested("R1"), Ev("x").Victim("V2").At("12:00").Call(false)};
   }
 
-  std::filesystem::path dir_;
+  testing::TestDir dir_{"partition"};
   Engine engine_;
   Topics topics_;
 };
