@@ -58,7 +58,6 @@ class Chaos:
         self.v = st.Vigild(f"chaos{self.rng.randrange(10**8)}", os.path.join(workdir, "data"), log_level="info")
         self.kills = 0
         self.broker_restarts = 0
-        self.publishing_done = threading.Event()
         self.started = time.time()
 
     def publish(self, lines, chunks):
@@ -68,7 +67,6 @@ class Chaos:
             st.ctl("publish", "--topic", self.v.topics["events"], "--events", "-", stdin="\n".join(part) + "\n",
                    timeout=600)
             time.sleep(self.rng.uniform(0.05, 0.4))
-        self.publishing_done.set()
 
     def run(self):
         v, args = self.v, self.args

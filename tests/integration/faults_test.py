@@ -34,9 +34,9 @@ class ApiVigild(st.Vigild):
                                                 "--insecure-dev-identity", "local-dev",
                                                 "--audit-topic", f"{name}.audit"], **kw)
 
-    def call(self, *args, timeout=60):
+    def call(self, *args, stdin=None, timeout=60):
         return st.run(os.path.join(st.BIN, "vigilctl"), *args[:1], "--server", self.api, "--insecure",
-                      *args[1:], check=False, timeout=timeout)
+                      *args[1:], stdin=stdin, check=False, timeout=timeout)
 
     def health(self):
         return self.call("health").stdout.strip()
@@ -99,8 +99,7 @@ class FaultsTest(unittest.TestCase):
         self.assertTrue(alerts.stdout.strip())
         # A write is refused at once, with the reason, rather than left hanging.
         start = time.time()
-        record = st.run(os.path.join(st.BIN, "vigilctl"), "record", "--server", v.api, "--insecure", "--events", "-",
-                        stdin=lines[3000] + "\n", check=False, timeout=90)
+        record = v.call("record", "--events", "-", stdin=lines[3000] + "\n", timeout=90)
         refused_in = time.time() - start
         self.assertNotEqual(record.returncode, 0)
         self.assertIn("unreachable", record.stderr)
