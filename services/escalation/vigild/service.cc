@@ -128,16 +128,13 @@ absl::Status Service::Reload() {
     tps.push_back(RdKafka::TopicPartition::create(id.first, id.second,
                                                   next > 0 ? next : RdKafka::Topic::OFFSET_BEGINNING));
   }
-  absl::Status status;
-  for (RdKafka::TopicPartition* tp : tps) {
-    if (RdKafka::ErrorCode err = consumer_->seek(*tp, 5000); err != RdKafka::ERR_NO_ERROR && status.ok()) {
-      status = absl::UnavailableError(absl::StrCat("seeking partition ", tp->partition(), ": ",
-                                                   RdKafka::err2str(err)));
-    }
-  }
-  if (status.ok()) consumer_->resume(tps);
+  // Assigned again from the stored offsets, as on a rebalance.
+  const RdKafka::ErrorCode err = consumer_->assign(tps);
   RdKafka::TopicPartition::destroy(tps);
-  return status;
+  if (err != RdKafka::ERR_NO_ERROR) {
+    return absl::UnavailableError(absl::StrCat("assigning the partitions again: ", RdKafka::err2str(err)));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Service::Flush() {
@@ -297,10 +294,8 @@ void Service::StoreFault(const absl::Status& why) {
   store_probes_.Reset();
   spdlog::error("event=store_write_failed status=\"{}\" action=pause_consumption", why.ToString());
   health_.Set(kHealthStore, absl::UnavailableError(absl::StrCat("the state store refuses writes: ", why.message())));
-  std::vector<RdKafka::TopicPartition*> assigned;
-  consumer_->assignment(assigned);
-  consumer_->pause(assigned);
-  RdKafka::TopicPartition::destroy(assigned);
+  // Nothing more is fetched until Reload() assigns the partitions again from the stored offsets.
+  consumer_->unassign();
 }
 
 void Service::TryRecoverStore() {
@@ -454,9 +449,10 @@ absl::Status Service::Run() {
 
   int64_t last_report = NowMillis();
   while (!stop_) {
+    if (store_fault_) TryRecoverStore();
     if (store_fault_) {
-      TryRecoverStore();
-      // Paused: this only keeps the group membership alive.
+      // Unassigned: this only keeps the group membership alive. (Once recovered, the next record is
+      // consumed below, never here, where it would be thrown away.)
       std::unique_ptr<RdKafka::Message> m(consumer_->consume(100));
       if (!rebalance_error_.ok()) break;
       Tick();
@@ -480,7 +476,7 @@ absl::Status Service::Run() {
       BrokerUp();
       auto it = pipelines_.find({m->topic_name(), m->partition()});
       if (it == pipelines_.end()) continue;  // revoked meanwhile
-      if (m->offset() < it->second->next_offset()) continue;  // before a seek took effect: applied already
+      if (m->offset() < it->second->next_offset()) continue;  // fetched before a reassignment: applied already
       const std::string* key = m->key();
       it->second->Apply(m->offset(), key ? absl::string_view(*key) : absl::string_view(),
                         absl::string_view(static_cast<const char*>(m->payload()), m->len()));

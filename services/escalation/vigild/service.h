@@ -13,7 +13,7 @@
 // not ready, keeps its transaction and outbox, and retries with backoff until
 // the broker is back; a fatal producer error rebuilds the producer and reloads
 // the partitions. When the store refuses a write (a full disk, a read-only
-// directory), vigild pauses consumption, reports not ready, and once a probe
+// directory), vigild stops consuming, reports not ready, and once a probe
 // write succeeds reloads its partitions from the store and resumes from the
 // stored offsets: nothing applied is lost, nothing is skipped.
 //
@@ -81,7 +81,7 @@ class Service {
   void BrokerUp();
   void BrokerDown(const absl::Status& why);
   void ProbeBroker();
-  // A store write failed: pause every partition until Recover() succeeds.
+  // A store write failed: stop consuming (unassign) until Recover() succeeds.
   void StoreFault(const absl::Status& why);
   void TryRecoverStore();
   // Sleeps `ms`, waking early when Stop() is called.
