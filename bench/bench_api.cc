@@ -32,8 +32,7 @@ using Clock = std::chrono::steady_clock;
 // Audit records kept in memory: the baseline without Kafka.
 class MemoryLog : public Log {
  public:
-  absl::StatusOr<std::vector<Landed>> Append(const std::string& topic,
-                                             const std::vector<std::pair<std::string, std::string>>& records,
+  absl::StatusOr<std::vector<Landed>> Append(const std::string& topic, const std::vector<LogRecord>& records,
                                              absl::Time) override {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<Landed> out;
@@ -53,7 +52,10 @@ std::string VictimId(int v) { return absl::StrCat("V-BENCH-", v); }
 void Fill(Store* store, const Engine& engine, const Topics& topics, int victims, int events) {
   constexpr int kPartitions = 4;
   std::vector<std::unique_ptr<PartitionPipeline>> pipelines;
-  for (int p = 0; p < kPartitions; ++p) pipelines.push_back(*PartitionPipeline::Load(store, &engine, &topics, p));
+  const AdmissionPolicy admission;
+  for (int p = 0; p < kPartitions; ++p) {
+    pipelines.push_back(*PartitionPipeline::Load(store, &engine, &topics, &admission, p));
+  }
   for (int v = 0; v < victims; ++v) {
     auto& pipeline = *pipelines[v % kPartitions];
     for (int i = 0; i < events; ++i) {

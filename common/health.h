@@ -42,5 +42,7 @@ class Health {
 // Part names.
 inline constexpr char kHealthBroker[] = "kafka";
 inline constexpr char kHealthStore[] = "store";
+// Publishing: a partition whose outbox cannot be published (says which, and why).
+inline constexpr char kHealthPublish[] = "publish";
 
 }  // namespace vigil

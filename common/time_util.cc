@@ -42,8 +42,10 @@ std::string FormatRfc3339(Micros micros) {
 
 absl::StatusOr<Micros> ParseDuration(absl::string_view text) {
   auto bad = [&] {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "not a duration: '", text, "' (a whole number and one of s, m, h, d, e.g. 24h)"));
+    const absl::string_view shown = text.substr(0, 80);
+    return absl::InvalidArgumentError(absl::StrCat("not a duration: '", shown, text.size() > 80 ? "...'" : "'",
+                                                   " (a whole number and one of s, m, h, d, e.g. 24h; at most ",
+                                                   kMaxDuration / kMicrosPerDay, "d)"));
   };
   if (text.size() < 2) return bad();
   Micros unit = 0;
@@ -57,8 +59,7 @@ absl::StatusOr<Micros> ParseDuration(absl::string_view text) {
   absl::string_view digits = text.substr(0, text.size() - 1);
   int64_t value = 0;
   auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
-  if (ec != std::errc() || end != digits.data() + digits.size() || value < 0 ||
-      value > (int64_t{1} << 40)) {
+  if (ec != std::errc() || end != digits.data() + digits.size() || value < 0 || value > kMaxDuration / unit) {
     return bad();
   }
   return value * unit;

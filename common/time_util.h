@@ -26,8 +26,11 @@ google::protobuf::Timestamp ToTimestamp(Micros micros);
 absl::StatusOr<Micros> ParseRfc3339(absl::string_view text);
 std::string FormatRfc3339(Micros micros);
 
-// A duration such as "90s", "10m", "24h", "365d" (a whole number and one unit).
-// INVALID_ARGUMENT, saying what was expected, otherwise.
+// The longest duration anything may be configured to: 100 years (a setting's own range is narrower).
+inline constexpr Micros kMaxDuration = 36500 * kMicrosPerDay;
+
+// A duration such as "90s", "10m", "24h", "365d" (a whole number and one unit), at most kMaxDuration.
+// INVALID_ARGUMENT, saying what was expected (the text echoed at most 80 characters), otherwise.
 absl::StatusOr<Micros> ParseDuration(absl::string_view text);
 // The shortest exact form: 600000000 -> "10m".
 std::string FormatDuration(Micros micros);

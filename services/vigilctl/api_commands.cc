@@ -150,9 +150,8 @@ class Caller {
  private:
   std::unique_ptr<grpc::ClientContext> Context() const {
     auto context = std::make_unique<grpc::ClientContext>();
-    if (call_.method != "watch") {
-      context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(call_.api.timeout_s));
-    }
+    const int seconds = call_.api.timeout_s > 0 ? call_.api.timeout_s : call_.method == "watch" ? 0 : 30;
+    if (seconds > 0) context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
     return context;
   }
 
@@ -317,6 +316,8 @@ class Caller {
       }
     }
     grpc::Status s = reader->Finish();
+    // A watch that ran for its --timeout ended as asked.
+    if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && call_.api.timeout_s > 0) return kExitOk;
     return s.ok() ? kExitOk : Failed(s, err_);
   }
 

@@ -14,7 +14,8 @@ struct ApiOptions {
   std::string tls_ca, tls_cert, tls_key;
   bool insecure = false;  // plaintext (a server run with --insecure-dev-identity)
   bool json = false;
-  int timeout_s = 30;
+  // Seconds; 0: 30 for a call, none for watch (which then runs until stopped).
+  int timeout_s = 0;
 };
 
 struct ApiCall {

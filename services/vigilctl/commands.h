@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/signer.h"
 #include "vigil/v1/alert.pb.h"
 
 namespace vigil::ctl {
@@ -36,6 +37,12 @@ struct ReplayOptions {
   bool keep_going = false;
   // Print only the final state's digest ("digest HEX"), to compare with vigild --digest.
   bool digest = false;
+  // The input is `vigilctl dump` output (records): each is admitted or refused as vigild's admission
+  // does (admission.h), with the key below and these limits; a refused record is reported and skipped.
+  bool records = false;
+  std::string signing_key_file;
+  size_t max_event_bytes = 64 * 1024;
+  std::string future_tolerance = "5m";
 };
 
 // Replays events (JSONL) in file order and writes each alert transition as it
@@ -53,6 +60,9 @@ struct PublishOptions {
   std::string events;     // JSONL file or "-"
   bool validate = true;   // refuse invalid events before they reach the topic
   bool shift_to_now = false;  // move every time so that the last event is now
+  // Signs what only vigild writes (acknowledgements, ticks, findings), as an operator holding vigild's key
+  // may; without it such events are published unsigned, and vigild dead-letters them.
+  std::string signing_key_file;
 };
 // Publishes events (JSONL) to the events topic, keyed by victim_id, as protobuf.
 int Publish(const PublishOptions& options, std::istream& in, std::ostream& out, std::ostream& err);
@@ -82,12 +92,20 @@ struct TickOptions {
   KafkaOptions kafka;
   std::string topic = "vigil.events";
   std::string at;  // RFC 3339
+  std::string signing_key_file;  // vigild's key: a tick is written by vigild only
 };
 // Writes a clock tick at `at` to every partition of the events topic: the
 // log's own way to say "time has reached at" (like replay's --until).
 int Tick(const TickOptions& options, std::ostream& out, std::ostream& err);
 // Writes the synthetic force-scale stream the benchmarks use, as JSONL.
 int Synth(size_t events, size_t victims, uint64_t seed, std::ostream& out);
+
+// The signer of `path` (empty: none); nullopt after saying why on `err` for `command`.
+struct SignerOrNone {
+  bool ok = true;
+  std::optional<Signer> signer;
+};
+SignerOrNone LoadSigner(const std::string& path, const char* command, std::ostream& err);
 
 // Reads alert transitions (JSONL) and writes one readable line for each.
 int Show(std::istream& in, std::ostream& out, std::ostream& err);

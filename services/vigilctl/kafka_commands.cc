@@ -9,7 +9,9 @@
 #include "common/jsonl.h"
 #include "common/kafka.h"
 #include "common/time_util.h"
+#include "services/escalation/pipeline/admission.h"
 #include "services/escalation/pipeline/partition.h"
+#include "vigil/v1/state.pb.h"
 #include "tests/testing/synthetic_stream.h"
 #include "services/escalation/engine/validate.h"
 #include "services/vigilctl/commands.h"
@@ -27,12 +29,57 @@ KafkaProps Props(const KafkaOptions& o) {
   return props;
 }
 
+// Counts what the broker acknowledged and what it refused.
+class Deliveries : public RdKafka::DeliveryReportCb {
+ public:
+  void dr_cb(RdKafka::Message& m) override {
+    if (m.err() == RdKafka::ERR_NO_ERROR) {
+      ++delivered;
+    } else if (failed++ == 0) {
+      first_error = m.errstr();
+    }
+  }
+  size_t delivered = 0, failed = 0;
+  std::string first_error;
+};
+
+// Produces `value` with the signature header when a signer is given and the event is one only vigild writes.
+RdKafka::ErrorCode ProduceEvent(RdKafka::Producer* producer, const std::string& topic, int32_t partition,
+                                const std::string& key, const std::string& value, const Signer* signer) {
+  RdKafka::Headers* headers = nullptr;
+  if (signer != nullptr) {
+    headers = RdKafka::Headers::create();
+    headers->add(kHeaderSignature, signer->Sign(value));
+  }
+  RdKafka::ErrorCode code;
+  while ((code = producer->produce(topic, partition, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()),
+                                   value.size(), key.data(), key.size(), 0, headers, nullptr)) ==
+         RdKafka::ERR__QUEUE_FULL) {
+    producer->poll(50);
+  }
+  if (code != RdKafka::ERR_NO_ERROR) delete headers;
+  producer->poll(0);
+  return code;
+}
+
 }  // namespace
+
+SignerOrNone LoadSigner(const std::string& path, const char* command, std::ostream& err) {
+  if (path.empty()) return {};
+  absl::StatusOr<Signer> signer = Signer::FromFile(path);
+  if (!signer.ok()) {
+    err << "vigilctl " << command << ": --signing-key-file: " << signer.status().message() << "\n";
+    return {.ok = false};
+  }
+  return {.ok = true, .signer = *std::move(signer)};
+}
 
 int Publish(const PublishOptions& options, std::istream& in, std::ostream& out, std::ostream& err) {
   std::ifstream file;
   std::istream* source = OpenEvents(options.events, "publish", in, file, err);
   if (source == nullptr) return kExitFailure;
+  const SignerOrNone signer = LoadSigner(options.signing_key_file, "publish", err);
+  if (!signer.ok) return kExitBadInput;
   KafkaProps props = Props(options.kafka);
   props.emplace_back("enable.idempotence", "true");
   auto conf = MakeKafkaConf(props);
@@ -41,6 +88,11 @@ int Publish(const PublishOptions& options, std::istream& in, std::ostream& out, 
     return kExitBadInput;
   }
   std::string error;
+  Deliveries deliveries;
+  if ((*conf)->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(&deliveries), error) != RdKafka::Conf::CONF_OK) {
+    err << "vigilctl publish: " << error << "\n";
+    return kExitFailure;
+  }
   std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf->get(), error));
   if (!producer) {
     err << "vigilctl publish: " << error << "\n";
@@ -86,25 +138,27 @@ int Publish(const PublishOptions& options, std::istream& in, std::ostream& out, 
     for (const auto& [index, text] : raw) {
       if (index == number - 1) bytes = text;
     }
-    RdKafka::ErrorCode code;
-    while ((code = producer->produce(options.topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-                                     const_cast<char*>(bytes.data()), bytes.size(), event.victim_id().data(),
-                                     event.victim_id().size(), 0, static_cast<RdKafka::Headers*>(nullptr),
-                                     nullptr)) == RdKafka::ERR__QUEUE_FULL) {
-      producer->poll(50);
-    }
+    const Signer* sign = signer.signer && IsInternal(event) ? &*signer.signer : nullptr;
+    const RdKafka::ErrorCode code =
+        ProduceEvent(producer.get(), options.topic, RdKafka::Topic::PARTITION_UA, event.victim_id(), bytes, sign);
     if (code != RdKafka::ERR_NO_ERROR) {
-      err << "vigilctl publish: event " << number << ": " << RdKafka::err2str(code) << "\n";
+      err << "vigilctl publish: event " << number << ": " << RdKafka::err2str(code) << " (" << deliveries.delivered
+          << " events before it were delivered)\n";
       return kExitFailure;
     }
     ++count;
-    producer->poll(0);
   }
   if (producer->flush(30000) != RdKafka::ERR_NO_ERROR) {
-    err << "vigilctl publish: not all events were delivered within 30s\n";
+    err << "vigilctl publish: " << count - deliveries.delivered - deliveries.failed << " of " << count
+        << " events were not acknowledged within 30s\n";
     return kExitFailure;
   }
-  out << "published " << count << " events to " << options.topic << "\n";
+  if (deliveries.failed > 0) {
+    err << "vigilctl publish: " << deliveries.failed << " of " << count << " events were not delivered: "
+        << deliveries.first_error << "\n";
+    return kExitFailure;
+  }
+  out << "published " << deliveries.delivered << " events to " << options.topic << "\n";
   return kExitOk;
 }
 
@@ -203,7 +257,6 @@ int Dump(const DumpOptions& options, std::ostream& out, std::ostream& err) {
   std::vector<RdKafka::TopicPartition*> tps = {
       RdKafka::TopicPartition::create(options.topic, options.partition, RdKafka::Topic::OFFSET_BEGINNING)};
   consumer->assign(tps);
-  v1::Event event;
   for (;;) {
     std::unique_ptr<RdKafka::Message> m(consumer->consume(5000));
     if (m->err() == RdKafka::ERR__PARTITION_EOF) break;
@@ -212,11 +265,20 @@ int Dump(const DumpOptions& options, std::ostream& out, std::ostream& err) {
       return kExitFailure;
     }
     if (m->err() != RdKafka::ERR_NO_ERROR) continue;
-    if (!event.ParseFromArray(m->payload(), static_cast<int>(m->len()))) {
-      out << "{\"undecodable_offset\":" << m->offset() << "}\n";
-      continue;
+    state::DumpedRecord record;
+    record.set_offset(m->offset());
+    const RdKafka::MessageTimestamp ts = m->timestamp();
+    record.set_timestamp_ms(ts.type == RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE ? -1 : ts.timestamp);
+    if (const std::string* key = m->key()) record.set_key(*key);
+    record.set_value(static_cast<const char*>(m->payload()), m->len());
+    if (const RdKafka::Headers* headers = m->headers()) {
+      for (const auto& h : headers->get_all()) {
+        if (h.key() == kHeaderSignature && h.value() != nullptr) {
+          record.set_signature(std::string(static_cast<const char*>(h.value()), h.value_size()));
+        }
+      }
     }
-    out << ToJsonLine(event) << "\n";
+    out << ToJsonLine(record) << "\n";
   }
   delete tps[0];
   consumer->close();
@@ -242,8 +304,16 @@ int Tick(const TickOptions& options, std::ostream& out, std::ostream& err) {
     err << "vigilctl tick: " << partitions.status().message() << "\n";
     return kExitFailure;
   }
+  const SignerOrNone signer = LoadSigner(options.signing_key_file, "tick", err);
+  if (!signer.ok) return kExitBadInput;
+  if (!signer.signer) {
+    err << "vigilctl tick: --signing-key-file is required: vigild refuses a tick it did not sign\n";
+    return kExitBadInput;
+  }
   auto conf = MakeKafkaConf(props);
   std::string error;
+  Deliveries deliveries;
+  if (conf.ok()) (*conf)->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(&deliveries), error);
   std::unique_ptr<RdKafka::Producer> producer(conf.ok() ? RdKafka::Producer::create(conf->get(), error) : nullptr);
   if (!producer) {
     err << "vigilctl tick: " << error << "\n";
@@ -256,12 +326,14 @@ int Tick(const TickOptions& options, std::ostream& out, std::ostream& err) {
     tick.set_source("vigilctl");
     tick.mutable_clock_tick();
     const std::string bytes = tick.SerializeAsString();
-    producer->produce(options.topic, p, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(bytes.data()),
-                      bytes.size(), kClockKey, sizeof(kClockKey) - 1, 0, static_cast<RdKafka::Headers*>(nullptr),
-                      nullptr);
+    if (RdKafka::ErrorCode code = ProduceEvent(producer.get(), options.topic, p, kClockKey, bytes, &*signer.signer);
+        code != RdKafka::ERR_NO_ERROR) {
+      err << "vigilctl tick: partition " << p << ": " << RdKafka::err2str(code) << "\n";
+      return kExitFailure;
+    }
   }
-  if (producer->flush(30000) != RdKafka::ERR_NO_ERROR) {
-    err << "vigilctl tick: not delivered within 30s\n";
+  if (producer->flush(30000) != RdKafka::ERR_NO_ERROR || deliveries.failed > 0) {
+    err << "vigilctl tick: not delivered to every partition within 30s " << deliveries.first_error << "\n";
     return kExitFailure;
   }
   out << "clock moved to " << FormatRfc3339(*at) << " on " << *partitions << " partitions of " << options.topic

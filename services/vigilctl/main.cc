@@ -21,6 +21,15 @@ int main(int argc, char** argv) {
                        "The events are a dump of vigild's events topic: take suspect findings from it");
   replay_cmd->add_flag("--keep-going", replay.keep_going,
                        "Report a line that cannot be applied and go on, as vigild dead-letters it");
+  replay_cmd->add_flag("--records", replay.records,
+                       "The input is vigilctl dump output: each record admitted or refused as vigild does "
+                       "(signature, size, key, events from the future); a refused one is reported and skipped");
+  replay_cmd->add_option("--signing-key-file", replay.signing_key_file,
+                         "With --records: vigild's key, to admit what it signed")->envname("VIGIL_SIGNING_KEY_FILE");
+  replay_cmd->add_option("--max-event-bytes", replay.max_event_bytes, "With --records: as vigild's")
+      ->capture_default_str();
+  replay_cmd->add_option("--future-tolerance", replay.future_tolerance, "With --records: as vigild's")
+      ->capture_default_str();
   replay_cmd->add_flag("--digest", replay.digest,
                        "Print only the final state's digest, as vigild --digest prints a partition's");
 
@@ -37,12 +46,17 @@ int main(int argc, char** argv) {
   publish_cmd->add_option("--topic", publish.topic, "")->capture_default_str();
   publish_cmd->add_flag("!--no-validate", publish.validate, "Publish even invalid events (to test dead-lettering)");
   publish_cmd->add_flag("--shift-to-now", publish.shift_to_now, "Move all times forward so the last event is now");
+  publish_cmd->add_option("--signing-key-file", publish.signing_key_file,
+                          "vigild's key: sign what only vigild writes (acknowledgements), as an operator may")
+      ->envname("VIGIL_SIGNING_KEY_FILE");
 
   vigil::ctl::TickOptions tick;
   CLI::App* tick_cmd = app.add_subcommand("tick", "Move the clock of every events partition to a time");
   add_kafka(tick_cmd, &tick.kafka);
   tick_cmd->add_option("--topic", tick.topic, "")->capture_default_str();
   tick_cmd->add_option("--at", tick.at, "RFC 3339 time")->required();
+  tick_cmd->add_option("--signing-key-file", tick.signing_key_file, "vigild's key (a tick is vigild's to write)")
+      ->envname("VIGIL_SIGNING_KEY_FILE")->required();
 
   vigil::ctl::TailOptions tail;
   CLI::App* tail_cmd = app.add_subcommand("tail", "Follow the alert topic (read_committed), one line per alert");
@@ -79,7 +93,9 @@ int main(int argc, char** argv) {
     cmd->add_option("--tls-key", call.api.tls_key, "This client's key (PEM)")->envname("VIGIL_TLS_KEY");
     cmd->add_flag("--insecure", call.api.insecure, "Plaintext, for a development server")->envname("VIGIL_INSECURE");
     cmd->add_flag("--json", call.api.json, "proto3 JSON lines instead of readable lines");
-    cmd->add_option("--timeout", call.api.timeout_s, "Seconds")->capture_default_str();
+    cmd->add_option("--timeout", call.api.timeout_s,
+                    "Seconds (default: 30 for a call; watch: none, it runs until stopped, and ends with exit 0 at its "
+                    "timeout)")->check(CLI::NonNegativeNumber);
     api_cmds.emplace_back(cmd, name);
     return cmd;
   };

@@ -6,6 +6,8 @@
 #include "common/jsonl.h"
 #include "common/time_util.h"
 #include "services/escalation/engine/processor.h"
+#include "services/escalation/pipeline/admission.h"
+#include "vigil/v1/state.pb.h"
 #include "services/vigilctl/commands.h"
 
 namespace vigil::ctl {
@@ -37,6 +39,16 @@ int Replay(const ReplayOptions& options, std::istream& in, std::ostream& out, st
     }
     until = *t;
   }
+  AdmissionPolicy admission{.max_event_bytes = options.max_event_bytes};
+  const SignerOrNone signer = LoadSigner(options.signing_key_file, "replay", err);
+  if (!signer.ok) return kExitBadInput;
+  if (signer.signer) admission.signer = &*signer.signer;
+  if (absl::StatusOr<Micros> t = ParseDuration(options.future_tolerance); t.ok()) {
+    admission.future_tolerance = *t;
+  } else {
+    err << "vigilctl replay: --future-tolerance: " << t.status().message() << "\n";
+    return kExitBadInput;
+  }
   std::ifstream file;
   std::istream* source = OpenEvents(options.events, "replay", in, file, err);
   if (source == nullptr) return kExitFailure;
@@ -53,9 +65,27 @@ int Replay(const ReplayOptions& options, std::istream& in, std::ostream& out, st
   };
   std::string line;
   v1::Event event;
+  state::DumpedRecord record;
   for (size_t number = 1; std::getline(*source, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    absl::Status status = ParseJsonLine(line, &event);
+    absl::Status status;
+    if (options.records) {
+      // A record of the log: admitted or refused exactly as vigild's pipeline does.
+      status = ParseJsonLine(line, &record);
+      if (status.ok()) {
+        absl::StatusOr<Admitted> admitted = Admit({.offset = record.offset(), .key = record.key(),
+                                                   .value = record.value(), .timestamp_ms = record.timestamp_ms(),
+                                                   .signature = record.signature()},
+                                                  admission);
+        if (admitted.ok()) {
+          event = std::move(admitted->event);
+        } else {
+          status = admitted.status();
+        }
+      }
+    } else {
+      status = ParseJsonLine(line, &event);
+    }
     if (status.ok() && event.has_clock_tick()) {
       processor.AdvanceTo(ToMicros(event.occurred_at()), &alerts);  // a tick from a dumped events topic
     } else if (status.ok()) {

@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "services/escalation/api/api_server.h"
 #include "services/escalation/pipeline/partition.h"
+#include "tests/testing/signing.h"
 #include "tests/testing/builders.h"
 #include "tests/testing/local_log.h"
 #include "tests/testing/test_dir.h"
@@ -52,7 +53,7 @@ class RiskServiceTest : public ::testing::Test {
  protected:
   RiskServiceTest() : engine_(RulesConfig::Defaults()) {
     store_ = *Store::Open((dir_ / "db").string());
-    log_ = std::make_unique<LocalLog>(store_.get(), &engine_, &topics_);
+    log_ = std::make_unique<LocalLog>(store_.get(), &engine_, &topics_, &admission_);
     reader_ = std::make_unique<StateReader>(store_.get());
     access_ = *AccessPolicy::Parse(kAccess, "test");
   }
@@ -65,6 +66,7 @@ class RiskServiceTest : public ::testing::Test {
     ApiOptions options;
     options.insecure_identity = identity;
     options.default_wait = absl::Seconds(2);
+    options.signer = &testing::TestSigner();
     ApiServerOptions server;
     server.listen = "127.0.0.1:0";
     server.insecure = true;
@@ -124,6 +126,7 @@ class RiskServiceTest : public ::testing::Test {
   testing::TestDir dir_{"api"};
   Engine engine_;
   Topics topics_;
+  const AdmissionPolicy admission_ = testing::TestAdmission();
   std::unique_ptr<Store> store_;
   std::unique_ptr<LocalLog> log_;
   std::unique_ptr<StateReader> reader_;
@@ -185,13 +188,13 @@ TEST_F(RiskServiceTest, InvalidEventsAreRefusedWithTheFieldAtFault) {
     *request.mutable_event() = Ev("t1");
     request.mutable_event()->mutable_clock_tick();
     grpc::Status s = stub->RecordEvent(&context, request, &response);
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
     EXPECT_THAT(s.error_message(), HasSubstr("vigild only"));
   }
   EXPECT_FALSE(reader_->FindVictim("V1")->has_value());  // nothing was written
 }
 
-TEST_F(RiskServiceTest, RecordEventsValidatesAllBeforePublishingAny) {
+TEST_F(RiskServiceTest, RecordEventsPublishesAsItReadsAndStopsAtTheFirstInvalidEvent) {
   auto stub = Serve("supervisor-console");
   {
     grpc::ClientContext context;
@@ -207,7 +210,9 @@ TEST_F(RiskServiceTest, RecordEventsValidatesAllBeforePublishingAny) {
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     ASSERT_EQ(Violations(s).size(), 1u);
     EXPECT_THAT(Violations(s)[0], ::testing::StartsWith("events[1]"));
-    EXPECT_FALSE(reader_->FindVictim("V1")->has_value());
+    // Published as it streamed: what came before the invalid event is recorded, and the message says so.
+    EXPECT_THAT(s.error_message(), HasSubstr("the 1 events before it were recorded"));
+    EXPECT_TRUE(reader_->FindVictim("V1")->has_value());
   }
   grpc::ClientContext context;
   v1::RecordEventsResponse response;
@@ -501,6 +506,7 @@ class RiskServiceTlsTest : public RiskServiceTest {
     server.tls_client_ca = (dir_ / "tls/ca.pem").string();
     ApiOptions options;
     options.default_wait = absl::Seconds(2);
+    options.signer = &testing::TestSigner();
     services_.push_back(std::make_unique<RiskServiceImpl>(reader_.get(), log_.get(), nullptr, &access_,
                                                           &engine_.rules(), options));
     auto started = StartApiServer(server, services_.back().get());
@@ -555,13 +561,13 @@ TEST_F(RiskServiceTlsTest, TheClientCertificateNamesTheCallerAndItsRoles) {
 
 TEST_F(RiskServiceTest, AVictimInAPartitionStoredAfterTheFirstLookupIsFound) {
   // The reader lists the stored partitions once; a lookup that misses lists them again.
-  auto p0 = *PartitionPipeline::Load(store_.get(), &engine_, &topics_, 7);
+  auto p0 = *PartitionPipeline::Load(store_.get(), &engine_, &topics_, &admission_, 7);
   const v1::Event first = Ev("c1").Victim("VA").At("09:00").Call(false);
   p0->Apply(0, "VA", first.SerializeAsString());
   ASSERT_TRUE(p0->Commit().ok());
   ASSERT_EQ(reader_->FindVictimPartition("VA").value(), std::optional<int32_t>(7));
   EXPECT_FALSE(reader_->FindVictimPartition("VB").value().has_value());
-  auto p9 = *PartitionPipeline::Load(store_.get(), &engine_, &topics_, 9);
+  auto p9 = *PartitionPipeline::Load(store_.get(), &engine_, &topics_, &admission_, 9);
   const v1::Event second = Ev("c2").Victim("VB").At("09:00").Call(false);
   p9->Apply(0, "VB", second.SerializeAsString());
   ASSERT_TRUE(p9->Commit().ok());

@@ -57,7 +57,7 @@ TEST(RulesConfigTest, OverridesReplaceOnlyWhatTheyName) {
 TEST(RulesConfigTest, ErrorsNameTheRuleAndTheField) {
   absl::Status s = ParseError("rules:\n  repeat-calls:\n    window: soon\n");
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(), HasSubstr("test.yaml: rule 'repeat-calls', field 'window': not a duration: 'soon'"));
+  EXPECT_THAT(s.message(), HasSubstr("test.yaml: rule 'repeat-calls', field 'window': 'soon' is not a duration from 1m to 400d"));
 
   EXPECT_THAT(ParseError("rules:\n  arrest-overdue:\n    count: 2\n").message(),
               HasSubstr("rule 'arrest-overdue', field 'count': not a setting of this rule"));
@@ -71,7 +71,7 @@ TEST(RulesConfigTest, ErrorsNameTheRuleAndTheField) {
   EXPECT_THAT(ParseError("rules:\n  marker-on-call:\n    markers: [KNIVES]\n").message(),
               HasSubstr("rule 'marker-on-call', field 'markers': unknown marker 'KNIVES'"));
   EXPECT_THAT(ParseError("rules:\n  repeat-calls:\n    acknowledge_within: 0m\n").message(),
-              HasSubstr("field 'acknowledge_within': must be more than zero"));
+              HasSubstr("field 'acknowledge_within': '0m' is not a duration from 1m to 30d"));
   EXPECT_THAT(ParseError("rules: [\n").message(), HasSubstr("test.yaml: not valid YAML: line"));
   EXPECT_THAT(ParseError("rulez: {}\n").message(), HasSubstr("unknown section 'rulez'"));
 }

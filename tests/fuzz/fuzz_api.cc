@@ -10,6 +10,7 @@
 
 #include "services/escalation/api/api_server.h"
 #include "services/escalation/api/risk_service.h"
+#include "tests/testing/signing.h"
 #include "tests/testing/local_log.h"
 
 namespace {
@@ -26,10 +27,11 @@ struct World {
     dir = std::filesystem::temp_directory_path() / ("vigil-fuzz-api-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir);
     store = *vigil::Store::Open(dir.string());
-    log = std::make_unique<vigil::testing::LocalLog>(store.get(), &engine, &topics);
+    log = std::make_unique<vigil::testing::LocalLog>(store.get(), &engine, &topics, &admission);
     reader = std::make_unique<vigil::StateReader>(store.get());
     access = std::make_unique<vigil::AccessPolicy>(*vigil::AccessPolicy::Parse(kAccess, "fuzz"));
     vigil::ApiOptions options;
+    options.signer = &vigil::testing::TestSigner();
     options.insecure_identity = "fuzz";
     options.default_wait = absl::Milliseconds(20);
     service = std::make_unique<vigil::RiskServiceImpl>(reader.get(), log.get(), nullptr, access.get(),
@@ -54,6 +56,7 @@ struct World {
   std::filesystem::path dir;
   vigil::Engine engine;
   vigil::Topics topics;
+  const vigil::AdmissionPolicy admission = vigil::testing::TestAdmission();
   std::unique_ptr<vigil::Store> store;
   std::unique_ptr<vigil::testing::LocalLog> log;
   std::unique_ptr<vigil::StateReader> reader;

@@ -41,6 +41,15 @@ def ts(seconds):
     return t
 
 
+def _varint(n):
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
 def call(victim, event_id, at, suspect="S-PY"):
     return event_pb2.Event(event_id=event_id, victim_id=victim, occurred_at=ts(at), incident_id=f"INC-{victim}",
                            force="lancashire", source="python-test",
@@ -248,7 +257,82 @@ class ApiTest(unittest.TestCase):
 
         with self.assertRaises(grpc.RpcError) as e:
             stub(None).ListAlerts(rs.ListAlertsRequest(), timeout=10)  # no client certificate
-        self.assertEqual(e.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+
+    # --- hardening (issue 10): each of these failed on the code before it -------------------------------
+    def test_a_recorder_cannot_acknowledge_or_silence_an_alert(self):
+        v = f"V-SIL-{self.tag}"
+        now = time.time()
+        record([call(v, f"{v}-1", now - 60), call(v, f"{v}-2", now - 30)])
+        alert_id = None
+        deadline = time.time() + 30
+        while alert_id is None and time.time() < deadline:
+            listed = stub().ListAlerts(rs.ListAlertsRequest(victim_id=v, rule="repeat-calls"), timeout=10).alerts
+            alert_id = listed[0].alert_id if listed else None
+            time.sleep(0.2)
+        self.assertIsNotNone(alert_id)
+        # The recorder forges an acknowledgement in a superintendent's name, as vigil-api.
+        forged = event_pb2.Event(event_id=f"forged-{self.tag}", victim_id=v, occurred_at=ts(now), source="vigil-api",
+                                 escalation_acknowledged=event_pb2.EscalationAcknowledged(
+                                     alert_id=alert_id, acknowledged_by="Supt-Forged"))
+        with self.assertRaises(grpc.RpcError) as e:
+            stub("command-and-control").RecordEvent(rs.RecordEventRequest(event=forged), timeout=10)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
+        with self.assertRaises(grpc.RpcError) as e:
+            stub("command-and-control").AcknowledgeAlert(rs.AcknowledgeAlertRequest(name=f"alerts/{alert_id}"),
+                                                         timeout=10)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
+        got = stub().GetAlert(rs.GetAlertRequest(name=f"alerts/{alert_id}"), timeout=10)
+        self.assertEqual(alert_pb2.AlertState.Name(got.state), "FIRING")
+        # A supervisor's acknowledgement names the supervisor, whatever the request might have said.
+        acked = stub().AcknowledgeAlert(rs.AcknowledgeAlertRequest(name=f"alerts/{alert_id}"), timeout=30)
+        self.assertEqual(acked.acknowledged_by, "supervisor-console")
+
+    def test_oversized_and_unknown_input_is_refused_or_dropped_and_others_go_on(self):
+        v = f"V-BIG-{self.tag}"
+        big = call(v, f"{v}-big", time.time())
+        big.source = "x" * 100  # valid, then padded past 64 KiB with an unknown field below
+        padded = event_pb2.Event.FromString(big.SerializeToString() + b"\xfa\x06" + _varint(70_000) + b"u" * 70_000)
+        with self.assertRaises(grpc.RpcError) as e:  # over the 64 KiB event limit: refused, not UNAVAILABLE
+            stub("command-and-control").RecordEvent(rs.RecordEventRequest(event=padded), timeout=10)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        huge = event_pb2.Event.FromString(big.SerializeToString() + b"\xfa\x06" + _varint(2_000_000) + b"u" * 2_000_000)
+        for _ in range(20):  # a flood of 2 MB requests
+            with self.assertRaises(grpc.RpcError) as e:
+                stub("command-and-control").RecordEvent(rs.RecordEventRequest(event=huge), timeout=10)
+            self.assertEqual(e.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        # A small unknown field is dropped before the event is stored: the timeline reads back the contract.
+        small = event_pb2.Event.FromString(big.SerializeToString() + b"\xfa\x06\x03abc")
+        record([small])
+        timeline = stub().GetTimeline(rs.GetTimelineRequest(parent=f"victims/{v}", purpose="test: unknown fields"),
+                                      timeout=10)
+        self.assertEqual(len(timeline.events), 1)
+        self.assertEqual(timeline.events[0].SerializeToString(), big.SerializeToString())
+        # And the service still raises alerts for others at once.
+        other = f"V-AFTER-{self.tag}"
+        record([call(other, f"{other}-1", time.time() - 5), call(other, f"{other}-2", time.time())])
+        listed = stub().ListAlerts(rs.ListAlertsRequest(victim_id=other, rule="repeat-calls"), timeout=10).alerts
+        self.assertEqual(len(listed), 1)
+
+    def test_every_accepted_id_can_be_read_back(self):
+        for v in [f"01/2345/24-{self.tag}", f"V with spaces {self.tag}", f"Vïctim-Ünïcode-名前-{self.tag}"]:
+            record([call(v, f"{self.tag}-{hash(v)}-1", time.time() - 5)])
+            timeline = stub().GetTimeline(rs.GetTimelineRequest(parent=f"victims/{v}", purpose="test: ids"),
+                                          timeout=10)
+            self.assertEqual([e.victim_id for e in timeline.events], [v])
+            profile = stub().GetRiskProfile(rs.GetRiskProfileRequest(name=f"victims/{v}/riskProfile",
+                                                                     purpose="test: ids"), timeout=10)
+            self.assertEqual(profile.victim_id, v)
+
+    def test_vigilctl_watch_ends_at_its_timeout(self):
+        started = time.time()
+        r = subprocess.run([os.path.join(BIN, "vigilctl"), "watch", "--server", f"localhost:{API}",
+                            "--tls-ca", os.path.join(TLS, "ca.pem"),
+                            "--tls-cert", os.path.join(TLS, "supervisor-console.pem"),
+                            "--tls-key", os.path.join(TLS, "supervisor-console.key"), "--timeout", "2"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertLess(time.time() - started, 30)  # it ended by itself (was: ran until killed)
 
 
 def main():
@@ -263,6 +347,11 @@ def main():
                     "command-and-control"], check=True, capture_output=True)
     subprocess.run([kafka, "start", str(port), os.path.join(work, "kafka")], check=True)
     log_path = os.path.join(work, "vigild.log")
+    # vigild's signing key, which vigilctl tick needs too (a tick is vigild's to write).
+    key_file = os.path.join(work, "signing.key")
+    with open(key_file, "wb") as f:
+        f.write(os.urandom(32))
+    os.environ["VIGIL_SIGNING_KEY_FILE"] = key_file
     result = None
     try:
         with open(log_path, "w") as log:

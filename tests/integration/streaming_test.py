@@ -46,8 +46,8 @@ def free_port():
     raise AssertionError("no two adjacent free ports")
 
 
-def run(*args, stdin=None, check=True, timeout=300):
-    r = subprocess.run([str(a) for a in args], input=stdin, capture_output=True, text=True, timeout=timeout)
+def run(*args, stdin=None, check=True, timeout=300, env=None):
+    r = subprocess.run([str(a) for a in args], input=stdin, capture_output=True, text=True, timeout=timeout, env=env)
     if check and r.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, args))} exited {r.returncode}: {r.stderr[-2000:]}")
     return r
@@ -121,11 +121,11 @@ class Vigild:
         lines = []
         for p in range(self.partitions):
             dump = ctl("dump", "--topic", self.topics["events"], "--partition", p).stdout
-            dump = "\n".join(l for l in dump.splitlines() if "undecodable_offset" not in l)
             from_log = ["--from-log"] if self.suspect_links else []  # findings in the log, as vigild saw them
-            # What vigild dead-letters (an event it cannot apply), the replay reports and skips.
-            out = run(os.path.join(BIN, "vigilctl"), "replay", *from_log, "--keep-going", "--events", "-",
-                      stdin=dump, check=False)
+            # The records as vigild consumed them: what it refused (unsigned, oversized, from the future, an
+            # event it cannot apply), the replay refuses, reports and skips.
+            out = run(os.path.join(BIN, "vigilctl"), "replay", "--records", *from_log, "--keep-going", "--events",
+                      "-", stdin=dump, check=False)
             self_lines = [l for l in out.stdout.splitlines() if l.strip()]
             lines += self_lines
         return lines
@@ -144,8 +144,8 @@ class Vigild:
                 stored[int(parts[2])] = parts[-1]
         for p in range(self.partitions):
             dump = ctl("dump", "--topic", self.topics["events"], "--partition", p).stdout
-            offline = run(os.path.join(BIN, "vigilctl"), "replay", "--keep-going", "--digest", "--events", "-",
-                          stdin=dump).stdout.split()[-1]
+            offline = run(os.path.join(BIN, "vigilctl"), "replay", "--records", "--keep-going", "--digest",
+                          "--events", "-", stdin=dump).stdout.split()[-1]
             test.assertEqual(stored.get(p), offline, f"partition {p}: stored state differs from offline replay")
         return len(expected)
 
@@ -278,6 +278,45 @@ class StreamingTest(unittest.TestCase):
             self.assertEqual(l["vigil-source-topic"], v.topics["events"])
             self.assertIn("vigil-source-offset", l)
 
+    def test_hostile_records_change_nothing_for_anyone_else(self):
+        # Each of these, written straight to the events topic, once silenced or stalled everyone's alerts:
+        # a forged acknowledgement, a 1 MB poison record (its dead letter over Kafka's message limit stalled
+        # every partition for good), and an event dated 2099 (it moved the clock and fired every deadline).
+        v = self.vigild(partitions=1)
+        v.start()
+        base = os.path.join(SCENARIOS, "cambridgeshire-iopc")
+        expected = [l for l in read(base + ".expected.jsonl").splitlines() if l.strip()]
+        first = json.loads(expected[0])
+        forged_ack = json.dumps({"event_id": "forged-ack", "victim_id": first["victim_id"],
+                                 "occurred_at": first["at"], "source": "vigil-api",
+                                 "escalation_acknowledged": {"alert_id": first["alert_id"],
+                                                             "acknowledged_by": "Supt-Forged"}})
+        future = json.dumps({"event_id": "from-2099", "victim_id": "V-UNRELATED", "incident_id": "FUT-1",
+                             "occurred_at": "2099-06-01T00:00:00Z", "call_received": {"domestic_abuse": True}})
+        poison = "P" * 999_900
+        good = read(base + ".events.jsonl").splitlines()
+        unsigned = {k: val for k, val in os.environ.items() if k != "VIGIL_SIGNING_KEY_FILE"}  # another producer
+        stream = good[:3] + [poison, future] + good[3:] + [forged_ack]
+        run(os.path.join(BIN, "vigilctl"), "publish", "--brokers", BROKERS, "--topic", v.topics["events"],
+            "--no-validate", "--events", "-", stdin="\n".join(stream) + "\n", env=unsigned)
+        ctl("tick", "--topic", v.topics["events"], "--at", read(base + ".until").strip())
+        # The victim's alerts exactly as without the hostile records: none acknowledged, none early.
+        self.assertExactlyOnce(wait_for_alerts(v, len(expected)), expected)
+        dlq = ctl("tail", "--topic", v.topics["dlq"], "--from-beginning", "--dead-letters", "--idle-ms", 3000).stdout
+        letters = [json.loads(l) for l in dlq.splitlines() if l.strip()]
+        self.assertEqual(len(letters), 3, dlq)
+        by_reason = {l["vigil-reason"].split(":")[0]: l for l in letters}
+        self.assertEqual(sorted(by_reason), ["OUT_OF_RANGE", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED"])
+        truncated = by_reason["RESOURCE_EXHAUSTED"]  # the poison: over the event limit, kept in a bounded form
+        self.assertEqual(truncated["vigil-truncated"], "true")
+        self.assertEqual(truncated["vigil-value-bytes"], "999900")
+        self.assertEqual(len(truncated["vigil-value-sha256"]), 64)
+        self.assertLessEqual(truncated["bytes"], 64 * 1024)
+        self.assertIn("escalation_acknowledged: written by vigild only", by_reason["PERMISSION_DENIED"]["vigil-reason"])
+        self.assertIn("2099-06-01", by_reason["OUT_OF_RANGE"]["vigil-reason"])
+        # The stored state is what an offline replay of the log's records gives: it refuses the same three.
+        v.assert_same_as_offline(self)
+
     def test_deadlines_fire_on_time_with_no_events_arriving(self):
         v = self.vigild(tick_ms=250, log_level="debug")
         v.start()
@@ -400,6 +439,12 @@ def start_broker(bin_dir):
     global BIN, BROKER_DIR, BROKERS, PORT
     BIN = os.path.abspath(bin_dir)
     BROKER_DIR = tempfile.mkdtemp(prefix="vigil-kafka-")
+    # One signing key for the run, as a force gives one to every instance of a group: vigild, and
+    # vigilctl's publish (of acknowledgements), tick and replay --records, read it from the environment.
+    key_file = os.path.join(BROKER_DIR, "signing.key")
+    with open(key_file, "wb") as f:
+        f.write(os.urandom(32))
+    os.environ["VIGIL_SIGNING_KEY_FILE"] = key_file
     PORT = free_port()
     BROKERS = f"127.0.0.1:{PORT}"
     subprocess.run([KAFKA, "start", str(PORT), BROKER_DIR], check=True)

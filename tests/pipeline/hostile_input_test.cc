@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "services/escalation/pipeline/partition.h"
+#include "tests/testing/signing.h"
 #include "tests/testing/builders.h"
 #include "tests/testing/test_dir.h"
 
@@ -33,7 +34,7 @@ class HostileInputTest : public ::testing::Test {
  protected:
   HostileInputTest() : engine_(RulesConfig::Defaults()) {
     store_ = *Store::Open(dir_.string());
-    pipeline_ = *PartitionPipeline::Load(store_.get(), &engine_, &topics_, 0);
+    pipeline_ = *PartitionPipeline::Load(store_.get(), &engine_, &topics_, &admission_, 0);
   }
 
   // Applies the record between two good calls and returns the dead-letter reason (empty: none).
@@ -56,6 +57,7 @@ class HostileInputTest : public ::testing::Test {
   testing::TestDir dir_{"hostile"};
   Engine engine_;
   Topics topics_;
+  const AdmissionPolicy admission_ = testing::TestAdmission();
   std::unique_ptr<Store> store_;
   std::unique_ptr<PartitionPipeline> pipeline_;
   int64_t offset_ = 0;
@@ -111,8 +113,10 @@ TEST_F(HostileInputTest, TimestampsFarInThePastOrFutureAreDeadLettered) {
 
 TEST_F(HostileInputTest, OversizedTextIsDeadLettered) {
   v1::Event e = Ev("big").Call(false);
-  e.set_source(std::string(1 << 20, 'x'));
+  e.set_source(std::string(2000, 'x'));
   EXPECT_THAT(Reason(e), HasSubstr("longer than"));
+  e.set_source(std::string(1 << 20, 'x'));  // over the event size limit: refused before it is parsed
+  EXPECT_THAT(Reason(e), HasSubstr("RESOURCE_EXHAUSTED: an event of 1048619 bytes; at most 65536"));
 }
 
 TEST_F(HostileInputTest, TheSameEventIdWithOtherContentIsDeadLetteredAndTheFirstKept) {

@@ -9,6 +9,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/signing.h"
 #include "tests/testing/builders.h"
 #include "tests/testing/test_dir.h"
 
@@ -27,7 +28,7 @@ class PartitionTest : public ::testing::Test {
     return std::move(*store);
   }
   std::unique_ptr<PartitionPipeline> Load(Store* store) {
-    auto p = PartitionPipeline::Load(store, &engine_, &topics_, 3);
+    auto p = PartitionPipeline::Load(store, &engine_, &topics_, &admission_, 3);
     EXPECT_TRUE(p.ok()) << p.status();
     return std::move(*p);
   }
@@ -42,6 +43,7 @@ class PartitionTest : public ::testing::Test {
   testing::TestDir dir_{"partition"};
   Engine engine_;
   Topics topics_;
+  const AdmissionPolicy admission_ = testing::TestAdmission();
 };
 
 TEST_F(PartitionTest, CommitStoresStateOffsetAndOutboxTogether) {
@@ -145,7 +147,9 @@ TEST_F(PartitionTest, ClockTicksFireDeadlinesAndRoutesCopyAlerts) {
   tick.set_event_id("tick");
   *tick.mutable_occurred_at() = ToTimestamp(testing::T("11:00"));
   tick.mutable_clock_tick();
-  p->Apply(1, kClockKey, Bytes(tick));
+  const std::string bytes = Bytes(tick);
+  const std::string signature = testing::TestSigner().Sign(bytes);
+  p->Apply({.offset = 1, .key = kClockKey, .value = bytes, .signature = signature});
   ASSERT_TRUE(p->Commit().ok());
   std::vector<std::string> topics;
   const auto outbox = *p->Unpublished();
@@ -168,7 +172,7 @@ TEST_F(PartitionTest, SuspectViewThroughItsOwnTopic) {
   ASSERT_EQ(links.size(), 2u) << "one link per domestic-abuse call with a suspect, not routed in process";
   EXPECT_EQ(links[0].key(), "S1");
 
-  auto view = PartitionPipeline::Load(store.get(), &engine_, &topics_, 0, PartitionKind::kSuspectLinks);
+  auto view = PartitionPipeline::Load(store.get(), &engine_, &topics_, &admission_, 0, PartitionKind::kSuspectLinks);
   ASSERT_TRUE(view.ok());
   for (size_t i = 0; i < links.size(); ++i) (*view)->Apply(static_cast<int64_t>(i), links[i].key(), links[i].value());
   (*view)->Apply(2, "S2", "garbage");
@@ -181,8 +185,10 @@ TEST_F(PartitionTest, SuspectViewThroughItsOwnTopic) {
   EXPECT_EQ(out[1].headers().at(kHeaderTopic), "links");
 
   // The finding comes back on the events topic and raises the alert for VB.
-  events->Apply(2, out[0].key(), out[0].value());
-  events->Apply(3, out[0].key(), out[0].value());  // redelivered: applied once
+  // Signed by the view, as only vigild can.
+  const std::string& signature = out[0].headers().at(kHeaderSignature);
+  events->Apply({.offset = 2, .key = out[0].key(), .value = out[0].value(), .signature = signature});
+  events->Apply({.offset = 3, .key = out[0].key(), .value = out[0].value(), .signature = signature});  // once
   ASSERT_TRUE(events->Commit().ok());
   std::vector<v1::Alert> alerts;
   const auto second = *events->Unpublished();
@@ -203,7 +209,7 @@ TEST_F(PartitionTest, DroppedPartitionIsEmptyAndOthersStay) {
   auto p = Load(store.get());
   p->Apply(0, "V1", Bytes(Ev("c1").Call(false)));
   ASSERT_TRUE(p->Commit().ok());
-  auto other = PartitionPipeline::Load(store.get(), &engine_, &topics_, 4);
+  auto other = PartitionPipeline::Load(store.get(), &engine_, &topics_, &admission_, 4);
   (*other)->Apply(0, "V2", Bytes(Ev("c9").Victim("V2").Call(false)));
   ASSERT_TRUE((*other)->Commit().ok());
   EXPECT_THAT(*StoredPartitions(*store), ::testing::ElementsAre(3, 4));

@@ -18,21 +18,31 @@ namespace vigil::testing {
 // The events topic applied in process, by partition pipelines on the store; other topics kept in memory.
 class LocalLog : public Log {
  public:
-  LocalLog(Store* store, const Engine* engine, const Topics* topics) : topics_(*topics) {
-    for (int p = 0; p < kPartitions; ++p) pipelines_.push_back(*PartitionPipeline::Load(store, engine, topics, p));
+  // REQUIRES: every argument outlives the log. The records' timestamps are now, as the broker's would be.
+  LocalLog(Store* store, const Engine* engine, const Topics* topics, const AdmissionPolicy* admission)
+      : topics_(*topics) {
+    for (int p = 0; p < kPartitions; ++p) {
+      pipelines_.push_back(*PartitionPipeline::Load(store, engine, topics, admission, p));
+    }
   }
 
-  absl::StatusOr<std::vector<Landed>> Append(const std::string& topic,
-                                             const std::vector<std::pair<std::string, std::string>>& records,
+  absl::StatusOr<std::vector<Landed>> Append(const std::string& topic, const std::vector<LogRecord>& records,
                                              absl::Time) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (topic == fail_topic) return absl::UnavailableError("the broker is down");
     std::vector<Landed> landed;
-    for (const auto& [key, value] : records) {
+    for (const LogRecord& r : records) {
+      const std::string& key = r.key;
+      const std::string& value = r.value;
       if (topic == topics_.events) {
         const int32_t p = static_cast<int32_t>(Fnv1a64(key) % kPartitions);
         const int64_t offset = pipelines_[p]->next_offset();
-        pipelines_[p]->Apply(offset, key, value);
+        std::string signature;
+        for (const auto& [k, v] : r.headers) {
+          if (k == kHeaderSignature) signature = v;
+        }
+        pipelines_[p]->Apply({.offset = offset, .key = key, .value = value,
+                              .timestamp_ms = absl::ToUnixMillis(absl::Now()), .signature = signature});
         if (absl::Status s = pipelines_[p]->Commit(); !s.ok()) return s;
         landed.push_back({topic, p, offset});
       } else {

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/yaml_file.h"
 #include "yaml-cpp/yaml.h"
 
 namespace vigil {
@@ -37,40 +38,41 @@ absl::StatusOr<std::vector<std::string>> Names(const YAML::Node& node, absl::str
 }  // namespace
 
 absl::StatusOr<AccessPolicy> AccessPolicy::Parse(absl::string_view yaml_text, absl::string_view source) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml_text));
-  } catch (const YAML::Exception& e) {
-    return Bad(source, absl::StrCat("line ", e.mark.line + 1), e.msg);
-  }
+  // Strict: a repeated key (a client listed twice, one line appended) or a list as a key is refused, never
+  // resolved by taking the last one.
+  absl::StatusOr<YAML::Node> parsed = ParseStrictYaml(yaml_text, source);
+  if (!parsed.ok()) return parsed.status();
+  const YAML::Node root = *parsed;
   if (!root.IsMap()) return Bad(source, "top level", "expected 'roles' and 'clients'");
   for (const auto& kv : root) {
-    const std::string key = kv.first.as<std::string>();
-    if (key != "roles" && key != "clients") return Bad(source, key, "unknown section (expected roles, clients)");
+    const std::string key = kv.first.Scalar();
+    if (key != "roles" && key != "clients") {
+      return Bad(source, Shown(key), "unknown section (expected roles, clients)");
+    }
   }
   AccessPolicy policy;
   const auto& methods = RiskServiceMethods();
   if (root["roles"] && !root["roles"].IsMap()) return Bad(source, "roles", "expected a map of role: [methods]");
   for (const auto& kv : root["roles"]) {
-    const std::string role = kv.first.as<std::string>();
-    auto names = Names(kv.second, source, absl::StrCat("roles.", role));
+    const std::string role = kv.first.Scalar();
+    auto names = Names(kv.second, source, absl::StrCat("roles.", Shown(role)));
     if (!names.ok()) return names.status();
     auto& allowed = policy.role_methods_[role];
     for (const std::string& m : *names) {
       if (std::find(methods.begin(), methods.end(), m) == methods.end()) {
-        return Bad(source, absl::StrCat("roles.", role), absl::StrCat("unknown method ", m));
+        return Bad(source, absl::StrCat("roles.", Shown(role)), absl::StrCat("unknown method ", Shown(m)));
       }
       allowed.insert(m);
     }
   }
   if (root["clients"] && !root["clients"].IsMap()) return Bad(source, "clients", "expected a map of client: [roles]");
   for (const auto& kv : root["clients"]) {
-    const std::string client = kv.first.as<std::string>();
-    auto names = Names(kv.second, source, absl::StrCat("clients.", client));
+    const std::string client = kv.first.Scalar();
+    auto names = Names(kv.second, source, absl::StrCat("clients.", Shown(client)));
     if (!names.ok()) return names.status();
     for (const std::string& r : *names) {
       if (!policy.role_methods_.contains(r)) {
-        return Bad(source, absl::StrCat("clients.", client), absl::StrCat("unknown role ", r));
+        return Bad(source, absl::StrCat("clients.", Shown(client)), absl::StrCat("unknown role ", Shown(r)));
       }
     }
     policy.client_roles_[client] = *std::move(names);
@@ -79,11 +81,9 @@ absl::StatusOr<AccessPolicy> AccessPolicy::Parse(absl::string_view yaml_text, ab
 }
 
 absl::StatusOr<AccessPolicy> AccessPolicy::Load(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read the access file ", path));
-  std::stringstream text;
-  text << in.rdbuf();
-  return Parse(text.str(), path);
+  absl::StatusOr<std::string> text = ReadConfigFile(path);
+  if (!text.ok()) return text.status();
+  return Parse(*text, path);
 }
 
 bool AccessPolicy::Allows(absl::string_view identity, absl::string_view method) const {

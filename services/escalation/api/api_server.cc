@@ -33,7 +33,9 @@ absl::StatusOr<ApiServer> StartApiServer(const ApiServerOptions& options, grpc::
     if (!key.ok()) return key.status();
     auto ca = ReadPem(options.tls_client_ca, "--tls-client-ca");
     if (!ca.ok()) return ca.status();
-    grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    // A certificate is verified when presented but not required at the handshake, so that a client without
+    // one hears UNAUTHENTICATED from the call, not an opaque UNAVAILABLE; every method still refuses it.
+    grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
     ssl.pem_root_certs = *ca;
     ssl.pem_key_cert_pairs.push_back({*key, *cert});
     credentials = grpc::SslServerCredentials(ssl);

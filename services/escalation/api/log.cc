@@ -20,6 +20,17 @@ struct Pending {
   absl::Status status;
 };
 
+// A record the log refuses for its size is the caller's to mend (RESOURCE_EXHAUSTED); anything else is
+// the log's state, worth a retry (UNAVAILABLE).
+absl::Status FromKafka(RdKafka::ErrorCode code) {
+  const std::string message = absl::StrCat("Kafka: ", RdKafka::err2str(code));
+  if (code == RdKafka::ERR_MSG_SIZE_TOO_LARGE || code == RdKafka::ERR_RECORD_LIST_TOO_LARGE ||
+      code == RdKafka::ERR_INVALID_MSG_SIZE) {
+    return absl::ResourceExhaustedError(message);
+  }
+  return absl::UnavailableError(message);
+}
+
 // Which record of which call a delivery report is for.
 struct Ticket {
   std::shared_ptr<Pending> pending;
@@ -33,7 +44,7 @@ class Reports : public RdKafka::DeliveryReportCb {
     Pending& p = *ticket->pending;
     std::lock_guard<std::mutex> lock(p.mu);
     if (m.err() != RdKafka::ERR_NO_ERROR) {
-      if (p.status.ok()) p.status = absl::UnavailableError(absl::StrCat("Kafka: ", m.errstr()));
+      if (p.status.ok()) p.status = FromKafka(m.err());
     } else {
       p.landed[ticket->index] = Landed{m.topic_name(), m.partition(), m.offset()};
     }
@@ -57,24 +68,29 @@ class KafkaLog : public Log {
     topics_.clear();
   }
 
-  absl::StatusOr<std::vector<Landed>> Append(const std::string& topic,
-                                             const std::vector<std::pair<std::string, std::string>>& records,
+  absl::StatusOr<std::vector<Landed>> Append(const std::string& topic, const std::vector<LogRecord>& records,
                                              absl::Time deadline) override {
     auto pending = std::make_shared<Pending>();
     pending->remaining = records.size();
     pending->landed.resize(records.size());
     for (size_t i = 0; i < records.size(); ++i) {
-      const auto& [key, value] = records[i];
+      const LogRecord& r = records[i];
       auto ticket = std::make_unique<Ticket>(Ticket{pending, i});
+      RdKafka::Headers* headers = nullptr;
+      if (!r.headers.empty()) {
+        headers = RdKafka::Headers::create();
+        for (const auto& [k, v] : r.headers) headers->add(k, v.data(), v.size());
+      }
       RdKafka::ErrorCode code =
           producer_->produce(topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-                             const_cast<char*>(value.data()), value.size(), key.data(), key.size(), 0,
-                             static_cast<RdKafka::Headers*>(nullptr), ticket.get());
+                             const_cast<char*>(r.value.data()), r.value.size(), r.key.data(), r.key.size(), 0,
+                             headers, ticket.get());
       if (code != RdKafka::ERR_NO_ERROR) {
+        delete headers;
         // Records already produced still report; this one and the rest never will.
         std::lock_guard<std::mutex> lock(pending->mu);
         pending->remaining -= records.size() - i;
-        return absl::UnavailableError(absl::StrCat("Kafka: ", RdKafka::err2str(code)));
+        return FromKafka(code);
       }
       ticket.release();  // the delivery report owns it now
     }

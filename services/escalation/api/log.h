@@ -19,14 +19,19 @@ struct Landed {
   int64_t offset = 0;
 };
 
+struct LogRecord {
+  std::string key, value;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
 class Log {
  public:
   virtual ~Log() = default;
-  // Appends (key, value) records to `topic` and returns where each landed, in
-  // order, once all are acknowledged. UNAVAILABLE when the log cannot take them
-  // by `deadline`; some may land all the same (event ids make a retry safe).
-  virtual absl::StatusOr<std::vector<Landed>> Append(const std::string& topic,
-                                                     const std::vector<std::pair<std::string, std::string>>& records,
+  // Appends records to `topic` and returns where each landed, in order, once
+  // all are acknowledged. UNAVAILABLE when the log cannot take them by
+  // `deadline`; some may land all the same (event ids make a retry safe).
+  // RESOURCE_EXHAUSTED when a record is too large for the log.
+  virtual absl::StatusOr<std::vector<Landed>> Append(const std::string& topic, const std::vector<LogRecord>& records,
                                                      absl::Time deadline) = 0;
 };
 

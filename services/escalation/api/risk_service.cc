@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/ascii.h"
 #include "common/fingerprint.h"
 #include "common/status_macros.h"
 #include "google/protobuf/util/time_util.h"
@@ -16,6 +17,8 @@
 #include "google/rpc/status.pb.h"
 #include "services/escalation/engine/risk_profile.h"
 #include "services/escalation/engine/validate.h"
+#include "services/escalation/pipeline/admission.h"
+#include "spdlog/spdlog.h"
 
 namespace vigil {
 namespace {
@@ -53,15 +56,6 @@ grpc::Status FieldError(const absl::Status& s, const std::string& path = "") {
   return BadField(path.empty() ? parts.first : absl::StrCat(path, ".", parts.first), parts.second);
 }
 
-// An event a force system may record: present, valid, and not one that only vigild writes.
-grpc::Status CheckRecordable(const v1::RecordEventRequest& request, const std::string& path) {
-  if (!request.has_event()) return BadField(path, "required");
-  if (request.event().has_clock_tick() || request.event().has_suspect_finding()) {
-    return BadField(path, "clock ticks and suspect findings are written by vigild only");
-  }
-  if (absl::Status s = ValidateEvent(request.event()); !s.ok()) return FieldError(s, path);
-  return grpc::Status::OK;
-}
 
 // An empty rule, or the name of one.
 grpc::Status CheckRule(const std::string& rule) {
@@ -79,16 +73,41 @@ grpc::Status FailedPrecondition(const std::string& type, const std::string& subj
   return WithDetail(grpc::StatusCode::FAILED_PRECONDITION, description, failure);
 }
 
-// The id in "<collection>/<id>", or an INVALID_ARGUMENT naming `field`.
+// The id in "<collection>/<id><suffix>", or an INVALID_ARGUMENT naming `field`. The id is carried as it
+// is, whatever it holds ('/', spaces, any Unicode): everything between the collection and the suffix, so
+// that every id an event may carry can be named (force references look like 01/2345/24).
 absl::StatusOr<std::string> ParseName(const std::string& name, absl::string_view collection, absl::string_view suffix,
                                       const std::string& field) {
   const std::string prefix = absl::StrCat(collection, "/");
   absl::string_view id = name;
   if (!absl::ConsumePrefix(&id, prefix) || !absl::ConsumeSuffix(&id, suffix) || id.empty() ||
-      absl::StrContains(id, '/') || id.size() > kMaxIdLength) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": expected ", prefix, "{id}", suffix));
+      id.size() > kMaxIdLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": expected ", prefix, "{id}", suffix, " with an id of 1 to ", kMaxIdLength, " bytes"));
   }
   return std::string(id);
+}
+
+// A stated purpose: what the audit record says the read was for.
+constexpr size_t kMaxPurposeLength = 500;
+grpc::Status CheckPurpose(const std::string& purpose) {
+  if (absl::StripAsciiWhitespace(purpose).empty()) return BadField("purpose", "required: why this victim's data is read");
+  if (purpose.size() > kMaxPurposeLength) {
+    return BadField("purpose", absl::StrCat("at most ", kMaxPurposeLength, " characters"));
+  }
+  for (unsigned char c : purpose) {
+    if (c < 0x20 || c == 0x7f) return BadField("purpose", "has control characters");
+  }
+  return grpc::Status::OK;
+}
+
+// A time filter that is a valid google.protobuf.Timestamp (0001-01-01 to 9999-12-31), when set.
+grpc::Status CheckTime(const char* field, const google::protobuf::Timestamp& ts, bool set) {
+  if (!set || (ts.seconds() >= TimeUtil::kTimestampMinSeconds && ts.seconds() <= TimeUtil::kTimestampMaxSeconds &&
+               ts.nanos() >= 0 && ts.nanos() <= 999999999)) {
+    return grpc::Status::OK;
+  }
+  return BadField(field, "not a valid timestamp (0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z)");
 }
 
 absl::StatusOr<int> PageSize(int requested, int default_size, int max_size) {
@@ -154,7 +173,41 @@ absl::Status LogReachable(const Health* health, absl::string_view consequence) {
 
 }  // namespace
 
+grpc::Status RiskServiceImpl::CheckRecordable(v1::RecordEventRequest& request, const std::string& path) const {
+  if (!request.has_event()) return BadField(path, "required");
+  v1::Event& event = *request.mutable_event();
+  if (IsInternal(event)) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        absl::StrCat(path, ": ",
+                                     event.has_escalation_acknowledged()
+                                         ? "an acknowledgement is made with AcknowledgeAlert, in the caller's name"
+                                         : "clock ticks and suspect findings are written by vigild only"));
+  }
+  // Unknown fields are not part of the contract: dropped before the event is published or stored.
+  event.DiscardUnknownFields();
+  if (const size_t bytes = event.ByteSizeLong(); bytes > options_.max_event_bytes) {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        absl::StrCat(path, ": an event of ", bytes, " bytes; at most ", options_.max_event_bytes,
+                                     " are accepted"));
+  }
+  if (absl::Status s = ValidateEvent(event); !s.ok()) return FieldError(s, path);
+  const Micros latest = absl::ToUnixMicros(absl::Now()) + options_.future_tolerance;
+  if (ToMicros(event.occurred_at()) > latest) {
+    return BadField(absl::StrCat(path, ".occurred_at"),
+                    absl::StrCat("later than now plus ", FormatDuration(options_.future_tolerance),
+                                 ": an event from the future is refused"));
+  }
+  return grpc::Status::OK;
+}
+
 grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kDataLoss) {
+    // The detail (files, keys) is the operator's: logged here, never sent to a client.
+    spdlog::error("event=stored_data_damaged status=\"{}\"", status.ToString());
+    return grpc::Status(grpc::StatusCode::DATA_LOSS,
+                        "stored data needed for this answer is damaged; the operator can rebuild it from the Kafka log "
+                        "(vigild --drop-partition, see docs/operations.md); the server log says which");
+  }
   return status.ok() ? grpc::Status::OK
                      : grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
@@ -195,7 +248,7 @@ absl::Status RiskServiceImpl::Audit(const grpc::ServerContext& context, const st
   record.set_purpose(purpose);
   record.set_peer(context.peer());
   VIGIL_RETURN_IF_ERROR(LogReachable(options_.health, "the audit record cannot be written, so nothing is returned"));
-  auto landed = log_.Append(options_.audit_topic, {{victim_id, record.SerializeAsString()}}, Deadline(context));
+  auto landed = log_.Append(options_.audit_topic, {{victim_id, record.SerializeAsString(), {}}}, Deadline(context));
   if (!landed.ok()) {
     return absl::UnavailableError(absl::StrCat("the audit record could not be written, so nothing is returned: ",
                                                landed.status().message()));
@@ -221,7 +274,7 @@ grpc::Status RiskServiceImpl::ReadVictim(const grpc::ServerContext& context, con
                                          absl::string_view method, const std::string& victim_id,
                                          const std::string& resource, const std::string& purpose, bool with_state,
                                          StateReader::Victim* victim) {
-  if (purpose.empty()) return BadField("purpose", "required: why this victim's data is read");
+  if (grpc::Status s = CheckPurpose(purpose); !s.ok()) return s;
   bool found = false;
   if (with_state) {
     auto v = reader_.FindVictim(victim_id);
@@ -247,13 +300,15 @@ grpc::Status RiskServiceImpl::LoadAlert(const std::string& name, v1::Alert* aler
   return grpc::Status::OK;
 }
 
-absl::StatusOr<std::vector<v1::RecordEventResponse>> RiskServiceImpl::Record(const grpc::ServerContext& context,
-                                                                            const std::vector<v1::Event>& events,
-                                                                            bool wait_applied) {
+absl::StatusOr<std::vector<v1::RecordEventResponse>> RiskServiceImpl::Record(
+    const grpc::ServerContext& context, const std::vector<v1::Event>& events, bool wait_applied,
+    const std::vector<LogRecord>& signed_records) {
   VIGIL_RETURN_IF_ERROR(LogReachable(options_.health, "nothing was recorded: retry later with the same event ids"));
-  std::vector<std::pair<std::string, std::string>> records;
-  records.reserve(events.size());
-  for (const v1::Event& e : events) records.emplace_back(e.victim_id(), e.SerializeAsString());
+  std::vector<LogRecord> records = signed_records;
+  if (records.empty()) {
+    records.reserve(events.size());
+    for (const v1::Event& e : events) records.push_back({e.victim_id(), e.SerializeAsString(), {}});
+  }
   VIGIL_ASSIGN_OR_RETURN(std::vector<Landed> landed, log_.Append(options_.events_topic, records, Deadline(context)));
   std::vector<v1::RecordEventResponse> out(events.size());
   for (size_t i = 0; i < events.size(); ++i) {
@@ -263,24 +318,31 @@ absl::StatusOr<std::vector<v1::RecordEventResponse>> RiskServiceImpl::Record(con
     out[i].set_offset(landed[i].offset);
   }
   if (wait_applied) {
-    // Waiting for the highest offset of each partition covers the rest of it.
-    std::map<int32_t, Landed> last;
-    for (const Landed& l : landed) {
-      auto [it, fresh] = last.try_emplace(l.partition, l);
-      if (!fresh && l.offset > it->second.offset) it->second = l;
-    }
-    for (const auto& [p, l] : last) VIGIL_RETURN_IF_ERROR(WaitApplied(context, l));
+    VIGIL_RETURN_IF_ERROR(WaitAllApplied(context, landed));
     for (auto& r : out) r.set_applied(true);
   }
   return out;
+}
+
+absl::Status RiskServiceImpl::WaitAllApplied(const grpc::ServerContext& context,
+                                             const std::vector<Landed>& landed) const {
+  // Waiting for the highest offset of each partition covers the rest of it.
+  std::map<int32_t, Landed> last;
+  for (const Landed& l : landed) {
+    auto [it, fresh] = last.try_emplace(l.partition, l);
+    if (!fresh && l.offset > it->second.offset) it->second = l;
+  }
+  for (const auto& [p, l] : last) VIGIL_RETURN_IF_ERROR(WaitApplied(context, l));
+  return absl::OkStatus();
 }
 
 grpc::Status RiskServiceImpl::RecordEvent(grpc::ServerContext* context, const v1::RecordEventRequest* request,
                                           v1::RecordEventResponse* response) {
   auto identity = Authorize(*context, "RecordEvent");
   if (!identity.ok()) return ToGrpc(identity.status());
-  if (grpc::Status s = CheckRecordable(*request, "event"); !s.ok()) return s;
-  auto out = Record(*context, {request->event()}, request->wait_applied());
+  v1::RecordEventRequest checked = *request;
+  if (grpc::Status s = CheckRecordable(checked, "event"); !s.ok()) return s;
+  auto out = Record(*context, {checked.event()}, checked.wait_applied());
   if (!out.ok()) return ToGrpc(out.status());
   *response = out->front();
   return grpc::Status::OK;
@@ -291,23 +353,54 @@ grpc::Status RiskServiceImpl::RecordEvents(grpc::ServerContext* context,
                                            v1::RecordEventsResponse* response) {
   auto identity = Authorize(*context, "RecordEvents");
   if (!identity.ok()) return ToGrpc(identity.status());
-  std::vector<v1::Event> events;
+  // Published as they are read, a chunk at a time, so that memory is bounded by a chunk, not the stream.
+  // Should one fail, those before it are recorded (their results were not returned, but their event ids
+  // make sending the whole stream again safe).
+  std::vector<v1::Event> chunk;
+  std::vector<Landed> landed;
   bool wait_applied = false;
+  size_t count = 0;
+  auto publish = [&]() -> grpc::Status {
+    if (chunk.empty()) return grpc::Status::OK;
+    auto out = Record(*context, chunk, /*wait_applied=*/false);
+    if (!out.ok()) {
+      return ToGrpc(absl::Status(out.status().code(),
+                                 absl::StrCat(out.status().message(), " (events[", count - chunk.size(), "] on were not "
+                                              "recorded; the ", count - chunk.size(), " before were)")));
+    }
+    for (auto& r : *out) {
+      landed.push_back({r.topic(), r.partition(), r.offset()});
+      *response->add_results() = std::move(r);
+    }
+    chunk.clear();
+    return grpc::Status::OK;
+  };
   v1::RecordEventRequest request;
   while (reader->Read(&request)) {
-    const std::string path = absl::StrCat("events[", events.size(), "]");
-    if (events.size() == options_.max_batch) {
+    const std::string path = absl::StrCat("events[", count, "]");
+    if (count == options_.max_batch) {
       return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                          absl::StrCat("at most ", options_.max_batch, " events in one call"));
+                          absl::StrCat("at most ", options_.max_batch, " events in one call (the first ", count,
+                                       " were recorded)"));
     }
-    if (grpc::Status s = CheckRecordable(request, path); !s.ok()) return s;
+    if (grpc::Status s = CheckRecordable(request, path); !s.ok()) {
+      if (grpc::Status p = publish(); !p.ok()) return p;
+      return grpc::Status(s.error_code(),
+                          absl::StrCat(s.error_message(), " (the ", count, " events before it were recorded)"),
+                          s.error_details());
+    }
     wait_applied = wait_applied || request.wait_applied();
-    events.push_back(std::move(*request.mutable_event()));
+    chunk.push_back(std::move(*request.mutable_event()));
+    ++count;
+    if (chunk.size() == options_.record_chunk) {
+      if (grpc::Status p = publish(); !p.ok()) return p;
+    }
   }
-  if (events.empty()) return grpc::Status::OK;
-  auto out = Record(*context, events, wait_applied);
-  if (!out.ok()) return ToGrpc(out.status());
-  for (auto& r : *out) *response->add_results() = std::move(r);
+  if (grpc::Status p = publish(); !p.ok()) return p;
+  if (wait_applied) {
+    if (absl::Status s = WaitAllApplied(*context, landed); !s.ok()) return ToGrpc(s);
+    for (auto& r : *response->mutable_results()) r.set_applied(true);
+  }
   return grpc::Status::OK;
 }
 
@@ -319,6 +412,8 @@ grpc::Status RiskServiceImpl::GetTimeline(grpc::ServerContext* context, const v1
   if (!victim_id.ok()) return FieldError(victim_id.status());
   auto size = PageSize(request->page_size(), kDefaultTimelinePage, options_.max_page_size);
   if (!size.ok()) return FieldError(size.status());
+  if (grpc::Status s = CheckTime("start_time", request->start_time(), request->has_start_time()); !s.ok()) return s;
+  if (grpc::Status s = CheckTime("end_time", request->end_time(), request->has_end_time()); !s.ok()) return s;
   const Micros start = TimeOr(request->start_time(), request->has_start_time(), INT64_MIN);
   const Micros end = TimeOr(request->end_time(), request->has_end_time(), INT64_MAX);
   if (start > end) return BadField("end_time", "must not be before start_time");
@@ -361,6 +456,8 @@ grpc::Status RiskServiceImpl::ListAlerts(grpc::ServerContext* context, const v1:
   auto size = PageSize(request->page_size(), kDefaultAlertPage, options_.max_page_size);
   if (!size.ok()) return FieldError(size.status());
   if (grpc::Status s = CheckRule(request->rule()); !s.ok()) return s;
+  if (grpc::Status s = CheckTime("start_time", request->start_time(), request->has_start_time()); !s.ok()) return s;
+  if (grpc::Status s = CheckTime("end_time", request->end_time(), request->has_end_time()); !s.ok()) return s;
   const uint64_t fingerprint = RequestFingerprint(*request);
   // The page starts after the token's alert in the order.
   std::optional<AlertOrder> after;
@@ -431,7 +528,13 @@ grpc::Status RiskServiceImpl::AcknowledgeAlert(grpc::ServerContext* context,
   ack.mutable_escalation_acknowledged()->set_alert_id(current.alert_id());
   ack.mutable_escalation_acknowledged()->set_acknowledged_by(*identity);
   if (absl::Status s = ValidateEvent(ack); !s.ok()) return ToGrpc(absl::InternalError(s.message()));
-  auto recorded = Record(*context, {ack}, /*wait_applied=*/true);
+  if (options_.signer == nullptr) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "this server has no signing key: it cannot acknowledge");
+  }
+  // Signed, so that vigild knows it was made here, in the authenticated caller's name.
+  const std::string bytes = ack.SerializeAsString();
+  auto recorded = Record(*context, {ack}, /*wait_applied=*/true,
+                         {{ack.victim_id(), bytes, {{kHeaderSignature, options_.signer->Sign(bytes)}}}});
   if (!recorded.ok()) return ToGrpc(recorded.status());
   if (grpc::Status s = LoadAlert(request->name(), response); !s.ok()) return s;
   if (response->state() == v1::FIRING || response->state() == v1::ESCALATED) {

@@ -10,6 +10,8 @@
 
 #include "absl/time/time.h"
 #include "common/health.h"
+#include "common/signer.h"
+#include "common/time_util.h"
 #include "grpcpp/grpcpp.h"
 #include "services/escalation/api/access.h"
 #include "services/escalation/api/alert_feed.h"
@@ -32,6 +34,14 @@ struct ApiOptions {
   // When given: writes fail fast (UNAVAILABLE) while it says the broker is unreachable.
   const Health* health = nullptr;
   int max_page_size = 1000;
+  // Signs what the API writes that only vigild may (acknowledgements). Required for AcknowledgeAlert.
+  const Signer* signer = nullptr;
+  // An event over this many bytes is refused (RESOURCE_EXHAUSTED), as vigild would refuse it on the topic.
+  size_t max_event_bytes = 64 * 1024;
+  // An event later than now plus this is refused: vigild would refuse it as from the future.
+  Micros future_tolerance = 5 * kMicrosPerMinute;
+  // RecordEvents publishes as it reads, this many events at a time at most.
+  size_t record_chunk = 500;
 };
 
 class RiskServiceImpl final : public v1::RiskService::Service {
@@ -66,9 +76,15 @@ class RiskServiceImpl final : public v1::RiskService::Service {
   // Writes the audit record of a read; the read fails (UNAVAILABLE) when it cannot be written.
   absl::Status Audit(const grpc::ServerContext& context, const std::string& identity, absl::string_view method,
                      const std::string& victim_id, const std::string& resource, const std::string& purpose);
-  // Publishes validated events; waits until applied when asked.
+  // An event a force system may record: present, valid, not one only vigild writes, within the size
+  // limit and not from the future. Unknown fields are dropped from it.
+  grpc::Status CheckRecordable(v1::RecordEventRequest& request, const std::string& path) const;
+  // Publishes validated events (with their headers); waits until applied when asked.
   absl::StatusOr<std::vector<v1::RecordEventResponse>> Record(const grpc::ServerContext& context,
-                                                             const std::vector<v1::Event>& events, bool wait_applied);
+                                                             const std::vector<v1::Event>& events, bool wait_applied,
+                                                             const std::vector<LogRecord>& signed_records = {});
+  // Waits until vigild has applied every record up to `landed` in each partition.
+  absl::Status WaitAllApplied(const grpc::ServerContext& context, const std::vector<Landed>& landed) const;
   absl::Status WaitApplied(const grpc::ServerContext& context, const Landed& landed) const;
   // A read of one victim's data by an authorised caller: a purpose is stated, the victim is
   // stored, and the audit record (naming `resource`) is written first. Otherwise the status that

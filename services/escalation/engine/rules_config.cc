@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/yaml_file.h"
 #include "vigil/v1/event.pb.h"
 #include "yaml-cpp/yaml.h"
 
@@ -63,14 +64,25 @@ absl::StatusOr<std::string> Scalar(const YAML::Node& node) {
   return node.Scalar();
 }
 
-absl::StatusOr<Micros> DurationField(const YAML::Node& node) {
+// A duration from `min` to `max`; the error gives the range.
+absl::StatusOr<Micros> DurationField(const YAML::Node& node, Micros min, Micros max) {
   auto text = Scalar(node);
   if (!text.ok()) return text.status();
   auto d = ParseDuration(*text);
-  if (!d.ok()) return d.status();
-  if (*d <= 0) return absl::InvalidArgumentError("must be more than zero");
+  if (!d.ok() || *d < min || *d > max) {
+    return absl::InvalidArgumentError(absl::StrCat("'", Shown(*text), "' is not a duration from ",
+                                                   FormatDuration(min), " to ", FormatDuration(max),
+                                                   " (a whole number and one of s, m, h, d)"));
+  }
   return *d;
 }
+
+// The ranges a setting may take: wide enough for any force, narrow enough that a typo cannot silence
+// a rule (a window of seconds) or make it fire at everything.
+constexpr Micros kMinAcknowledge = kMicrosPerMinute, kMaxAcknowledge = 30 * kMicrosPerDay;
+constexpr Micros kMinWindow = kMicrosPerMinute, kMaxWindow = 400 * kMicrosPerDay;  // the history horizon
+constexpr Micros kMinDeadline = kMicrosPerMinute, kMaxDeadline = 365 * kMicrosPerDay;
+constexpr int kMaxCount = 1000;
 
 absl::Status ApplyRule(absl::string_view source, RuleId id, const YAML::Node& node,
                        RuleSettings* rule) {
@@ -101,35 +113,37 @@ absl::Status ApplyRule(absl::string_view source, RuleId id, const YAML::Node& no
       v1::Level level;
       if (!v1::Level_Parse(*text, &level) || level == v1::LEVEL_UNSPECIFIED) {
         return FieldError(source, name, field,
-                          absl::StrCat("unknown level '", *text,
+                          absl::StrCat("unknown level '", Shown(*text),
                                        "' (SUPERVISOR, INSPECTOR or SUPERINTENDENT)"));
       }
       rule->level = level;
     } else if (field == "acknowledge_within") {
-      auto d = DurationField(value);
+      auto d = DurationField(value, kMinAcknowledge, kMaxAcknowledge);
       if (!d.ok()) return fail(d.status());
       rule->acknowledge_within = *d;
     } else if (field == "count" && (fields & kCount)) {
       auto text = Scalar(value);
       if (!text.ok()) return fail(text.status());
+      // A count of one would make every call a repeat and every suspect a serial perpetrator.
       int n = 0;
-      if (!YAML::convert<int>::decode(value, n) || n < 1 || n > 1000000) {
-        return FieldError(source, name, field, absl::StrCat("expected a whole number from 1, got '", *text, "'"));
+      if (!YAML::convert<int>::decode(value, n) || n < 2 || n > kMaxCount) {
+        return FieldError(source, name, field,
+                          absl::StrCat("expected a whole number from 2 to ", kMaxCount, ", got '", Shown(*text), "'"));
       }
       rule->count = static_cast<uint32_t>(n);
     } else if (field == "window" && (fields & kWindow)) {
-      auto d = DurationField(value);
+      auto d = DurationField(value, kMinWindow, kMaxWindow);
       if (!d.ok()) return fail(d.status());
       rule->window = *d;
     } else if (field == "deadline" && (fields & kDeadline)) {
-      auto d = DurationField(value);
+      auto d = DurationField(value, kMinDeadline, kMaxDeadline);
       if (!d.ok()) return fail(d.status());
       rule->deadline = *d;
     } else if (field == "deadlines" && (fields & kGradeDeadlines)) {
       if (!value.IsMap()) return FieldError(source, name, field, "expected a mapping of grade to duration");
       for (const auto& g : value) {
-        const std::string grade = g.first.as<std::string>("");
-        auto d = DurationField(g.second);
+        const std::string grade = Shown(g.first.Scalar());
+        auto d = DurationField(g.second, kMinDeadline, kMaxDeadline);
         if (!d.ok()) return FieldError(source, name, absl::StrCat(field, ".", grade), d.status().message());
         if (grade == "IMMEDIATE") {
           rule->immediate_deadline = *d;
@@ -150,13 +164,13 @@ absl::Status ApplyRule(absl::string_view source, RuleId id, const YAML::Node& no
         v1::MarkerMatched::Marker marker;
         if (!v1::MarkerMatched::Marker_Parse(text, &marker) ||
             marker == v1::MarkerMatched::MARKER_UNSPECIFIED) {
-          return FieldError(source, name, field, absl::StrCat("unknown marker '", text, "'"));
+          return FieldError(source, name, field, absl::StrCat("unknown marker '", Shown(text), "'"));
         }
         markers.push_back(marker);
       }
       rule->markers = std::move(markers);
     } else {
-      return FieldError(source, name, field, "not a setting of this rule");
+      return FieldError(source, name, Shown(field), "not a setting of this rule");
     }
   }
   return absl::OkStatus();
@@ -239,13 +253,9 @@ void RulesConfig::Freeze() {
 
 absl::StatusOr<RulesConfig> ParseRulesYaml(absl::string_view yaml_text, absl::string_view source) {
   RulesConfig config = RulesConfig::Defaults();
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml_text));
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ": not valid YAML: line ",
-                                                   e.mark.line + 1, ": ", e.msg));
-  }
+  absl::StatusOr<YAML::Node> parsed = ParseStrictYaml(yaml_text, source);
+  if (!parsed.ok()) return parsed.status();
+  const YAML::Node root = *parsed;
   if (root.IsNull()) return config;
   if (!root.IsMap()) return absl::InvalidArgumentError(absl::StrCat(source, ": expected a mapping at the top"));
   try {
@@ -260,7 +270,7 @@ absl::StatusOr<RulesConfig> ParseRulesYaml(absl::string_view yaml_text, absl::st
           RuleId id;
           if (!RuleFromName(name, &id)) {
             return absl::InvalidArgumentError(absl::StrCat(
-                source, ": unknown rule '", name, "' (known: ", absl::StrJoin(kRuleNames, ", "), ")"));
+                source, ": unknown rule '", Shown(name), "' (known: ", absl::StrJoin(kRuleNames, ", "), ")"));
           }
           if (auto s = ApplyRule(source, id, kv.second, &config.mutable_rule(id)); !s.ok()) return s;
         }
@@ -272,7 +282,7 @@ absl::StatusOr<RulesConfig> ParseRulesYaml(absl::string_view yaml_text, absl::st
           int n = 0;
           if (field != "dash_high_yes_count") {
             return absl::InvalidArgumentError(
-                absl::StrCat(source, ": assessment, field '", field, "': not a setting"));
+                absl::StrCat(source, ": assessment, field '", Shown(field), "': not a setting"));
           }
           if (!kv.second.IsScalar() || !YAML::convert<int>::decode(kv.second, n) || n < 1 || n > 24) {
             return absl::InvalidArgumentError(absl::StrCat(
@@ -282,11 +292,11 @@ absl::StatusOr<RulesConfig> ParseRulesYaml(absl::string_view yaml_text, absl::st
         }
       } else {
         return absl::InvalidArgumentError(
-            absl::StrCat(source, ": unknown section '", key, "' (expected 'rules' or 'assessment')"));
+            absl::StrCat(source, ": unknown section '", Shown(key), "' (expected 'rules' or 'assessment')"));
       }
     }
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ": line ", e.mark.line + 1, ": ", e.msg));
+    return absl::InvalidArgumentError(absl::StrCat(source, ": line ", e.mark.line + 1, ": ", Shown(e.msg)));
   }
   const RuleSettings& a = config.rule(RuleId::kAttendanceOverdue);
   if (a.immediate_deadline == 0 && a.priority_deadline == 0 && a.enabled) {
@@ -296,11 +306,9 @@ absl::StatusOr<RulesConfig> ParseRulesYaml(absl::string_view yaml_text, absl::st
 }
 
 absl::StatusOr<RulesConfig> LoadRulesFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read rules file '", path, "'"));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return ParseRulesYaml(buffer.str(), path);
+  absl::StatusOr<std::string> text = ReadConfigFile(path);
+  if (!text.ok()) return text.status();
+  return ParseRulesYaml(*text, path);
 }
 
 }  // namespace vigil

@@ -59,10 +59,33 @@ absl::StatusOr<std::vector<int32_t>> StoredPartitions(const Store& store, Partit
   return out;
 }
 
+state::OutboxRecord BoundedDeadLetter(const std::string& dlq_topic, absl::string_view key, absl::string_view value,
+                                      absl::string_view reason, absl::string_view source_topic, int32_t partition,
+                                      int64_t offset) {
+  state::OutboxRecord r;
+  r.set_topic(dlq_topic);
+  r.set_key(Clip(key, kMaxDeadLetterKey));
+  auto& h = *r.mutable_headers();
+  h[kHeaderReason] = Clip(reason, kMaxDeadLetterReason);
+  h[kHeaderTopic] = std::string(source_topic);
+  h[kHeaderPartition] = absl::StrCat(partition);
+  h[kHeaderOffset] = absl::StrCat(offset);
+  if (value.size() > kMaxDeadLetterPayload) {
+    r.set_value(std::string(value.substr(0, kMaxDeadLetterPayload)));
+    h[kHeaderTruncated] = "true";
+    h[kHeaderValueBytes] = absl::StrCat(value.size());
+    h[kHeaderValueSha256] = Sha256Hex(value);
+  } else {
+    r.set_value(std::string(value));
+  }
+  return r;
+}
+
 absl::StatusOr<std::unique_ptr<PartitionPipeline>> PartitionPipeline::Load(Store* store, const Engine* engine,
-                                                                           const Topics* topics, int32_t partition,
-                                                                           PartitionKind kind) {
-  std::unique_ptr<PartitionPipeline> p(new PartitionPipeline(store, engine, topics, partition, kind));
+                                                                           const Topics* topics,
+                                                                           const AdmissionPolicy* admission,
+                                                                           int32_t partition, PartitionKind kind) {
+  std::unique_ptr<PartitionPipeline> p(new PartitionPipeline(store, engine, topics, admission, partition, kind));
   VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> meta, store->Get(p->prefix_ + "meta"));
   if (meta && !p->meta_.ParseFromString(*meta)) {
     return absl::DataLossError(absl::StrCat("partition ", partition, ": stored progress is unreadable"));
@@ -92,22 +115,22 @@ absl::Status PartitionPipeline::LoadAll(absl::string_view kind, Fn fn) {
 void PartitionPipeline::AddOutbox(const std::string& topic, const std::string& key, const std::string& value,
                                   std::vector<std::pair<std::string, std::string>> headers) {
   state::OutboxRecord r;
-  r.set_seq(meta_.outbox_seq() + 1);
-  meta_.set_outbox_seq(r.seq());
   r.set_topic(topic);
   r.set_key(key);
   r.set_value(value);
   for (auto& [k, v] : headers) (*r.mutable_headers())[k] = v;
+  Enqueue(std::move(r));
+}
+
+void PartitionPipeline::Enqueue(state::OutboxRecord r) {
+  r.set_seq(meta_.outbox_seq() + 1);
+  meta_.set_outbox_seq(r.seq());
   pending_.Put(prefix_ + "o/" + BigEndian(r.seq()), DeterministicBytes(r));
 }
 
-void PartitionPipeline::DeadLetter(int64_t offset, absl::string_view key, absl::string_view value,
-                                   absl::string_view reason) {
-  AddOutbox(topics_.dead_letters, std::string(key), std::string(value),
-            {{kHeaderReason, std::string(reason)},
-             {kHeaderTopic, topic()},
-             {kHeaderPartition, absl::StrCat(partition_)},
-             {kHeaderOffset, absl::StrCat(offset)}});
+void PartitionPipeline::DeadLetter(const ConsumedRecord& record, const absl::Status& reason) {
+  Enqueue(BoundedDeadLetter(topics_.dead_letters, record.key, record.value, reason.ToString(), topic(), partition_,
+                            record.offset));
 }
 
 void PartitionPipeline::Emit(const std::vector<v1::Alert>& alerts) {
@@ -126,11 +149,12 @@ void PartitionPipeline::Emit(const std::vector<v1::Alert>& alerts) {
   }
 }
 
-void PartitionPipeline::ApplyLink(int64_t offset, absl::string_view key, absl::string_view value) {
+void PartitionPipeline::ApplyLink(const ConsumedRecord& record) {
   v1::SuspectLink link;
-  if (!link.ParseFromArray(value.data(), static_cast<int>(value.size())) || link.suspect_id().empty() ||
-      link.suspect_id() != key || link.victim_id().empty() || link.event_id().empty()) {
-    DeadLetter(offset, key, value, "INVALID_ARGUMENT: not a vigil.v1.SuspectLink keyed by its suspect_id");
+  if (record.value.size() > admission_.max_event_bytes ||
+      !link.ParseFromArray(record.value.data(), static_cast<int>(record.value.size())) || link.suspect_id().empty() ||
+      link.suspect_id() != record.key || link.victim_id().empty() || link.event_id().empty()) {
+    DeadLetter(record, absl::InvalidArgumentError("not a vigil.v1.SuspectLink keyed by its suspect_id"));
     return;
   }
   std::vector<v1::SuspectFinding> findings;
@@ -146,33 +170,29 @@ void PartitionPipeline::ApplyLink(int64_t offset, absl::string_view key, absl::s
     e.set_force(f.force());
     e.set_source("vigild");
     *e.mutable_suspect_finding() = std::move(f);
-    AddOutbox(topics_.events, e.victim_id(), DeterministicBytes(e));
+    const std::string bytes = DeterministicBytes(e);
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (admission_.signer != nullptr) headers.emplace_back(kHeaderSignature, admission_.signer->Sign(bytes));
+    AddOutbox(topics_.events, e.victim_id(), bytes, std::move(headers));
   }
 }
 
-void PartitionPipeline::Apply(int64_t offset, absl::string_view key, absl::string_view value) {
-  meta_.set_next_offset(offset + 1);
+void PartitionPipeline::Apply(const ConsumedRecord& record) {
+  meta_.set_next_offset(record.offset + 1);
   if (kind_ == PartitionKind::kSuspectLinks) {
-    ApplyLink(offset, key, value);
+    ApplyLink(record);
     return;
   }
-  v1::Event event;
-  if (!event.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-    DeadLetter(offset, key, value, "INVALID_ARGUMENT: not a vigil.v1.Event (protobuf)");
+  absl::StatusOr<Admitted> admitted = Admit(record, admission_);
+  if (!admitted.ok()) {
+    DeadLetter(record, admitted.status());
     return;
   }
+  const v1::Event& event = admitted->event;
   std::vector<v1::Alert> alerts;
   if (event.has_clock_tick()) {
-    if (key != kClockKey || !event.has_occurred_at()) {
-      DeadLetter(offset, key, value, "INVALID_ARGUMENT: clock_tick: written by vigild only, on the key __clock__");
-      return;
-    }
     processor_.AdvanceTo(ToMicros(event.occurred_at()), &alerts);
     Emit(alerts);
-    return;
-  }
-  if (key != event.victim_id()) {
-    DeadLetter(offset, key, value, "INVALID_ARGUMENT: the record's key is not the event's victim_id");
     return;
   }
   absl::Status status = processor_.Apply(event, &alerts);
@@ -181,12 +201,12 @@ void PartitionPipeline::Apply(int64_t offset, absl::string_view key, absl::strin
     AddOutbox(topics_.suspect_links, link.suspect_id(), DeterministicBytes(link));
   }
   if (!status.ok()) {
-    DeadLetter(offset, key, value, status.ToString());
+    DeadLetter(record, status);
     return;
   }
   if (event.has_suspect_finding()) return;  // derived by vigild: not part of the victim's timeline
   pending_.Put(TimelineKey(partition_, event.victim_id(), ToMicros(event.occurred_at()), event.event_id()),
-               std::string(value));
+               admitted->stored);
 }
 
 absl::Status PartitionPipeline::Commit() {

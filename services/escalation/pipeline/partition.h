@@ -24,6 +24,7 @@
 #include "common/store.h"
 #include "rocksdb/write_batch.h"
 #include "services/escalation/engine/processor.h"
+#include "services/escalation/pipeline/admission.h"
 #include "vigil/v1/state.pb.h"
 
 namespace vigil {
@@ -48,7 +49,6 @@ inline constexpr char kHeaderReason[] = "vigil-reason";
 inline constexpr char kHeaderTopic[] = "vigil-source-topic";
 inline constexpr char kHeaderPartition[] = "vigil-source-partition";
 inline constexpr char kHeaderOffset[] = "vigil-source-offset";
-inline constexpr char kClockKey[] = "__clock__";
 
 // What a pipeline consumes: a partition of the events topic (victims' state),
 // or of the suspect-links topic (the suspect view, whose findings go back to
@@ -63,6 +63,13 @@ std::string TimelinePrefix(int32_t partition, absl::string_view victim_id);
 std::string TimelineKey(int32_t partition, absl::string_view victim_id, Micros occurred_at,
                         absl::string_view event_id);
 
+// An outbox record for the dead-letter topic that always fits in a Kafka message: at most
+// kMaxDeadLetterPayload bytes of the value (with its whole size and SHA-256 in headers when cut),
+// the key and the reason clipped, and where the record came from.
+state::OutboxRecord BoundedDeadLetter(const std::string& dlq_topic, absl::string_view key, absl::string_view value,
+                                      absl::string_view reason, absl::string_view source_topic, int32_t partition,
+                                      int64_t offset);
+
 // The partitions that have stored state, of one kind.
 absl::StatusOr<std::vector<int32_t>> StoredPartitions(const Store& store,
                                                       PartitionKind kind = PartitionKind::kEvents);
@@ -70,13 +77,18 @@ absl::StatusOr<std::vector<int32_t>> StoredPartitions(const Store& store,
 class PartitionPipeline {
  public:
   // Loads the partition's stored state. DATA_LOSS when it cannot be parsed.
+  // REQUIRES: store, engine, topics and admission outlive the pipeline.
   static absl::StatusOr<std::unique_ptr<PartitionPipeline>> Load(
-      Store* store, const Engine* engine, const Topics* topics, int32_t partition,
+      Store* store, const Engine* engine, const Topics* topics, const AdmissionPolicy* admission, int32_t partition,
       PartitionKind kind = PartitionKind::kEvents);
 
-  // Applies one consumed record. Never fails: a record that cannot be decoded
-  // or applied becomes a dead letter with the reason.
-  void Apply(int64_t offset, absl::string_view key, absl::string_view value);
+  // Applies one consumed record. Never fails: a record that is not admitted
+  // (see admission.h) or cannot be applied becomes a dead letter with the reason.
+  void Apply(const ConsumedRecord& record);
+  // A record with no timestamp and no signature (tests, benchmarks).
+  void Apply(int64_t offset, absl::string_view key, absl::string_view value) {
+    Apply(ConsumedRecord{.offset = offset, .key = key, .value = value});
+  }
 
   // Writes everything applied since the last Commit atomically (see above).
   absl::Status Commit();
@@ -99,25 +111,29 @@ class PartitionPipeline {
   std::string StateDigest() const;
 
  private:
-  PartitionPipeline(Store* store, const Engine* engine, const Topics* topics, int32_t partition,
-                    PartitionKind kind)
-      : store_(*store), topics_(*topics), partition_(partition), kind_(kind),
+  PartitionPipeline(Store* store, const Engine* engine, const Topics* topics, const AdmissionPolicy* admission,
+                    int32_t partition, PartitionKind kind)
+      : store_(*store), topics_(*topics), admission_(*admission), partition_(partition), kind_(kind),
         prefix_(PartitionPrefix(partition, kind)), processor_(engine) {
     processor_.set_route_suspect_links(topics->suspect_links.empty());
   }
 
-  void ApplyLink(int64_t offset, absl::string_view key, absl::string_view value);
+  void ApplyLink(const ConsumedRecord& record);
 
   // Parses every stored Message under prefix_ + kind and hands it to fn. DATA_LOSS when one is unreadable.
   template <typename Message, typename Fn>
   absl::Status LoadAll(absl::string_view kind, Fn fn);
   void AddOutbox(const std::string& topic, const std::string& key, const std::string& value,
                  std::vector<std::pair<std::string, std::string>> headers = {});
-  void DeadLetter(int64_t offset, absl::string_view key, absl::string_view value, absl::string_view reason);
+  // Numbers the record (the next outbox seq) and adds it to the pending batch.
+  void Enqueue(state::OutboxRecord record);
+  // A bounded dead letter (see BoundedDeadLetter) of the record, with the reason.
+  void DeadLetter(const ConsumedRecord& record, const absl::Status& reason);
   void Emit(const std::vector<v1::Alert>& alerts);
 
   Store& store_;
   const Topics& topics_;
+  const AdmissionPolicy& admission_;
   const int32_t partition_;
   const PartitionKind kind_;
   const std::string prefix_;

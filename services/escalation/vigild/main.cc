@@ -1,6 +1,7 @@
 // vigild: Vigil's streaming service. Only wiring lives here: flags, logging,
 // signals, and the Service that does the work.
 #include <chrono>
+#include <filesystem>
 #include <csignal>
 #include <optional>
 #include <iostream>
@@ -10,6 +11,7 @@
 #include "CLI/CLI.hpp"
 #include "services/escalation/api/api_server.h"
 #include "services/escalation/api/risk_service.h"
+#include "common/signer.h"
 #include "services/escalation/engine/rules_config.h"
 #include "services/escalation/vigild/service.h"
 #include "spdlog/spdlog.h"
@@ -77,6 +79,18 @@ int main(int argc, char** argv) {
       ->envname("VIGIL_MIN_FREE_DISK_MB")->capture_default_str();
   bool digest = false;
   app.add_flag("--digest", digest, "Print each stored partition's progress and state digest, then exit (no Kafka)");
+  std::string signing_key_file, future_tolerance = "5m";
+  app.add_option("--signing-key-file", signing_key_file,
+                 "The key (32 bytes or more) that signs what only vigild writes (acknowledgements, clock ticks, "
+                 "findings); every instance of the group, and a rebuild, must use the same one. Default: "
+                 "DATA_DIR/signing.key, made on first start")
+      ->envname("VIGIL_SIGNING_KEY_FILE");
+  app.add_option("--max-event-bytes", o.admission.max_event_bytes,
+                 "Largest event accepted, on the topic and through the API; larger ones are refused")
+      ->envname("VIGIL_MAX_EVENT_BYTES")->capture_default_str()->check(CLI::Range(256, 1 << 20));
+  app.add_option("--future-tolerance", future_tolerance,
+                 "An event whose occurred_at is later than its Kafka record's timestamp plus this is refused")
+      ->envname("VIGIL_FUTURE_TOLERANCE")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_pattern("{\"ts\":\"%Y-%m-%dT%H:%M:%S.%eZ\",\"level\":\"%l\",\"msg\":\"%v\"}", spdlog::pattern_time_type::utc);
@@ -98,6 +112,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   const vigil::Engine engine(*std::move(config));
+  if (absl::StatusOr<vigil::Micros> t = vigil::ParseDuration(future_tolerance); !t.ok() || *t > vigil::kMicrosPerDay) {
+    std::cerr << "vigild: --future-tolerance: "
+              << (t.ok() ? "at most 1d" : std::string(t.status().message())) << "\n";
+    return 2;
+  } else {
+    o.admission.future_tolerance = *t;
+  }
   if (!drop.empty()) {
     auto store = vigil::Store::Open(o.data_dir);
     if (!store.ok()) {
@@ -129,7 +150,7 @@ int main(int argc, char** argv) {
         return 3;
       }
       for (int32_t p : *partitions) {
-        auto pipeline = vigil::PartitionPipeline::Load(store->get(), &engine, &o.topics, p, kind);
+        auto pipeline = vigil::PartitionPipeline::Load(store->get(), &engine, &o.topics, &o.admission, p, kind);
         if (!pipeline.ok()) {
           std::cerr << "vigild: " << pipeline.status().message() << "\n";
           return 3;
@@ -141,6 +162,21 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
+  if (signing_key_file.empty()) {
+    // A key of the instance's own, made once: fine for one instance. A group of several shares one key
+    // (--signing-key-file), and a rebuild from the log needs the key that signed it.
+    signing_key_file = (std::filesystem::path(o.data_dir) / "signing.key").string();
+    if (absl::Status made = vigil::CreateSigningKeyIfAbsent(signing_key_file); !made.ok()) {
+      std::cerr << "vigild: " << made.message() << "\n";
+      return 2;
+    }
+  }
+  absl::StatusOr<vigil::Signer> signer = vigil::Signer::FromFile(signing_key_file);
+  if (!signer.ok()) {
+    std::cerr << "vigild: --signing-key-file: " << signer.status().message() << "\n";
+    return 2;
+  }
+  o.admission.signer = &*signer;
   auto store = vigil::Store::Open(o.data_dir);
   if (!store.ok()) {
     std::cerr << "vigild: " << store.status().message() << "\n";
@@ -174,6 +210,12 @@ int main(int argc, char** argv) {
     api_options.insecure_identity = insecure_identity;
     api_options.events_topic = o.topics.events;
     api_options.health = &health;
+    api_options.signer = &*signer;
+    api_options.max_event_bytes = o.admission.max_event_bytes;
+    api_options.future_tolerance = o.admission.future_tolerance;
+    // Checked before anything is buffered: a request over the size of one event (and its envelope) is refused
+    // by gRPC itself (RESOURCE_EXHAUSTED).
+    api.max_message_bytes = static_cast<int>(o.admission.max_event_bytes) + 4096;
     // A broker that is away now is not a reason to refuse reads: the API starts, and writes wait for it.
     if (absl::Status topics = vigil::EnsureTopics(
             o.kafka, {{o.topics.events, o.partitions, {}}, {api_options.audit_topic, 1, {}}}, 30000);

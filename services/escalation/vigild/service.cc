@@ -30,6 +30,21 @@ bool BrokerUnreachable(RdKafka::ErrorCode err) {
   return err == RdKafka::ERR__ALL_BROKERS_DOWN || err == RdKafka::ERR__TRANSPORT || err == RdKafka::ERR__RESOLVE;
 }
 
+// Errors about the record itself, which no retry mends.
+bool RecordRefused(RdKafka::ErrorCode err) {
+  return err == RdKafka::ERR_MSG_SIZE_TOO_LARGE || err == RdKafka::ERR_INVALID_MSG_SIZE ||
+         err == RdKafka::ERR_INVALID_MSG || err == RdKafka::ERR_RECORD_LIST_TOO_LARGE ||
+         err == RdKafka::ERR_INVALID_RECORD;
+}
+
+std::string HeaderValue(RdKafka::Message& m, const char* name) {
+  const RdKafka::Headers* headers = m.headers();
+  if (headers == nullptr) return "";
+  RdKafka::Headers::Header h = headers->get_last(name);
+  if (h.err() != RdKafka::ERR_NO_ERROR || h.value() == nullptr) return "";
+  return std::string(static_cast<const char*>(h.value()), h.value_size());
+}
+
 }  // namespace
 
 // Eager rebalancing: on revocation, commit and publish what was applied, then
@@ -85,6 +100,24 @@ class Service::BrokerEvents : public RdKafka::EventCb {
   std::optional<std::string> down_;
 };
 
+// The transactional producer's delivery reports: a record the broker refused for what it is
+// (too large for the topic, say) is remembered, so that the retry replaces it (ProduceOutbox).
+class Service::DeliveryReports : public RdKafka::DeliveryReportCb {
+ public:
+  explicit DeliveryReports(Service* service) : service_(*service) {}
+  void dr_cb(RdKafka::Message& m) override {
+    const auto index = reinterpret_cast<uintptr_t>(m.msg_opaque());
+    if (m.err() == RdKafka::ERR_NO_ERROR || index == 0 || index > service_.produced_.size()) return;
+    const auto& [p, seq] = service_.produced_[index - 1];
+    spdlog::warn("event=record_not_published partition={} seq={} topic={} error=\"{}\"", p.second, seq,
+                 m.topic_name(), m.errstr());
+    if (RecordRefused(m.err())) service_.refused_[{p, seq}] = m.errstr();
+  }
+
+ private:
+  Service& service_;
+};
+
 Service::Service(ServiceOptions options, const Engine* engine, Store* store, Health* health)
     : options_(std::move(options)), engine_(*engine), store_(store), health_(health ? *health : own_health_) {}
 
@@ -102,8 +135,8 @@ absl::Status Service::Assign(const std::vector<PartitionId>& partitions) {
   for (const auto& [topic, p] : partitions) {
     const PartitionKind kind =
         topic == options_.topics.events ? PartitionKind::kEvents : PartitionKind::kSuspectLinks;
-    VIGIL_ASSIGN_OR_RETURN(auto pipeline,
-                           PartitionPipeline::Load(store_, &engine_, &options_.topics, p, kind));
+    VIGIL_ASSIGN_OR_RETURN(auto pipeline, PartitionPipeline::Load(store_, &engine_, &options_.topics,
+                                                                  &options_.admission, p, kind));
     auto it = progress->find(ProgressKey(topic, p));
     if (it != progress->end()) VIGIL_RETURN_IF_ERROR(pipeline->MarkPublished(it->second));
     spdlog::info("event=partition_loaded kind={} partition={} next_offset={} outbox_seq={} published_seq={}",
@@ -186,21 +219,14 @@ absl::Status Service::Publish() {
   txn_ = Txn::kCommitting;
   in_flight_.clear();
   in_flight_count_ = 0;
+  produced_.clear();
   for (auto& [p, records] : batches) {
     for (auto& r : records) {
-      RdKafka::Headers* headers = RdKafka::Headers::create();
-      for (const auto& [k, v] : r.headers()) headers->add(k, v.data(), v.size());
-      RdKafka::ErrorCode err;
-      while ((err = producer_->produce(r.topic(), RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-                                       const_cast<char*>(r.value().data()), r.value().size(), r.key().data(),
-                                       r.key().size(), 0, headers, nullptr)) == RdKafka::ERR__QUEUE_FULL) {
-        producer_->poll(50);
-      }
-      if (err != RdKafka::ERR_NO_ERROR) {
-        delete headers;
+      if (RdKafka::ErrorCode err = ProduceOutbox(p, r); err != RdKafka::ERR_NO_ERROR) {
         txn_ = Txn::kAborting;
         in_flight_.clear();
-        spdlog::warn("event=produce_failed topic={} error=\"{}\"", r.topic(), RdKafka::err2str(err));
+        spdlog::warn("event=produce_failed partition={} seq={} topic={} error=\"{}\"", p.second, r.seq(),
+                     r.topic(), RdKafka::err2str(err));
         return EndTransaction();
       }
       ++in_flight_count_;
@@ -216,6 +242,41 @@ absl::Status Service::Publish() {
   return EndTransaction();
 }
 
+RdKafka::ErrorCode Service::ProduceOutbox(const PartitionId& p, const state::OutboxRecord& outbox) {
+  const state::OutboxRecord* r = &outbox;
+  state::OutboxRecord replacement;
+  std::optional<std::string> refused;
+  if (auto it = refused_.find({p, outbox.seq()}); it != refused_.end()) refused = it->second;
+  for (;;) {
+    if (refused) {
+      // Published in its place, under the same seq: the dead letter says what the record was and why.
+      replacement = BoundedDeadLetter(options_.topics.dead_letters, outbox.key(), outbox.value(),
+                                      absl::StrCat("RESOURCE_EXHAUSTED: could not be published to ", outbox.topic(),
+                                                   ": ", *refused),
+                                      outbox.topic(), p.second, static_cast<int64_t>(outbox.seq()));
+      (*replacement.mutable_headers())["vigil-outbox-seq"] = absl::StrCat(outbox.seq());
+      r = &replacement;
+      spdlog::error("event=record_dead_lettered partition={} seq={} topic={} reason=\"{}\"", p.second,
+                    outbox.seq(), outbox.topic(), *refused);
+    }
+    RdKafka::Headers* headers = RdKafka::Headers::create();
+    for (const auto& [k, v] : r->headers()) headers->add(k, v.data(), v.size());
+    produced_.emplace_back(p, outbox.seq());
+    void* opaque = reinterpret_cast<void*>(static_cast<uintptr_t>(produced_.size()));
+    RdKafka::ErrorCode err;
+    while ((err = producer_->produce(r->topic(), RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+                                     const_cast<char*>(r->value().data()), r->value().size(), r->key().data(),
+                                     r->key().size(), 0, headers, opaque)) == RdKafka::ERR__QUEUE_FULL) {
+      producer_->poll(50);
+    }
+    if (err == RdKafka::ERR_NO_ERROR) return err;
+    delete headers;
+    produced_.pop_back();
+    if (refused || !RecordRefused(err)) return err;
+    refused = RdKafka::err2str(err);
+  }
+}
+
 absl::Status Service::EndTransaction() {
   const auto start = std::chrono::steady_clock::now();
   const bool commit = txn_ == Txn::kCommitting;
@@ -229,6 +290,8 @@ absl::Status Service::EndTransaction() {
     spdlog::debug("event=published records={} commit_ms={}", in_flight_count_,
                   std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count());
     published_ += in_flight_count_;
+    refused_.clear();  // each went as a dead letter in this transaction
+    health_.Set(kHealthPublish, absl::OkStatus());
     for (const auto& [p, seq] : in_flight_) {
       auto it = pipelines_.find(p);
       if (it == pipelines_.end()) continue;  // revoked: its next owner reads the progress topic
@@ -258,6 +321,14 @@ absl::Status Service::EndTransaction() {
   if (abortable) {
     txn_ = Txn::kAborting;
     in_flight_.clear();
+    if (!refused_.empty()) {
+      // The broker refused records for what they are: the retry sends dead letters in their place.
+      const auto& [which, why] = *refused_.begin();
+      health_.Set(kHealthPublish, absl::UnavailableError(absl::StrCat(
+                                      "partition ", which.first.second, " cannot publish outbox record ", which.second,
+                                      ": ", why, "; it is sent to the dead-letter topic instead")));
+      return absl::UnavailableError(message);
+    }
   }
   // Retriable (a timeout while the broker is away): the same call again, later.
   BrokerDown(absl::UnavailableError(message));
@@ -343,9 +414,13 @@ void Service::Tick() {
     tick.set_source("vigild");
     tick.mutable_clock_tick();
     const std::string bytes = tick.SerializeAsString();
-    ticker_->produce(options_.topics.events, p, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(bytes.data()),
-                     bytes.size(), kClockKey, sizeof(kClockKey) - 1, 0,
-                     static_cast<RdKafka::Headers*>(nullptr), nullptr);
+    RdKafka::Headers* headers = RdKafka::Headers::create();
+    if (options_.admission.signer != nullptr) headers->add(kHeaderSignature, options_.admission.signer->Sign(bytes));
+    if (ticker_->produce(options_.topics.events, p, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(bytes.data()),
+                         bytes.size(), kClockKey, sizeof(kClockKey) - 1, 0, headers, nullptr) !=
+        RdKafka::ERR_NO_ERROR) {
+      delete headers;
+    }
   }
   ticker_->poll(0);
 }
@@ -359,6 +434,10 @@ absl::Status Service::CreateProducer() {
   props.emplace_back("enable.idempotence", "true");
   props.emplace_back("linger.ms", "1");
   VIGIL_ASSIGN_OR_RETURN(auto conf, MakeKafkaConf(props));
+  if (!reports_) reports_ = std::make_unique<DeliveryReports>(this);
+  if (conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(reports_.get()), err) != RdKafka::Conf::CONF_OK) {
+    return absl::InternalError(err);
+  }
   producer_.reset(RdKafka::Producer::create(conf.get(), err));
   if (!producer_) return absl::InvalidArgumentError(absl::StrCat("Kafka producer: ", err));
   if (RdKafka::Error* e = producer_->init_transactions(60000)) {
@@ -376,7 +455,9 @@ absl::Status Service::CreateProducer() {
 
 std::vector<TopicSpec> Service::TopicSpecs() const {
   const auto& t = options_.topics;
-  std::vector<TopicSpec> topics = {{t.events, options_.partitions, {}},
+  // The broker stamps each event with its own clock, the time no producer can set: events later than
+  // it (plus a tolerance) are refused as from the future (admission.h).
+  std::vector<TopicSpec> topics = {{t.events, options_.partitions, {{"message.timestamp.type", "LogAppendTime"}}},
                                    {t.alerts, options_.partitions, {}},
                                    {t.dead_letters, 1, {}},
                                    {t.progress, 1, {{"cleanup.policy", "compact"}}}};
@@ -478,8 +559,14 @@ absl::Status Service::Run() {
       if (it == pipelines_.end()) continue;  // revoked meanwhile
       if (m->offset() < it->second->next_offset()) continue;  // fetched before a reassignment: applied already
       const std::string* key = m->key();
-      it->second->Apply(m->offset(), key ? absl::string_view(*key) : absl::string_view(),
-                        absl::string_view(static_cast<const char*>(m->payload()), m->len()));
+      const std::string signature = HeaderValue(*m, kHeaderSignature);
+      const RdKafka::MessageTimestamp ts = m->timestamp();
+      it->second->Apply({.offset = m->offset(),
+                         .key = key ? absl::string_view(*key) : absl::string_view(),
+                         .value = absl::string_view(static_cast<const char*>(m->payload()), m->len()),
+                         .timestamp_ms = ts.type == RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE
+                                             ? -1 : ts.timestamp,
+                         .signature = signature});
       ++n;
     }
     events_ += n;

@@ -41,6 +41,8 @@ struct ServiceOptions {
   std::string instance = "vigild-0";  // transactional.id; one per running instance
   std::string data_dir = "vigil-data";
   Topics topics;
+  // What is admitted from the events topic: signatures (the signer must outlive the service), size, future.
+  AdmissionPolicy admission;
   int partitions = 4;        // for the events topic, when vigild creates it
   int tick_ms = 250;         // clock ticks per owned partition; 0: none
   int batch_max = 5000;      // records per batch at most
@@ -63,6 +65,7 @@ class Service {
  private:
   class Rebalancer;
   class BrokerEvents;
+  class DeliveryReports;
   using PartitionId = std::pair<std::string, int32_t>;
   absl::Status Connect();  // topics, producers, consumer
   absl::Status CreateProducer();
@@ -112,6 +115,7 @@ class Service {
   std::vector<std::unique_ptr<RdKafka::Topic>> producer_topics_, ticker_topics_;
   std::unique_ptr<Rebalancer> rebalancer_;
   std::unique_ptr<BrokerEvents> broker_events_;  // "all brokers down", heard while polling
+  std::unique_ptr<DeliveryReports> reports_;     // the transactional producer's, per outbox record
   // By (topic, partition): events partitions and suspect-links partitions.
   std::map<std::pair<std::string, int32_t>, std::unique_ptr<PartitionPipeline>> pipelines_;
   absl::Status rebalance_error_;
@@ -125,6 +129,14 @@ class Service {
   enum class Txn { kNone, kCommitting, kAborting } txn_ = Txn::kNone;
   std::map<PartitionId, uint64_t> in_flight_;
   size_t in_flight_count_ = 0;
+  // Outbox records the broker refused for what they are (too large, invalid): the next try publishes
+  // a bounded dead letter in their place, so that no record can stall a partition.
+  std::map<std::pair<PartitionId, uint64_t>, std::string> refused_;
+  // What the open transaction produced, in order: a delivery report's opaque is its index + 1.
+  std::vector<std::pair<PartitionId, uint64_t>> produced_;
+  // Produces one outbox record into the open transaction; one that cannot be produced for what it is
+  // goes as a bounded dead letter instead.
+  RdKafka::ErrorCode ProduceOutbox(const PartitionId& p, const state::OutboxRecord& r);
   int fatal_producer_errors_ = 0;
   bool broker_up_ = true, store_fault_ = false;
   Backoff broker_probes_, store_probes_;
