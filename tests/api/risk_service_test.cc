@@ -1,3 +1,4 @@
+#include <optional>
 // RiskService in process: a real gRPC server (plaintext, and mutual TLS with
 // certificates made for the run) over a real RocksDB in a temp directory. The
 // log is local: events written through the API are applied at once by the same
@@ -577,6 +578,98 @@ TEST_F(RiskServiceTest, AVictimInAPartitionStoredAfterTheFirstLookupIsFound) {
   EXPECT_EQ((*victim)->state.victim_id(), "VB");
 }
 
+TEST_F(RiskServiceTest, BoundedInputIsRefusedWithTheRightCode) {
+  auto stub = Serve("supervisor-console");
+  auto record = [&](const v1::Event& e) {
+    grpc::ClientContext context;
+    v1::RecordEventRequest request;
+    *request.mutable_event() = e;
+    v1::RecordEventResponse response;
+    return stub->RecordEvent(&context, request, &response);
+  };
+  v1::Event big = Ev("big").At("09:00").Call(false);
+  big.mutable_call_received()->set_suspect_id("S1");
+  big.set_source(std::string(100, 's'));
+  v1::Event padded = big;
+  padded.set_source(std::string(70'000, 's'));
+  // Over 64 KiB: RESOURCE_EXHAUSTED, which tells a client not to retry as it is (never UNAVAILABLE).
+  EXPECT_EQ(record(padded).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // From the future: INVALID_ARGUMENT naming the field.
+  v1::Event future = Ev("fut").Call(false);
+  *future.mutable_occurred_at() = ToTimestamp(absl::ToUnixMicros(absl::Now()) + kMicrosPerHour);
+  grpc::Status s = record(future);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(Violations(s), ElementsAre("event.occurred_at"));
+  // A small unknown field is dropped before the event is published: the timeline holds the contract's event.
+  v1::Event small = big;
+  ASSERT_TRUE(small.ParseFromString(big.SerializeAsString() + "\xfa\x06\x03" + "abc"));
+  ASSERT_TRUE(record(small).ok());
+  auto page = reader_->Timeline(*(*reader_->FindVictimPartition("V1")), "V1", INT64_MIN, INT64_MAX, "", 10);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->events.size(), 1u);
+  EXPECT_EQ(page->events[0].SerializeAsString(), big.SerializeAsString());
+}
+
+TEST_F(RiskServiceTest, PurposeAndTimeFiltersAreChecked) {
+  auto stub = Serve("supervisor-console");
+  Record(*stub, {Ev("c1").At("09:00").Call(false)});
+  auto timeline = [&](const std::string& purpose, std::optional<int64_t> end_seconds) {
+    grpc::ClientContext context;
+    v1::GetTimelineRequest r;
+    r.set_parent("victims/V1");
+    r.set_purpose(purpose);
+    if (end_seconds) r.mutable_end_time()->set_seconds(*end_seconds);
+    v1::GetTimelineResponse response;
+    return stub->GetTimeline(&context, r, &response);
+  };
+  EXPECT_THAT(Violations(timeline("   ", std::nullopt)), ElementsAre("purpose"));
+  EXPECT_THAT(Violations(timeline(std::string(600, 'p'), std::nullopt)), ElementsAre("purpose"));
+  EXPECT_THAT(Violations(timeline("line\nbreak", std::nullopt)), ElementsAre("purpose"));
+  // The largest valid timestamp is fine; past it, INVALID_ARGUMENT instead of an overflow.
+  EXPECT_TRUE(timeline("review", 253402300799).ok());
+  EXPECT_THAT(Violations(timeline("review", INT64_MAX)), ElementsAre("end_time"));
+  grpc::ClientContext context;
+  v1::ListAlertsRequest list;
+  list.mutable_start_time()->set_seconds(INT64_MIN);
+  v1::ListAlertsResponse listed;
+  EXPECT_THAT(Violations(stub->ListAlerts(&context, list, &listed)), ElementsAre("start_time"));
+  EXPECT_TRUE(Audits().size() == 1u) << "only the valid read was audited";
+}
+
+TEST_F(RiskServiceTest, DamagedStoredDataIsDataLossWithAdviceAndNoServerPaths) {
+  auto stub = Serve("supervisor-console");
+  Record(*stub, {Ev("c1").At("09:00").Call(false)});
+  const int32_t p = *(*reader_->FindVictimPartition("V1"));
+  rocksdb::WriteBatch batch;
+  batch.Put(TimelineKey(p, "V1", testing::T("09:30"), "damaged"), "\xff\xff not an event");
+  ASSERT_TRUE(store_->Write(&batch, Store::Durability::kProcess).ok());
+  grpc::ClientContext context;
+  v1::GetTimelineRequest r;
+  r.set_parent("victims/V1");
+  r.set_purpose("review");
+  v1::GetTimelineResponse response;
+  grpc::Status s = stub->GetTimeline(&context, r, &response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DATA_LOSS);
+  EXPECT_THAT(s.error_message(), HasSubstr("rebuild"));
+  EXPECT_THAT(s.error_message(), ::testing::Not(HasSubstr(dir_.string())));
+}
+
+TEST_F(RiskServiceTest, RecordEventRefusesWhatOnlyVigildWrites) {
+  auto stub = Serve("supervisor-console");
+  Record(*stub, Day());
+  const std::string alert_id = AlertId("repeat-calls");
+  ASSERT_FALSE(alert_id.empty());
+  grpc::ClientContext context;
+  v1::RecordEventRequest request;
+  *request.mutable_event() = Ev("forged").At("10:30");
+  request.mutable_event()->set_source("vigil-api");
+  request.mutable_event()->mutable_escalation_acknowledged()->set_alert_id(alert_id);
+  request.mutable_event()->mutable_escalation_acknowledged()->set_acknowledged_by("Supt-Forged");
+  v1::RecordEventResponse response;
+  EXPECT_EQ(stub->RecordEvent(&context, request, &response).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE((*reader_->FindAlert(alert_id))->state(), v1::ACKNOWLEDGED);
+}
+
 TEST(AccessPolicyTest, GrantsOnlyWhatRolesAllowAndNamesMistakes) {
   auto policy = AccessPolicy::Parse(kAccess, "access.yaml");
   ASSERT_TRUE(policy.ok()) << policy.status();
@@ -589,6 +682,20 @@ TEST(AccessPolicyTest, GrantsOnlyWhatRolesAllowAndNamesMistakes) {
   auto unknown_role = AccessPolicy::Parse("roles: {r: [GetAlert]}\nclients: {c: [admin]}", "access.yaml");
   EXPECT_THAT(std::string(unknown_role.status().message()), HasSubstr("clients.c: unknown role admin"));
   EXPECT_FALSE(AccessPolicy::Parse("users: {}", "a.yaml").ok());
+}
+
+TEST(AccessPolicyTest, RepeatedAndNonScalarKeysAreRefusedWithTheLine) {
+  // One appended line used to make a client a supervisor (the last key won).
+  auto twice = AccessPolicy::Parse("roles: {r: [RecordEvent], s: [GetAlert]}\nclients:\n  c: [r]\n  c: [s]\n",
+                                   "access.yaml");
+  EXPECT_EQ(twice.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(twice.status().message(), HasSubstr("access.yaml: line 4: duplicate key 'c' (first at line 3)"));
+  // A list as a key used to abort vigild.
+  auto list_key = AccessPolicy::Parse("roles: {r: [GetAlert]}\nclients:\n  ? [a, b]\n  : [r]\n", "access.yaml");
+  EXPECT_EQ(list_key.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(list_key.status().message(), HasSubstr("a key must be a single value"));
+  auto long_name = AccessPolicy::Parse("roles: {r: [" + std::string(10000, 'M') + "]}", "access.yaml");
+  EXPECT_LT(long_name.status().message().size(), 200u);
   EXPECT_TRUE(AccessPolicy::Load(std::string(VIGIL_SOURCE_DIR) + "/deploy/config/access.yaml").ok());
 }
 

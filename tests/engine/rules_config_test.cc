@@ -76,6 +76,39 @@ TEST(RulesConfigTest, ErrorsNameTheRuleAndTheField) {
   EXPECT_THAT(ParseError("rulez: {}\n").message(), HasSubstr("unknown section 'rulez'"));
 }
 
+TEST(RulesConfigTest, StrictParsingRefusesWhatWouldSilentlyChangeARule) {
+  // A duration that used to wrap to 99 s; a count that makes every call a repeat.
+  EXPECT_THAT(ParseError("rules:\n  repeat-calls:\n    acknowledge_within: 1066238887779d\n").message(),
+              HasSubstr("field 'acknowledge_within': '1066238887779d' is not a duration from 1m to 30d"));
+  EXPECT_THAT(ParseError("rules:\n  potential-escalation:\n    window: 5000d\n").message(),
+              HasSubstr("field 'window': '5000d' is not a duration from 1m to 400d"));
+  EXPECT_THAT(ParseError("rules:\n  repeat-calls:\n    count: 1\n").message(),
+              HasSubstr("field 'count': expected a whole number from 2 to 1000, got '1'"));
+  // A repeated key: the last one does not silently win.
+  EXPECT_THAT(ParseError("rules:\n  repeat-calls:\n    count: 2\n    count: 9\n").message(),
+              HasSubstr("test.yaml: line 4: duplicate key 'count' (first at line 3)"));
+  EXPECT_THAT(ParseError("rules:\n  repeat-calls: {}\n  repeat-calls:\n    enabled: false\n").message(),
+              HasSubstr("test.yaml: line 3: duplicate key 'repeat-calls'"));
+  // A list as a key.
+  EXPECT_THAT(ParseError("rules:\n  ? [a, b]\n  : {}\n").message(), HasSubstr("a key must be a single value"));
+  // A long bad value is echoed at most 80 characters.
+  const absl::Status long_value = ParseError("rules:\n  repeat-calls:\n    window: " + std::string(100000, 'x') + "\n");
+  EXPECT_EQ(long_value.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_LT(long_value.message().size(), 300u);
+}
+
+TEST(RulesConfigTest, AFileOverTheSizeLimitIsRefusedBeforeItIsRead) {
+  const std::string path = ::testing::TempDir() + "/huge-rules.yaml";
+  {
+    std::ofstream out(path);
+    out << "# " << std::string(2 << 20, 'x') << "\n";
+  }
+  absl::StatusOr<RulesConfig> c = LoadRulesFile(path);
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(c.status().message(), HasSubstr("a configuration file may have at most 1048576"));
+  std::remove(path.c_str());
+}
+
 TEST(RulesConfigTest, MissingFileIsNotFound) {
   EXPECT_EQ(LoadRulesFile("/nonexistent/rules.yaml").status().code(), absl::StatusCode::kNotFound);
 }

@@ -359,7 +359,9 @@ def main():
                 [os.path.join(BIN, "vigild"), "--brokers", BROKERS, "--data-dir", os.path.join(work, "data"),
                  "--grpc-listen", f"127.0.0.1:{API}", "--access", os.path.join(ROOT, "deploy/config/access.yaml"),
                  "--tls-cert", os.path.join(TLS, "server.pem"), "--tls-key", os.path.join(TLS, "server.key"),
-                 "--tls-client-ca", os.path.join(TLS, "ca.pem"), "--log-level", "debug"], stdout=log, stderr=log)
+                 "--tls-client-ca", os.path.join(TLS, "ca.pem"), "--log-level", "debug",
+                 # The escalation test ticks half an hour ahead: within this tolerance, not refused as the future.
+                 "--future-tolerance", "1h"], stdout=log, stderr=log)
         deadline = time.time() + 60
         while "event=assigned" not in open(log_path).read():
             if VIGILD.poll() is not None or time.time() > deadline:

@@ -4,6 +4,7 @@
 // victim's events is taken in order. docs/reliability.md lists the behaviour.
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -147,6 +148,109 @@ TEST_F(HostileInputTest, AFloodOfOneVictimsEventsIsTakenInOrder) {
   EXPECT_GT(alerts, 0u);  // repeat calls in a day: escalated, not dropped
   EXPECT_EQ(pipeline_->next_offset(), kFlood);
   std::printf("  flood: %d events of one victim in %.2f s (%.0f/s)\n", kFlood, seconds, kFlood / seconds);
+}
+
+// --- what only vigild writes, events from the future, bounded dead letters (issue 10) ------------------
+
+// The dead letter of the record at `offset`, if any.
+std::optional<state::OutboxRecord> DeadLetterAt(const PartitionPipeline& p, const Topics& topics, int64_t offset) {
+  const std::vector<state::OutboxRecord> outbox = *p.Unpublished();
+  for (const auto& r : outbox) {
+    if (r.topic() == topics.dead_letters && r.headers().at(kHeaderOffset) == absl::StrCat(offset)) return r;
+  }
+  return std::nullopt;
+}
+
+TEST_F(HostileInputTest, AnUnsignedAcknowledgementIsDeadLetteredAndSilencesNothing) {
+  // An alert: two calls in a day.
+  ASSERT_EQ(Reason(Ev("c1").At("09:00").Call(false)), "");
+  ASSERT_EQ(Reason(Ev("c2").At("09:05").Call(false)), "");
+  std::string alert_id;
+  const std::vector<state::OutboxRecord> outbox = *pipeline_->Unpublished();
+  for (const auto& r : outbox) {
+    v1::Alert a;
+    if (r.topic() == topics_.alerts && a.ParseFromString(r.value())) alert_id = a.alert_id();
+  }
+  ASSERT_FALSE(alert_id.empty());
+  v1::Event ack = Ev("forged").At("09:06");
+  ack.set_source("vigil-api");
+  ack.mutable_escalation_acknowledged()->set_alert_id(alert_id);
+  ack.mutable_escalation_acknowledged()->set_acknowledged_by("Supt-Forged");
+  const std::string bytes = ack.SerializeAsString();
+  // No signature, a signature by another key, and the right one.
+  pipeline_->Apply({.offset = 100, .key = "V1", .value = bytes});
+  pipeline_->Apply({.offset = 101, .key = "V1", .value = bytes, .signature = Signer(std::string(32, 'x')).Sign(bytes)});
+  ASSERT_TRUE(pipeline_->Commit().ok());
+  for (int64_t offset : {100, 101}) {
+    auto letter = DeadLetterAt(*pipeline_, topics_, offset);
+    ASSERT_TRUE(letter.has_value()) << offset;
+    EXPECT_THAT(letter->headers().at(kHeaderReason),
+                HasSubstr("PERMISSION_DENIED: escalation_acknowledged: written by vigild only"));
+  }
+  pipeline_->Apply({.offset = 102, .key = "V1", .value = bytes, .signature = testing::TestSigner().Sign(bytes)});
+  ASSERT_TRUE(pipeline_->Commit().ok());
+  EXPECT_FALSE(DeadLetterAt(*pipeline_, topics_, 102).has_value());
+}
+
+TEST_F(HostileInputTest, AnUnsignedClockTickIsDeadLetteredAndMovesNoClock) {
+  v1::Event tick;
+  tick.set_event_id("tick-2099");
+  tick.mutable_occurred_at()->set_seconds(4'070'908'800);  // 2099
+  tick.mutable_clock_tick();
+  const Micros before = pipeline_->stream_time();
+  EXPECT_THAT(Reason(kClockKey, tick.SerializeAsString()), HasSubstr("PERMISSION_DENIED: clock_tick"));
+  EXPECT_LT(pipeline_->stream_time(), int64_t{4'070'908'800} * 1'000'000);
+  EXPECT_GE(pipeline_->stream_time(), before);
+}
+
+TEST_F(HostileInputTest, AnEventFromTheFutureIsDeadLetteredAndMovesNoClock) {
+  const v1::Event now_event = Ev("a1").At("10:00").ArrestRequested("R1");  // due at 11:00
+  const int64_t record_ms = testing::T("10:00") / 1000;
+  pipeline_->Apply({.offset = 0, .key = "V1", .value = now_event.SerializeAsString(), .timestamp_ms = record_ms});
+  // Dated 2099 by a careless source, on a record the broker stamped at 10:01.
+  v1::Event future = Ev("f1").Victim("V2").At("10:01").Call(false);
+  future.mutable_occurred_at()->set_seconds(4'070'908'800);
+  pipeline_->Apply({.offset = 1, .key = "V2", .value = future.SerializeAsString(), .timestamp_ms = record_ms + 60'000});
+  // Within the tolerance (5 min) of its record: accepted.
+  const v1::Event soon = Ev("s1").Victim("V3").At("10:05").Call(false);
+  pipeline_->Apply({.offset = 2, .key = "V3", .value = soon.SerializeAsString(), .timestamp_ms = record_ms + 60'000});
+  ASSERT_TRUE(pipeline_->Commit().ok());
+  auto letter = DeadLetterAt(*pipeline_, topics_, 1);
+  ASSERT_TRUE(letter.has_value());
+  EXPECT_THAT(letter->headers().at(kHeaderReason), HasSubstr("OUT_OF_RANGE: occurred_at 2099-01-01"));
+  EXPECT_FALSE(DeadLetterAt(*pipeline_, topics_, 2).has_value());
+  EXPECT_EQ(pipeline_->stream_time(), testing::T("10:05"));
+  const std::vector<state::OutboxRecord> outbox = *pipeline_->Unpublished();
+  for (const auto& r : outbox) EXPECT_NE(r.topic(), topics_.alerts) << "nothing fired early";
+}
+
+TEST_F(HostileInputTest, ADeadLetterAlwaysFitsInAKafkaMessage) {
+  const std::string poison(999'900, 'P');
+  const std::string key(2'000'000, 'K');
+  pipeline_->Apply({.offset = 7, .key = key, .value = poison});
+  ASSERT_TRUE(pipeline_->Commit().ok());
+  auto letter = DeadLetterAt(*pipeline_, topics_, 7);
+  ASSERT_TRUE(letter.has_value());
+  EXPECT_EQ(letter->value().size(), kMaxDeadLetterPayload);
+  EXPECT_LE(letter->key().size(), kMaxDeadLetterKey + 3);
+  EXPECT_EQ(letter->headers().at(kHeaderTruncated), "true");
+  EXPECT_EQ(letter->headers().at(kHeaderValueBytes), "999900");
+  EXPECT_EQ(letter->headers().at(kHeaderValueSha256), Sha256Hex(poison));
+  EXPECT_LT(letter->ByteSizeLong(), 100'000u);
+}
+
+TEST_F(HostileInputTest, UnknownFieldsAreDroppedBeforeTheTimelineStoresTheEvent) {
+  const v1::Event e = Ev("u1").At("09:00").Call(false);
+  const std::string with_unknown = e.SerializeAsString() + "\xfa\x06" + Varint(3) + "abc";  // field 111
+  pipeline_->Apply({.offset = 0, .key = "V1", .value = with_unknown});
+  ASSERT_TRUE(pipeline_->Commit().ok());
+  std::vector<std::string> stored;
+  ASSERT_TRUE(store_->Scan(TimelinePrefix(0, "V1"), [&](absl::string_view, absl::string_view v) {
+    stored.emplace_back(v);
+    return true;
+  }).ok());
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0], e.SerializeAsString());
 }
 
 }  // namespace

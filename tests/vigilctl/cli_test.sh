@@ -66,4 +66,15 @@ check "show renders alert JSONL" grep -q 'repeat-calls' "$tmp/out"
 "$vigilctl" >"$tmp/out" 2>&1
 check "no subcommand is a usage error" [ $? -eq 2 ]
 
+# Nothing delivered (no broker there): a failure, never "published 1 events".
+"$vigilctl" publish --brokers 127.0.0.1:1 --kafka message.timeout.ms=1500 --events "$tmp/two.jsonl" \
+  >"$tmp/out" 2>"$tmp/err"
+check "publish with nothing delivered exits 1" [ $? -eq 1 ]
+check "publish says what was not delivered" grep -q "were not delivered" "$tmp/err"
+check "publish claims nothing published" [ ! -s "$tmp/out" ]
+
+# A tick is vigild's to write: refused without its key.
+"$vigilctl" tick --brokers 127.0.0.1:1 --at 2024-01-01T00:00:00Z >"$tmp/out" 2>"$tmp/err"
+check "tick without a signing key is a usage error" [ $? -eq 2 ]
+
 [ $failures -eq 0 ]
