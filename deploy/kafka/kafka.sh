@@ -6,6 +6,8 @@
 #   deploy/kafka/kafka.sh start PORT DATA_DIR   format (first time) and start; wait until it serves
 #   deploy/kafka/kafka.sh stop DATA_DIR         stop cleanly (SIGTERM, then wait)
 #   deploy/kafka/kafka.sh status DATA_DIR       exit 0 when running
+#   deploy/kafka/kafka.sh topic DATA_DIR NAME PARTITIONS [KEY=VALUE ...]
+#                                               create a topic with this configuration (Kafka's TopicCommand)
 #
 # Kafka 4.1.1 (pom.xml): Debian 12's librdkafka 2.0.2 speaks the protocol
 # versions Kafka 4 kept (KIP-896 dropped only those older than Kafka 2.1).
@@ -113,10 +115,20 @@ stop() {
   rm -f "$data/broker.pid"
 }
 
+topic() {  # topic DATA_DIR NAME PARTITIONS [KEY=VALUE ...]
+  local data=$1 name=$2 partitions=$3; shift 3
+  local configs=()
+  for kv in "$@"; do configs+=(--config "$kv"); done
+  run_java "$data" org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$(cat "$data/port")" \
+    --create --topic "$name" --partitions "$partitions" --replication-factor 1 "${configs[@]}" >&2
+}
+
 case "${1:-}" in
   fetch) fetch ;;
   start) [ $# -eq 3 ] || { echo "usage: $0 start PORT DATA_DIR" >&2; exit 2; }; start "$2" "$3" ;;
   stop) [ $# -eq 2 ] || { echo "usage: $0 stop DATA_DIR" >&2; exit 2; }; stop "$2" ;;
+  topic) [ $# -ge 4 ] || { echo "usage: $0 topic DATA_DIR NAME PARTITIONS [KEY=VALUE ...]" >&2; exit 2; }
+    shift; topic "$@" ;;
   status) [ $# -eq 2 ] || { echo "usage: $0 status DATA_DIR" >&2; exit 2; }; running "$2" ;;
-  *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
 esac

@@ -12,6 +12,7 @@
 #include "services/escalation/pipeline/admission.h"
 #include "services/escalation/pipeline/partition.h"
 #include "vigil/v1/state.pb.h"
+#include "google/protobuf/struct.pb.h"
 #include "tests/testing/synthetic_stream.h"
 #include "services/escalation/engine/validate.h"
 #include "services/vigilctl/commands.h"
@@ -200,15 +201,16 @@ int Tail(const TailOptions& options, std::ostream& out, std::ostream& err) {
     if (m->err() == RdKafka::ERR_NO_ERROR) {
       last = std::chrono::steady_clock::now();
       if (options.dead_letters) {
-        std::string line = "{";
+        // One JSON object: each header by name, and the size of the (possibly truncated) value.
+        google::protobuf::Struct letter;
+        auto& fields = *letter.mutable_fields();
         if (const RdKafka::Headers* headers = m->headers()) {
           for (const auto& h : headers->get_all()) {
-            absl::StrAppend(&line, "\"", h.key(), "\":\"",
-                            std::string(static_cast<const char*>(h.value()), h.value_size()), "\",");
+            fields[h.key()].set_string_value(std::string(static_cast<const char*>(h.value()), h.value_size()));
           }
         }
-        absl::StrAppend(&line, "\"bytes\":", m->len(), "}");
-        out << line << std::endl;
+        fields["bytes"].set_number_value(static_cast<double>(m->len()));
+        out << ToJsonLine(letter) << std::endl;
         ++count;
         continue;
       }

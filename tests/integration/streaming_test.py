@@ -317,6 +317,27 @@ class StreamingTest(unittest.TestCase):
         # The stored state is what an offline replay of the log's records gives: it refuses the same three.
         v.assert_same_as_offline(self)
 
+    def test_a_record_the_broker_refuses_goes_as_a_bounded_dead_letter_and_nothing_stalls(self):
+        # A route topic that takes no message over 100 bytes: every alert routed there is refused by the broker
+        # (in the transaction's delivery reports), which once aborted and retried the transaction for ever.
+        tiny = f"{self.name}.tiny"
+        subprocess.run([KAFKA, "topic", BROKER_DIR, tiny, "1", "max.message.bytes=100"], check=True,
+                       capture_output=True)
+        v = self.vigild(partitions=1, extra=["--route", f"SUPERVISOR={tiny}"])
+        v.start()
+        base = os.path.join(SCENARIOS, "cambridgeshire-iopc")
+        ctl("publish", "--topic", v.topics["events"], "--events", base + ".events.jsonl")
+        ctl("tick", "--topic", v.topics["events"], "--at", read(base + ".until").strip())
+        expected = [l for l in read(base + ".expected.jsonl").splitlines() if l.strip()]
+        self.assertExactlyOnce(wait_for_alerts(v, len(expected)), expected)  # the main topic has every one
+        supervisor = [l for l in expected if json.loads(l).get("level", "SUPERVISOR") == "SUPERVISOR"]
+        dlq = ctl("tail", "--topic", v.topics["dlq"], "--from-beginning", "--dead-letters", "--idle-ms", 3000).stdout
+        letters = [json.loads(l) for l in dlq.splitlines() if l.strip()]
+        self.assertEqual(len(letters), len(supervisor), dlq)  # each refused copy, once, in its place
+        for l in letters:
+            self.assertTrue(l["vigil-reason"].startswith(f"RESOURCE_EXHAUSTED: could not be published to {tiny}"), l)
+        self.assertIn("event=record_dead_lettered", read(v.log.name))
+
     def test_deadlines_fire_on_time_with_no_events_arriving(self):
         v = self.vigild(tick_ms=250, log_level="debug")
         v.start()
