@@ -24,6 +24,10 @@ deploy/kafka/kafka.sh start "$port" "$work/kafka"
 echo "== Starting vigild (state in $work/state; rules deploy/config/rules.yaml; clock ticks every 250 ms)"
 echo "   Its gRPC API is on $api WITHOUT TLS, every caller taken to be 'local-dev': for local"
 echo "   development only. Real deployments use mutual TLS (docs/api.md, docs/operations.md)."
+# The key that signs what only vigild writes (acknowledgements, ticks); the case's own acknowledgement is
+# published with it below, as an operator holding it may (docs/reliability.md).
+head -c 32 /dev/urandom >"$work/signing.key"
+export VIGIL_SIGNING_KEY_FILE="$work/signing.key"
 "$build/bin/vigild" --brokers "$brokers" --data-dir "$work/state" --rules deploy/config/rules.yaml \
   --route INSPECTOR=vigil.alerts.inspector --grpc-listen "$api" --access deploy/config/access.yaml \
   --insecure-dev-identity local-dev >"$work/vigild.log" 2>&1 &

@@ -45,10 +45,14 @@ int main(int argc, char** argv) {
                  "default: a view per partition, in process")
       ->envname("VIGIL_SUSPECT_LINKS_TOPIC")->capture_default_str();
   app.add_option("--route", o.topics.routes, "More alert topics: LEVEL=topic or force:NAME=topic (repeatable)");
-  app.add_option("--partitions", o.partitions, "Partitions of topics vigild creates")->capture_default_str();
-  app.add_option("--tick-ms", o.tick_ms, "Clock tick interval; 0 turns ticks off")->capture_default_str();
-  app.add_option("--batch-max", o.batch_max, "Records per batch at most")->capture_default_str();
-  app.add_option("--batch-ms", o.batch_ms, "How long a batch waits for records")->capture_default_str();
+  app.add_option("--partitions", o.partitions, "Partitions of topics vigild creates")
+      ->capture_default_str()->check(CLI::Range(1, 10000));
+  app.add_option("--tick-ms", o.tick_ms, "Clock tick interval; 0 turns ticks off")
+      ->capture_default_str()->check(CLI::Range(0, 3600000));
+  app.add_option("--batch-max", o.batch_max, "Records per batch at most")
+      ->capture_default_str()->check(CLI::Range(1, 1000000));
+  app.add_option("--batch-ms", o.batch_ms, "How long a batch waits for records")
+      ->capture_default_str()->check(CLI::Range(0, 60000));
   app.add_option("--kafka", kafka_props, "librdkafka property KEY=VALUE, passed through (repeatable): "
                                          "security.protocol, ssl.*, sasl.*, ...")
       ->envname("VIGIL_KAFKA");
