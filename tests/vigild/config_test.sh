@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# vigild refuses bad configuration at start, with the file and line and a bounded echo, and a clean exit
+# status (2): never an abort, never "the last key wins". No broker is needed: it stops before Kafka.
+#   config_test.sh VIGILD
+set -u
+vigild=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+passes=0
+check() {
+  local what=$1; shift
+  if "$@"; then echo "ok: $what"; passes=$((passes + 1)); else echo "FAIL: $what"; failures=$((failures + 1)); fi
+}
+start() {  # start ARGS...: vigild with the API on, an unreachable broker; its exit status in $rc
+  timeout 20 "$vigild" --brokers 127.0.0.1:1 --data-dir "$tmp/data" --grpc-listen 127.0.0.1:0 \
+    --insecure-dev-identity dev "$@" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+}
+
+printf 'roles: {r: [GetAlert]}\nclients:\n  ? [a, b]\n  : [r]\n' >"$tmp/list-key.yaml"
+start --access "$tmp/list-key.yaml"
+check "a list as a key in access.yaml: exit 2, not an abort" [ "$rc" -eq 2 ]
+check "  and says so with the line" grep -q "line 3: a key must be a single value" "$tmp/err"
+
+printf 'roles: {r: [RecordEvent], s: [GetAlert]}\nclients:\n  dev: [r]\n  dev: [s]\n' >"$tmp/twice.yaml"
+start --access "$tmp/twice.yaml"
+check "a client listed twice: exit 2" [ "$rc" -eq 2 ]
+check "  naming both lines" grep -q "line 4: duplicate key 'dev' (first at line 3)" "$tmp/err"
+
+printf 'rules:\n  repeat-calls:\n    acknowledge_within: 1066238887779d\n' >"$tmp/rules.yaml"
+start --access deploy/config/access.yaml --rules "$tmp/rules.yaml"
+check "a duration out of range: exit 2" [ "$rc" -eq 2 ]
+check "  with the range" grep -q "is not a duration from 1m to 30d" "$tmp/err"
+
+printf 'rules:\n  repeat-calls:\n    window: %s\n' "$(head -c 200000 /dev/zero | tr '\0' x)" >"$tmp/long.yaml"
+start --access deploy/config/access.yaml --rules "$tmp/long.yaml"
+check "a long bad value: exit 2" [ "$rc" -eq 2 ]
+check "  echoed at most 80 characters" [ "$(wc -c <"$tmp/err")" -lt 400 ]
+
+head -c $((2 << 20)) /dev/zero | tr '\0' '#' >"$tmp/huge.yaml"
+start --access deploy/config/access.yaml --rules "$tmp/huge.yaml"
+check "a rules file over 1 MiB: exit 2" [ "$rc" -eq 2 ]
+
+start --access deploy/config/access.yaml --future-tolerance 1066238887779d
+check "a tolerance out of range: exit 2" [ "$rc" -eq 2 ]
+
+printf 'short' >"$tmp/short.key"
+start --access deploy/config/access.yaml --signing-key-file "$tmp/short.key"
+check "a signing key under 32 bytes: exit 2" [ "$rc" -eq 2 ]
+check "  says how to make one, without echoing it" grep -q "at least 32 are needed" "$tmp/err"
+
+echo "$passes passed, $failures failed"
+[ $failures -eq 0 ]
