@@ -379,6 +379,7 @@ grpc::Status RiskServiceImpl::RecordEvents(grpc::ServerContext* context,
   while (reader->Read(&request)) {
     const std::string path = absl::StrCat("events[", count, "]");
     if (count == options_.max_batch) {
+      if (grpc::Status p = publish(); !p.ok()) return p;
       return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                           absl::StrCat("at most ", options_.max_batch, " events in one call (the first ", count,
                                        " were recorded)"));
