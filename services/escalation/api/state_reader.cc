@@ -5,7 +5,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "services/escalation/pipeline/partition.h"
+#include "services/escalation/storage/keys.h"
 
 namespace vigil {
 namespace {
@@ -29,7 +29,7 @@ absl::StatusOr<std::vector<int32_t>> StateReader::Partitions(bool refresh) const
   return *partitions_;
 }
 
-absl::StatusOr<std::optional<std::pair<int32_t, std::string>>> StateReader::Probe(absl::string_view kind,
+absl::StatusOr<std::optional<std::pair<int32_t, std::string>>> StateReader::Probe(RecordKey key,
                                                                                   absl::string_view id) const {
   std::vector<int32_t> probed;
   for (bool refresh : {false, true}) {
@@ -37,7 +37,7 @@ absl::StatusOr<std::optional<std::pair<int32_t, std::string>>> StateReader::Prob
     for (int32_t p : partitions) {
       if (std::find(probed.begin(), probed.end(), p) != probed.end()) continue;
       probed.push_back(p);
-      VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> value, store_.Get(absl::StrCat(PartitionPrefix(p), kind, id)));
+      VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> value, store_.Get((PartitionKeys(p).*key)(id)));
       if (value) return std::make_pair(p, *std::move(value));
     }
   }
@@ -45,7 +45,7 @@ absl::StatusOr<std::optional<std::pair<int32_t, std::string>>> StateReader::Prob
 }
 
 absl::StatusOr<std::optional<StateReader::Victim>> StateReader::FindVictim(absl::string_view victim_id) const {
-  VIGIL_ASSIGN_OR_RETURN(auto found, Probe("v/", victim_id));
+  VIGIL_ASSIGN_OR_RETURN(auto found, Probe(&PartitionKeys::Victim, victim_id));
   if (!found) return std::nullopt;
   Victim victim{found->first, {}};
   if (!victim.state.ParseFromString(found->second)) {
@@ -55,13 +55,13 @@ absl::StatusOr<std::optional<StateReader::Victim>> StateReader::FindVictim(absl:
 }
 
 absl::StatusOr<std::optional<int32_t>> StateReader::FindVictimPartition(absl::string_view victim_id) const {
-  VIGIL_ASSIGN_OR_RETURN(auto found, Probe("v/", victim_id));
+  VIGIL_ASSIGN_OR_RETURN(auto found, Probe(&PartitionKeys::Victim, victim_id));
   if (!found) return std::nullopt;
   return found->first;
 }
 
 absl::StatusOr<std::optional<v1::Alert>> StateReader::FindAlert(absl::string_view alert_id) const {
-  VIGIL_ASSIGN_OR_RETURN(auto found, Probe("a/", alert_id));
+  VIGIL_ASSIGN_OR_RETURN(auto found, Probe(&PartitionKeys::Alert, alert_id));
   if (!found) return std::nullopt;
   v1::Alert alert;
   if (!alert.ParseFromString(found->second)) {
@@ -75,7 +75,7 @@ absl::Status StateReader::ForEachAlert(const std::function<bool(const v1::Alert&
   bool more = true;
   for (int32_t p : partitions) {
     absl::Status parse = absl::OkStatus();
-    VIGIL_RETURN_IF_ERROR(store_.Scan(PartitionPrefix(p) + "a/", [&](absl::string_view key, absl::string_view value) {
+    VIGIL_RETURN_IF_ERROR(store_.Scan(PartitionKeys(p).Alerts(), [&](absl::string_view key, absl::string_view value) {
       v1::Alert alert;
       if (!alert.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
         parse = absl::DataLossError(absl::StrCat("stored alert is unreadable: ", key));
@@ -133,7 +133,7 @@ absl::StatusOr<std::vector<v1::Event>> StateReader::Events(int32_t partition, ab
 }
 
 absl::StatusOr<int64_t> StateReader::AppliedUpTo(int32_t partition) const {
-  VIGIL_ASSIGN_OR_RETURN(auto meta, GetMessage<v1::state::PartitionMeta>(store_, PartitionPrefix(partition) + "meta"));
+  VIGIL_ASSIGN_OR_RETURN(auto meta, GetMessage<v1::state::PartitionMeta>(store_, PartitionKeys(partition).Meta()));
   return meta ? meta->next_offset() : 0;
 }
 

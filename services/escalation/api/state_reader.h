@@ -15,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "common/store.h"
 #include "common/time_util.h"
+#include "services/escalation/storage/keys.h"
 #include "vigil/v1/alert.pb.h"
 #include "vigil/v1/event.pb.h"
 #include "vigil/v1/state.pb.h"
@@ -62,9 +63,10 @@ class StateReader {
   // The stored partitions, listed once and again when `refresh` (a lookup that
   // missed: a partition may have been assigned since).
   absl::StatusOr<std::vector<int32_t>> Partitions(bool refresh) const;
-  // The first stored partition with the key `kind` + `id` under its prefix, and the value.
-  absl::StatusOr<std::optional<std::pair<int32_t, std::string>>> Probe(absl::string_view kind,
-                                                                       absl::string_view id) const;
+  // The first stored partition that holds the record `key` names for `id`, and the value.
+  // Which record of a partition: PartitionKeys::Victim, PartitionKeys::Alert.
+  using RecordKey = std::string (PartitionKeys::*)(absl::string_view) const;
+  absl::StatusOr<std::optional<std::pair<int32_t, std::string>>> Probe(RecordKey key, absl::string_view id) const;
 
   const Store& store_;
   mutable std::mutex mu_;

@@ -10,54 +10,6 @@
 #include "common/status_macros.h"
 
 namespace vigil {
-namespace {
-
-std::string BigEndian(uint64_t v) {
-  std::string out(8, '\0');
-  for (int i = 7; i >= 0; --i) {
-    out[i] = static_cast<char>(v & 0xff);
-    v >>= 8;
-  }
-  return out;
-}
-
-}  // namespace
-
-std::string PartitionPrefix(int32_t partition, PartitionKind kind) {
-  return absl::StrFormat("%c/%05d/", kind == PartitionKind::kEvents ? 'e' : 'l', partition);
-}
-
-std::string TimelinePrefix(int32_t partition, absl::string_view victim_id) {
-  std::string key = absl::StrCat(PartitionPrefix(partition), "t/", victim_id);
-  key.push_back('\0');
-  return key;
-}
-
-std::string TimelineKey(int32_t partition, absl::string_view victim_id, Micros occurred_at,
-                        absl::string_view event_id) {
-  // The sign bit flipped, so that big-endian bytes sort as the signed times do.
-  return absl::StrCat(TimelinePrefix(partition, victim_id),
-                      BigEndian(static_cast<uint64_t>(occurred_at) ^ (uint64_t{1} << 63)), event_id);
-}
-
-absl::StatusOr<std::vector<int32_t>> StoredPartitions(const Store& store, PartitionKind kind) {
-  // One seek per partition: from each partition's first key, jump to the next partition's prefix.
-  const absl::string_view root = kind == PartitionKind::kEvents ? "e/" : "l/";
-  std::vector<int32_t> out;
-  std::string from(root);
-  for (;;) {
-    int partition = -1;
-    VIGIL_RETURN_IF_ERROR(store.Scan(root, [&](absl::string_view key, absl::string_view) {
-      if (key.size() < 8 || !absl::SimpleAtoi(key.substr(2, 5), &partition)) partition = -1;
-      return false;
-    }, from));
-    if (partition < 0) break;
-    VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> meta, store.Get(PartitionPrefix(partition, kind) + "meta"));
-    if (meta) out.push_back(partition);
-    from = PartitionPrefix(partition + 1, kind);
-  }
-  return out;
-}
 
 state::OutboxRecord BoundedDeadLetter(const std::string& dlq_topic, absl::string_view key, absl::string_view value,
                                       absl::string_view reason, absl::string_view source_topic, int32_t partition,
@@ -86,20 +38,20 @@ absl::StatusOr<std::unique_ptr<PartitionPipeline>> PartitionPipeline::Load(Store
                                                                            const AdmissionPolicy* admission,
                                                                            int32_t partition, PartitionKind kind) {
   std::unique_ptr<PartitionPipeline> p(new PartitionPipeline(store, engine, topics, admission, partition, kind));
-  VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> meta, store->Get(p->prefix_ + "meta"));
+  VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> meta, store->Get(p->keys_.Meta()));
   if (meta && !p->meta_.ParseFromString(*meta)) {
     return absl::DataLossError(absl::StrCat("partition ", partition, ": stored progress is unreadable"));
   }
   p->processor_.set_stream_time(meta ? p->meta_.stream_time() : INT64_MIN);
-  VIGIL_RETURN_IF_ERROR(p->LoadAll<state::VictimState>("v/", [&](const auto& v) { p->processor_.Load(v); }));
-  VIGIL_RETURN_IF_ERROR(p->LoadAll<state::SuspectState>("s/", [&](const auto& s) { p->processor_.LoadSuspect(s); }));
+  VIGIL_RETURN_IF_ERROR(p->LoadAll<state::VictimState>(p->keys_.Victims(), [&](const auto& v) { p->processor_.Load(v); }));
+  VIGIL_RETURN_IF_ERROR(p->LoadAll<state::SuspectState>(p->keys_.Suspects(), [&](const auto& s) { p->processor_.LoadSuspect(s); }));
   return p;
 }
 
 template <typename Message, typename Fn>
-absl::Status PartitionPipeline::LoadAll(absl::string_view kind, Fn fn) {
+absl::Status PartitionPipeline::LoadAll(const std::string& prefix, Fn fn) {
   absl::Status bad;
-  VIGIL_RETURN_IF_ERROR(store_.Scan(prefix_ + std::string(kind), [&](absl::string_view, absl::string_view value) {
+  VIGIL_RETURN_IF_ERROR(store_.Scan(prefix, [&](absl::string_view, absl::string_view value) {
     Message m;
     if (!m.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
       bad = absl::DataLossError(absl::StrCat("partition ", partition_, ": a stored ", m.GetTypeName(),
@@ -125,7 +77,7 @@ void PartitionPipeline::AddOutbox(const std::string& topic, const std::string& k
 void PartitionPipeline::Enqueue(state::OutboxRecord r) {
   r.set_seq(meta_.outbox_seq() + 1);
   meta_.set_outbox_seq(r.seq());
-  pending_.Put(prefix_ + "o/" + BigEndian(r.seq()), DeterministicBytes(r));
+  pending_.Put(keys_.Outbox(r.seq()), DeterministicBytes(r));
 }
 
 void PartitionPipeline::DeadLetter(const ConsumedRecord& record, const absl::Status& reason) {
@@ -136,7 +88,7 @@ void PartitionPipeline::DeadLetter(const ConsumedRecord& record, const absl::Sta
 void PartitionPipeline::Emit(const std::vector<v1::Alert>& alerts) {
   for (const v1::Alert& a : alerts) {
     const std::string bytes = DeterministicBytes(a);
-    pending_.Put(prefix_ + "a/" + a.alert_id(), bytes);
+    pending_.Put(keys_.Alert(a.alert_id()), bytes);
     AddOutbox(topics_.alerts, a.victim_id(), bytes);
     for (const std::string& route : topics_.routes) {
       const size_t eq = route.find('=');
@@ -211,13 +163,13 @@ void PartitionPipeline::Apply(const ConsumedRecord& record) {
 
 absl::Status PartitionPipeline::Commit() {
   for (const std::string& id : processor_.TakeChangedVictims()) {
-    pending_.Put(prefix_ + "v/" + id, DeterministicBytes(*processor_.FindVictim(id)));
+    pending_.Put(keys_.Victim(id), DeterministicBytes(*processor_.FindVictim(id)));
   }
   for (const std::string& id : processor_.TakeChangedSuspects()) {
-    pending_.Put(prefix_ + "s/" + id, DeterministicBytes(*processor_.FindSuspect(id)));
+    pending_.Put(keys_.Suspect(id), DeterministicBytes(*processor_.FindSuspect(id)));
   }
   meta_.set_stream_time(processor_.stream_time());
-  pending_.Put(prefix_ + "meta", DeterministicBytes(meta_));
+  pending_.Put(keys_.Meta(), DeterministicBytes(meta_));
   // Not synced: if a power cut loses the last batches, consumption resumes from
   // an older offset and replays them; the outbox numbers come out the same and
   // the progress topic says which were published (docs/architecture.md).
@@ -229,7 +181,7 @@ absl::Status PartitionPipeline::Commit() {
 absl::StatusOr<std::vector<state::OutboxRecord>> PartitionPipeline::Unpublished() const {
   std::vector<state::OutboxRecord> out;
   absl::Status bad;
-  VIGIL_RETURN_IF_ERROR(store_.Scan(prefix_ + "o/", [&](absl::string_view, absl::string_view value) {
+  VIGIL_RETURN_IF_ERROR(store_.Scan(keys_.Outboxes(), [&](absl::string_view, absl::string_view value) {
     state::OutboxRecord r;
     if (!r.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
       bad = absl::DataLossError("an outbox record is unreadable");
@@ -246,8 +198,8 @@ absl::Status PartitionPipeline::MarkPublished(uint64_t seq) {
   if (seq <= meta_.published_seq()) return absl::OkStatus();
   meta_.set_published_seq(seq);
   rocksdb::WriteBatch batch;
-  batch.DeleteRange(prefix_ + "o/", prefix_ + "o/" + BigEndian(seq + 1));
-  batch.Put(prefix_ + "meta", DeterministicBytes(meta_));
+  batch.DeleteRange(keys_.Outboxes(), keys_.Outbox(seq + 1));
+  batch.Put(keys_.Meta(), DeterministicBytes(meta_));
   return store_.Write(&batch, Store::Durability::kProcess);
 }
 

@@ -9,9 +9,7 @@
 // loses nothing: consumption resumes from the stored offset. The outbox is
 // published by the caller (see vigild's Publisher); MarkPublished() records it.
 //
-// Keys, per partition P (5 digits): e/P/meta, e/P/v/<victim>, e/P/s/<suspect>,
-// e/P/t/<victim>\0<occurred_at micros, big-endian><event_id>, e/P/a/<alert_id>,
-// e/P/o/<seq, big-endian>. A partition is dropped with one range delete.
+// Keys: services/escalation/storage/keys.h.
 //
 // Not thread-safe: one thread drives a partition.
 #pragma once
@@ -25,6 +23,7 @@
 #include "rocksdb/write_batch.h"
 #include "services/escalation/engine/processor.h"
 #include "services/escalation/pipeline/admission.h"
+#include "services/escalation/storage/keys.h"
 #include "vigil/v1/state.pb.h"
 
 namespace vigil {
@@ -50,29 +49,12 @@ inline constexpr char kHeaderTopic[] = "vigil-source-topic";
 inline constexpr char kHeaderPartition[] = "vigil-source-partition";
 inline constexpr char kHeaderOffset[] = "vigil-source-offset";
 
-// What a pipeline consumes: a partition of the events topic (victims' state),
-// or of the suspect-links topic (the suspect view, whose findings go back to
-// the events topic).
-enum class PartitionKind { kEvents, kSuspectLinks };
-
-std::string PartitionPrefix(int32_t partition, PartitionKind kind = PartitionKind::kEvents);
-
-// e/P/t/<victim>\0: the prefix of one victim's timeline, whose entries follow
-// in occurred_at order (then event_id), each value the event as consumed.
-std::string TimelinePrefix(int32_t partition, absl::string_view victim_id);
-std::string TimelineKey(int32_t partition, absl::string_view victim_id, Micros occurred_at,
-                        absl::string_view event_id);
-
 // An outbox record for the dead-letter topic that always fits in a Kafka message: at most
 // kMaxDeadLetterPayload bytes of the value (with its whole size and SHA-256 in headers when cut),
 // the key and the reason clipped, and where the record came from.
 state::OutboxRecord BoundedDeadLetter(const std::string& dlq_topic, absl::string_view key, absl::string_view value,
                                       absl::string_view reason, absl::string_view source_topic, int32_t partition,
                                       int64_t offset);
-
-// The partitions that have stored state, of one kind.
-absl::StatusOr<std::vector<int32_t>> StoredPartitions(const Store& store,
-                                                      PartitionKind kind = PartitionKind::kEvents);
 
 class PartitionPipeline {
  public:
@@ -87,7 +69,11 @@ class PartitionPipeline {
   void Apply(const ConsumedRecord& record);
   // A record with no timestamp and no signature (tests, benchmarks).
   void Apply(int64_t offset, absl::string_view key, absl::string_view value) {
-    Apply(ConsumedRecord{.offset = offset, .key = key, .value = value});
+    ConsumedRecord record;
+    record.offset = offset;
+    record.key = key;
+    record.value = value;
+    Apply(record);
   }
 
   // Writes everything applied since the last Commit atomically (see above).
@@ -114,15 +100,15 @@ class PartitionPipeline {
   PartitionPipeline(Store* store, const Engine* engine, const Topics* topics, const AdmissionPolicy* admission,
                     int32_t partition, PartitionKind kind)
       : store_(*store), topics_(*topics), admission_(*admission), partition_(partition), kind_(kind),
-        prefix_(PartitionPrefix(partition, kind)), processor_(engine) {
+        keys_(partition, kind), processor_(engine) {
     processor_.set_route_suspect_links(topics->suspect_links.empty());
   }
 
   void ApplyLink(const ConsumedRecord& record);
 
-  // Parses every stored Message under prefix_ + kind and hands it to fn. DATA_LOSS when one is unreadable.
+  // Parses every stored Message under prefix and hands it to fn. DATA_LOSS when one is unreadable.
   template <typename Message, typename Fn>
-  absl::Status LoadAll(absl::string_view kind, Fn fn);
+  absl::Status LoadAll(const std::string& prefix, Fn fn);
   void AddOutbox(const std::string& topic, const std::string& key, const std::string& value,
                  std::vector<std::pair<std::string, std::string>> headers = {});
   // Numbers the record (the next outbox seq) and adds it to the pending batch.
@@ -136,7 +122,7 @@ class PartitionPipeline {
   const AdmissionPolicy& admission_;
   const int32_t partition_;
   const PartitionKind kind_;
-  const std::string prefix_;
+  const PartitionKeys keys_;
   Processor processor_;
   state::PartitionMeta meta_;
   rocksdb::WriteBatch pending_;  // timeline, alerts and outbox since the last Commit

@@ -1,0 +1,61 @@
+#include "services/escalation/storage/keys.h"
+
+#include <optional>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+
+namespace vigil {
+
+std::string BigEndian(uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    out[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  return out;
+}
+
+std::string PartitionPrefix(int32_t partition, PartitionKind kind) {
+  return absl::StrFormat("%c/%05d/", kind == PartitionKind::kEvents ? 'e' : 'l', partition);
+}
+
+std::string PartitionKeys::Record(absl::string_view kind, absl::string_view id) const {
+  return absl::StrCat(prefix_, kind, id);
+}
+
+std::string TimelinePrefix(int32_t partition, absl::string_view victim_id) {
+  std::string key = absl::StrCat(PartitionPrefix(partition), "t/", victim_id);
+  key.push_back('\0');
+  return key;
+}
+
+std::string TimelineKey(int32_t partition, absl::string_view victim_id, Micros occurred_at,
+                        absl::string_view event_id) {
+  // The sign bit flipped, so that big-endian bytes sort as the signed times do.
+  return absl::StrCat(TimelinePrefix(partition, victim_id),
+                      BigEndian(static_cast<uint64_t>(occurred_at) ^ (uint64_t{1} << 63)), event_id);
+}
+
+absl::StatusOr<std::vector<int32_t>> StoredPartitions(const Store& store, PartitionKind kind) {
+  // One seek per partition: from each partition's first key, jump to the next partition's prefix.
+  const absl::string_view root = kind == PartitionKind::kEvents ? "e/" : "l/";
+  std::vector<int32_t> out;
+  std::string from(root);
+  for (;;) {
+    int partition = -1;
+    VIGIL_RETURN_IF_ERROR(store.Scan(root, [&](absl::string_view key, absl::string_view) {
+      if (key.size() < 8 || !absl::SimpleAtoi(key.substr(2, 5), &partition)) partition = -1;
+      return false;
+    }, from));
+    if (partition < 0) break;
+    VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> meta, store.Get(PartitionKeys(partition, kind).Meta()));
+    if (meta) out.push_back(partition);
+    from = PartitionPrefix(partition + 1, kind);
+  }
+  return out;
+}
+
+}  // namespace vigil

@@ -1,0 +1,70 @@
+// Where vigild keeps each partition's records in RocksDB: the key layout, in
+// one place, for the pipeline that writes them and the API that reads them.
+//
+// Per partition P (5 digits), of the events topic ("e/") or the suspect-links
+// topic ("l/"):
+//   e/P/meta                                   progress (state::PartitionMeta)
+//   e/P/v/<victim>                             a victim's state (state::VictimState)
+//   e/P/s/<suspect>                            a suspect's state (state::SuspectState)
+//   e/P/t/<victim>\0<occurred_at><event_id>    the timeline: each event as consumed, in occurred_at order
+//                                              (micros, big-endian with the sign bit flipped), then event_id
+//   e/P/a/<alert_id>                           the latest transition of each alert (v1::Alert)
+//   e/P/o/<seq, big-endian>                    the outbox (state::OutboxRecord)
+// A partition is dropped with one range delete of its prefix.
+// Pure functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/store.h"
+#include "common/time_util.h"
+
+namespace vigil {
+
+// What a pipeline consumes: a partition of the events topic (victims' state),
+// or of the suspect-links topic (the suspect view, whose findings go back to
+// the events topic).
+enum class PartitionKind { kEvents, kSuspectLinks };
+
+// 8 bytes, most significant first: sorts as the number does.
+std::string BigEndian(uint64_t v);
+
+std::string PartitionPrefix(int32_t partition, PartitionKind kind = PartitionKind::kEvents);
+
+// The keys of one partition's records.
+class PartitionKeys {
+ public:
+  explicit PartitionKeys(int32_t partition, PartitionKind kind = PartitionKind::kEvents)
+      : prefix_(PartitionPrefix(partition, kind)) {}
+
+  const std::string& prefix() const { return prefix_; }
+  std::string Meta() const { return prefix_ + "meta"; }
+  std::string Victim(absl::string_view id) const { return Record("v/", id); }
+  std::string Suspect(absl::string_view id) const { return Record("s/", id); }
+  std::string Alert(absl::string_view id) const { return Record("a/", id); }
+  std::string Alerts() const { return prefix_ + "a/"; }
+  std::string Victims() const { return prefix_ + "v/"; }
+  std::string Suspects() const { return prefix_ + "s/"; }
+  std::string Outbox(uint64_t seq) const { return prefix_ + "o/" + BigEndian(seq); }
+  std::string Outboxes() const { return prefix_ + "o/"; }
+
+ private:
+  std::string Record(absl::string_view kind, absl::string_view id) const;
+  std::string prefix_;
+};
+
+// e/P/t/<victim>\0: the prefix of one victim's timeline, whose entries follow
+// in occurred_at order (then event_id), each value the event as stored.
+std::string TimelinePrefix(int32_t partition, absl::string_view victim_id);
+std::string TimelineKey(int32_t partition, absl::string_view victim_id, Micros occurred_at,
+                        absl::string_view event_id);
+
+// The partitions that have stored state (a meta record), of one kind.
+absl::StatusOr<std::vector<int32_t>> StoredPartitions(const Store& store,
+                                                      PartitionKind kind = PartitionKind::kEvents);
+
+}  // namespace vigil
