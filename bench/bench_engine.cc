@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "services/escalation/engine/processor.h"
-#include "tests/testing/synthetic_stream.h"
+#include "services/synthetic/synthetic_stream.h"
 
 namespace {
 
@@ -51,7 +51,7 @@ Result RunOnce(const vigil::RulesConfig& rules, const std::vector<vigil::v1::Eve
 }  // namespace
 
 int main(int argc, char** argv) {
-  vigil::testing::StreamOptions options;
+  vigil::synthetic::StreamOptions options;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     const unsigned long long value = std::strtoull(argv[i + 1], nullptr, 10);
@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
   }
   std::printf("generating %zu events over %zu victims (seed %llu)...\n", options.events, options.victims,
               static_cast<unsigned long long>(options.seed));
-  const auto events = vigil::testing::SyntheticStream(options);
+  const auto events = vigil::synthetic::SyntheticStream(options);
 
   vigil::RulesConfig none = vigil::RulesConfig::Defaults();
   for (int i = 0; i < vigil::kRuleCount; ++i) none.mutable_rule(static_cast<vigil::RuleId>(i)).enabled = false;

@@ -26,7 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/kafka.h"
 #include "common/time_util.h"
-#include "tests/testing/synthetic_stream.h"
+#include "services/synthetic/synthetic_stream.h"
 #include "vigil/v1/alert.pb.h"
 
 namespace {
@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
 
   // --- throughput -------------------------------------------------------------------
   std::printf("generating %zu synthetic events...\n", events);
-  auto stream = vigil::testing::SyntheticStream({.events = events, .victims = events / 10, .seed = 9});
+  auto stream = vigil::synthetic::SyntheticStream({.events = events, .victims = events / 10, .seed = 9});
   auto alerts = MakeConsumer(base, alerts_topic, true, RdKafka::Topic::OFFSET_END);
   auto raw = MakeConsumer(base, events_topic, false, RdKafka::Topic::OFFSET_END);
   auto producer = MakeProducer(base);

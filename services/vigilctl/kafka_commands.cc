@@ -13,7 +13,7 @@
 #include "services/escalation/pipeline/partition.h"
 #include "vigil/v1/state.pb.h"
 #include "google/protobuf/struct.pb.h"
-#include "tests/testing/synthetic_stream.h"
+#include "services/synthetic/synthetic_stream.h"
 #include "services/escalation/engine/validate.h"
 #include "services/vigilctl/commands.h"
 #include "vigil/v1/risk_service.pb.h"
@@ -288,7 +288,7 @@ int Dump(const DumpOptions& options, std::ostream& out, std::ostream& err) {
 }
 
 int Synth(size_t events, size_t victims, uint64_t seed, std::ostream& out) {
-  for (const auto& e : testing::SyntheticStream({.events = events, .victims = victims, .seed = seed})) {
+  for (const auto& e : synthetic::SyntheticStream({.events = events, .victims = victims, .seed = seed})) {
     out << ToJsonLine(e) << "\n";
   }
   return kExitOk;

@@ -11,13 +11,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/builders.h"
-#include "tests/testing/synthetic_stream.h"
+#include "services/synthetic/synthetic_stream.h"
 
 namespace vigil {
 namespace {
 
-using testing::StreamOptions;
-using testing::SyntheticStream;
+using synthetic::StreamOptions;
+using synthetic::SyntheticStream;
 
 struct ReplayRun {
   std::vector<std::string> alerts;  // JSON lines

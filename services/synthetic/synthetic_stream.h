@@ -9,7 +9,7 @@
 
 #include "vigil/v1/event.pb.h"
 
-namespace vigil::testing {
+namespace vigil::synthetic {
 
 struct StreamOptions {
   size_t events = 1'000'000;
@@ -21,4 +21,4 @@ struct StreamOptions {
 
 std::vector<v1::Event> SyntheticStream(const StreamOptions& options);
 
-}  // namespace vigil::testing
+}  // namespace vigil::synthetic

@@ -1,4 +1,4 @@
-#include "tests/testing/synthetic_stream.h"
+#include "services/synthetic/synthetic_stream.h"
 
 #include <algorithm>
 #include <random>
@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/time_util.h"
 
-namespace vigil::testing {
+namespace vigil::synthetic {
 std::vector<v1::Event> SyntheticStream(const StreamOptions& options) {
   std::mt19937_64 rng(options.seed);
   auto chance = [&](double p) { return std::uniform_real_distribution<double>(0, 1)(rng) < p; };
@@ -126,4 +126,4 @@ std::vector<v1::Event> SyntheticStream(const StreamOptions& options) {
   return with_duplicates;
 }
 
-}  // namespace vigil::testing
+}  // namespace vigil::synthetic
