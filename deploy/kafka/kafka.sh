@@ -8,6 +8,7 @@
 #   deploy/kafka/kafka.sh status DATA_DIR       exit 0 when running
 #   deploy/kafka/kafka.sh topic DATA_DIR NAME PARTITIONS [KEY=VALUE ...]
 #                                               create a topic with this configuration (Kafka's TopicCommand)
+#   deploy/kafka/kafka.sh delete-topic DATA_DIR NAME
 #
 # Kafka 4.1.1 (pom.xml): Debian 12's librdkafka 2.0.2 speaks the protocol
 # versions Kafka 4 kept (KIP-896 dropped only those older than Kafka 2.1).
@@ -123,12 +124,18 @@ topic() {  # topic DATA_DIR NAME PARTITIONS [KEY=VALUE ...]
     --create --topic "$name" --partitions "$partitions" --replication-factor 1 "${configs[@]}" >&2
 }
 
+delete_topic() {  # delete_topic DATA_DIR NAME
+  run_java "$1" org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$(cat "$1/port")" \
+    --delete --topic "$2" >&2
+}
+
 case "${1:-}" in
   fetch) fetch ;;
   start) [ $# -eq 3 ] || { echo "usage: $0 start PORT DATA_DIR" >&2; exit 2; }; start "$2" "$3" ;;
   stop) [ $# -eq 2 ] || { echo "usage: $0 stop DATA_DIR" >&2; exit 2; }; stop "$2" ;;
   topic) [ $# -ge 4 ] || { echo "usage: $0 topic DATA_DIR NAME PARTITIONS [KEY=VALUE ...]" >&2; exit 2; }
     shift; topic "$@" ;;
+  delete-topic) [ $# -eq 3 ] || { echo "usage: $0 delete-topic DATA_DIR NAME" >&2; exit 2; }; delete_topic "$2" "$3" ;;
   status) [ $# -eq 2 ] || { echo "usage: $0 status DATA_DIR" >&2; exit 2; }; running "$2" ;;
-  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,15p' "$0" >&2; exit 2 ;;
 esac

@@ -338,6 +338,31 @@ class StreamingTest(unittest.TestCase):
             self.assertTrue(l["vigil-reason"].startswith(f"RESOURCE_EXHAUSTED: could not be published to {tiny}"), l)
         self.assertIn("event=record_dead_lettered", read(v.log.name))
 
+    def test_a_route_topic_that_disappears_costs_three_tries_then_dead_letters(self):
+        # Its route topic deleted under it, vigild once retried the transaction for ever and no partition
+        # published again. Now: not ready, saying which record and why, then the record as a dead letter.
+        gone = f"{self.name}.gone"
+        # Metadata refreshed every second, so that the producer learns of the deletion at once.
+        v = self.vigild(partitions=1, extra=["--route", f"SUPERVISOR={gone}",
+                                             "--kafka", "topic.metadata.refresh.interval.ms=1000"])
+        v.start()
+        subprocess.run([KAFKA, "delete-topic", BROKER_DIR, gone], check=True, capture_output=True)
+        time.sleep(2)
+        base = os.path.join(SCENARIOS, "cambridgeshire-iopc")
+        ctl("publish", "--topic", v.topics["events"], "--events", base + ".events.jsonl")
+        ctl("tick", "--topic", v.topics["events"], "--at", read(base + ".until").strip())
+        expected = [l for l in read(base + ".expected.jsonl").splitlines() if l.strip()]
+        self.assertExactlyOnce(wait_for_alerts(v, len(expected), timeout=180), expected)
+        log = read(v.log.name)
+        self.assertIn("(try 1 of 3, then to the dead-letter topic)", log)
+        self.assertIn("event=not_ready", log)  # health said which partition could not publish, and why
+        self.assertIn("event=record_dead_lettered", log)
+        self.assertNotIn("(try 1 of 3", log.split("event=record_dead_lettered")[-1])  # the topic struck out once
+        supervisor = [l for l in expected if json.loads(l).get("level", "SUPERVISOR") == "SUPERVISOR"]
+        dlq = ctl("tail", "--topic", v.topics["dlq"], "--from-beginning", "--dead-letters", "--idle-ms", 3000).stdout
+        letters = [json.loads(l) for l in dlq.splitlines() if l.strip()]
+        self.assertEqual(len(letters), len(supervisor), dlq)
+
     def test_deadlines_fire_on_time_with_no_events_arriving(self):
         v = self.vigild(tick_ms=250, log_level="debug")
         v.start()

@@ -37,6 +37,16 @@ bool RecordRefused(RdKafka::ErrorCode err) {
          err == RdKafka::ERR_INVALID_RECORD;
 }
 
+// Errors about where the record goes (its topic missing or forbidden): a retry may mend them (an operator
+// fixing an ACL), so they count as strikes, and a record that strikes out goes as a dead letter.
+bool RecordStrike(RdKafka::ErrorCode err) {
+  return err == RdKafka::ERR_TOPIC_AUTHORIZATION_FAILED || err == RdKafka::ERR_UNKNOWN_TOPIC_OR_PART ||
+         err == RdKafka::ERR__UNKNOWN_TOPIC || err == RdKafka::ERR__UNKNOWN_PARTITION ||
+         err == RdKafka::ERR_POLICY_VIOLATION || err == RdKafka::ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
+}
+constexpr int kMaxTopicStrikes = 3;
+constexpr int64_t kStruckTopicRetryMs = 60000;  // a topic that struck out is tried again once a minute
+
 std::string HeaderValue(RdKafka::Message& m, const char* name) {
   const RdKafka::Headers* headers = m.headers();
   if (headers == nullptr) return "";
@@ -111,7 +121,9 @@ class Service::DeliveryReports : public RdKafka::DeliveryReportCb {
     const auto& [p, seq] = service_.produced_[index - 1];
     spdlog::warn("event=record_not_published partition={} seq={} topic={} error=\"{}\"", p.second, seq,
                  m.topic_name(), m.errstr());
-    if (RecordRefused(m.err())) service_.refused_[{p, seq}] = m.errstr();
+    if (RecordRefused(m.err()) || (RecordStrike(m.err()) && service_.Strike(p, seq, m.topic_name(), m.errstr()))) {
+      service_.refused_[{p, seq}] = m.errstr();
+    }
   }
 
  private:
@@ -247,6 +259,11 @@ RdKafka::ErrorCode Service::ProduceOutbox(const PartitionId& p, const state::Out
   state::OutboxRecord replacement;
   std::optional<std::string> refused;
   if (auto it = refused_.find({p, outbox.seq()}); it != refused_.end()) refused = it->second;
+  if (auto it = topic_strikes_.find(outbox.topic());
+      !refused && it != topic_strikes_.end() && it->second.count >= kMaxTopicStrikes &&
+      NowMillis() - it->second.last_ms < kStruckTopicRetryMs) {
+    refused = it->second.error;  // its topic struck out a moment ago: not tried again yet
+  }
   for (;;) {
     if (refused) {
       // Published in its place, under the same seq: the dead letter says what the record was and why.
@@ -269,12 +286,31 @@ RdKafka::ErrorCode Service::ProduceOutbox(const PartitionId& p, const state::Out
                                      r->key().size(), 0, headers, opaque)) == RdKafka::ERR__QUEUE_FULL) {
       producer_->poll(50);
     }
-    if (err == RdKafka::ERR_NO_ERROR) return err;
+    if (err == RdKafka::ERR_NO_ERROR) {
+      if (!refused) topic_strikes_.erase(outbox.topic());  // it takes records again
+      return err;
+    }
     delete headers;
     produced_.pop_back();
-    if (refused || !RecordRefused(err)) return err;
+    if (refused) return err;
+    if (RecordStrike(err) && !Strike(p, outbox.seq(), outbox.topic(), RdKafka::err2str(err))) {
+      health_.Set(kHealthPublish, absl::UnavailableError(stuck_));
+      return err;  // tried again after a pause
+    }
+    if (!RecordRefused(err) && !RecordStrike(err)) return err;
     refused = RdKafka::err2str(err);
   }
+}
+
+bool Service::Strike(const PartitionId& p, uint64_t seq, const std::string& topic, const std::string& error) {
+  TopicStrikes& t = topic_strikes_[topic];
+  t.count = std::min(t.count + 1, kMaxTopicStrikes);
+  t.last_ms = NowMillis();
+  t.error = error;
+  stuck_ = absl::StrCat("partition ", p.second, " cannot publish outbox record ", seq, " to ", topic, ": ", error,
+                        " (try ", t.count, " of ", kMaxTopicStrikes, ", then to the dead-letter topic)");
+  spdlog::error("event=publish_stuck status=\"{}\"", stuck_);
+  return t.count >= kMaxTopicStrikes;
 }
 
 absl::Status Service::EndTransaction() {
@@ -291,6 +327,7 @@ absl::Status Service::EndTransaction() {
                   std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count());
     published_ += in_flight_count_;
     refused_.clear();  // each went as a dead letter in this transaction
+    stuck_.clear();
     health_.Set(kHealthPublish, absl::OkStatus());
     for (const auto& [p, seq] : in_flight_) {
       auto it = pipelines_.find(p);
@@ -327,6 +364,11 @@ absl::Status Service::EndTransaction() {
       health_.Set(kHealthPublish, absl::UnavailableError(absl::StrCat(
                                       "partition ", which.first.second, " cannot publish outbox record ", which.second,
                                       ": ", why, "; it is sent to the dead-letter topic instead")));
+      return absl::UnavailableError(message);
+    }
+    if (!stuck_.empty()) {
+      // Its topic is missing or forbidden: tried again (an operator may mend it), then dead-lettered.
+      health_.Set(kHealthPublish, absl::UnavailableError(stuck_));
       return absl::UnavailableError(message);
     }
   }

@@ -132,6 +132,18 @@ class Service {
   // Outbox records the broker refused for what they are (too large, invalid): the next try publishes
   // a bounded dead letter in their place, so that no record can stall a partition.
   std::map<std::pair<PartitionId, uint64_t>, std::string> refused_;
+  // Topics found missing or forbidden, by how many tries in a row: at the third, their records go as dead
+  // letters, and the topic is tried again once a minute (an operator may have mended it).
+  struct TopicStrikes {
+    int count = 0;
+    int64_t last_ms = 0;
+    std::string error;
+  };
+  std::map<std::string, TopicStrikes> topic_strikes_;
+  std::string stuck_;  // why the last transaction could not publish a record, while it is retried
+  // A record could not go to `topic` (missing, forbidden): counts a strike and says so; true once the
+  // topic has struck out, so the record goes as a dead letter.
+  bool Strike(const PartitionId& p, uint64_t seq, const std::string& topic, const std::string& error);
   // What the open transaction produced, in order: a delivery report's opaque is its index + 1.
   std::vector<std::pair<PartitionId, uint64_t>> produced_;
   // Produces one outbox record into the open transaction; one that cannot be produced for what it is
