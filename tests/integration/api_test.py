@@ -151,6 +151,11 @@ class ApiTest(unittest.TestCase):
                                                     timeout=10)
         names = [s.name for r in responses for s in r.list_services_response.service]
         self.assertIn("vigil.v1.RiskService", names)
+        # Every service listed can be described by reflection (grpcurl needs it to call Health/Check).
+        for name in names:
+            described = list(reflection.ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(file_containing_symbol=name)]), timeout=10))
+            self.assertTrue(described[0].HasField("file_descriptor_response"), f"{name}: {described[0]}")
 
     def test_record_watch_acknowledge_and_the_escalation_stops(self):
         client = stub()

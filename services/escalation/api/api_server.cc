@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpc/health/v1/health.pb.h"
 
 namespace vigil {
 namespace {
@@ -41,6 +42,9 @@ absl::StatusOr<ApiServer> StartApiServer(const ApiServerOptions& options, grpc::
     credentials = grpc::SslServerCredentials(ssl);
   }
   grpc::EnableDefaultHealthCheckService(true);
+  // gRPC's own health service carries no C++ descriptor; ours, linked in, lets reflection describe it, so
+  // that grpcurl (and any reflection client) can call grpc.health.v1.Health/Check.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   ApiServer out;
