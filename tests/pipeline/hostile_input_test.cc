@@ -251,6 +251,35 @@ TEST_F(HostileInputTest, UnknownFieldsAreDroppedBeforeTheTimelineStoresTheEvent)
   }).ok());
   ASSERT_EQ(stored.size(), 1u);
   EXPECT_EQ(stored[0], e.SerializeAsString());
+  // Nested in the payload too (field 99 of call_received, appended to its bytes).
+  v1::Event nested_event = Ev("u2").At("09:10").Call(false);
+  v1::CallReceived call = nested_event.call_received();
+  const std::string call_bytes = call.SerializeAsString() + "\x9a\x06" + Varint(3) + "xyz";
+  nested_event.clear_call_received();
+  const std::string nested = nested_event.SerializeAsString() + "\x52" + Varint(call_bytes.size()) + call_bytes;
+  pipeline_->Apply({.offset = 1, .key = "V1", .value = nested});
+  ASSERT_TRUE(pipeline_->Commit().ok());
+  stored.clear();
+  ASSERT_TRUE(store_->Scan(TimelinePrefix(0, "V1"), [&](absl::string_view, absl::string_view v) {
+    stored.emplace_back(v);
+    return true;
+  }).ok());
+  ASSERT_EQ(stored.size(), 2u);
+  v1::Event kept;
+  ASSERT_TRUE(kept.ParseFromString(stored[1]));
+  EXPECT_EQ(kept.call_received().GetReflection()->GetUnknownFields(kept.call_received()).field_count(), 0);
+  EXPECT_EQ(stored[1].find("xyz"), std::string::npos);
+}
+
+TEST_F(HostileInputTest, AnOccurredAtFarOutOfRangeOverflowsNothing) {
+  v1::Event e = Ev("far").Call(false);
+  e.mutable_occurred_at()->set_seconds(INT64_MAX);
+  pipeline_->Apply({.offset = 0, .key = "V1", .value = e.SerializeAsString(), .timestamp_ms = INT64_MAX});
+  e.mutable_occurred_at()->set_seconds(INT64_MIN);
+  pipeline_->Apply({.offset = 1, .key = "V1", .value = e.SerializeAsString(), .timestamp_ms = 0});
+  ASSERT_TRUE(pipeline_->Commit().ok());
+  EXPECT_THAT(DeadLetterAt(*pipeline_, topics_, 0)->headers().at(kHeaderReason), HasSubstr("occurred_at: outside"));
+  EXPECT_THAT(DeadLetterAt(*pipeline_, topics_, 1)->headers().at(kHeaderReason), HasSubstr("occurred_at: outside"));
 }
 
 }  // namespace

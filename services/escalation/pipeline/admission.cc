@@ -39,22 +39,24 @@ absl::StatusOr<Admitted> Admit(const ConsumedRecord& record, const AdmissionPoli
   } else if (record.key != event.victim_id()) {
     return absl::InvalidArgumentError("the record's key is not the event's victim_id");
   }
-  if (record.timestamp_ms >= 0 && event.has_occurred_at()) {
-    const Micros occurred = ToMicros(event.occurred_at());
-    // Saturating: a record timestamp beyond 2100 is no licence to overflow.
-    constexpr int64_t kLastMs = int64_t{4102444800} * 1000;
-    const Micros latest = std::min(record.timestamp_ms, kLastMs) * 1000 + policy.future_tolerance;
-    if (occurred > latest) {
+  // Times outside 1970-2100 are left to validation, which refuses them; within, no arithmetic overflows.
+  constexpr int64_t kLastSeconds = 4102444800;  // 2100-01-01
+  const auto& at = event.occurred_at();
+  if (record.timestamp_ms >= 0 && event.has_occurred_at() && at.seconds() >= 0 && at.seconds() < kLastSeconds) {
+    const Micros occurred = ToMicros(at);
+    const Micros stamped = std::min(record.timestamp_ms, kLastSeconds * 1000) * 1000;
+    if (occurred > stamped + policy.future_tolerance) {
       return absl::OutOfRangeError(absl::StrCat(
-          "occurred_at ", FormatRfc3339(occurred), " is later than the record's timestamp ",
-          FormatRfc3339(record.timestamp_ms * 1000), " plus the tolerance (", policy.future_tolerance / kMicrosPerSecond,
+          "occurred_at ", FormatRfc3339(occurred), " is later than the record's timestamp ", FormatRfc3339(stamped),
+          " plus the tolerance (", policy.future_tolerance / kMicrosPerSecond,
           " s): an event from the future is refused and moves no clock"));
     }
   }
-  if (event.GetReflection()->GetUnknownFields(event).empty()) {
-    out.stored.assign(record.value.data(), record.value.size());
+  // Unknown fields, at any depth, are dropped: what is kept is the event the contract defines.
+  event.DiscardUnknownFields();
+  if (event.ByteSizeLong() == record.value.size()) {
+    out.stored.assign(record.value.data(), record.value.size());  // nothing was dropped
   } else {
-    event.DiscardUnknownFields();
     out.stored = DeterministicBytes(event);
   }
   return out;
