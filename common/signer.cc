@@ -1,16 +1,14 @@
 #include "common/signer.h"
 
-#include <fstream>
-#include <iterator>
-
 #include <fcntl.h>
-#include <unistd.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
-
-#include <filesystem>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"

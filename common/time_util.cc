@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/clip.h"
 
 namespace vigil {
 
@@ -42,8 +43,7 @@ std::string FormatRfc3339(Micros micros) {
 
 absl::StatusOr<Micros> ParseDuration(absl::string_view text) {
   auto bad = [&] {
-    const absl::string_view shown = text.substr(0, 80);
-    return absl::InvalidArgumentError(absl::StrCat("not a duration: '", shown, text.size() > 80 ? "...'" : "'",
+    return absl::InvalidArgumentError(absl::StrCat("not a duration: '", Clip(text, 80), "'",
                                                    " (a whole number and one of s, m, h, d, e.g. 24h; at most ",
                                                    kMaxDuration / kMicrosPerDay, "d)"));
   };

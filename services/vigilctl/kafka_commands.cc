@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/jsonl.h"
 #include "common/kafka.h"
+#include "common/status_macros.h"
 #include "common/time_util.h"
 #include "services/escalation/pipeline/admission.h"
 #include "services/escalation/pipeline/partition.h"
@@ -43,6 +44,25 @@ class Deliveries : public RdKafka::DeliveryReportCb {
   size_t delivered = 0, failed = 0;
   std::string first_error;
 };
+
+// A producer whose delivery reports `deliveries` counts (it must outlive the producer). INVALID_ARGUMENT for a
+// bad property (exit 2), another error when the client cannot be made (exit 1).
+absl::StatusOr<std::unique_ptr<RdKafka::Producer>> NewProducer(const KafkaProps& props, Deliveries* deliveries) {
+  VIGIL_ASSIGN_OR_RETURN(auto conf, MakeKafkaConf(props));
+  std::string error;
+  if (conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(deliveries), error) != RdKafka::Conf::CONF_OK) {
+    return absl::InternalError(error);
+  }
+  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
+  if (!producer) return absl::UnavailableError(error);
+  return producer;
+}
+
+// The exit status for a producer that could not be made, having said why.
+int ProducerFailed(const absl::Status& s, const char* command, std::ostream& err) {
+  err << "vigilctl " << command << ": " << s.message() << "\n";
+  return s.code() == absl::StatusCode::kInvalidArgument ? kExitBadInput : kExitFailure;
+}
 
 // Produces `value` with the signature header when a signer is given and the event is one only vigild writes.
 RdKafka::ErrorCode ProduceEvent(RdKafka::Producer* producer, const std::string& topic, int32_t partition,
@@ -83,22 +103,10 @@ int Publish(const PublishOptions& options, std::istream& in, std::ostream& out, 
   if (!signer.ok) return kExitBadInput;
   KafkaProps props = Props(options.kafka);
   props.emplace_back("enable.idempotence", "true");
-  auto conf = MakeKafkaConf(props);
-  if (!conf.ok()) {
-    err << "vigilctl publish: " << conf.status().message() << "\n";
-    return kExitBadInput;
-  }
-  std::string error;
   Deliveries deliveries;
-  if ((*conf)->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(&deliveries), error) != RdKafka::Conf::CONF_OK) {
-    err << "vigilctl publish: " << error << "\n";
-    return kExitFailure;
-  }
-  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf->get(), error));
-  if (!producer) {
-    err << "vigilctl publish: " << error << "\n";
-    return kExitFailure;
-  }
+  auto made = NewProducer(props, &deliveries);
+  if (!made.ok()) return ProducerFailed(made.status(), "publish", err);
+  std::unique_ptr<RdKafka::Producer> producer = *std::move(made);
   // Read and check everything first: a bad line publishes nothing.
   std::vector<v1::Event> events;
   std::vector<std::pair<size_t, std::string>> raw;  // (index, bytes) of lines published undecoded
@@ -312,15 +320,10 @@ int Tick(const TickOptions& options, std::ostream& out, std::ostream& err) {
     err << "vigilctl tick: --signing-key-file is required: vigild refuses a tick it did not sign\n";
     return kExitBadInput;
   }
-  auto conf = MakeKafkaConf(props);
-  std::string error;
   Deliveries deliveries;
-  if (conf.ok()) (*conf)->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(&deliveries), error);
-  std::unique_ptr<RdKafka::Producer> producer(conf.ok() ? RdKafka::Producer::create(conf->get(), error) : nullptr);
-  if (!producer) {
-    err << "vigilctl tick: " << error << "\n";
-    return kExitFailure;
-  }
+  auto made = NewProducer(props, &deliveries);
+  if (!made.ok()) return ProducerFailed(made.status(), "tick", err);
+  std::unique_ptr<RdKafka::Producer> producer = *std::move(made);
   for (int p = 0; p < *partitions; ++p) {
     v1::Event tick;
     tick.set_event_id(absl::StrCat("tick-", p, "-", *at / 1000));
