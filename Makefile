@@ -5,7 +5,7 @@ JOBS ?= 2
 # Sanitizer builds, with clang: ASan+UBSan (and the libFuzzer targets), and TSan.
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
-SAN_TESTS = engine_test pipeline_test api_test vigilctl vigild
+SAN_TESTS = engine_test pipeline_test api_test vigilctl vigild vigil-engine-diff
 FUZZERS = fuzz_event_binary fuzz_event_json fuzz_rules fuzz_api
 FUZZ_SECONDS ?= 300
 CLANG = CC=clang-14 CXX=clang++-14
@@ -46,7 +46,7 @@ $(TSAN_BUILD)/build.ninja: CMakeLists.txt | deps
 # for 15 s (what needs a broker runs in make test's first part).
 test-asan: $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD) -j $(JOBS) --target $(SAN_TESTS) $(FUZZERS)
-	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -LE integration
+	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -LE 'integration|long'
 
 # The concurrent parts (the API server's threads on the store, the pipelines) under ThreadSanitizer.
 test-tsan: $(TSAN_BUILD)/build.ninja

@@ -4,52 +4,52 @@
 
 #include "common/fingerprint.h"
 #include "common/status_macros.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "services/escalation/engine/validate.h"
 
 namespace vigil {
 
-std::string DeterministicBytes(const google::protobuf::MessageLite& message) {
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream stream(&bytes);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    message.SerializeToCodedStream(&coded);
-  }
-  return bytes;
-}
-
-state::VictimState& Processor::Victim(const std::string& victim_id) {
-  auto [it, inserted] = victims_.try_emplace(victim_id);
-  if (inserted) {
-    google::protobuf::ArenaOptions options;
-    options.start_block_size = 1024;
-    options.max_block_size = 16 * 1024;
-    it->second.arena = std::make_unique<google::protobuf::Arena>(options);
-    it->second.state = google::protobuf::Arena::CreateMessage<state::VictimState>(it->second.arena.get());
-    it->second.state->set_victim_id(victim_id);
-  }
-  return *it->second.state;
-}
-
-const state::VictimState* Processor::FindVictim(const std::string& victim_id) const {
+live::Victim& Processor::Victim(const std::string& victim_id) {
   auto it = victims_.find(victim_id);
-  return it == victims_.end() ? nullptr : it->second.state;
+  if (it != victims_.end()) return *it->second;
+  auto victim = std::make_unique<live::Victim>();
+  victim->id = victim_id;
+  live::Victim& v = *victim;
+  Hold(std::move(victim));
+  return v;
 }
 
-void Processor::Reindex(const state::VictimState& victim, Micros due_before) {
-  const Micros due_after = Engine::NextDue(victim);
-  if (due_after == due_before) return;
-  if (due_before != kNoDeadline) due_.erase({due_before, victim.victim_id()});
-  if (due_after != kNoDeadline) due_.insert({due_after, victim.victim_id()});
+void Processor::Hold(std::unique_ptr<live::Victim> victim) {
+  Drop(victim->id);
+  victim->queue = &timers_;
+  for (const auto& [key, d] : victim->deadlines) timers_.insert({d.due, victim.get(), d.seq});
+  const std::string id = victim->id;
+  victims_[id] = std::move(victim);
+}
+
+void Processor::Drop(const std::string& victim_id) {
+  auto it = victims_.find(victim_id);
+  if (it == victims_.end()) return;
+  for (const auto& [key, d] : it->second->deadlines) timers_.erase({d.due, it->second.get(), d.seq});
+  victims_.erase(it);
+}
+
+std::optional<state::VictimState> Processor::FindVictim(const std::string& victim_id) const {
+  auto it = victims_.find(victim_id);
+  if (it == victims_.end()) return std::nullopt;
+  return EncodeVictim(*it->second);
+}
+
+std::optional<state::SuspectState> Processor::FindSuspect(const std::string& suspect_id) const {
+  auto it = suspects_.find(suspect_id);
+  if (it == suspects_.end()) return std::nullopt;
+  return EncodeSuspect(it->second);
 }
 
 void Processor::ApplyLink(const v1::SuspectLink& link, std::vector<v1::SuspectFinding>* findings) {
-  state::SuspectState& suspect = suspects_[link.suspect_id()];
+  live::Suspect& suspect = suspects_[link.suspect_id()];
   changed_suspects_.insert(link.suspect_id());
   engine_.ApplyLink(link, &suspect, findings);
+  engine_.Prune(stream_time_, &suspect);
 }
 
 void Processor::Collect(EngineOutput& output, std::vector<v1::Alert>* out) {
@@ -63,12 +63,10 @@ void Processor::Collect(EngineOutput& output, std::vector<v1::Alert>* out) {
     std::vector<v1::SuspectFinding> findings;
     ApplyLink(link, &findings);
     for (const auto& finding : findings) {
-      state::VictimState& victim = Victim(finding.victim_id());
+      live::Victim& victim = Victim(finding.victim_id());
       changed_victims_.insert(finding.victim_id());
-      const Micros before = Engine::NextDue(victim);
       EngineOutput finding_output;
       engine_.ApplyFinding(finding, &victim, &finding_output);
-      Reindex(victim, before);
       for (auto& a : finding_output.transitions) out->push_back(std::move(a));
     }
   }
@@ -77,24 +75,33 @@ void Processor::Collect(EngineOutput& output, std::vector<v1::Alert>* out) {
 
 absl::Status Processor::Apply(const v1::Event& event, std::vector<v1::Alert>* out) {
   VIGIL_RETURN_IF_ERROR(ValidateEvent(event));
+  const Micros t = ToMicros(event.occurred_at());
+  if (stream_time_ != INT64_MIN && t < stream_time_ - engine_.rules().horizon()) {
+    ++too_late_;  // older than the horizon: on the timeline, evaluated by no rule
+    return absl::OkStatus();
+  }
   // Deadlines due before the event fire first: an action recorded at t did not
   // happen before them, and an acknowledgement at t may name an alert they raise.
-  const Micros t = ToMicros(event.occurred_at());
   AdvanceTo(t - 1, out);
-  state::VictimState& victim = Victim(event.victim_id());
-  const Micros before = Engine::NextDue(victim);
+  const bool known = victims_.contains(event.victim_id());
+  live::Victim& victim = Victim(event.victim_id());
   EngineOutput output;
   absl::Status status = engine_.Apply(event, &victim, &output);
   if (!status.ok()) {
-    if (victim.seen_event_ids().empty()) victims_.erase(event.victim_id());
+    if (!known) Drop(event.victim_id());
     return status;
   }
   if (output.duplicate) return absl::OkStatus();
   changed_victims_.insert(event.victim_id());
-  Reindex(victim, before);
   Collect(output, out);
   AdvanceTo(t, out);
+  MaybePrune(victim);
   return absl::OkStatus();
+}
+
+void Processor::MaybePrune(live::Victim& victim) {
+  if (victim.pruned_at != INT64_MIN && stream_time_ - victim.pruned_at < kMicrosPerDay) return;
+  engine_.Prune(stream_time_, &victim);
 }
 
 void Processor::AdvanceTo(Micros t, std::vector<v1::Alert>* out) {
@@ -103,14 +110,11 @@ void Processor::AdvanceTo(Micros t, std::vector<v1::Alert>* out) {
 }
 
 void Processor::FireDue(Micros now, std::vector<v1::Alert>* out) {
-  while (!due_.empty() && due_.begin()->first <= now) {
-    const std::string victim_id = due_.begin()->second;
-    state::VictimState& victim = *victims_.find(victim_id)->second.state;
-    changed_victims_.insert(victim_id);
-    const Micros before = Engine::NextDue(victim);
+  while (!timers_.empty() && timers_.begin()->due <= now) {
+    const live::TimerEntry next = *timers_.begin();
+    changed_victims_.insert(next.victim->id);
     EngineOutput output;
-    engine_.FireEarliest(now, &victim, &output);
-    Reindex(victim, before);
+    engine_.Fire({next.due, next.seq}, next.victim, &output);
     Collect(output, out);
   }
 }
@@ -127,33 +131,21 @@ std::vector<std::string> TakeSorted(absl::flat_hash_set<std::string>& set) {
 std::vector<std::string> Processor::TakeChangedVictims() { return TakeSorted(changed_victims_); }
 std::vector<std::string> Processor::TakeChangedSuspects() { return TakeSorted(changed_suspects_); }
 
-const state::SuspectState* Processor::FindSuspect(const std::string& suspect_id) const {
-  auto it = suspects_.find(suspect_id);
-  return it == suspects_.end() ? nullptr : &it->second;
-}
+void Processor::Load(const state::VictimState& v) { Hold(DecodeVictim(v)); }
 
-void Processor::Load(const state::VictimState& v) {
-  state::VictimState& victim = Victim(v.victim_id());
-  const Micros before = Engine::NextDue(victim);
-  victim = v;
-  Reindex(victim, before);
-}
-
-void Processor::LoadSuspect(const state::SuspectState& s) { suspects_[s.suspect_id()] = s; }
+void Processor::LoadSuspect(const state::SuspectState& s) { suspects_[s.suspect_id()] = DecodeSuspect(s); }
 
 state::Snapshot Processor::TakeSnapshot() const {
   state::Snapshot snapshot;
   snapshot.set_stream_time(stream_time_);
-  std::vector<const state::VictimState*> victims;
-  for (const auto& [id, slot] : victims_) victims.push_back(slot.state);
-  std::sort(victims.begin(), victims.end(),
-            [](const auto* a, const auto* b) { return a->victim_id() < b->victim_id(); });
-  for (const auto* v : victims) *snapshot.add_victims() = *v;
-  std::vector<const state::SuspectState*> suspects;
+  std::vector<const live::Victim*> victims;
+  for (const auto& [id, v] : victims_) victims.push_back(v.get());
+  std::sort(victims.begin(), victims.end(), [](const auto* a, const auto* b) { return a->id < b->id; });
+  for (const auto* v : victims) *snapshot.add_victims() = EncodeVictim(*v);
+  std::vector<const live::Suspect*> suspects;
   for (const auto& [id, s] : suspects_) suspects.push_back(&s);
-  std::sort(suspects.begin(), suspects.end(),
-            [](const auto* a, const auto* b) { return a->suspect_id() < b->suspect_id(); });
-  for (const auto* s : suspects) *snapshot.add_suspects() = *s;
+  std::sort(suspects.begin(), suspects.end(), [](const auto* a, const auto* b) { return a->id < b->id; });
+  for (const auto* s : suspects) *snapshot.add_suspects() = EncodeSuspect(*s);
   return snapshot;
 }
 
@@ -162,7 +154,7 @@ std::string Processor::StateDigest() const { return Hex64(Fnv1a64(DeterministicB
 void Processor::Restore(const state::Snapshot& snapshot) {
   victims_.clear();
   suspects_.clear();
-  due_.clear();
+  timers_.clear();
   stream_time_ = snapshot.stream_time();
   changed_victims_.clear();
   changed_suspects_.clear();

@@ -1,33 +1,40 @@
-// A processor holds the engine's state for a set of victims and suspects and
-// drives the engine in stream time: the one path by which events are applied,
-// whether live, in a rebuild, or in an offline review (vigilctl replay).
+// A processor holds the engine's live state for a set of victims and suspects
+// and drives the engine in stream time: the one path by which events are
+// applied, whether live, in a rebuild, or in an offline review (vigilctl replay).
 //
 // Stream time is the latest occurred_at applied. Before an event at time t is
 // applied, every deadline due before t fires; after it, every deadline due at
 // or before stream time. So an awaited action recorded exactly at its deadline
 // is in time, and an alert for a missed deadline carries the deadline as its time.
+// Deadlines fire from one partition-wide timer queue in (due, victim id, seq)
+// order. An event older than stream time minus the horizon is evaluated by no
+// rule (it is counted in too_late()); the caller keeps it on the timeline.
 //
 // Not thread-safe: one thread drives a processor.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "absl/container/btree_set.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
-#include "google/protobuf/arena.h"
+#include "services/escalation/engine/codec.h"
 #include "services/escalation/engine/engine.h"
+#include "vigil/v1/state.pb.h"
 
 namespace vigil {
+
 
 class Processor {
  public:
   // REQUIRES: engine outlives the processor.
   explicit Processor(const Engine* engine) : engine_(*engine) {}
+  Processor(const Processor&) = delete;
+  Processor& operator=(const Processor&) = delete;
 
   // Validates and applies one event; appends the alert transitions it causes,
   // deadlines it lets fire included, in the order they happen.
@@ -52,13 +59,17 @@ class Processor {
 
   Micros stream_time() const { return stream_time_; }
   size_t victim_count() const { return victims_.size(); }
-  const state::VictimState* FindVictim(const std::string& victim_id) const;
+  // Events older than stream time minus the horizon, applied to no rule.
+  uint64_t too_late() const { return too_late_; }
+
+  // A victim's or suspect's state in its stored encoding, if held.
+  std::optional<state::VictimState> FindVictim(const std::string& victim_id) const;
+  std::optional<state::SuspectState> FindSuspect(const std::string& suspect_id) const;
 
   // Ids of the victims and suspects whose state changed since the last call
   // (sorted), so that a store writes only those; the lists are cleared.
   std::vector<std::string> TakeChangedVictims();
   std::vector<std::string> TakeChangedSuspects();
-  const state::SuspectState* FindSuspect(const std::string& suspect_id) const;
 
   // Adds stored state, as when a partition is loaded. Not marked changed.
   void Load(const state::VictimState& victim);
@@ -73,32 +84,24 @@ class Processor {
   void Restore(const state::Snapshot& snapshot);
 
  private:
-  state::VictimState& Victim(const std::string& victim_id);
-  // Keeps due_ in step with a victim's earliest deadline after it changed.
-  void Reindex(const state::VictimState& victim, Micros due_before);
+  live::Victim& Victim(const std::string& victim_id);
+  void Hold(std::unique_ptr<live::Victim> victim);
+  void Drop(const std::string& victim_id);
   void FireDue(Micros now, std::vector<v1::Alert>* out);
   void Collect(EngineOutput& output, std::vector<v1::Alert>* out);
-
-  // Each victim's state lives on its own arena: the engine adds many small
-  // records, and an arena makes that a pointer bump instead of a malloc.
-  struct VictimSlot {
-    std::unique_ptr<google::protobuf::Arena> arena;
-    state::VictimState* state = nullptr;
-  };
+  // Drops what no rule can use, once per day of stream time per victim.
+  void MaybePrune(live::Victim& victim);
 
   const Engine& engine_;
-  absl::flat_hash_map<std::string, VictimSlot> victims_;
-  absl::flat_hash_map<std::string, state::SuspectState> suspects_;
-  // (earliest deadline, victim id) of every victim with a pending deadline.
-  absl::btree_set<std::pair<Micros, std::string>> due_;
+  absl::node_hash_map<std::string, std::unique_ptr<live::Victim>> victims_;
+  absl::node_hash_map<std::string, live::Suspect> suspects_;
+  live::TimerQueue timers_;
   Micros stream_time_ = INT64_MIN;
+  uint64_t too_late_ = 0;
   bool route_links_ = true;
   std::vector<v1::SuspectLink> links_out_;
   absl::flat_hash_set<std::string> changed_victims_;
   absl::flat_hash_set<std::string> changed_suspects_;
 };
-
-// Deterministic bytes of a message (sorted map keys): equal messages, equal bytes.
-std::string DeterministicBytes(const google::protobuf::MessageLite& message);
 
 }  // namespace vigil

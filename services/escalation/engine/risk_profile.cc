@@ -16,8 +16,8 @@ v1::RiskProfile BuildRiskProfile(const v1::state::VictimState& v, const RulesCon
   p.set_victim_id(v.victim_id());
   const Micros now = v.last_event_at();
   *p.mutable_as_of() = ToTimestamp(now);
-  p.set_calls_total(v.calls_size());
-  p.set_incidents_total(v.incidents_size());
+  p.set_calls_total(static_cast<uint32_t>(v.calls_total()));
+  p.set_incidents_total(static_cast<uint32_t>(v.incidents_total()));
   const RuleSettings& repeat = rules.rule(RuleId::kRepeatCalls);
   const RuleSettings& escalation = rules.rule(RuleId::kPotentialEscalation);
   absl::flat_hash_set<std::string> da_incidents;

@@ -1,5 +1,6 @@
 #include "services/escalation/engine/rules_config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -249,6 +250,7 @@ std::string RulesConfig::Threshold(RuleId id) const {
 
 void RulesConfig::Freeze() {
   for (int i = 0; i < kRuleCount; ++i) thresholds_[i] = Threshold(static_cast<RuleId>(i));
+  call_window_ = std::max(rule(RuleId::kRepeatCalls).window, rule(RuleId::kPotentialEscalation).window);
 }
 
 absl::StatusOr<RulesConfig> ParseRulesYaml(absl::string_view yaml_text, absl::string_view source) {
@@ -290,9 +292,26 @@ absl::StatusOr<RulesConfig> ParseRulesYaml(absl::string_view yaml_text, absl::st
           }
           config.set_dash_high_yes_count(static_cast<uint32_t>(n));
         }
+      } else if (key == "history") {
+        const YAML::Node& node = top.second;
+        if (!node.IsMap()) return absl::InvalidArgumentError(absl::StrCat(source, ": 'history' must be a mapping"));
+        for (const auto& kv : node) {
+          const std::string field = kv.first.as<std::string>("");
+          if (field != "horizon") {
+            return absl::InvalidArgumentError(
+                absl::StrCat(source, ": history, field '", Shown(field), "': not a setting"));
+          }
+          absl::StatusOr<Micros> d = kv.second.IsScalar() ? ParseDuration(kv.second.as<std::string>())
+                                                          : absl::InvalidArgumentError("not a duration");
+          if (!d.ok() || *d < kMinHorizon || *d > kMaxDuration) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                source, ": history, field 'horizon': expected a duration from 1d to 36500d, such as 400d"));
+          }
+          config.set_horizon(*d);
+        }
       } else {
-        return absl::InvalidArgumentError(
-            absl::StrCat(source, ": unknown section '", Shown(key), "' (expected 'rules' or 'assessment')"));
+        return absl::InvalidArgumentError(absl::StrCat(source, ": unknown section '", Shown(key),
+                                                       "' (expected 'rules', 'assessment' or 'history')"));
       }
     }
   } catch (const YAML::Exception& e) {

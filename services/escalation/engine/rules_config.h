@@ -40,6 +40,9 @@ absl::string_view RuleName(RuleId id);
 // The id for a name; false when no rule has that name.
 bool RuleFromName(absl::string_view name, RuleId* id);
 
+inline constexpr Micros kDefaultHorizon = 400 * kMicrosPerDay;
+inline constexpr Micros kMinHorizon = kMicrosPerDay;
+
 struct RuleSettings {
   bool enabled = true;
   v1::Level level = v1::SUPERVISOR;
@@ -69,6 +72,14 @@ class RulesConfig {
   uint32_t dash_high_yes_count() const { return dash_high_yes_count_; }
   void set_dash_high_yes_count(uint32_t n) { dash_high_yes_count_ = n; }
 
+  // Events older than stream time minus the horizon are kept on the timeline and evaluated by no rule;
+  // event ids are remembered (for dedupe) this long.
+  Micros horizon() const { return horizon_; }
+  void set_horizon(Micros horizon) { horizon_ = horizon; }
+  // The longer window of the two call-count rules (computed by Freeze()): calls older than stream time
+  // minus the horizon and this can no longer count and are dropped.
+  Micros call_window() const { return call_window_; }
+
   // A sentence-sized description of the threshold a rule fires at, e.g. "2 calls in 24h".
   std::string Threshold(RuleId id) const;
   // The same, as computed by Freeze(): what the engine puts on every alert.
@@ -80,6 +91,8 @@ class RulesConfig {
   std::array<RuleSettings, kRuleCount> rules_;
   std::array<std::string, kRuleCount> thresholds_;
   uint32_t dash_high_yes_count_ = 14;
+  Micros horizon_ = kDefaultHorizon;
+  Micros call_window_ = 0;
 };
 
 // Parses a rules file's text over the defaults: every field it gives replaces the default.

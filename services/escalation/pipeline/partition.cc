@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "common/fingerprint.h"
 #include "common/status_macros.h"
+#include "spdlog/spdlog.h"
 
 namespace vigil {
 
@@ -41,6 +42,15 @@ absl::StatusOr<std::unique_ptr<PartitionPipeline>> PartitionPipeline::Load(Store
   VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> meta, store->Get(p->keys_.Meta()));
   if (meta && !p->meta_.ParseFromString(*meta)) {
     return absl::DataLossError(absl::StrCat("partition ", partition, ": stored progress is unreadable"));
+  }
+  if (meta && p->meta_.state_format() != kStateFormat) {
+    // Stored by a vigild whose engine kept another state: the log is the source of truth, so rebuild the
+    // partition from it. Outbox numbers come out the same, and the progress topic says which were published.
+    spdlog::warn("event=state_format_changed partition={} stored_format={} format={} action=rebuild_from_log",
+                 partition, p->meta_.state_format(), kStateFormat);
+    VIGIL_RETURN_IF_ERROR(store->DeletePrefix(PartitionPrefix(partition, kind)));
+    p->meta_.Clear();
+    meta.reset();
   }
   p->processor_.set_stream_time(meta ? p->meta_.stream_time() : INT64_MIN);
   VIGIL_RETURN_IF_ERROR(p->LoadAll<state::VictimState>(p->keys_.Victims(), [&](const auto& v) { p->processor_.Load(v); }));
@@ -169,6 +179,7 @@ absl::Status PartitionPipeline::Commit() {
     pending_.Put(keys_.Suspect(id), DeterministicBytes(*processor_.FindSuspect(id)));
   }
   meta_.set_stream_time(processor_.stream_time());
+  meta_.set_state_format(kStateFormat);
   pending_.Put(keys_.Meta(), DeterministicBytes(meta_));
   // Not synced: if a power cut loses the last batches, consumption resumes from
   // an older offset and replays them; the outbox numbers come out the same and

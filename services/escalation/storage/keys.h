@@ -30,6 +30,11 @@ namespace vigil {
 // the events topic).
 enum class PartitionKind { kEvents, kSuspectLinks };
 
+// The layout of the records above and of the engine state in them (PartitionMeta.state_format). 0: the wave-1
+// engine's whole-history state; 2: the live state of engine/live.h, bounded by stream time. A partition stored
+// in another format is rebuilt from the log when it is loaded.
+inline constexpr uint32_t kStateFormat = 2;
+
 // 8 bytes, most significant first: sorts as the number does.
 std::string BigEndian(uint64_t v);
 

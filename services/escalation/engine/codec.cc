@@ -1,0 +1,339 @@
+#include "services/escalation/engine/codec.h"
+
+#include <algorithm>
+
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+
+namespace vigil {
+
+using live::EventTag;
+using live::IncidentTag;
+using live::SuspectTag;
+
+std::string DeterministicBytes(const google::protobuf::MessageLite& message) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializeToCodedStream(&coded);
+  }
+  return bytes;
+}
+
+v1::Alert AlertMessage(const live::Alert& a, const std::string& victim_id) {
+  v1::Alert m;
+  m.set_alert_id(a.alert_id);
+  m.set_victim_id(victim_id);
+  m.set_incident_id(a.incident_id);
+  m.set_rule(std::string(RuleName(a.rule)));
+  m.set_level(a.level);
+  m.set_state(a.state);
+  *m.mutable_at() = ToTimestamp(a.at);
+  if (a.deadline) *m.mutable_deadline() = ToTimestamp(*a.deadline);
+  m.set_reason(a.reason);
+  for (std::string& id : a.evidence.Listed()) m.add_evidence_event_ids(std::move(id));
+  m.set_threshold(a.threshold);
+  m.set_force(a.force);
+  m.set_suspect_id(a.suspect_id);
+  m.set_revision(a.revision);
+  *m.mutable_fired_at() = ToTimestamp(a.fired_at);
+  if (a.acknowledge_by) *m.mutable_acknowledge_by() = ToTimestamp(*a.acknowledge_by);
+  m.set_acknowledged_by(a.acknowledged_by);
+  m.set_evidence_total(a.evidence.total);
+  return m;
+}
+
+state::VictimState EncodeVictim(const live::Victim& v) {
+  const live::Names& n = v.names;
+  state::VictimState s;
+  s.set_victim_id(v.id);
+  s.set_force(v.force);
+  std::vector<std::pair<live::EventRef, const live::SeenEvent*>> seen;
+  seen.reserve(v.seen.size());
+  for (const auto& [id, e] : v.seen) seen.emplace_back(id, &e);
+  std::sort(seen.begin(), seen.end(), [](const auto& a, const auto& b) { return a.second->order < b.second->order; });
+  for (const auto& [id, e] : seen) {
+    s.add_seen_event_ids(n[id]);
+    s.add_seen_fingerprints(e->fingerprint);
+    s.add_seen_at(e->at);
+  }
+  for (const live::Call& c : v.calls) {
+    state::CallRecord* r = s.add_calls();
+    r->set_event_id(n[c.event]);
+    r->set_at(c.at);
+    r->set_incident_id(n[c.incident]);
+    r->set_domestic_abuse(c.domestic_abuse);
+    r->set_suspect_id(n[c.suspect]);
+  }
+  for (const live::Incident& i : v.incidents) {
+    state::IncidentRecord* r = s.add_incidents();
+    r->set_incident_id(n[i.id]);
+    r->set_has_first_call(i.has_first_call);
+    r->set_first_call_at(i.first_call_at);
+    r->set_first_call_event_id(n[i.first_call_event]);
+    r->set_domestic_abuse(i.domestic_abuse);
+    r->set_grade(i.grade);
+    r->set_treat_as_urgent(i.treat_as_urgent);
+    r->set_graded_at(i.graded_at);
+    r->set_graded_event_id(n[i.graded_event]);
+    r->set_unit_unavailable(i.unit_unavailable);
+    r->set_unit_unavailable_event_id(n[i.unit_unavailable_event]);
+    r->set_unit_assigned(i.unit_assigned);
+    r->set_unit_arrived(i.unit_arrived);
+    r->set_supervisor_notified(i.supervisor_notified);
+    r->set_assessed(i.assessed);
+    r->set_closed(i.closed);
+    r->set_closed_event_id(n[i.closed_event]);
+    for (live::SuspectRef suspect : i.suspects) r->add_suspect_ids(n[suspect]);
+    r->set_last_at(i.last_at);
+  }
+  for (const live::Marker& m : v.markers) {
+    state::MarkerRecord* r = s.add_markers();
+    r->set_suspect_id(n[m.suspect]);
+    r->set_marker(m.marker);
+    r->set_at(m.at);
+    r->set_event_id(n[m.event]);
+    r->set_incident_id(n[m.incident]);
+  }
+  for (const live::Arrest& a : v.arrests) {
+    state::ArrestRecord* r = s.add_arrests();
+    r->set_request_id(n[a.id]);
+    r->set_incident_id(n[a.incident]);
+    r->set_suspect_id(n[a.suspect]);
+    r->set_urgent(a.urgent);
+    r->set_requested(a.requested);
+    r->set_requested_at(a.requested_at);
+    r->set_request_event_id(n[a.request_event]);
+    r->set_authorised_until(a.authorised_until);
+    r->set_authorised_deferral_event_id(n[a.authorised_deferral_event]);
+    r->set_unauthorised_deferral(a.unauthorised_deferral);
+    r->set_unauthorised_deferral_event_id(n[a.unauthorised_deferral_event]);
+    r->set_attempted(a.attempted);
+    r->set_last_at(a.last_at);
+  }
+  for (const live::Assessment& a : v.assessments) {
+    state::AssessmentRecord* r = s.add_assessments();
+    r->set_event_id(n[a.event]);
+    r->set_incident_id(n[a.incident]);
+    r->set_tool(a.tool);
+    r->set_recorded_level(a.recorded_level);
+    r->set_effective_level(a.effective_level);
+    r->set_yes_count(a.yes_count);
+    r->set_at(a.at);
+  }
+  for (const live::Disclosure& d : v.disclosures) {
+    state::DisclosureRecord* r = s.add_disclosures();
+    r->set_application_id(n[d.id]);
+    r->set_requested_at(d.requested_at);
+    r->set_event_id(n[d.event]);
+    r->set_decided(d.decided);
+    r->set_incident_id(n[d.incident]);
+    r->set_last_at(d.last_at);
+  }
+  for (Micros at : v.marac_referrals) s.add_marac_referrals(at);
+  for (const auto& [key, d] : v.deadlines) {
+    state::Deadline* r = s.add_deadlines();
+    r->set_due(d.due);
+    r->set_kind(d.kind == live::Deadline::kRule ? state::Deadline::RULE : state::Deadline::ESCALATE);
+    r->set_rule(std::string(RuleName(d.rule)));
+    r->set_key(d.key);
+    r->set_incident_id(d.incident_id);
+    r->set_alert_id(d.alert_id);
+    for (const std::string& id : d.evidence) r->add_evidence_event_ids(id);
+    r->set_seq(d.seq);
+    r->set_suspect_id(d.suspect_id);
+  }
+  for (const live::Alert& a : v.alerts) {
+    state::AlertRecord* r = s.add_alerts();
+    r->set_key(a.key);
+    *r->mutable_alert() = AlertMessage(a, v.id);
+    r->set_reason(a.rule_reason);
+    for (uint64_t fp : a.evidence.seen_order) r->add_evidence_seen(fp);
+    if (a.mark) {
+      r->set_has_mark(true);
+      r->set_mark_at(a.mark->at);
+      r->set_mark_event_id(a.mark->event_id);
+      r->set_mark_late_calls(a.mark->late_calls);
+    }
+  }
+  s.set_last_event_at(v.last_event_at);
+  s.set_next_seq(v.next_seq);
+  s.set_calls_total(v.calls_total);
+  s.set_incidents_total(v.incidents_total);
+  s.set_late_calls(v.late_calls);
+  s.set_pruned_at(v.pruned_at);
+  return s;
+}
+
+std::unique_ptr<live::Victim> DecodeVictim(const state::VictimState& s) {
+  auto victim = std::make_unique<live::Victim>();
+  live::Victim& v = *victim;
+  live::Names& n = v.names;
+  v.id = s.victim_id();
+  v.force = s.force();
+  for (int i = 0; i < s.seen_event_ids_size(); ++i) {
+    v.seen.try_emplace(n.Intern<EventTag>(s.seen_event_ids(i)),
+                       live::SeenEvent{i < s.seen_fingerprints_size() ? s.seen_fingerprints(i) : 0,
+                                       i < s.seen_at_size() ? s.seen_at(i) : 0, v.seen_count++});
+  }
+  auto ref_or_none = [&](const std::string& id) {
+    return id.empty() ? live::SuspectRef{} : n.Intern<SuspectTag>(id);
+  };
+  for (const state::CallRecord& r : s.calls()) {
+    v.calls.push_back({.at = r.at(),
+                       .event = n.Intern<EventTag>(r.event_id()),
+                       .incident = n.Intern<IncidentTag>(r.incident_id()),
+                       .suspect = ref_or_none(r.suspect_id()),
+                       .domestic_abuse = r.domestic_abuse()});
+  }
+  auto event = [&](const std::string& id) { return id.empty() ? live::EventRef{} : n.Intern<EventTag>(id); };
+  for (const state::IncidentRecord& r : s.incidents()) {
+    live::Incident& i = v.incidents.emplace_back();
+    i.id = n.Intern<IncidentTag>(r.incident_id());
+    i.has_first_call = r.has_first_call();
+    i.first_call_at = r.first_call_at();
+    i.first_call_event = event(r.first_call_event_id());
+    i.domestic_abuse = r.domestic_abuse();
+    i.grade = r.grade();
+    i.treat_as_urgent = r.treat_as_urgent();
+    i.graded_at = r.graded_at();
+    i.graded_event = event(r.graded_event_id());
+    i.unit_unavailable = r.unit_unavailable();
+    i.unit_unavailable_event = event(r.unit_unavailable_event_id());
+    i.unit_assigned = r.unit_assigned();
+    i.unit_arrived = r.unit_arrived();
+    i.supervisor_notified = r.supervisor_notified();
+    i.assessed = r.assessed();
+    i.closed = r.closed();
+    i.closed_event = event(r.closed_event_id());
+    for (const std::string& suspect : r.suspect_ids()) i.suspects.push_back(n.Intern<SuspectTag>(suspect));
+    i.last_at = r.last_at();
+  }
+  for (const state::MarkerRecord& r : s.markers()) {
+    v.markers.push_back({.suspect = n.Intern<SuspectTag>(r.suspect_id()),
+                         .marker = r.marker(),
+                         .at = r.at(),
+                         .event = event(r.event_id()),
+                         .incident = n.Intern<IncidentTag>(r.incident_id())});
+  }
+  for (const state::ArrestRecord& r : s.arrests()) {
+    live::Arrest& a = v.arrests.emplace_back();
+    a.id = n.Intern<live::RequestTag>(r.request_id());
+    a.incident = n.Intern<IncidentTag>(r.incident_id());
+    a.suspect = n.Intern<SuspectTag>(r.suspect_id());
+    a.urgent = r.urgent();
+    a.requested = r.requested();
+    a.requested_at = r.requested_at();
+    a.request_event = event(r.request_event_id());
+    a.authorised_until = r.authorised_until();
+    a.authorised_deferral_event = event(r.authorised_deferral_event_id());
+    a.unauthorised_deferral = r.unauthorised_deferral();
+    a.unauthorised_deferral_event = event(r.unauthorised_deferral_event_id());
+    a.attempted = r.attempted();
+    a.last_at = r.last_at();
+  }
+  for (const state::AssessmentRecord& r : s.assessments()) {
+    v.assessments.push_back({.event = event(r.event_id()),
+                             .incident = n.Intern<IncidentTag>(r.incident_id()),
+                             .tool = r.tool(),
+                             .recorded_level = r.recorded_level(),
+                             .effective_level = r.effective_level(),
+                             .yes_count = r.yes_count(),
+                             .at = r.at()});
+  }
+  for (const state::DisclosureRecord& r : s.disclosures()) {
+    live::Disclosure& d = v.disclosures.emplace_back();
+    d.id = n.Intern<live::ApplicationTag>(r.application_id());
+    d.requested_at = r.requested_at();
+    d.event = event(r.event_id());
+    d.decided = r.decided();
+    d.incident = n.Intern<IncidentTag>(r.incident_id());
+    d.last_at = r.last_at();
+  }
+  v.marac_referrals.assign(s.marac_referrals().begin(), s.marac_referrals().end());
+  for (const state::Deadline& r : s.deadlines()) {
+    live::Deadline d;
+    d.kind = r.kind() == state::Deadline::ESCALATE ? live::Deadline::kEscalate : live::Deadline::kRule;
+    RuleFromName(r.rule(), &d.rule);
+    d.due = r.due();
+    d.seq = r.seq();
+    d.key = r.key();
+    d.incident_id = r.incident_id();
+    d.alert_id = r.alert_id();
+    d.evidence.assign(r.evidence_event_ids().begin(), r.evidence_event_ids().end());
+    d.suspect_id = r.suspect_id();
+    v.deadlines.emplace(live::DeadlineKey{d.due, d.seq}, std::move(d));
+  }
+  for (const state::AlertRecord& r : s.alerts()) {
+    const v1::Alert& m = r.alert();
+    live::Alert& a = v.alerts.emplace_back();
+    a.alert_id = m.alert_id();
+    RuleFromName(m.rule(), &a.rule);
+    a.key = r.key();
+    a.incident_id = m.incident_id();
+    a.suspect_id = m.suspect_id();
+    a.force = m.force();
+    a.threshold = m.threshold();
+    a.level = m.level();
+    a.state = m.state();
+    a.at = ToMicros(m.at());
+    a.fired_at = ToMicros(m.fired_at());
+    if (m.has_deadline()) a.deadline = ToMicros(m.deadline());
+    if (m.has_acknowledge_by()) a.acknowledge_by = ToMicros(m.acknowledge_by());
+    a.acknowledged_by = m.acknowledged_by();
+    a.reason = m.reason();
+    a.rule_reason = r.reason();
+    a.revision = m.revision();
+    for (int i = 0; i < m.evidence_event_ids_size(); ++i) {
+      if (static_cast<size_t>(i) < live::kEvidenceEnds) {
+        a.evidence.first.push_back(m.evidence_event_ids(i));
+      } else {
+        a.evidence.last.push_back(m.evidence_event_ids(i));
+      }
+    }
+    a.evidence.total = m.evidence_total();
+    a.evidence.seen_order.assign(r.evidence_seen().begin(), r.evidence_seen().end());
+    a.evidence.seen.insert(r.evidence_seen().begin(), r.evidence_seen().end());
+    if (r.has_mark()) a.mark = live::WindowMark{r.mark_at(), r.mark_event_id(), r.mark_late_calls()};
+  }
+  v.last_event_at = s.last_event_at();
+  v.next_seq = s.next_seq();
+  v.calls_total = s.calls_total();
+  v.incidents_total = s.incidents_total();
+  v.late_calls = s.late_calls();
+  v.pruned_at = s.pruned_at();
+  v.Reindex();
+  return victim;
+}
+
+state::SuspectState EncodeSuspect(const live::Suspect& suspect) {
+  state::SuspectState s;
+  s.set_suspect_id(suspect.id);
+  for (const live::Link& l : suspect.links) {
+    v1::SuspectLink* r = s.add_links();
+    r->set_suspect_id(suspect.id);
+    r->set_victim_id(l.victim_id);
+    r->set_incident_id(l.incident_id);
+    r->set_event_id(l.event_id);
+    r->set_at(l.at);
+    r->set_force(l.force);
+  }
+  return s;
+}
+
+live::Suspect DecodeSuspect(const state::SuspectState& s) {
+  live::Suspect suspect;
+  suspect.id = s.suspect_id();
+  for (const v1::SuspectLink& l : s.links()) {
+    suspect.Insert({.victim_id = l.victim_id(),
+                    .incident_id = l.incident_id(),
+                    .event_id = l.event_id(),
+                    .force = l.force(),
+                    .at = l.at()});
+  }
+  return suspect;
+}
+
+}  // namespace vigil

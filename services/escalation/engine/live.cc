@@ -1,0 +1,262 @@
+#include "services/escalation/engine/live.h"
+
+#include <algorithm>
+
+#include "common/fingerprint.h"
+
+namespace vigil::live {
+
+bool Evidence::Add(const std::string& id) {
+  const uint64_t fp = Fnv1a64(id);
+  if (!seen.insert(fp).second) return false;
+  seen_order.push_back(fp);
+  ++total;
+  if (first.size() < kEvidenceEnds) {
+    first.push_back(id);
+  } else {
+    if (last.size() == kEvidenceEnds) last.erase(last.begin());
+    last.push_back(id);
+  }
+  return true;
+}
+
+std::vector<std::string> Evidence::Listed() const {
+  std::vector<std::string> out(first);
+  out.insert(out.end(), last.begin(), last.end());
+  return out;
+}
+
+bool TimerOrder::operator()(const TimerEntry& a, const TimerEntry& b) const {
+  if (a.due != b.due) return a.due < b.due;
+  if (a.victim != b.victim) {
+    const int c = a.victim->id.compare(b.victim->id);
+    if (c != 0) return c < 0;
+  }
+  return a.seq < b.seq;
+}
+
+Incident& Victim::IncidentFor(absl::string_view id) {
+  const IncidentRef ref = names.Intern<IncidentTag>(id);
+  auto [it, inserted] = incident_index.try_emplace(ref, static_cast<uint32_t>(incidents.size()));
+  if (inserted) {
+    incidents.emplace_back().id = ref;
+    ++incidents_total;
+  }
+  return incidents[it->second];
+}
+
+Incident* Victim::FindIncident(IncidentRef id) {
+  auto it = incident_index.find(id);
+  return it == incident_index.end() ? nullptr : &incidents[it->second];
+}
+
+Arrest& Victim::ArrestFor(absl::string_view id) {
+  const RequestRef ref = names.Intern<RequestTag>(id);
+  auto [it, inserted] = arrest_index.try_emplace(ref, static_cast<uint32_t>(arrests.size()));
+  if (inserted) arrests.emplace_back().id = ref;
+  return arrests[it->second];
+}
+
+Disclosure& Victim::DisclosureFor(absl::string_view id) {
+  const ApplicationRef ref = names.Intern<ApplicationTag>(id);
+  auto [it, inserted] = disclosure_index.try_emplace(ref, static_cast<uint32_t>(disclosures.size()));
+  if (inserted) disclosures.emplace_back().id = ref;
+  return disclosures[it->second];
+}
+
+const SeenEvent* Victim::FindSeen(absl::string_view event_id) const {
+  const EventRef ref = names.Find<EventTag>(event_id);
+  if (!ref.valid()) return nullptr;
+  auto it = seen.find(ref);
+  return it == seen.end() ? nullptr : &it->second;
+}
+
+void Victim::AddSeen(absl::string_view event_id, uint64_t fingerprint, Micros at) {
+  seen.try_emplace(names.Intern<EventTag>(event_id), SeenEvent{fingerprint, at, seen_count++});
+  earliest_at = std::min(earliest_at, at);
+}
+
+Alert* Victim::OpenAlert(RuleId rule, absl::string_view key) {
+  auto it = open_alerts.find(RuleKeyView{static_cast<int>(rule), key});
+  return it == open_alerts.end() ? nullptr : &alerts[it->second];
+}
+
+Alert* Victim::AlertById(absl::string_view alert_id) {
+  auto it = alerts_by_id.find(alert_id);
+  return it == alerts_by_id.end() ? nullptr : &alerts[it->second];
+}
+
+Alert& Victim::AddAlert(Alert alert) {
+  const uint32_t i = static_cast<uint32_t>(alerts.size());
+  alerts.push_back(std::move(alert));
+  Alert& a = alerts.back();
+  alerts_by_id.try_emplace(a.alert_id, i);
+  open_alerts[RuleKey{static_cast<int>(a.rule), a.key}] = i;
+  return a;
+}
+
+void Victim::Closed(const Alert& alert) { open_alerts.erase(RuleKeyView{static_cast<int>(alert.rule), alert.key}); }
+
+Deadline& Victim::AddDeadline(Deadline d) {
+  d.seq = next_seq++;
+  const DeadlineKey key{d.due, d.seq};
+  if (d.kind == Deadline::kRule) {
+    rule_deadlines[RuleKey{static_cast<int>(d.rule), d.key}] = key;
+  } else {
+    escalations[d.alert_id] = key;
+  }
+  if (queue != nullptr) queue->insert({d.due, this, d.seq});
+  return deadlines.emplace(key, std::move(d)).first->second;
+}
+
+void Victim::RemoveDeadline(DeadlineKey key) {
+  auto it = deadlines.find(key);
+  if (it == deadlines.end()) return;
+  const Deadline& d = it->second;
+  if (d.kind == Deadline::kRule) {
+    rule_deadlines.erase(RuleKeyView{static_cast<int>(d.rule), d.key});
+  } else {
+    escalations.erase(d.alert_id);
+  }
+  if (queue != nullptr) queue->erase({d.due, this, d.seq});
+  deadlines.erase(it);
+}
+
+void Victim::RemoveRuleDeadline(RuleId rule, absl::string_view key) {
+  auto it = rule_deadlines.find(RuleKeyView{static_cast<int>(rule), key});
+  if (it != rule_deadlines.end()) RemoveDeadline(it->second);
+}
+
+void Victim::RemoveEscalation(absl::string_view alert_id) {
+  auto it = escalations.find(alert_id);
+  if (it != escalations.end()) RemoveDeadline(it->second);
+}
+
+Deadline Victim::TakeDeadline(DeadlineKey key) {
+  Deadline d = deadlines.at(key);
+  RemoveDeadline(key);
+  return d;
+}
+
+bool Victim::CallBefore(const Call& a, const Call& b) const {
+  if (a.at != b.at) return a.at < b.at;
+  return names[a.event] < names[b.event];
+}
+
+size_t Victim::InsertCall(const Call& call) {
+  if (calls.empty() || CallBefore(calls.back(), call)) {
+    calls.push_back(call);
+    return calls.size() - 1;
+  }
+  ++late_calls;
+  auto it = std::upper_bound(calls.begin(), calls.end(), call,
+                             [&](const Call& a, const Call& b) { return CallBefore(a, b); });
+  const size_t index = static_cast<size_t>(it - calls.begin());
+  calls.insert(it, call);
+  return index;
+}
+
+size_t Victim::FirstCallAtOrAfter(Micros t) const {
+  return std::lower_bound(calls.begin(), calls.end(), t, [](const Call& c, Micros x) { return c.at < x; }) -
+         calls.begin();
+}
+
+size_t Victim::FirstCallAfter(Micros t) const {
+  return std::upper_bound(calls.begin(), calls.end(), t, [](Micros x, const Call& c) { return x < c.at; }) -
+         calls.begin();
+}
+
+void Victim::NoteDomesticAbuseCall(Incident& incident, Micros t) {
+  if (t <= incident.latest_da_call) return;
+  if (incident.latest_da_call != INT64_MIN) {
+    auto it = std::lower_bound(da_latest.begin(), da_latest.end(), incident.latest_da_call);
+    if (it != da_latest.end() && *it == incident.latest_da_call) da_latest.erase(it);
+  }
+  incident.latest_da_call = t;
+  da_latest.insert(std::upper_bound(da_latest.begin(), da_latest.end(), t), t);
+}
+
+void Victim::Reindex() {
+  incident_index.clear();
+  for (uint32_t i = 0; i < incidents.size(); ++i) incident_index[incidents[i].id] = i;
+  arrest_index.clear();
+  for (uint32_t i = 0; i < arrests.size(); ++i) arrest_index[arrests[i].id] = i;
+  disclosure_index.clear();
+  for (uint32_t i = 0; i < disclosures.size(); ++i) disclosure_index[disclosures[i].id] = i;
+  open_alerts.clear();
+  alerts_by_id.clear();
+  for (uint32_t i = 0; i < alerts.size(); ++i) {
+    alerts_by_id.try_emplace(alerts[i].alert_id, i);
+    if (alerts[i].open()) open_alerts[RuleKey{static_cast<int>(alerts[i].rule), alerts[i].key}] = i;
+  }
+  // Each incident's latest domestic-abuse call, from the calls held.
+  da_latest.clear();
+  for (Incident& i : incidents) i.latest_da_call = INT64_MIN;
+  for (const Call& c : calls) {
+    if (!c.domestic_abuse) continue;
+    Incident* i = FindIncident(c.incident);
+    if (i != nullptr) i->latest_da_call = std::max(i->latest_da_call, c.at);
+  }
+  for (const Incident& i : incidents) {
+    if (i.latest_da_call != INT64_MIN) da_latest.push_back(i.latest_da_call);
+  }
+  std::sort(da_latest.begin(), da_latest.end());
+  rule_deadlines.clear();
+  escalations.clear();
+  for (const auto& [key, d] : deadlines) {
+    if (d.kind == Deadline::kRule) {
+      rule_deadlines[RuleKey{static_cast<int>(d.rule), d.key}] = key;
+    } else {
+      escalations[d.alert_id] = key;
+    }
+  }
+  // The earliest time a record holds: Prune has nothing to do before stream time passes it by the horizon.
+  earliest_at = INT64_MAX;
+  auto note = [&](Micros t) { earliest_at = std::min(earliest_at, t); };
+  for (const auto& [id, e] : seen) note(e.at);
+  if (!calls.empty()) note(calls.front().at);
+  for (const Incident& i : incidents) note(i.last_at);
+  for (const Arrest& a : arrests) note(a.last_at);
+  for (const Disclosure& d : disclosures) note(d.last_at);
+  for (const Assessment& a : assessments) note(a.at);
+  for (Micros at : marac_referrals) note(at);
+  for (const Alert& a : alerts) note(a.at);
+}
+
+}  // namespace vigil::live
+
+namespace vigil::live {
+
+namespace {
+bool LinkBefore(const Link& a, const Link& b) { return a.at != b.at ? a.at < b.at : a.event_id < b.event_id; }
+}  // namespace
+
+size_t Suspect::Insert(Link link) {
+  event_ids.insert(link.event_id);
+  auto [it, inserted] = latest_by_victim.try_emplace(link.victim_id, link.at, link.event_id);
+  if (!inserted) {
+    const std::pair<Micros, std::string> next{link.at, link.event_id};
+    if (it->second < next) {
+      latest.erase({it->second.first, it->second.second, link.victim_id});
+      it->second = next;
+      latest.insert({link.at, link.event_id, link.victim_id});
+    }
+  } else {
+    latest.insert({link.at, link.event_id, link.victim_id});
+  }
+  auto pos = std::upper_bound(links.begin(), links.end(), link, LinkBefore);
+  const size_t index = static_cast<size_t>(pos - links.begin());
+  links.insert(pos, std::move(link));
+  return index;
+}
+
+void Suspect::Reindex() {
+  std::vector<Link> all = std::move(links);
+  links.clear();
+  event_ids.clear();
+  latest.clear();
+  latest_by_victim.clear();
+  for (Link& l : all) Insert(std::move(l));
+}
+
+}  // namespace vigil::live

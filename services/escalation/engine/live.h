@@ -1,0 +1,363 @@
+// The engine's live state: plain C++ records, found by key, bounded by stream
+// time. Protobuf appears only at the storage edge (codec.h), which turns a
+// victim into its canonical, deterministic state::VictimState and back.
+//
+// Ids are interned per victim: each record names incidents, suspects, requests,
+// applications and events by a typed Ref into the victim's Names table, so
+// records are small, comparisons are integer compares and an IncidentRef cannot
+// be passed where a RequestRef is wanted. The table goes with the victim.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
+#include "absl/hash/hash.h"
+#include "absl/strings/string_view.h"
+#include "common/time_util.h"
+#include "services/escalation/engine/rules_config.h"
+#include "vigil/v1/alert.pb.h"
+
+namespace vigil::live {
+
+// An index into a victim's Names; the tag keeps kinds of id apart.
+template <typename Tag>
+struct Ref {
+  static constexpr uint32_t kNone = UINT32_MAX;
+  uint32_t index = kNone;
+  bool valid() const { return index != kNone; }
+  friend bool operator==(Ref a, Ref b) { return a.index == b.index; }
+  friend bool operator!=(Ref a, Ref b) { return a.index != b.index; }
+  template <typename H>
+  friend H AbslHashValue(H h, Ref r) { return H::combine(std::move(h), r.index); }
+};
+using IncidentRef = Ref<struct IncidentTag>;
+using SuspectRef = Ref<struct SuspectTag>;
+using EventRef = Ref<struct EventTag>;
+using RequestRef = Ref<struct RequestTag>;
+using ApplicationRef = Ref<struct ApplicationTag>;
+
+// The strings a victim's records name, each held once.
+class Names {
+ public:
+  template <typename Tag>
+  Ref<Tag> Intern(absl::string_view s) {
+    auto [it, inserted] = index_.try_emplace(s, static_cast<uint32_t>(strings_.size()));
+    if (inserted) strings_.push_back(&it->first);
+    return {it->second};
+  }
+  // The ref of a string already interned; invalid when it never was.
+  template <typename Tag>
+  Ref<Tag> Find(absl::string_view s) const {
+    auto it = index_.find(s);
+    return it == index_.end() ? Ref<Tag>{} : Ref<Tag>{it->second};
+  }
+  // The string (empty for an invalid ref).
+  template <typename Tag>
+  const std::string& operator[](Ref<Tag> r) const {
+    static const std::string kEmpty;
+    return r.valid() ? *strings_[r.index] : kEmpty;
+  }
+
+ private:
+  absl::node_hash_map<std::string, uint32_t> index_;  // nodes stay put, so strings_ may point into them
+  std::vector<const std::string*> strings_;
+};
+
+struct Call {
+  Micros at = 0;
+  EventRef event;
+  IncidentRef incident;
+  SuspectRef suspect;
+  bool domestic_abuse = false;
+};
+
+struct Incident {
+  IncidentRef id;
+  bool has_first_call = false;
+  Micros first_call_at = 0;
+  EventRef first_call_event;
+  bool domestic_abuse = false;
+  int32_t grade = 0;  // IncidentGraded.Grade; 0 when not graded
+  bool treat_as_urgent = false;
+  Micros graded_at = 0;
+  EventRef graded_event;
+  bool unit_unavailable = false;
+  EventRef unit_unavailable_event;
+  bool unit_assigned = false;
+  bool unit_arrived = false;
+  bool supervisor_notified = false;
+  bool assessed = false;
+  bool closed = false;
+  EventRef closed_event;
+  std::vector<SuspectRef> suspects;
+  // Latest event time that touched the incident, and its latest domestic-abuse call (INT64_MIN: none).
+  Micros last_at = INT64_MIN;
+  Micros latest_da_call = INT64_MIN;
+};
+
+struct Marker {
+  SuspectRef suspect;
+  int32_t marker = 0;
+  Micros at = 0;
+  EventRef event;
+  IncidentRef incident;
+};
+
+struct Arrest {
+  RequestRef id;
+  IncidentRef incident;
+  SuspectRef suspect;
+  bool urgent = false;
+  bool requested = false;
+  Micros requested_at = 0;
+  EventRef request_event;
+  Micros authorised_until = 0;  // 0: no authorised deferral
+  EventRef authorised_deferral_event;
+  bool unauthorised_deferral = false;
+  EventRef unauthorised_deferral_event;
+  bool attempted = false;
+  Micros last_at = INT64_MIN;
+};
+
+struct Assessment {
+  EventRef event;
+  IncidentRef incident;
+  int32_t tool = 0;
+  int32_t recorded_level = 0;
+  int32_t effective_level = 0;
+  uint32_t yes_count = 0;
+  Micros at = 0;
+};
+
+struct Disclosure {
+  ApplicationRef id;
+  Micros requested_at = 0;
+  EventRef event;
+  bool decided = false;
+  IncidentRef incident;
+  Micros last_at = INT64_MIN;
+};
+
+// An alert's evidence, bounded: the first kEvidenceEnds and the last kEvidenceEnds ids added, the count of
+// all, and a fingerprint of every id added so that an id is added once.
+inline constexpr size_t kEvidenceEnds = 10;
+struct Evidence {
+  std::vector<std::string> first;
+  std::vector<std::string> last;
+  uint32_t total = 0;
+  absl::flat_hash_set<uint64_t> seen;
+  std::vector<uint64_t> seen_order;  // the same fingerprints, in the order added (for a canonical encoding)
+
+  // Adds an id not added before; returns whether it was new.
+  bool Add(const std::string& id);
+  // first then last, as the alert lists them.
+  std::vector<std::string> Listed() const;
+};
+
+// Where a count rule's evidence stands: see state::AlertRecord.mark_*.
+struct WindowMark {
+  Micros at = 0;
+  std::string event_id;
+  uint64_t late_calls = 0;
+};
+
+struct Alert {
+  std::string alert_id;
+  RuleId rule = RuleId::kRepeatCalls;
+  std::string key;  // the rule's subject: one open alert per (rule, key)
+  std::string incident_id;
+  std::string suspect_id;
+  std::string force;
+  std::string threshold;  // the rule's setting it was raised under, e.g. "2 calls in 24h"
+  v1::Level level = v1::SUPERVISOR;
+  v1::AlertState state = v1::FIRING;
+  Micros at = 0;
+  Micros fired_at = 0;
+  std::optional<Micros> deadline;
+  std::optional<Micros> acknowledge_by;
+  std::string acknowledged_by;
+  std::string reason;       // as published (with what acknowledgement or escalation added)
+  std::string rule_reason;  // the rule's own sentence
+  uint32_t revision = 0;
+  Evidence evidence;
+  std::optional<WindowMark> mark;
+
+  bool open() const { return state != v1::RESOLVED; }
+};
+
+// Something the engine waits for; fires when stream time reaches `due`.
+struct Deadline {
+  enum Kind { kRule = 1, kEscalate = 2 };
+  Kind kind = kRule;
+  RuleId rule = RuleId::kRepeatCalls;
+  Micros due = 0;
+  uint64_t seq = 0;  // per victim, in the order added: deadlines due together fire in this order
+  std::string key;
+  std::string incident_id;
+  std::string alert_id;  // kEscalate: the alert that climbs
+  std::vector<std::string> evidence;
+  std::string suspect_id;
+};
+using DeadlineKey = std::pair<Micros, uint64_t>;  // (due, seq)
+
+// The suspect view's state for one suspect: its links, from calls about any victim of the partition.
+struct Link {
+  std::string victim_id;
+  std::string incident_id;
+  std::string event_id;
+  std::string force;
+  Micros at = 0;
+};
+struct Suspect {
+  std::string id;
+  std::vector<Link> links;  // in (at, event id) order
+  absl::flat_hash_set<std::string> event_ids;
+  // Each victim's latest link, as (at, event id, index into links is not stable, so the victim id).
+  absl::btree_set<std::tuple<Micros, std::string, std::string>> latest;
+  absl::flat_hash_map<std::string, std::pair<Micros, std::string>> latest_by_victim;
+
+  // Inserts in order; returns its index.
+  size_t Insert(Link link);
+  void Reindex();
+};
+
+// A (rule, subject key) map key, looked up without building a string.
+struct RuleKey {
+  int rule;
+  std::string key;
+};
+struct RuleKeyView {
+  int rule;
+  absl::string_view key;
+};
+struct RuleKeyHash {
+  using is_transparent = void;
+  size_t operator()(const RuleKey& k) const { return (*this)(RuleKeyView{k.rule, k.key}); }
+  size_t operator()(const RuleKeyView& k) const {
+    return absl::Hash<std::pair<int, absl::string_view>>()({k.rule, k.key});
+  }
+};
+struct RuleKeyEq {
+  using is_transparent = void;
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    return a.rule == b.rule && absl::string_view(a.key) == absl::string_view(b.key);
+  }
+};
+template <typename V>
+using RuleKeyMap = absl::flat_hash_map<RuleKey, V, RuleKeyHash, RuleKeyEq>;
+
+struct Victim;
+
+// The partition's deadlines, every victim's, in firing order: due time, then victim id, then the victim's seq.
+struct TimerEntry {
+  Micros due;
+  Victim* victim;
+  uint64_t seq;
+};
+struct TimerOrder {
+  bool operator()(const TimerEntry& a, const TimerEntry& b) const;
+};
+using TimerQueue = absl::btree_set<TimerEntry, TimerOrder>;
+
+struct SeenEvent {
+  uint64_t fingerprint = 0;
+  Micros at = 0;
+  uint64_t order = 0;  // applied n-th (for a canonical encoding)
+};
+
+struct Victim {
+  std::string id;
+  std::string force;  // the latest non-empty force of its events
+  Names names;
+
+  // Event ids applied within the horizon (their strings are in names).
+  absl::flat_hash_map<EventRef, SeenEvent> seen;
+  uint64_t seen_count = 0;
+  // The earliest time any record holds (derived): nothing can be dropped before stream time passes it.
+  Micros earliest_at = INT64_MAX;
+
+  // Calls in (at, event id) order; only those some window can still reach.
+  std::vector<Call> calls;
+  uint64_t calls_total = 0;
+  uint64_t late_calls = 0;  // calls inserted before the last held one
+  // The latest domestic-abuse call time of every incident that has one, sorted: the newest window's
+  // distinct incidents are those at or after its start.
+  std::vector<Micros> da_latest;
+
+  std::vector<Incident> incidents;
+  absl::flat_hash_map<IncidentRef, uint32_t> incident_index;
+  uint64_t incidents_total = 0;
+  std::vector<Marker> markers;
+  std::vector<Arrest> arrests;
+  absl::flat_hash_map<RequestRef, uint32_t> arrest_index;
+  std::vector<Assessment> assessments;
+  std::vector<Disclosure> disclosures;
+  absl::flat_hash_map<ApplicationRef, uint32_t> disclosure_index;
+  std::vector<Micros> marac_referrals;
+
+  // Alerts in the order raised; the open one per rule and key; the first per id.
+  std::vector<Alert> alerts;
+  RuleKeyMap<uint32_t> open_alerts;
+  absl::flat_hash_map<std::string, uint32_t> alerts_by_id;
+
+  // Deadlines in (due, seq) order, with the pending rule deadline per rule and key and escalation per alert.
+  absl::btree_map<DeadlineKey, Deadline> deadlines;
+  RuleKeyMap<DeadlineKey> rule_deadlines;
+  absl::flat_hash_map<std::string, DeadlineKey> escalations;
+  uint64_t next_seq = 0;
+  TimerQueue* queue = nullptr;  // the partition's, when the victim is held by a processor
+
+  Micros last_event_at = 0;
+  Micros pruned_at = INT64_MIN;
+
+  // --- records by key -------------------------------------------------------
+  Incident& IncidentFor(absl::string_view id);  // made when absent
+  Incident* FindIncident(IncidentRef id);
+  Arrest& ArrestFor(absl::string_view id);
+  Disclosure& DisclosureFor(absl::string_view id);
+  const SeenEvent* FindSeen(absl::string_view event_id) const;
+  void AddSeen(absl::string_view event_id, uint64_t fingerprint, Micros at);
+
+  // --- alerts ----------------------------------------------------------------
+  Alert* OpenAlert(RuleId rule, absl::string_view key);
+  Alert* AlertById(absl::string_view alert_id);
+  // Appends an alert and indexes it (it must be open).
+  Alert& AddAlert(Alert alert);
+  // Call after an alert's state became RESOLVED.
+  void Closed(const Alert& alert);
+
+  // --- deadlines -------------------------------------------------------------
+  Deadline& AddDeadline(Deadline d);  // gives it the next seq
+  void RemoveDeadline(DeadlineKey key);
+  void RemoveRuleDeadline(RuleId rule, absl::string_view key);
+  void RemoveEscalation(absl::string_view alert_id);
+  // Takes the deadline out (it is firing).
+  Deadline TakeDeadline(DeadlineKey key);
+
+  // --- calls -------------------------------------------------------------------
+  // Inserts in (at, event id) order; returns its index.
+  size_t InsertCall(const Call& call);
+  bool CallBefore(const Call& a, const Call& b) const;
+  // Index of the first call at or after time t, and of the first after t.
+  size_t FirstCallAtOrAfter(Micros t) const;
+  size_t FirstCallAfter(Micros t) const;
+  // Notes that an incident's latest domestic-abuse call moved to t.
+  void NoteDomesticAbuseCall(Incident& incident, Micros t);
+
+  // Rebuilds every index from the records (after loading or dropping records).
+  void Reindex();
+};
+
+}  // namespace vigil::live

@@ -1,0 +1,189 @@
+// vigil-engine-diff: the new engine's alert output against the wave-1 engine's
+// (tests/migration/legacy/), transition by transition, byte for byte, on the
+// synthetic stream and on scenario files. Kept until the legacy engine is
+// deleted (issue 11, item 5).
+//
+// The only differences allowed are the bounds of DOMAIN.md ("Evidence is
+// bounded", "History is bounded, by stream time"):
+//  - every alert carries evidence_total (the legacy engine has no such field);
+//  - an alert with more than 20 evidence ids lists the first 10 and the last
+//    10 (the legacy engine lists all of them, and their count is evidence_total);
+//  - events older than stream time minus the horizon are evaluated by no rule
+//    (not in these inputs: they span less than the 400-day horizon).
+// Anything else is a difference; the program prints the first few and exits 1.
+//
+//   vigil-engine-diff [--events N] [--victims N] [--seed N] [--late FRACTION]
+//     (--late: that fraction of events swapped with one up to 200 places later, to exercise late arrivals)
+//   vigil-engine-diff --scenario PREFIX --rules FILE   (PREFIX.events.jsonl, PREFIX.until)
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/jsonl.h"
+#include "services/escalation/engine/processor.h"
+#include "services/synthetic/synthetic_stream.h"
+#include "tests/migration/legacy/processor.h"
+
+namespace vigil {
+namespace {
+
+struct Tally {
+  size_t transitions = 0;
+  size_t identical = 0;
+  size_t bounded = 0;  // differ only by the evidence bound
+  size_t other = 0;
+};
+
+// The legacy transition as the new engine should give it: evidence bounded and counted.
+v1::Alert Expected(v1::Alert legacy) {
+  const int n = legacy.evidence_event_ids_size();
+  legacy.set_evidence_total(static_cast<uint32_t>(n));
+  if (n > 20) legacy.mutable_evidence_event_ids()->DeleteSubrange(10, n - 20);
+  return legacy;
+}
+
+void Compare(const std::vector<v1::Alert>& old_out, const std::vector<v1::Alert>& new_out, const std::string& where,
+             Tally* tally) {
+  const size_t n = std::max(old_out.size(), new_out.size());
+  for (size_t i = 0; i < n; ++i) {
+    ++tally->transitions;
+    if (i >= old_out.size() || i >= new_out.size()) {
+      if (++tally->other <= 5) {
+        std::printf("DIFF at %s: legacy gave %zu transitions, new %zu\n", where.c_str(), old_out.size(),
+                    new_out.size());
+      }
+      continue;
+    }
+    const v1::Alert expected = Expected(old_out[i]);
+    const std::string want = DeterministicBytes(expected);
+    const std::string got = DeterministicBytes(new_out[i]);
+    if (want != got) {
+      if (++tally->other <= 5) {
+        std::printf("DIFF at %s, transition %zu:\n  legacy: %s\n  new:    %s\n", where.c_str(), i,
+                    ToJsonLine(expected).c_str(), ToJsonLine(new_out[i]).c_str());
+      }
+    } else if (old_out[i].evidence_event_ids_size() > 20) {
+      ++tally->bounded;
+    } else {
+      ++tally->identical;
+    }
+  }
+}
+
+struct Pair {
+  explicit Pair(const RulesConfig& rules) : old_engine(rules), new_engine(rules), old_p(&old_engine), new_p(&new_engine) {}
+  legacy::Engine old_engine;
+  Engine new_engine;
+  legacy::Processor old_p;
+  Processor new_p;
+};
+
+int Report(const Tally& t, const char* what) {
+  std::printf("%s: %zu transitions: %zu identical, %zu differ only by the evidence bound (over 20 ids), %zu other "
+              "differences\n",
+              what, t.transitions, t.identical, t.bounded, t.other);
+  return t.other == 0 ? 0 : 1;
+}
+
+int Scenario(const std::string& prefix, const std::string& rules_file) {
+  absl::StatusOr<RulesConfig> rules = LoadRulesFile(rules_file);
+  if (!rules.ok()) {
+    std::fprintf(stderr, "%s\n", rules.status().ToString().c_str());
+    return 2;
+  }
+  Pair pair(*rules);
+  std::ifstream events(prefix + ".events.jsonl");
+  std::ifstream until_file(prefix + ".until");
+  if (!events || !until_file) {
+    std::fprintf(stderr, "cannot read %s.events.jsonl and %s.until\n", prefix.c_str(), prefix.c_str());
+    return 2;
+  }
+  Tally tally;
+  std::string line;
+  for (size_t number = 1; std::getline(events, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    v1::Event e;
+    if (!ParseJsonLine(line, &e).ok()) continue;
+    std::vector<v1::Alert> a, b;
+    const absl::Status sa = pair.old_p.Apply(e, &a);
+    const absl::Status sb = pair.new_p.Apply(e, &b);
+    if (sa.code() != sb.code() && ++tally.other <= 5) {
+      std::printf("DIFF at line %zu: legacy %s, new %s\n", number, sa.ToString().c_str(), sb.ToString().c_str());
+    }
+    Compare(a, b, "line " + std::to_string(number), &tally);
+  }
+  std::string until;
+  std::getline(until_file, until);
+  absl::StatusOr<Micros> t = ParseRfc3339(until);
+  if (t.ok()) {
+    std::vector<v1::Alert> a, b;
+    pair.old_p.AdvanceTo(*t, &a);
+    pair.new_p.AdvanceTo(*t, &b);
+    Compare(a, b, "--until", &tally);
+  }
+  return Report(tally, prefix.substr(prefix.find_last_of('/') + 1).c_str());
+}
+
+int Synthetic(const synthetic::StreamOptions& options, double late) {
+  std::printf("generating %zu events over %zu victims (seed %llu)...\n", options.events, options.victims,
+              static_cast<unsigned long long>(options.seed));
+  auto events = synthetic::SyntheticStream(options);
+  if (late > 0) {
+    // Some events arrive late: each such one changes places with one up to 200 positions after it, so calls
+    // land inside windows already evaluated and deadlines start after they have passed.
+    std::mt19937_64 random(options.seed);
+    std::uniform_real_distribution<double> coin(0, 1);
+    std::uniform_int_distribution<size_t> step(1, 200);
+    size_t moved = 0;
+    for (size_t i = 0; i + 200 < events.size(); ++i) {
+      if (coin(random) >= late) continue;
+      std::swap(events[i], events[i + step(random)]);
+      ++moved;
+    }
+    std::printf("%zu events moved later in the stream\n", moved);
+  }
+  Pair pair(RulesConfig::Defaults());
+  Tally tally;
+  std::vector<v1::Alert> a, b;
+  for (size_t i = 0; i < events.size(); ++i) {
+    a.clear();
+    b.clear();
+    const absl::Status sa = pair.old_p.Apply(events[i], &a);
+    const absl::Status sb = pair.new_p.Apply(events[i], &b);
+    if (sa.code() != sb.code() && ++tally.other <= 5) {
+      std::printf("DIFF at event %zu: legacy %s, new %s\n", i, sa.ToString().c_str(), sb.ToString().c_str());
+    }
+    Compare(a, b, "event " + std::to_string(i), &tally);
+  }
+  return Report(tally, "synthetic stream");
+}
+
+}  // namespace
+}  // namespace vigil
+
+int main(int argc, char** argv) {
+  vigil::synthetic::StreamOptions options;
+  std::string scenario, rules;
+  double late = 0;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    const std::string value = argv[i + 1];
+    if (flag == "--events") options.events = std::strtoull(value.c_str(), nullptr, 10);
+    else if (flag == "--victims") options.victims = std::strtoull(value.c_str(), nullptr, 10);
+    else if (flag == "--seed") options.seed = std::strtoull(value.c_str(), nullptr, 10);
+    else if (flag == "--scenario") scenario = value;
+    else if (flag == "--rules") rules = value;
+    else if (flag == "--late") late = std::strtod(value.c_str(), nullptr);
+    else {
+      std::fprintf(stderr,
+                   "usage: %s [--events N] [--victims N] [--seed N] [--late FRACTION] | --scenario PREFIX --rules FILE\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+  if (!scenario.empty()) return vigil::Scenario(scenario, rules);
+  return vigil::Synthetic(options, late);
+}
