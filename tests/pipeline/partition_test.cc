@@ -220,3 +220,40 @@ TEST_F(PartitionTest, DroppedPartitionIsEmptyAndOthersStay) {
 
 }  // namespace
 }  // namespace vigil
+
+namespace vigil {
+namespace {
+
+TEST_F(PartitionTest, APartitionStoredInAnotherStateFormatIsRebuiltFromTheLog) {
+  auto store = OpenStore();
+  {
+    auto p = Load(store.get());
+    int64_t offset = 0;
+    for (const auto& e : Day()) p->Apply(offset++, e.victim_id(), Bytes(e));
+    ASSERT_TRUE(p->Commit().ok());
+    ASSERT_EQ(p->next_offset(), 4);
+  }
+  // As the wave-1 engine left it: progress with no state_format.
+  const PartitionKeys keys(3, PartitionKind::kEvents);
+  state::PartitionMeta meta;
+  ASSERT_TRUE(meta.ParseFromString(**store->Get(keys.Meta())));
+  EXPECT_EQ(meta.state_format(), kStateFormat);
+  meta.clear_state_format();
+  rocksdb::WriteBatch batch;
+  batch.Put(keys.Meta(), meta.SerializeAsString());
+  ASSERT_TRUE(store->Write(&batch, Store::Durability::kProcess).ok());
+
+  auto p = Load(store.get());
+  EXPECT_EQ(p->next_offset(), 0) << "consumes the partition again from the start";
+  EXPECT_EQ(p->outbox_seq(), 0u);
+  EXPECT_FALSE(p->processor().FindVictim("V1").has_value());
+  EXPECT_FALSE(store->Get(keys.Victim("V1"))->has_value()) << "the old state is gone from the store too";
+  // Replaying the log numbers the outbox as before.
+  int64_t offset = 0;
+  for (const auto& e : Day()) p->Apply(offset++, e.victim_id(), Bytes(e));
+  ASSERT_TRUE(p->Commit().ok());
+  EXPECT_EQ(p->outbox_seq(), 6u);
+}
+
+}  // namespace
+}  // namespace vigil

@@ -339,7 +339,16 @@ void Engine::Prune(Micros stream_time, live::Victim* victim) const {
   const Micros horizon = stream_time - rules_.horizon();
   const Micros facts = horizon - rules_.call_window();
   if (v.earliest_at >= horizon) return;  // nothing is old enough to drop
-  // What open alerts and pending deadlines still refer to.
+  size_t dropped = 0;
+  auto erase_if = [&](auto& records, auto drop) {
+    const size_t before = records.size();
+    records.erase(std::remove_if(records.begin(), records.end(), drop), records.end());
+    dropped += before - records.size();
+  };
+  // Alerts at rest since before the horizon (resolved, acknowledged, or at the top level with nothing
+  // pending): an acknowledgement of one now is refused, and the rule firing again raises a new one.
+  erase_if(v.alerts, [&](const live::Alert& a) { return a.at < horizon && !v.escalations.contains(a.alert_id); });
+  // What the remaining open alerts and pending deadlines still refer to.
   absl::flat_hash_set<std::string> referred;
   for (const live::Alert& a : v.alerts) {
     if (!a.open()) continue;
@@ -352,14 +361,7 @@ void Engine::Prune(Micros stream_time, live::Victim* victim) const {
   }
   const live::Names& n = v.names;
   auto used = [&](auto ref) { return referred.contains(n[ref]); };
-
-  size_t dropped = 0;
   dropped += absl::erase_if(v.seen, [&](const auto& entry) { return entry.second.at < horizon; });
-  auto erase_if = [&](auto& records, auto drop) {
-    const size_t before = records.size();
-    records.erase(std::remove_if(records.begin(), records.end(), drop), records.end());
-    dropped += before - records.size();
-  };
   const size_t old_calls = v.FirstCallAtOrAfter(facts);
   v.calls.erase(v.calls.begin(), v.calls.begin() + old_calls);
   dropped += old_calls;
@@ -380,7 +382,6 @@ void Engine::Prune(Micros stream_time, live::Victim* victim) const {
     const Micros last = *std::max_element(v.marac_referrals.begin(), v.marac_referrals.end());
     erase_if(v.marac_referrals, [&](Micros at) { return at < facts && at != last; });
   }
-  erase_if(v.alerts, [&](const live::Alert& a) { return !a.open() && a.at < horizon; });
   if (dropped == 0) return;
   // A fresh copy through the canonical encoding: indexes rebuilt, and the names table holding only what
   // the records still name. The victim stays where it is (the timer queue points at it).
