@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "common/fingerprint.h"
 #include "services/escalation/engine/processor.h"
 #include "tests/testing/builders.h"
 
@@ -187,6 +188,29 @@ TEST(Horizon, PruningKeepsStateExactThroughItsEncoding) {
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(DeterministicBytes(a[i]), DeterministicBytes(b[i]));
   EXPECT_EQ(p.StateDigest(), restored.StateDigest());
+}
+
+}  // namespace
+}  // namespace vigil
+
+namespace vigil {
+namespace {
+
+TEST(SnapshotDigest, EqualsTheDigestOfTheWholeSnapshotsBytes) {
+  Engine engine(RulesConfig::Defaults());
+  Processor p(&engine);
+  std::vector<v1::Alert> out;
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(p.Apply(testing::Ev(absl::StrCat("c", i))
+                            .Victim(absl::StrCat("V", i % 7))
+                            .At("10:00", i)
+                            .Call(true, absl::StrCat("S", i % 3)),
+                        &out)
+                    .ok());
+  }
+  EXPECT_EQ(p.StateDigest(), Hex64(Fnv1a64(DeterministicBytes(p.TakeSnapshot()))));
+  Processor empty(&engine);
+  EXPECT_EQ(empty.StateDigest(), Hex64(Fnv1a64(DeterministicBytes(empty.TakeSnapshot()))));
 }
 
 }  // namespace

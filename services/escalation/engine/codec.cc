@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/fingerprint.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 
@@ -21,6 +22,33 @@ std::string DeterministicBytes(const google::protobuf::MessageLite& message) {
   }
   return bytes;
 }
+
+SnapshotDigest::SnapshotDigest(int64_t stream_time) : hash_(kFnvOffset) {
+  if (stream_time != 0) {  // proto3 leaves a zero out
+    const char tag = 0x08;  // field 1, varint
+    hash_ = Fnv1a64(absl::string_view(&tag, 1), hash_);
+    AddVarint(static_cast<uint64_t>(stream_time));
+  }
+}
+
+void SnapshotDigest::AddVarint(uint64_t v) {
+  char buffer[10];
+  size_t n = 0;
+  do {
+    buffer[n++] = static_cast<char>((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+    v >>= 7;
+  } while (v != 0);
+  hash_ = Fnv1a64(absl::string_view(buffer, n), hash_);
+}
+
+void SnapshotDigest::AddField(int field, absl::string_view bytes) {
+  const char tag = static_cast<char>((field << 3) | 2);  // length-delimited
+  hash_ = Fnv1a64(absl::string_view(&tag, 1), hash_);
+  AddVarint(bytes.size());
+  hash_ = Fnv1a64(bytes, hash_);
+}
+
+std::string SnapshotDigest::Hex() const { return Hex64(hash_); }
 
 v1::Alert AlertMessage(const live::Alert& a, const std::string& victim_id) {
   v1::Alert m;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/string_view.h"
 #include "services/escalation/engine/live.h"
 #include "vigil/v1/alert.pb.h"
 #include "vigil/v1/state.pb.h"
@@ -23,6 +24,23 @@ live::Suspect DecodeSuspect(const state::SuspectState& stored);
 
 // The alert as published (and stored): its current transition.
 v1::Alert AlertMessage(const live::Alert& alert, const std::string& victim_id);
+
+// The digest of a state::Snapshot taken from its parts, in order: the stream
+// time, each victim's stored bytes in id order, then each suspect's. Equal to
+// a digest of the whole snapshot's deterministic bytes, without building it,
+// so that vigild digests its store and replay its memory alike.
+class SnapshotDigest {
+ public:
+  explicit SnapshotDigest(int64_t stream_time);
+  void AddVictim(absl::string_view stored) { AddField(2, stored); }
+  void AddSuspect(absl::string_view stored) { AddField(3, stored); }
+  std::string Hex() const;
+
+ private:
+  void AddField(int field, absl::string_view bytes);
+  void AddVarint(uint64_t v);
+  uint64_t hash_;
+};
 
 // Deterministic bytes of a message (sorted map keys): equal messages, equal bytes.
 std::string DeterministicBytes(const google::protobuf::MessageLite& message);

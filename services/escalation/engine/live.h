@@ -321,6 +321,7 @@ struct Victim {
 
   Micros last_event_at = 0;
   Micros pruned_at = INT64_MIN;
+  uint64_t last_applied = 0;  // the processor's count of events applied at this victim's last (not stored)
 
   // --- records by key -------------------------------------------------------
   Incident& IncidentFor(absl::string_view id);  // made when absent

@@ -8,14 +8,40 @@
 
 namespace vigil {
 
-live::Victim& Processor::Victim(const std::string& victim_id) {
+absl::StatusOr<live::Victim*> Processor::Find(const std::string& victim_id) {
   auto it = victims_.find(victim_id);
-  if (it != victims_.end()) return *it->second;
-  auto victim = std::make_unique<live::Victim>();
-  victim->id = victim_id;
-  live::Victim& v = *victim;
+  if (it != victims_.end()) return it->second.get();
+  if (!loader_) return nullptr;
+  VIGIL_ASSIGN_OR_RETURN(std::optional<state::VictimState> stored, loader_(victim_id));
+  if (!stored) return nullptr;
+  std::unique_ptr<live::Victim> victim = DecodeVictim(*stored);
+  live::Victim* v = victim.get();
   Hold(std::move(victim));
   return v;
+}
+
+absl::StatusOr<live::Victim*> Processor::Victim(const std::string& victim_id, bool* created) {
+  VIGIL_ASSIGN_OR_RETURN(live::Victim* found, Find(victim_id));
+  if (created != nullptr) *created = found == nullptr;
+  if (found != nullptr) return found;
+  auto victim = std::make_unique<live::Victim>();
+  victim->id = victim_id;
+  live::Victim* v = victim.get();
+  Hold(std::move(victim));
+  return v;
+}
+
+void Processor::Evict(size_t max_held) {
+  if (!loader_ || victims_.size() <= max_held) return;
+  std::vector<std::pair<uint64_t, const std::string*>> idle;
+  for (const auto& [id, v] : victims_) {
+    if (v->deadlines.empty() && !changed_victims_.contains(id)) idle.emplace_back(v->last_applied, &id);
+  }
+  const size_t n = std::min(idle.size(), victims_.size() - max_held);
+  std::nth_element(idle.begin(), idle.begin() + n, idle.end());
+  std::vector<std::string> evict;
+  for (size_t i = 0; i < n; ++i) evict.push_back(*idle[i].second);
+  for (const std::string& id : evict) Drop(id);
 }
 
 void Processor::Hold(std::unique_ptr<live::Victim> victim) {
@@ -52,7 +78,7 @@ void Processor::ApplyLink(const v1::SuspectLink& link, std::vector<v1::SuspectFi
   engine_.Prune(stream_time_, &suspect);
 }
 
-void Processor::Collect(EngineOutput& output, std::vector<v1::Alert>* out) {
+absl::Status Processor::Collect(EngineOutput& output, std::vector<v1::Alert>* out) {
   for (auto& a : output.transitions) out->push_back(std::move(a));
   output.transitions.clear();
   for (const auto& link : output.suspect_links) {
@@ -63,14 +89,15 @@ void Processor::Collect(EngineOutput& output, std::vector<v1::Alert>* out) {
     std::vector<v1::SuspectFinding> findings;
     ApplyLink(link, &findings);
     for (const auto& finding : findings) {
-      live::Victim& victim = Victim(finding.victim_id());
+      VIGIL_ASSIGN_OR_RETURN(live::Victim* victim, Victim(finding.victim_id()));
       changed_victims_.insert(finding.victim_id());
       EngineOutput finding_output;
-      engine_.ApplyFinding(finding, &victim, &finding_output);
+      engine_.ApplyFinding(finding, victim, &finding_output);
       for (auto& a : finding_output.transitions) out->push_back(std::move(a));
     }
   }
   output.suspect_links.clear();
+  return absl::OkStatus();
 }
 
 absl::Status Processor::Apply(const v1::Event& event, std::vector<v1::Alert>* out) {
@@ -83,19 +110,20 @@ absl::Status Processor::Apply(const v1::Event& event, std::vector<v1::Alert>* ou
   // Deadlines due before the event fire first: an action recorded at t did not
   // happen before them, and an acknowledgement at t may name an alert they raise.
   AdvanceTo(t - 1, out);
-  const bool known = victims_.contains(event.victim_id());
-  live::Victim& victim = Victim(event.victim_id());
+  bool created = false;
+  VIGIL_ASSIGN_OR_RETURN(live::Victim* victim, Victim(event.victim_id(), &created));
+  victim->last_applied = ++applied_;
   EngineOutput output;
-  absl::Status status = engine_.Apply(event, &victim, &output);
+  absl::Status status = engine_.Apply(event, victim, &output);
   if (!status.ok()) {
-    if (!known) Drop(event.victim_id());
+    if (created) Drop(event.victim_id());
     return status;
   }
   if (output.duplicate) return absl::OkStatus();
   changed_victims_.insert(event.victim_id());
-  Collect(output, out);
+  VIGIL_RETURN_IF_ERROR(Collect(output, out));
   AdvanceTo(t, out);
-  MaybePrune(victim);
+  MaybePrune(*victim);
   return absl::OkStatus();
 }
 
@@ -115,7 +143,7 @@ void Processor::FireDue(Micros now, std::vector<v1::Alert>* out) {
     changed_victims_.insert(next.victim->id);
     EngineOutput output;
     engine_.Fire({next.due, next.seq}, next.victim, &output);
-    Collect(output, out);
+    Collect(output, out).IgnoreError();  // firing sends no links, so loads nothing
   }
 }
 
@@ -149,7 +177,18 @@ state::Snapshot Processor::TakeSnapshot() const {
   return snapshot;
 }
 
-std::string Processor::StateDigest() const { return Hex64(Fnv1a64(DeterministicBytes(TakeSnapshot()))); }
+std::string Processor::StateDigest() const {
+  SnapshotDigest digest(stream_time_);
+  std::vector<const live::Victim*> victims;
+  for (const auto& [id, v] : victims_) victims.push_back(v.get());
+  std::sort(victims.begin(), victims.end(), [](const auto* a, const auto* b) { return a->id < b->id; });
+  for (const auto* v : victims) digest.AddVictim(DeterministicBytes(EncodeVictim(*v)));
+  std::vector<const live::Suspect*> suspects;
+  for (const auto& [id, s] : suspects_) suspects.push_back(&s);
+  std::sort(suspects.begin(), suspects.end(), [](const auto* a, const auto* b) { return a->id < b->id; });
+  for (const auto* s : suspects) digest.AddSuspect(DeterministicBytes(EncodeSuspect(*s)));
+  return digest.Hex();
+}
 
 void Processor::Restore(const state::Snapshot& snapshot) {
   victims_.clear();

@@ -10,9 +10,15 @@
 // order. An event older than stream time minus the horizon is evaluated by no
 // rule (it is counted in too_late()); the caller keeps it on the timeline.
 //
+// Memory follows the active caseload: with a loader (vigild's store), a victim
+// with no pending deadline may be evicted (Evict) and is loaded again on its
+// next event or finding. Eviction goes through the canonical encoding, which
+// is exact, so it changes no output and no digest.
+//
 // Not thread-safe: one thread drives a processor.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +28,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "services/escalation/engine/codec.h"
 #include "services/escalation/engine/engine.h"
 #include "vigil/v1/state.pb.h"
@@ -71,12 +78,20 @@ class Processor {
   std::vector<std::string> TakeChangedVictims();
   std::vector<std::string> TakeChangedSuspects();
 
+  // Where evicted victims are read back from: their stored state, or nullopt when there is none.
+  using Loader = std::function<absl::StatusOr<std::optional<state::VictimState>>(const std::string& victim_id)>;
+  void set_loader(Loader loader) { loader_ = std::move(loader); }
+  // Evicts the victims least recently applied to, among those with no pending deadline and no change since
+  // TakeChangedVictims, until at most `max_held` are held (or none of those is left). Needs a loader.
+  void Evict(size_t max_held);
+
   // Adds stored state, as when a partition is loaded. Not marked changed.
   void Load(const state::VictimState& victim);
   void LoadSuspect(const state::SuspectState& suspect);
   void set_stream_time(Micros t) { stream_time_ = t; }
 
   // Everything held, victims and suspects sorted by id: equal state gives equal bytes.
+  // (With a loader, what is held is not everything: vigild digests its store instead.)
   state::Snapshot TakeSnapshot() const;
   // A digest of the snapshot's bytes: vigild's stored state and an offline replay compare by it.
   std::string StateDigest() const;
@@ -84,11 +99,14 @@ class Processor {
   void Restore(const state::Snapshot& snapshot);
 
  private:
-  live::Victim& Victim(const std::string& victim_id);
+  // The victim, held or loaded; nullptr when it has no state yet. An error when loading fails.
+  absl::StatusOr<live::Victim*> Find(const std::string& victim_id);
+  // The victim, held, loaded or new (`*created` says which).
+  absl::StatusOr<live::Victim*> Victim(const std::string& victim_id, bool* created = nullptr);
   void Hold(std::unique_ptr<live::Victim> victim);
   void Drop(const std::string& victim_id);
   void FireDue(Micros now, std::vector<v1::Alert>* out);
-  void Collect(EngineOutput& output, std::vector<v1::Alert>* out);
+  absl::Status Collect(EngineOutput& output, std::vector<v1::Alert>* out);
   // Drops what no rule can use, once per day of stream time per victim.
   void MaybePrune(live::Victim& victim);
 
@@ -102,6 +120,8 @@ class Processor {
   std::vector<v1::SuspectLink> links_out_;
   absl::flat_hash_set<std::string> changed_victims_;
   absl::flat_hash_set<std::string> changed_suspects_;
+  Loader loader_;
+  uint64_t applied_ = 0;  // events applied: each victim notes the count at its last one (for Evict)
 };
 
 }  // namespace vigil

@@ -53,7 +53,10 @@ absl::StatusOr<std::unique_ptr<PartitionPipeline>> PartitionPipeline::Load(Store
     meta.reset();
   }
   p->processor_.set_stream_time(meta ? p->meta_.stream_time() : INT64_MIN);
-  VIGIL_RETURN_IF_ERROR(p->LoadAll<state::VictimState>(p->keys_.Victims(), [&](const auto& v) { p->processor_.Load(v); }));
+  // Victims waiting for a deadline are held from the start; the others are loaded on their next event.
+  VIGIL_RETURN_IF_ERROR(p->LoadAll<state::VictimState>(p->keys_.Victims(), [&](const auto& v) {
+    if (v.deadlines_size() > 0) p->processor_.Load(v);
+  }));
   VIGIL_RETURN_IF_ERROR(p->LoadAll<state::SuspectState>(p->keys_.Suspects(), [&](const auto& s) { p->processor_.LoadSuspect(s); }));
   return p;
 }
@@ -139,7 +142,25 @@ void PartitionPipeline::ApplyLink(const ConsumedRecord& record) {
   }
 }
 
+absl::StatusOr<std::optional<state::VictimState>> PartitionPipeline::LoadVictim(const std::string& victim_id) {
+  absl::StatusOr<std::optional<std::string>> bytes = store_.Get(keys_.Victim(victim_id));
+  if (!bytes.ok()) {
+    store_error_ = bytes.status();
+    return store_error_;
+  }
+  if (!*bytes) return std::nullopt;
+  state::VictimState v;
+  if (!v.ParseFromString(**bytes)) {
+    store_error_ = absl::DataLossError(absl::StrCat("partition ", partition_,
+                                                    ": a stored victim's state is unreadable; drop the partition to "
+                                                    "rebuild it"));
+    return store_error_;
+  }
+  return v;
+}
+
 void PartitionPipeline::Apply(const ConsumedRecord& record) {
+  if (!store_error_.ok()) return;  // the batch is abandoned: Commit says why
   meta_.set_next_offset(record.offset + 1);
   if (kind_ == PartitionKind::kSuspectLinks) {
     ApplyLink(record);
@@ -158,6 +179,7 @@ void PartitionPipeline::Apply(const ConsumedRecord& record) {
     return;
   }
   absl::Status status = processor_.Apply(event, &alerts);
+  if (!store_error_.ok()) return;
   Emit(alerts);  // deadlines that fired before a refused event stand
   for (const v1::SuspectLink& link : processor_.TakeSuspectLinks()) {
     AddOutbox(topics_.suspect_links, link.suspect_id(), DeterministicBytes(link));
@@ -172,6 +194,10 @@ void PartitionPipeline::Apply(const ConsumedRecord& record) {
 }
 
 absl::Status PartitionPipeline::Commit() {
+  if (!store_error_.ok()) {
+    pending_.Clear();
+    return store_error_;
+  }
   for (const std::string& id : processor_.TakeChangedVictims()) {
     pending_.Put(keys_.Victim(id), DeterministicBytes(*processor_.FindVictim(id)));
   }
@@ -186,6 +212,7 @@ absl::Status PartitionPipeline::Commit() {
   // the progress topic says which were published (docs/architecture.md).
   absl::Status s = store_.Write(&pending_, Store::Durability::kProcess);
   pending_.Clear();
+  if (s.ok()) processor_.Evict(max_held_victims_);
   return s;
 }
 
@@ -214,6 +241,17 @@ absl::Status PartitionPipeline::MarkPublished(uint64_t seq) {
   return store_.Write(&batch, Store::Durability::kProcess);
 }
 
-std::string PartitionPipeline::StateDigest() const { return processor_.StateDigest(); }
+absl::StatusOr<std::string> PartitionPipeline::StateDigest() const {
+  SnapshotDigest digest(processor_.stream_time());
+  VIGIL_RETURN_IF_ERROR(store_.Scan(keys_.Victims(), [&](absl::string_view, absl::string_view value) {
+    digest.AddVictim(value);
+    return true;
+  }));
+  VIGIL_RETURN_IF_ERROR(store_.Scan(keys_.Suspects(), [&](absl::string_view, absl::string_view value) {
+    digest.AddSuspect(value);
+    return true;
+  }));
+  return digest.Hex();
+}
 
 }  // namespace vigil

@@ -56,6 +56,8 @@ state::OutboxRecord BoundedDeadLetter(const std::string& dlq_topic, absl::string
                                       absl::string_view reason, absl::string_view source_topic, int32_t partition,
                                       int64_t offset);
 
+inline constexpr size_t kDefaultMaxHeldVictims = 50000;
+
 class PartitionPipeline {
  public:
   // Loads the partition's stored state. DATA_LOSS when it cannot be parsed.
@@ -64,8 +66,11 @@ class PartitionPipeline {
       Store* store, const Engine* engine, const Topics* topics, const AdmissionPolicy* admission, int32_t partition,
       PartitionKind kind = PartitionKind::kEvents);
 
-  // Applies one consumed record. Never fails: a record that is not admitted
-  // (see admission.h) or cannot be applied becomes a dead letter with the reason.
+  // Applies one consumed record. A record that is not admitted (see
+  // admission.h) or cannot be applied becomes a dead letter with the reason.
+  // If the store cannot be read (a victim evicted from memory is loaded on its
+  // next event), the batch is abandoned: later records are ignored and Commit
+  // returns the error without writing anything.
   void Apply(const ConsumedRecord& record);
   // A record with no timestamp and no signature (tests, benchmarks).
   void Apply(int64_t offset, absl::string_view key, absl::string_view value) {
@@ -76,8 +81,12 @@ class PartitionPipeline {
     Apply(record);
   }
 
-  // Writes everything applied since the last Commit atomically (see above).
+  // Writes everything applied since the last Commit atomically (see above),
+  // then lets go of idle victims beyond max_held_victims (they stay in the store).
   absl::Status Commit();
+
+  // Victims held in memory after a Commit, at most (those with pending deadlines are always held).
+  void set_max_held_victims(size_t n) { max_held_victims_ = n; }
 
   // Outbox records not yet known to be published, in seq order.
   absl::StatusOr<std::vector<state::OutboxRecord>> Unpublished() const;
@@ -93,8 +102,9 @@ class PartitionPipeline {
   Micros stream_time() const { return processor_.stream_time(); }
   const Processor& processor() const { return processor_; }
 
-  // A digest of the partition's engine state (victims and suspects), for comparing a rebuild.
-  std::string StateDigest() const;
+  // A digest of the partition's committed engine state (victims and suspects, as stored), for comparing a
+  // rebuild or an offline replay (Processor::StateDigest gives the same for the same state).
+  absl::StatusOr<std::string> StateDigest() const;
 
  private:
   PartitionPipeline(Store* store, const Engine* engine, const Topics* topics, const AdmissionPolicy* admission,
@@ -102,7 +112,11 @@ class PartitionPipeline {
       : store_(*store), topics_(*topics), admission_(*admission), partition_(partition), kind_(kind),
         keys_(partition, kind), processor_(engine) {
     processor_.set_route_suspect_links(topics->suspect_links.empty());
+    processor_.set_loader([this](const std::string& id) { return LoadVictim(id); });
   }
+
+  // A victim's stored state; an error (remembered in store_error_) when it cannot be read.
+  absl::StatusOr<std::optional<state::VictimState>> LoadVictim(const std::string& victim_id);
 
   void ApplyLink(const ConsumedRecord& record);
 
@@ -126,6 +140,8 @@ class PartitionPipeline {
   Processor processor_;
   state::PartitionMeta meta_;
   rocksdb::WriteBatch pending_;  // timeline, alerts and outbox since the last Commit
+  absl::Status store_error_;     // loading a victim failed: the batch is abandoned
+  size_t max_held_victims_ = kDefaultMaxHeldVictims;
 };
 
 }  // namespace vigil

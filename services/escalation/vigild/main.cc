@@ -81,6 +81,10 @@ int main(int argc, char** argv) {
   app.add_option("--min-free-disk-mb", min_free_mb,
                  "Stop consuming (not ready) while the data directory's disk has less free than this")
       ->envname("VIGIL_MIN_FREE_DISK_MB")->capture_default_str();
+  app.add_option("--max-held-victims", o.max_held_victims,
+                 "Victims held in memory per partition; idle ones beyond this are read back from the store on "
+                 "their next event (those waiting for a deadline are always held)")
+      ->envname("VIGIL_MAX_HELD_VICTIMS")->capture_default_str()->check(CLI::Range(size_t{1}, size_t{100000000}));
   bool digest = false;
   app.add_flag("--digest", digest, "Print each stored partition's progress and state digest, then exit (no Kafka)");
   std::string signing_key_file, future_tolerance = "5m";
@@ -159,9 +163,14 @@ int main(int argc, char** argv) {
           std::cerr << "vigild: " << pipeline.status().message() << "\n";
           return 3;
         }
+        auto state_digest = (*pipeline)->StateDigest();
+        if (!state_digest.ok()) {
+          std::cerr << "vigild: " << state_digest.status().message() << "\n";
+          return 3;
+        }
         std::cout << (kind == vigil::PartitionKind::kEvents ? "events" : "suspect-links") << " partition " << p
                   << " next_offset " << (*pipeline)->next_offset() << " outbox_seq " << (*pipeline)->outbox_seq()
-                  << " digest " << (*pipeline)->StateDigest() << "\n";
+                  << " digest " << *state_digest << "\n";
       }
     }
     return 0;

@@ -149,6 +149,7 @@ absl::Status Service::Assign(const std::vector<PartitionId>& partitions) {
         topic == options_.topics.events ? PartitionKind::kEvents : PartitionKind::kSuspectLinks;
     VIGIL_ASSIGN_OR_RETURN(auto pipeline, PartitionPipeline::Load(store_, &engine_, &options_.topics,
                                                                   &options_.admission, p, kind));
+    pipeline->set_max_held_victims(options_.max_held_victims);
     auto it = progress->find(ProgressKey(topic, p));
     if (it != progress->end()) VIGIL_RETURN_IF_ERROR(pipeline->MarkPublished(it->second));
     spdlog::info("event=partition_loaded kind={} partition={} next_offset={} outbox_seq={} published_seq={}",

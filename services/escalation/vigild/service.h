@@ -47,6 +47,9 @@ struct ServiceOptions {
   int tick_ms = 250;         // clock ticks per owned partition; 0: none
   int batch_max = 5000;      // records per batch at most
   int batch_ms = 20;         // how long a batch may wait for records
+  // Victims held in memory per partition after a commit; idle ones beyond it are read back from the store
+  // on their next event (those waiting for a deadline are always held).
+  size_t max_held_victims = kDefaultMaxHeldVictims;
 };
 
 class Service {
