@@ -5,6 +5,8 @@
 // only — and prints the ratio, so figures compare across machines.
 //
 //   vigil-bench-engine [--events N] [--victims N] [--seed N]
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -48,6 +50,36 @@ Result RunOnce(const vigil::RulesConfig& rules, const std::vector<vigil::v1::Eve
   return r;
 }
 
+// One victim, `calls` calls spread over a day, every rule on: the time to apply them all.
+double FloodSeconds(int calls) {
+  vigil::Engine engine(vigil::RulesConfig::Defaults());
+  vigil::Processor processor(&engine);
+  std::vector<vigil::v1::Event> events(calls);
+  const vigil::Micros start = 1'700'000'000'000'000;
+  for (int i = 0; i < calls; ++i) {
+    vigil::v1::Event& e = events[i];
+    e.set_event_id("flood-" + std::to_string(i));
+    e.set_victim_id("V-flood");
+    e.set_incident_id("I-flood");
+    *e.mutable_occurred_at() = vigil::ToTimestamp(start + i * (vigil::kMicrosPerDay / calls));
+    e.mutable_call_received()->set_domestic_abuse(true);
+    e.mutable_call_received()->set_suspect_id("S-flood");
+  }
+  std::vector<vigil::v1::Alert> out;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (const auto& e : events) {
+    if (!processor.Apply(e, &out).ok()) std::exit(1);
+    out.clear();
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+long PeakRssMb() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -82,5 +114,12 @@ int main(int argc, char** argv) {
   std::printf("\n");
   std::printf("ratio engine/baseline: %.2f\n", rate / base_rate);
   std::printf("goal: >= 1000000 events/s on one core: %s\n", rate >= 1e6 ? "met" : "NOT met");
+  std::printf("peak memory (max RSS, the stream and both runs): %ld MB\n", PeakRssMb());
+
+  const double small = FloodSeconds(1000);
+  const double large = FloodSeconds(4000);
+  std::printf("flood, one victim's calls in a day: 1000 calls %.4f s, 4000 calls %.4f s, ratio %.2f "
+              "(goal: at most 5)\n",
+              small, large, large / small);
   return 0;
 }

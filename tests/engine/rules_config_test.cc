@@ -74,6 +74,16 @@ TEST(RulesConfigTest, ErrorsNameTheRuleAndTheField) {
               HasSubstr("field 'acknowledge_within': '0m' is not a duration from 1m to 30d"));
   EXPECT_THAT(ParseError("rules: [\n").message(), HasSubstr("test.yaml: not valid YAML: line"));
   EXPECT_THAT(ParseError("rulez: {}\n").message(), HasSubstr("unknown section 'rulez'"));
+  EXPECT_THAT(ParseError("history:\n  horizon: 12h\n").message(),
+              HasSubstr("history, field 'horizon': expected a duration from 1d to 36500d"));
+  EXPECT_THAT(ParseError("history:\n  keep: 1d\n").message(), HasSubstr("history, field 'keep': not a setting"));
+}
+
+TEST(RulesConfigTest, TheHorizonIsASettingWithADefault) {
+  EXPECT_EQ(RulesConfig::Defaults().horizon(), 400 * kMicrosPerDay);
+  absl::StatusOr<RulesConfig> c = ParseRulesYaml("history:\n  horizon: 730d\n", "test.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->horizon(), 730 * kMicrosPerDay);
 }
 
 TEST(RulesConfigTest, StrictParsingRefusesWhatWouldSilentlyChangeARule) {

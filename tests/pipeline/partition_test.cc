@@ -12,6 +12,7 @@
 #include "tests/testing/signing.h"
 #include "tests/testing/builders.h"
 #include "tests/testing/test_dir.h"
+#include "services/escalation/storage/victim_store.h"
 #include "services/synthetic/synthetic_stream.h"
 
 namespace vigil {
@@ -84,9 +85,9 @@ TEST_F(PartitionTest, WhatIsNotCommittedIsNotThere) {
   EXPECT_EQ(p->Unpublished()->size(), 0u);
   // V1 waits for no deadline, so it is not held until its next event; its stored state has the one call.
   EXPECT_FALSE(p->processor().FindVictim("V1").has_value());
-  state::VictimState stored;
-  ASSERT_TRUE(stored.ParseFromString(**store->Get(PartitionKeys(3, PartitionKind::kEvents).Victim("V1"))));
-  EXPECT_EQ(stored.calls_size(), 1);
+  auto stored = FindVictim(*store, PartitionKeys(3, PartitionKind::kEvents), "V1");
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ((*stored)->calls_size(), 1);
 }
 
 TEST_F(PartitionTest, ARebuildNumbersTheOutboxTheSameAndSkipsWhatWasPublished) {
@@ -312,6 +313,55 @@ TEST_F(PartitionTest, EvictedVictimsComeBackFromTheStoreAndChangeNothing) {
   // A reload holds only the victims waiting for a deadline, and goes on the same.
   auto reloaded = Load(lean_store.get());
   EXPECT_EQ(*reloaded->StateDigest(), *full->StateDigest());
+}
+
+}  // namespace
+}  // namespace vigil
+
+namespace vigil {
+namespace {
+
+TEST_F(PartitionTest, ACommitWritesWhatChangedNotTheWholeVictim) {
+  auto store = OpenStore();
+  auto p = Load(store.get());
+  int64_t offset = 0;
+  for (int i = 0; i < 2000; ++i) {
+    p->Apply(offset++, "V1", Bytes(Ev("c" + std::to_string(i)).AtMicros(testing::T("00:00") + i * kMicrosPerSecond).Call(false)));
+  }
+  ASSERT_TRUE(p->Commit().ok());
+  const size_t first = p->last_commit_bytes();
+  p->Apply(offset++, "V1", Bytes(Ev("one-more").At("12:00").Call(false)));
+  ASSERT_TRUE(p->Commit().ok());
+  // The head (with the alert's evidence fingerprints), one call, one event id, the timeline entry, the alert
+  // update and its outbox record; not the 2,000 calls and ids again.
+  EXPECT_LT(p->last_commit_bytes(), first / 10) << "first commit " << first << " bytes";
+  // Read back whole, the victim is what the engine holds.
+  auto stored = FindVictim(*store, PartitionKeys(3), "V1");
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ(DeterministicBytes(**stored), DeterministicBytes(*p->processor().FindVictim("V1")));
+  EXPECT_EQ((*stored)->calls_size(), 2001);
+}
+
+TEST_F(PartitionTest, DroppedFactsLeaveTheStoreToo) {
+  auto store = OpenStore();
+  auto p = Load(store.get());
+  Processor replay(&engine_);
+  std::vector<v1::Alert> alerts;
+  int64_t offset = 0;
+  auto apply = [&](const v1::Event& e) {
+    p->Apply(offset++, e.victim_id(), Bytes(e));
+    replay.Apply(e, &alerts).IgnoreError();
+  };
+  for (int day = 0; day < 40; ++day) apply(Ev("c" + std::to_string(day)).At("10:00", day).Call(false));
+  ASSERT_TRUE(p->Commit().ok());
+  apply(Ev("much-later").At("10:00", 900).Call(false));  // 900 days on: the old calls and ids are dropped
+  ASSERT_TRUE(p->Commit().ok());
+  auto stored = FindVictim(*store, PartitionKeys(3), "V1");
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ((*stored)->calls_size(), 1);
+  EXPECT_EQ((*stored)->seen_event_ids_size(), 1);
+  EXPECT_EQ(DeterministicBytes(**stored), DeterministicBytes(*replay.FindVictim("V1")));
+  EXPECT_EQ(*p->StateDigest(), replay.StateDigest());
 }
 
 }  // namespace

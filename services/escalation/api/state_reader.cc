@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "services/escalation/storage/keys.h"
+#include "services/escalation/storage/victim_store.h"
 
 namespace vigil {
 namespace {
@@ -47,11 +48,11 @@ absl::StatusOr<std::optional<std::pair<int32_t, std::string>>> StateReader::Prob
 absl::StatusOr<std::optional<StateReader::Victim>> StateReader::FindVictim(absl::string_view victim_id) const {
   VIGIL_ASSIGN_OR_RETURN(auto found, Probe(&PartitionKeys::Victim, victim_id));
   if (!found) return std::nullopt;
-  Victim victim{found->first, {}};
-  if (!victim.state.ParseFromString(found->second)) {
+  absl::StatusOr<state::VictimState> whole = ReadVictim(store_, PartitionKeys(found->first), found->second);
+  if (!whole.ok()) {
     return absl::DataLossError(absl::StrCat("stored state of a victim in partition ", found->first, " is unreadable"));
   }
-  return victim;
+  return Victim{found->first, *std::move(whole)};
 }
 
 absl::StatusOr<std::optional<int32_t>> StateReader::FindVictimPartition(absl::string_view victim_id) const {

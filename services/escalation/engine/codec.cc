@@ -73,11 +73,58 @@ v1::Alert AlertMessage(const live::Alert& a, const std::string& victim_id) {
   return m;
 }
 
-state::VictimState EncodeVictim(const live::Victim& v) {
+namespace {
+
+state::CallRecord CallMessage(const live::Names& n, const live::Call& c) {
+  state::CallRecord r;
+  r.set_event_id(n[c.event]);
+  r.set_at(c.at);
+  r.set_incident_id(n[c.incident]);
+  r.set_domestic_abuse(c.domestic_abuse);
+  r.set_suspect_id(n[c.suspect]);
+  return r;
+}
+
+}  // namespace
+
+VictimDelta TakeVictimDelta(live::Victim& v) {
+  VictimDelta d;
+  d.head = EncodeVictim(v, /*records=*/false);
+  d.calls_deleted = std::move(v.calls_dropped);
+  d.seen_deleted = std::move(v.seen_dropped);
+  for (const auto& [at, event_id] : v.calls_added) {
+    // Still held (not added and dropped in the same batch)?
+    const live::EventRef ref = v.names.Find<EventTag>(event_id);
+    for (size_t i = v.FirstCallAtOrAfter(at); ref.valid() && i < v.calls.size() && v.calls[i].at == at; ++i) {
+      if (v.calls[i].event == ref) {
+        d.calls_put.push_back(CallMessage(v.names, v.calls[i]));
+        break;
+      }
+    }
+  }
+  for (const std::string& event_id : v.seen_added) {
+    const live::EventRef ref = v.names.Find<EventTag>(event_id);
+    auto it = ref.valid() ? v.seen.find(ref) : v.seen.end();
+    if (it == v.seen.end()) continue;
+    state::SeenRecord& r = d.seen_put.emplace_back();
+    r.set_event_id(event_id);
+    r.set_fingerprint(it->second.fingerprint);
+    r.set_at(it->second.at);
+    r.set_order(it->second.order);
+  }
+  v.calls_added.clear();
+  v.calls_dropped.clear();
+  v.seen_added.clear();
+  v.seen_dropped.clear();
+  return d;
+}
+
+state::VictimState EncodeVictim(const live::Victim& v, bool records) {
   const live::Names& n = v.names;
   state::VictimState s;
   s.set_victim_id(v.id);
   s.set_force(v.force);
+  if (records) {
   std::vector<std::pair<live::EventRef, const live::SeenEvent*>> seen;
   seen.reserve(v.seen.size());
   for (const auto& [id, e] : v.seen) seen.emplace_back(id, &e);
@@ -86,14 +133,9 @@ state::VictimState EncodeVictim(const live::Victim& v) {
     s.add_seen_event_ids(n[id]);
     s.add_seen_fingerprints(e->fingerprint);
     s.add_seen_at(e->at);
+    s.add_seen_order(e->order);
   }
-  for (const live::Call& c : v.calls) {
-    state::CallRecord* r = s.add_calls();
-    r->set_event_id(n[c.event]);
-    r->set_at(c.at);
-    r->set_incident_id(n[c.incident]);
-    r->set_domestic_abuse(c.domestic_abuse);
-    r->set_suspect_id(n[c.suspect]);
+  for (const live::Call& c : v.calls) *s.add_calls() = CallMessage(n, c);
   }
   for (const live::Incident& i : v.incidents) {
     state::IncidentRecord* r = s.add_incidents();
@@ -192,6 +234,7 @@ state::VictimState EncodeVictim(const live::Victim& v) {
   s.set_incidents_total(v.incidents_total);
   s.set_late_calls(v.late_calls);
   s.set_pruned_at(v.pruned_at);
+  s.set_seen_count(v.seen_count);
   return s;
 }
 
@@ -204,7 +247,8 @@ std::unique_ptr<live::Victim> DecodeVictim(const state::VictimState& s) {
   for (int i = 0; i < s.seen_event_ids_size(); ++i) {
     v.seen.try_emplace(n.Intern<EventTag>(s.seen_event_ids(i)),
                        live::SeenEvent{i < s.seen_fingerprints_size() ? s.seen_fingerprints(i) : 0,
-                                       i < s.seen_at_size() ? s.seen_at(i) : 0, v.seen_count++});
+                                       i < s.seen_at_size() ? s.seen_at(i) : 0,
+                                       i < s.seen_order_size() ? s.seen_order(i) : static_cast<uint64_t>(i)});
   }
   auto ref_or_none = [&](const std::string& id) {
     return id.empty() ? live::SuspectRef{} : n.Intern<SuspectTag>(id);
@@ -332,6 +376,7 @@ std::unique_ptr<live::Victim> DecodeVictim(const state::VictimState& s) {
   v.incidents_total = s.incidents_total();
   v.late_calls = s.late_calls();
   v.pruned_at = s.pruned_at();
+  v.seen_count = std::max<uint64_t>(s.seen_count(), s.seen_event_ids_size());
   v.Reindex();
   return victim;
 }

@@ -16,8 +16,21 @@ namespace vigil {
 
 namespace state = v1::state;
 
-state::VictimState EncodeVictim(const live::Victim& victim);
+// The victim whole; with records=false, without its calls and applied event ids (the head that a store keeps
+// apart from them, see VictimDelta).
+state::VictimState EncodeVictim(const live::Victim& victim, bool records = true);
 std::unique_ptr<live::Victim> DecodeVictim(const state::VictimState& stored);
+
+// What a commit writes of a victim: its head whole, and the calls and event ids added and dropped since the
+// last delta (storage/victim_store.h writes it; reading the records back gives EncodeVictim's whole state).
+struct VictimDelta {
+  state::VictimState head;
+  std::vector<state::CallRecord> calls_put;
+  std::vector<std::pair<Micros, std::string>> calls_deleted;  // (at, event id)
+  std::vector<state::SeenRecord> seen_put;
+  std::vector<std::string> seen_deleted;
+};
+VictimDelta TakeVictimDelta(live::Victim& victim);
 
 state::SuspectState EncodeSuspect(const live::Suspect& suspect);
 live::Suspect DecodeSuspect(const state::SuspectState& stored);

@@ -361,8 +361,13 @@ void Engine::Prune(Micros stream_time, live::Victim* victim) const {
   }
   const live::Names& n = v.names;
   auto used = [&](auto ref) { return referred.contains(n[ref]); };
-  dropped += absl::erase_if(v.seen, [&](const auto& entry) { return entry.second.at < horizon; });
+  dropped += absl::erase_if(v.seen, [&](const auto& entry) {
+    if (entry.second.at >= horizon) return false;
+    v.seen_dropped.push_back(n[entry.first]);
+    return true;
+  });
   const size_t old_calls = v.FirstCallAtOrAfter(facts);
+  for (size_t i = 0; i < old_calls; ++i) v.calls_dropped.emplace_back(v.calls[i].at, n[v.calls[i].event]);
   v.calls.erase(v.calls.begin(), v.calls.begin() + old_calls);
   dropped += old_calls;
   erase_if(v.incidents, [&](const live::Incident& i) {
@@ -385,9 +390,14 @@ void Engine::Prune(Micros stream_time, live::Victim* victim) const {
   if (dropped == 0) return;
   // A fresh copy through the canonical encoding: indexes rebuilt, and the names table holding only what
   // the records still name. The victim stays where it is (the timer queue points at it).
-  live::TimerQueue* queue = v.queue;
-  v = std::move(*DecodeVictim(EncodeVictim(v)));
-  v.queue = queue;
+  live::Victim fresh = std::move(*DecodeVictim(EncodeVictim(v)));
+  fresh.queue = v.queue;
+  fresh.last_applied = v.last_applied;
+  fresh.calls_added = std::move(v.calls_added);
+  fresh.calls_dropped = std::move(v.calls_dropped);
+  fresh.seen_added = std::move(v.seen_added);
+  fresh.seen_dropped = std::move(v.seen_dropped);
+  v = std::move(fresh);
 }
 
 void Engine::Prune(Micros stream_time, live::Suspect* suspect) const {

@@ -323,6 +323,11 @@ struct Victim {
   Micros pruned_at = INT64_MIN;
   uint64_t last_applied = 0;  // the processor's count of events applied at this victim's last (not stored)
 
+  // Calls and event ids added and dropped since the last TakeVictimDelta (codec.h), so that a commit writes
+  // only those (not stored).
+  std::vector<std::pair<Micros, std::string>> calls_added, calls_dropped;
+  std::vector<std::string> seen_added, seen_dropped;
+
   // --- records by key -------------------------------------------------------
   Incident& IncidentFor(absl::string_view id);  // made when absent
   Incident* FindIncident(IncidentRef id);

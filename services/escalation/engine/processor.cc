@@ -65,6 +65,12 @@ std::optional<state::VictimState> Processor::FindVictim(const std::string& victi
   return EncodeVictim(*it->second);
 }
 
+std::optional<VictimDelta> Processor::TakeVictimDelta(const std::string& victim_id) {
+  auto it = victims_.find(victim_id);
+  if (it == victims_.end()) return std::nullopt;
+  return vigil::TakeVictimDelta(*it->second);
+}
+
 std::optional<state::SuspectState> Processor::FindSuspect(const std::string& suspect_id) const {
   auto it = suspects_.find(suspect_id);
   if (it == suspects_.end()) return std::nullopt;

@@ -73,6 +73,9 @@ class Processor {
   std::optional<state::VictimState> FindVictim(const std::string& victim_id) const;
   std::optional<state::SuspectState> FindSuspect(const std::string& suspect_id) const;
 
+  // What changed in a held victim since the last call (for a store that writes only that).
+  std::optional<VictimDelta> TakeVictimDelta(const std::string& victim_id);
+
   // Ids of the victims and suspects whose state changed since the last call
   // (sorted), so that a store writes only those; the lists are cleared.
   std::vector<std::string> TakeChangedVictims();

@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "common/fingerprint.h"
 #include "common/status_macros.h"
+#include "services/escalation/storage/victim_store.h"
 #include "spdlog/spdlog.h"
 
 namespace vigil {
@@ -54,9 +55,24 @@ absl::StatusOr<std::unique_ptr<PartitionPipeline>> PartitionPipeline::Load(Store
   }
   p->processor_.set_stream_time(meta ? p->meta_.stream_time() : INT64_MIN);
   // Victims waiting for a deadline are held from the start; the others are loaded on their next event.
-  VIGIL_RETURN_IF_ERROR(p->LoadAll<state::VictimState>(p->keys_.Victims(), [&](const auto& v) {
-    if (v.deadlines_size() > 0) p->processor_.Load(v);
+  absl::Status bad;
+  VIGIL_RETURN_IF_ERROR(store->Scan(p->keys_.Victims(), [&](absl::string_view, absl::string_view head) {
+    state::VictimState v;
+    if (!v.ParseFromArray(head.data(), static_cast<int>(head.size()))) {
+      bad = absl::DataLossError(absl::StrCat("partition ", partition, ": a stored victim's state is unreadable; "
+                                             "drop the partition to rebuild it"));
+      return false;
+    }
+    if (v.deadlines_size() == 0) return true;
+    absl::StatusOr<state::VictimState> whole = ReadVictim(*store, p->keys_, head);
+    if (!whole.ok()) {
+      bad = whole.status();
+      return false;
+    }
+    p->processor_.Load(*whole);
+    return true;
   }));
+  VIGIL_RETURN_IF_ERROR(bad);
   VIGIL_RETURN_IF_ERROR(p->LoadAll<state::SuspectState>(p->keys_.Suspects(), [&](const auto& s) { p->processor_.LoadSuspect(s); }));
   return p;
 }
@@ -143,19 +159,8 @@ void PartitionPipeline::ApplyLink(const ConsumedRecord& record) {
 }
 
 absl::StatusOr<std::optional<state::VictimState>> PartitionPipeline::LoadVictim(const std::string& victim_id) {
-  absl::StatusOr<std::optional<std::string>> bytes = store_.Get(keys_.Victim(victim_id));
-  if (!bytes.ok()) {
-    store_error_ = bytes.status();
-    return store_error_;
-  }
-  if (!*bytes) return std::nullopt;
-  state::VictimState v;
-  if (!v.ParseFromString(**bytes)) {
-    store_error_ = absl::DataLossError(absl::StrCat("partition ", partition_,
-                                                    ": a stored victim's state is unreadable; drop the partition to "
-                                                    "rebuild it"));
-    return store_error_;
-  }
+  absl::StatusOr<std::optional<state::VictimState>> v = FindVictim(store_, keys_, victim_id);
+  if (!v.ok()) store_error_ = v.status();
   return v;
 }
 
@@ -199,7 +204,7 @@ absl::Status PartitionPipeline::Commit() {
     return store_error_;
   }
   for (const std::string& id : processor_.TakeChangedVictims()) {
-    pending_.Put(keys_.Victim(id), DeterministicBytes(*processor_.FindVictim(id)));
+    WriteVictim(keys_, *processor_.TakeVictimDelta(id), &pending_);
   }
   for (const std::string& id : processor_.TakeChangedSuspects()) {
     pending_.Put(keys_.Suspect(id), DeterministicBytes(*processor_.FindSuspect(id)));
@@ -210,6 +215,7 @@ absl::Status PartitionPipeline::Commit() {
   // Not synced: if a power cut loses the last batches, consumption resumes from
   // an older offset and replays them; the outbox numbers come out the same and
   // the progress topic says which were published (docs/architecture.md).
+  last_commit_bytes_ = pending_.GetDataSize();
   absl::Status s = store_.Write(&pending_, Store::Durability::kProcess);
   pending_.Clear();
   if (s.ok()) processor_.Evict(max_held_victims_);
@@ -243,10 +249,17 @@ absl::Status PartitionPipeline::MarkPublished(uint64_t seq) {
 
 absl::StatusOr<std::string> PartitionPipeline::StateDigest() const {
   SnapshotDigest digest(processor_.stream_time());
-  VIGIL_RETURN_IF_ERROR(store_.Scan(keys_.Victims(), [&](absl::string_view, absl::string_view value) {
-    digest.AddVictim(value);
+  absl::Status bad;
+  VIGIL_RETURN_IF_ERROR(store_.Scan(keys_.Victims(), [&](absl::string_view, absl::string_view head) {
+    absl::StatusOr<state::VictimState> whole = ReadVictim(store_, keys_, head);
+    if (!whole.ok()) {
+      bad = whole.status();
+      return false;
+    }
+    digest.AddVictim(DeterministicBytes(*whole));
     return true;
   }));
+  VIGIL_RETURN_IF_ERROR(bad);
   VIGIL_RETURN_IF_ERROR(store_.Scan(keys_.Suspects(), [&](absl::string_view, absl::string_view value) {
     digest.AddSuspect(value);
     return true;

@@ -85,6 +85,9 @@ class PartitionPipeline {
   // then lets go of idle victims beyond max_held_victims (they stay in the store).
   absl::Status Commit();
 
+  // The size of what the last Commit wrote (RocksDB WriteBatch bytes).
+  size_t last_commit_bytes() const { return last_commit_bytes_; }
+
   // Victims held in memory after a Commit, at most (those with pending deadlines are always held).
   void set_max_held_victims(size_t n) { max_held_victims_ = n; }
 
@@ -142,6 +145,7 @@ class PartitionPipeline {
   rocksdb::WriteBatch pending_;  // timeline, alerts and outbox since the last Commit
   absl::Status store_error_;     // loading a victim failed: the batch is abandoned
   size_t max_held_victims_ = kDefaultMaxHeldVictims;
+  size_t last_commit_bytes_ = 0;
 };
 
 }  // namespace vigil

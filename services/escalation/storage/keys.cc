@@ -26,6 +26,31 @@ std::string PartitionKeys::Record(absl::string_view kind, absl::string_view id) 
   return absl::StrCat(prefix_, kind, id);
 }
 
+namespace {
+// Big-endian with the sign bit flipped, so that the bytes sort as the signed times do.
+std::string SortableTime(Micros t) { return BigEndian(static_cast<uint64_t>(t) ^ (uint64_t{1} << 63)); }
+}  // namespace
+
+std::string PartitionKeys::Calls(absl::string_view victim_id) const {
+  std::string key = Record("c/", victim_id);
+  key.push_back('\0');
+  return key;
+}
+
+std::string PartitionKeys::Call(absl::string_view victim_id, Micros at, absl::string_view event_id) const {
+  return absl::StrCat(Calls(victim_id), SortableTime(at), event_id);
+}
+
+std::string PartitionKeys::Seens(absl::string_view victim_id) const {
+  std::string key = Record("d/", victim_id);
+  key.push_back('\0');
+  return key;
+}
+
+std::string PartitionKeys::Seen(absl::string_view victim_id, absl::string_view event_id) const {
+  return absl::StrCat(Seens(victim_id), event_id);
+}
+
 std::string TimelinePrefix(int32_t partition, absl::string_view victim_id) {
   std::string key = absl::StrCat(PartitionPrefix(partition), "t/", victim_id);
   key.push_back('\0');
@@ -34,9 +59,7 @@ std::string TimelinePrefix(int32_t partition, absl::string_view victim_id) {
 
 std::string TimelineKey(int32_t partition, absl::string_view victim_id, Micros occurred_at,
                         absl::string_view event_id) {
-  // The sign bit flipped, so that big-endian bytes sort as the signed times do.
-  return absl::StrCat(TimelinePrefix(partition, victim_id),
-                      BigEndian(static_cast<uint64_t>(occurred_at) ^ (uint64_t{1} << 63)), event_id);
+  return absl::StrCat(TimelinePrefix(partition, victim_id), SortableTime(occurred_at), event_id);
 }
 
 absl::StatusOr<std::vector<int32_t>> StoredPartitions(const Store& store, PartitionKind kind) {

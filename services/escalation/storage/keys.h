@@ -4,7 +4,9 @@
 // Per partition P (5 digits), of the events topic ("e/") or the suspect-links
 // topic ("l/"):
 //   e/P/meta                                   progress (state::PartitionMeta)
-//   e/P/v/<victim>                             a victim's state (state::VictimState)
+//   e/P/v/<victim>                             a victim's state but its calls and event ids (state::VictimState)
+//   e/P/c/<victim>\0<at><event_id>             each of its calls (state::CallRecord), in (at, event id) order
+//   e/P/d/<victim>\0<event_id>                 each event id it applied (state::SeenRecord)
 //   e/P/s/<suspect>                            a suspect's state (state::SuspectState)
 //   e/P/t/<victim>\0<occurred_at><event_id>    the timeline: each event as consumed, in occurred_at order
 //                                              (micros, big-endian with the sign bit flipped), then event_id
@@ -31,9 +33,10 @@ namespace vigil {
 enum class PartitionKind { kEvents, kSuspectLinks };
 
 // The layout of the records above and of the engine state in them (PartitionMeta.state_format). 0: the wave-1
-// engine's whole-history state; 2: the live state of engine/live.h, bounded by stream time. A partition stored
+// engine's whole-history state; 3: the live state of engine/live.h, bounded by stream time, its calls and event
+// ids under keys of their own. A partition stored
 // in another format is rebuilt from the log when it is loaded.
-inline constexpr uint32_t kStateFormat = 2;
+inline constexpr uint32_t kStateFormat = 3;
 
 // 8 bytes, most significant first: sorts as the number does.
 std::string BigEndian(uint64_t v);
@@ -53,6 +56,11 @@ class PartitionKeys {
   std::string Alert(absl::string_view id) const { return Record("a/", id); }
   std::string Alerts() const { return prefix_ + "a/"; }
   std::string Victims() const { return prefix_ + "v/"; }
+  // A victim's calls and applied event ids, each under its own key (a commit writes only what changed).
+  std::string Call(absl::string_view victim_id, Micros at, absl::string_view event_id) const;
+  std::string Calls(absl::string_view victim_id) const;
+  std::string Seen(absl::string_view victim_id, absl::string_view event_id) const;
+  std::string Seens(absl::string_view victim_id) const;
   std::string Suspects() const { return prefix_ + "s/"; }
   std::string Outbox(uint64_t seq) const { return prefix_ + "o/" + BigEndian(seq); }
   std::string Outboxes() const { return prefix_ + "o/"; }

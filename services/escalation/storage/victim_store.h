@@ -1,0 +1,29 @@
+// A victim's state in the store: a head record (state::VictimState without
+// its calls and applied event ids) and one record per call and per event id
+// (keys.h), so that a commit writes what changed, not the whole victim. The
+// pipeline writes and reads victims here; the API reads them here.
+#pragma once
+
+#include <optional>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/store.h"
+#include "rocksdb/write_batch.h"
+#include "services/escalation/engine/codec.h"
+#include "services/escalation/storage/keys.h"
+#include "vigil/v1/state.pb.h"
+
+namespace vigil {
+
+// Adds to `batch` the writes of one victim's delta.
+void WriteVictim(const PartitionKeys& keys, const VictimDelta& delta, rocksdb::WriteBatch* batch);
+
+// A victim whole (as EncodeVictim gives it) from its head record's bytes; DATA_LOSS when a record is unreadable.
+absl::StatusOr<state::VictimState> ReadVictim(const Store& store, const PartitionKeys& keys,
+                                              absl::string_view head);
+// The same by id; nullopt when the partition holds no state for the victim.
+absl::StatusOr<std::optional<state::VictimState>> FindVictim(const Store& store, const PartitionKeys& keys,
+                                                            absl::string_view victim_id);
+
+}  // namespace vigil
