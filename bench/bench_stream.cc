@@ -122,6 +122,9 @@ int main(int argc, char** argv) {
   // --- throughput -------------------------------------------------------------------
   std::printf("generating %zu synthetic events...\n", events);
   auto stream = vigil::synthetic::SyntheticStream({.events = events, .victims = events / 10, .seed = 9});
+  // Recent, as a live force's events are: vigild's clock ticks say it is now, and events older than its horizon
+  // (400 days) are kept on the timeline but evaluated by no rule.
+  vigil::synthetic::MoveToNow(&stream);
   auto alerts = MakeConsumer(base, alerts_topic, true, RdKafka::Topic::OFFSET_END);
   auto raw = MakeConsumer(base, events_topic, false, RdKafka::Topic::OFFSET_END);
   auto producer = MakeProducer(base);

@@ -20,3 +20,5 @@ deploy/kafka/kafka.sh start "$port" "$work/kafka"
 pid=$!
 for _ in $(seq 1 150); do grep -q 'event=assigned' "$work/vigild.log" && break; sleep 0.2; done
 "$build/bin/vigil-bench-stream" --brokers "127.0.0.1:$port" "$@"
+# vigild's peak resident memory over the whole run (the kernel's high-water mark).
+echo "vigild peak memory (VmHWM): $(awk '/VmHWM/ {printf "%d MB", $2 / 1024}' "/proc/$pid/status")"

@@ -1,6 +1,7 @@
 #include "services/synthetic/synthetic_stream.h"
 
 #include <algorithm>
+#include <chrono>
 #include <random>
 #include <string>
 
@@ -124,6 +125,24 @@ std::vector<v1::Event> SyntheticStream(const StreamOptions& options) {
     if (chance(options.duplicate_rate) && with_duplicates.size() < options.events) with_duplicates.push_back(out[i]);
   }
   return with_duplicates;
+}
+
+Micros MoveToNow(std::vector<v1::Event>* events) {
+  if (events->empty()) return 0;
+  Micros last = INT64_MIN;
+  for (const auto& e : *events) last = std::max(last, ToMicros(e.occurred_at()));
+  const Micros now = std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  const Micros delta = (now - last) / kMicrosPerSecond * kMicrosPerSecond;
+  for (auto& e : *events) {
+    *e.mutable_occurred_at() = ToTimestamp(ToMicros(e.occurred_at()) + delta);
+    if (e.has_arrest_deferred() && e.arrest_deferred().has_defer_until()) {
+      auto* d = e.mutable_arrest_deferred();
+      *d->mutable_defer_until() = ToTimestamp(ToMicros(d->defer_until()) + delta);
+    }
+  }
+  return delta;
 }
 
 }  // namespace vigil::synthetic

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/time_util.h"
 #include "vigil/v1/event.pb.h"
 
 namespace vigil::synthetic {
@@ -20,5 +21,10 @@ struct StreamOptions {
 };
 
 std::vector<v1::Event> SyntheticStream(const StreamOptions& options);
+
+// Moves every time in the events (occurred_at, and a deferral's defer_until) forward by whole seconds so that
+// the latest is now (by the wall clock): a live vigild, whose clock ticks say it is now, then treats them as
+// recent rather than older than its horizon. Returns how far they moved.
+Micros MoveToNow(std::vector<v1::Event>* events);
 
 }  // namespace vigil::synthetic

@@ -126,18 +126,7 @@ int Publish(const PublishOptions& options, std::istream& in, std::ostream& out, 
     }
   }
   if (options.shift_to_now && !events.empty()) {
-    Micros last = INT64_MIN;
-    for (const auto& e : events) last = std::max(last, ToMicros(e.occurred_at()));
-    const Micros now = std::chrono::duration_cast<std::chrono::microseconds>(
-                           std::chrono::system_clock::now().time_since_epoch()).count();
-    const Micros delta = (now - last) / kMicrosPerSecond * kMicrosPerSecond;
-    for (auto& e : events) {
-      *e.mutable_occurred_at() = ToTimestamp(ToMicros(e.occurred_at()) + delta);
-      if (e.has_arrest_deferred() && e.arrest_deferred().has_defer_until()) {
-        auto* d = e.mutable_arrest_deferred();
-        *d->mutable_defer_until() = ToTimestamp(ToMicros(d->defer_until()) + delta);
-      }
-    }
+    const Micros delta = synthetic::MoveToNow(&events);
     err << "vigilctl publish: times moved forward by " << delta / kMicrosPerSecond << "s\n";
   }
   size_t count = 0;
