@@ -50,5 +50,14 @@ start --access deploy/config/access.yaml --signing-key-file "$tmp/short.key"
 check "a signing key under 32 bytes: exit 2" [ "$rc" -eq 2 ]
 check "  says how to make one, without echoing it" grep -q "at least 32 are needed" "$tmp/err"
 
+start --access deploy/config/access.yaml --max-held-victims 0
+check "no victims held at all: exit 2" [ "$rc" -eq 2 ]
+check "  naming the flag" grep -q "max-held-victims" "$tmp/err"
+
+printf 'history:\n  horizon: 2h\n' >"$tmp/horizon.yaml"
+start --access deploy/config/access.yaml --rules "$tmp/horizon.yaml"
+check "a horizon under a day: exit 2" [ "$rc" -eq 2 ]
+check "  with the range" grep -q "expected a duration from 1d to 36500d" "$tmp/err"
+
 echo "$passes passed, $failures failed"
 [ $failures -eq 0 ]

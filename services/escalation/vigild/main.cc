@@ -99,7 +99,12 @@ int main(int argc, char** argv) {
   app.add_option("--future-tolerance", future_tolerance,
                  "An event whose occurred_at is later than its Kafka record's timestamp plus this is refused")
       ->envname("VIGIL_FUTURE_TOLERANCE")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);  // prints the error (or --help)
+    return code == 0 ? 0 : 2;      // bad configuration: 2, as for the checks below
+  }
 
   spdlog::set_pattern("{\"ts\":\"%Y-%m-%dT%H:%M:%S.%eZ\",\"level\":\"%l\",\"msg\":\"%v\"}", spdlog::pattern_time_type::utc);
   spdlog::set_level(spdlog::level::from_str(log_level));
