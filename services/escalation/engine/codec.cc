@@ -125,17 +125,17 @@ state::VictimState EncodeVictim(const live::Victim& v, bool records) {
   s.set_victim_id(v.id);
   s.set_force(v.force);
   if (records) {
-  std::vector<std::pair<live::EventRef, const live::SeenEvent*>> seen;
-  seen.reserve(v.seen.size());
-  for (const auto& [id, e] : v.seen) seen.emplace_back(id, &e);
-  std::sort(seen.begin(), seen.end(), [](const auto& a, const auto& b) { return a.second->order < b.second->order; });
-  for (const auto& [id, e] : seen) {
-    s.add_seen_event_ids(n[id]);
-    s.add_seen_fingerprints(e->fingerprint);
-    s.add_seen_at(e->at);
-    s.add_seen_order(e->order);
-  }
-  for (const live::Call& c : v.calls) *s.add_calls() = CallMessage(n, c);
+    std::vector<std::pair<live::EventRef, const live::SeenEvent*>> seen;
+    seen.reserve(v.seen.size());
+    for (const auto& [id, e] : v.seen) seen.emplace_back(id, &e);
+    std::sort(seen.begin(), seen.end(), [](const auto& a, const auto& b) { return a.second->order < b.second->order; });
+    for (const auto& [id, e] : seen) {
+      s.add_seen_event_ids(n[id]);
+      s.add_seen_fingerprints(e->fingerprint);
+      s.add_seen_at(e->at);
+      s.add_seen_order(e->order);
+    }
+    for (const live::Call& c : v.calls) *s.add_calls() = CallMessage(n, c);
   }
   for (const live::Incident& i : v.incidents) {
     state::IncidentRecord* r = s.add_incidents();

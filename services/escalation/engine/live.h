@@ -331,6 +331,7 @@ struct Victim {
   // --- records by key -------------------------------------------------------
   Incident& IncidentFor(absl::string_view id);  // made when absent
   Incident* FindIncident(IncidentRef id);
+  Incident* FindIncident(absl::string_view id) { return FindIncident(names.Find<IncidentTag>(id)); }
   Arrest& ArrestFor(absl::string_view id);
   Disclosure& DisclosureFor(absl::string_view id);
   const SeenEvent* FindSeen(absl::string_view event_id) const;

@@ -169,30 +169,30 @@ void Processor::Load(const state::VictimState& v) { Hold(DecodeVictim(v)); }
 
 void Processor::LoadSuspect(const state::SuspectState& s) { suspects_[s.suspect_id()] = DecodeSuspect(s); }
 
-state::Snapshot Processor::TakeSnapshot() const {
-  state::Snapshot snapshot;
-  snapshot.set_stream_time(stream_time_);
+void Processor::EncodeSorted(const std::function<void(state::VictimState)>& victim,
+                             const std::function<void(state::SuspectState)>& suspect) const {
   std::vector<const live::Victim*> victims;
   for (const auto& [id, v] : victims_) victims.push_back(v.get());
   std::sort(victims.begin(), victims.end(), [](const auto* a, const auto* b) { return a->id < b->id; });
-  for (const auto* v : victims) *snapshot.add_victims() = EncodeVictim(*v);
+  for (const auto* v : victims) victim(EncodeVictim(*v));
   std::vector<const live::Suspect*> suspects;
   for (const auto& [id, s] : suspects_) suspects.push_back(&s);
   std::sort(suspects.begin(), suspects.end(), [](const auto* a, const auto* b) { return a->id < b->id; });
-  for (const auto* s : suspects) *snapshot.add_suspects() = EncodeSuspect(*s);
+  for (const auto* s : suspects) suspect(EncodeSuspect(*s));
+}
+
+state::Snapshot Processor::TakeSnapshot() const {
+  state::Snapshot snapshot;
+  snapshot.set_stream_time(stream_time_);
+  EncodeSorted([&](state::VictimState v) { *snapshot.add_victims() = std::move(v); },
+               [&](state::SuspectState s) { *snapshot.add_suspects() = std::move(s); });
   return snapshot;
 }
 
 std::string Processor::StateDigest() const {
   SnapshotDigest digest(stream_time_);
-  std::vector<const live::Victim*> victims;
-  for (const auto& [id, v] : victims_) victims.push_back(v.get());
-  std::sort(victims.begin(), victims.end(), [](const auto* a, const auto* b) { return a->id < b->id; });
-  for (const auto* v : victims) digest.AddVictim(DeterministicBytes(EncodeVictim(*v)));
-  std::vector<const live::Suspect*> suspects;
-  for (const auto& [id, s] : suspects_) suspects.push_back(&s);
-  std::sort(suspects.begin(), suspects.end(), [](const auto* a, const auto* b) { return a->id < b->id; });
-  for (const auto* s : suspects) digest.AddSuspect(DeterministicBytes(EncodeSuspect(*s)));
+  EncodeSorted([&](const state::VictimState& v) { digest.AddVictim(DeterministicBytes(v)); },
+               [&](const state::SuspectState& s) { digest.AddSuspect(DeterministicBytes(s)); });
   return digest.Hex();
 }
 

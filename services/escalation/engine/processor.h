@@ -109,6 +109,9 @@ class Processor {
   void Hold(std::unique_ptr<live::Victim> victim);
   void Drop(const std::string& victim_id);
   void FireDue(Micros now, std::vector<v1::Alert>* out);
+  // Hands each held victim's and suspect's encoding to the callbacks, in id order (a snapshot's order).
+  void EncodeSorted(const std::function<void(state::VictimState)>& victim,
+                    const std::function<void(state::SuspectState)>& suspect) const;
   absl::Status Collect(EngineOutput& output, std::vector<v1::Alert>* out);
   // Drops what no rule can use, once per day of stream time per victim.
   void MaybePrune(live::Victim& victim);

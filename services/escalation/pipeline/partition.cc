@@ -55,30 +55,21 @@ absl::StatusOr<std::unique_ptr<PartitionPipeline>> PartitionPipeline::Load(Store
   }
   p->processor_.set_stream_time(meta ? p->meta_.stream_time() : INT64_MIN);
   // Victims waiting for a deadline are held from the start; the others are loaded on their next event.
-  absl::Status bad;
-  VIGIL_RETURN_IF_ERROR(store->Scan(p->keys_.Victims(), [&](absl::string_view, absl::string_view head) {
-    state::VictimState v;
-    if (!v.ParseFromArray(head.data(), static_cast<int>(head.size()))) {
-      bad = absl::DataLossError(absl::StrCat("partition ", partition, ": a stored victim's state is unreadable; "
-                                             "drop the partition to rebuild it"));
-      return false;
-    }
-    if (v.deadlines_size() == 0) return true;
-    absl::StatusOr<state::VictimState> whole = ReadVictim(*store, p->keys_, head);
-    if (!whole.ok()) {
-      bad = whole.status();
-      return false;
-    }
-    p->processor_.Load(*whole);
-    return true;
+  VIGIL_RETURN_IF_ERROR(p->LoadAll<state::VictimState>(p->keys_.Victims(), [&](state::VictimState& v) {
+    if (v.deadlines_size() == 0) return absl::OkStatus();
+    VIGIL_RETURN_IF_ERROR(AddVictimRecords(*store, p->keys_, &v));
+    p->processor_.Load(v);
+    return absl::OkStatus();
   }));
-  VIGIL_RETURN_IF_ERROR(bad);
-  VIGIL_RETURN_IF_ERROR(p->LoadAll<state::SuspectState>(p->keys_.Suspects(), [&](const auto& s) { p->processor_.LoadSuspect(s); }));
+  VIGIL_RETURN_IF_ERROR(p->LoadAll<state::SuspectState>(p->keys_.Suspects(), [&](state::SuspectState& s) {
+    p->processor_.LoadSuspect(s);
+    return absl::OkStatus();
+  }));
   return p;
 }
 
 template <typename Message, typename Fn>
-absl::Status PartitionPipeline::LoadAll(const std::string& prefix, Fn fn) {
+absl::Status PartitionPipeline::LoadAll(const std::string& prefix, Fn fn) const {
   absl::Status bad;
   VIGIL_RETURN_IF_ERROR(store_.Scan(prefix, [&](absl::string_view, absl::string_view value) {
     Message m;
@@ -87,8 +78,8 @@ absl::Status PartitionPipeline::LoadAll(const std::string& prefix, Fn fn) {
                                              " is unreadable; drop the partition to rebuild it"));
       return false;
     }
-    fn(m);
-    return true;
+    bad = fn(m);
+    return bad.ok();
   }));
   return bad;
 }
@@ -249,20 +240,14 @@ absl::Status PartitionPipeline::MarkPublished(uint64_t seq) {
 
 absl::StatusOr<std::string> PartitionPipeline::StateDigest() const {
   SnapshotDigest digest(processor_.stream_time());
-  absl::Status bad;
-  VIGIL_RETURN_IF_ERROR(store_.Scan(keys_.Victims(), [&](absl::string_view, absl::string_view head) {
-    absl::StatusOr<state::VictimState> whole = ReadVictim(store_, keys_, head);
-    if (!whole.ok()) {
-      bad = whole.status();
-      return false;
-    }
-    digest.AddVictim(DeterministicBytes(*whole));
-    return true;
+  VIGIL_RETURN_IF_ERROR(LoadAll<state::VictimState>(keys_.Victims(), [&](state::VictimState& v) {
+    VIGIL_RETURN_IF_ERROR(AddVictimRecords(store_, keys_, &v));
+    digest.AddVictim(DeterministicBytes(v));
+    return absl::OkStatus();
   }));
-  VIGIL_RETURN_IF_ERROR(bad);
-  VIGIL_RETURN_IF_ERROR(store_.Scan(keys_.Suspects(), [&](absl::string_view, absl::string_view value) {
-    digest.AddSuspect(value);
-    return true;
+  VIGIL_RETURN_IF_ERROR(LoadAll<state::SuspectState>(keys_.Suspects(), [&](state::SuspectState& s) {
+    digest.AddSuspect(DeterministicBytes(s));
+    return absl::OkStatus();
   }));
   return digest.Hex();
 }

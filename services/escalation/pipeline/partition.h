@@ -123,9 +123,10 @@ class PartitionPipeline {
 
   void ApplyLink(const ConsumedRecord& record);
 
-  // Parses every stored Message under prefix and hands it to fn. DATA_LOSS when one is unreadable.
+  // Parses every stored Message under prefix and hands it to fn (which returns a Status; the first error
+  // stops the scan). DATA_LOSS when one is unreadable.
   template <typename Message, typename Fn>
-  absl::Status LoadAll(const std::string& prefix, Fn fn);
+  absl::Status LoadAll(const std::string& prefix, Fn fn) const;
   void AddOutbox(const std::string& topic, const std::string& key, const std::string& value,
                  std::vector<std::pair<std::string, std::string>> headers = {});
   // Numbers the record (the next outbox seq) and adds it to the pending batch.

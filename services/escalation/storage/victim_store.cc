@@ -19,25 +19,27 @@ void WriteVictim(const PartitionKeys& keys, const VictimDelta& delta, rocksdb::W
   batch->Put(keys.Victim(id), DeterministicBytes(delta.head));
 }
 
-absl::StatusOr<state::VictimState> ReadVictim(const Store& store, const PartitionKeys& keys, absl::string_view head) {
-  state::VictimState v;
-  auto unreadable = [&](absl::string_view what) {
-    return absl::DataLossError(absl::StrCat("a stored victim's ", what, " is unreadable; drop the partition to "
-                                            "rebuild it"));
-  };
-  if (!v.ParseFromArray(head.data(), static_cast<int>(head.size()))) return unreadable("state");
+namespace {
+absl::Status Unreadable(absl::string_view what) {
+  return absl::DataLossError(
+      absl::StrCat("a stored victim's ", what, " is unreadable; drop the partition to rebuild it"));
+}
+}  // namespace
+
+absl::Status AddVictimRecords(const Store& store, const PartitionKeys& keys, state::VictimState* head) {
+  state::VictimState& v = *head;
   bool bad = false;
   VIGIL_RETURN_IF_ERROR(store.Scan(keys.Calls(v.victim_id()), [&](absl::string_view, absl::string_view value) {
     bad = !v.add_calls()->ParseFromArray(value.data(), static_cast<int>(value.size()));
     return !bad;
   }));
-  if (bad) return unreadable("call");
+  if (bad) return Unreadable("call");
   std::vector<state::SeenRecord> seen;
   VIGIL_RETURN_IF_ERROR(store.Scan(keys.Seens(v.victim_id()), [&](absl::string_view, absl::string_view value) {
     bad = !seen.emplace_back().ParseFromArray(value.data(), static_cast<int>(value.size()));
     return !bad;
   }));
-  if (bad) return unreadable("event id");
+  if (bad) return Unreadable("event id");
   std::sort(seen.begin(), seen.end(), [](const auto& a, const auto& b) { return a.order() < b.order(); });
   for (state::SeenRecord& s : seen) {
     v.add_seen_event_ids(std::move(*s.mutable_event_id()));
@@ -45,6 +47,13 @@ absl::StatusOr<state::VictimState> ReadVictim(const Store& store, const Partitio
     v.add_seen_at(s.at());
     v.add_seen_order(s.order());
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<state::VictimState> ReadVictim(const Store& store, const PartitionKeys& keys, absl::string_view head) {
+  state::VictimState v;
+  if (!v.ParseFromArray(head.data(), static_cast<int>(head.size()))) return Unreadable("state");
+  VIGIL_RETURN_IF_ERROR(AddVictimRecords(store, keys, &v));
   return v;
 }
 

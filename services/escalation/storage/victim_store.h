@@ -19,7 +19,10 @@ namespace vigil {
 // Adds to `batch` the writes of one victim's delta.
 void WriteVictim(const PartitionKeys& keys, const VictimDelta& delta, rocksdb::WriteBatch* batch);
 
-// A victim whole (as EncodeVictim gives it) from its head record's bytes; DATA_LOSS when a record is unreadable.
+// Adds a victim's calls and applied event ids, as stored, to its parsed head record: the victim whole, as
+// EncodeVictim gives it. DATA_LOSS when a record is unreadable.
+absl::Status AddVictimRecords(const Store& store, const PartitionKeys& keys, state::VictimState* head);
+// The same from the head record's bytes.
 absl::StatusOr<state::VictimState> ReadVictim(const Store& store, const PartitionKeys& keys,
                                               absl::string_view head);
 // The same by id; nullopt when the partition holds no state for the victim.

@@ -13,7 +13,7 @@ class AssessmentUnit : public RuleUnit {
     const std::string& id = e.incident_id();
     switch (e.payload_case()) {
       case v1::Event::kCallReceived: {
-        const live::Incident& incident = *v.FindIncident(v.names.Find<live::IncidentTag>(id));
+        const live::Incident& incident = *v.FindIncident(id);
         ScheduleOverdue(step, incident);
         EvaluateClosed(step, incident, t);
         break;
@@ -24,7 +24,7 @@ class AssessmentUnit : public RuleUnit {
         step.Resolve(RuleId::kClosedWithoutAssessment, id, t, e.event_id(), "a risk assessment has been recorded");
         break;
       case v1::Event::kIncidentClosed:
-        EvaluateClosed(step, *v.FindIncident(v.names.Find<live::IncidentTag>(id)), t);
+        EvaluateClosed(step, *v.FindIncident(id), t);
         break;
       default:
         break;

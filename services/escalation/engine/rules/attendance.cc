@@ -13,7 +13,7 @@ class AttendanceUnit : public RuleUnit {
  public:
   void OnEvent(Step& step, const v1::Event& e, Micros t) const override {
     live::Victim& v = step.victim();
-    live::Incident* incident = v.FindIncident(v.names.Find<live::IncidentTag>(e.incident_id()));
+    live::Incident* incident = v.FindIncident(e.incident_id());
     const std::string& id = e.incident_id();
     switch (e.payload_case()) {
       case v1::Event::kIncidentGraded:

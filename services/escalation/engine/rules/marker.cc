@@ -14,7 +14,7 @@ class MarkerUnit : public RuleUnit {
   void OnEvent(Step& step, const v1::Event& e, Micros t) const override {
     live::Victim& v = step.victim();
     if (e.has_call_received()) {
-      if (live::Incident* i = v.FindIncident(v.names.Find<live::IncidentTag>(e.incident_id()))) Evaluate(step, *i, t);
+      if (live::Incident* i = v.FindIncident(e.incident_id())) Evaluate(step, *i, t);
       return;
     }
     if (!e.has_marker_matched() || !Counts(step, e.marker_matched().marker())) return;
