@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgrpc++-dev
   libabsl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev
-  librdkafka-dev librocksdb-dev
+  librdkafka-dev librocksdb-dev libxxhash-dev
   libgtest-dev libgmock-dev
   clang-14 libclang-rt-14-dev
 )

@@ -104,13 +104,13 @@ VictimDelta TakeVictimDelta(live::Victim& v) {
   }
   for (const std::string& event_id : v.seen_added) {
     const live::EventRef ref = v.names.Find<EventTag>(event_id);
-    auto it = ref.valid() ? v.seen.find(ref) : v.seen.end();
-    if (it == v.seen.end()) continue;
+    const live::SeenEvent* seen = ref.valid() ? v.seen.find(ref) : nullptr;
+    if (seen == nullptr) continue;
     state::SeenRecord& r = d.seen_put.emplace_back();
     r.set_event_id(event_id);
-    r.set_fingerprint(it->second.fingerprint);
-    r.set_at(it->second.at);
-    r.set_order(it->second.order);
+    r.set_fingerprint(seen->fingerprint);
+    r.set_at(seen->at);
+    r.set_order(seen->order);
   }
   v.calls_added.clear();
   v.calls_dropped.clear();

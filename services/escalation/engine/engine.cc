@@ -41,7 +41,7 @@ uint64_t EventFingerprint(const Event& event) {
     coded.SetSerializationDeterministic(true);
     event.SerializeWithCachedSizes(&coded);
   }
-  return Fnv1a64(absl::string_view(buffer, size));
+  return ContentHash64(absl::string_view(buffer, size));
 }
 
 absl::StatusOr<bool> Engine::Check(const Event& event, const live::Victim& victim) const {
@@ -361,7 +361,7 @@ void Engine::Prune(Micros stream_time, live::Victim* victim) const {
   }
   const live::Names& n = v.names;
   auto used = [&](auto ref) { return referred.contains(n[ref]); };
-  dropped += absl::erase_if(v.seen, [&](const auto& entry) {
+  dropped += v.seen.erase_if([&](const auto& entry) {
     if (entry.second.at >= horizon) return false;
     v.seen_dropped.push_back(n[entry.first]);
     return true;

@@ -7,7 +7,7 @@
 namespace vigil::live {
 
 bool Evidence::Add(const std::string& id) {
-  const uint64_t fp = Fnv1a64(id);
+  const uint64_t fp = ContentHash64(id);
   if (!seen.insert(fp).second) return false;
   seen_order.push_back(fp);
   ++total;
@@ -67,8 +67,7 @@ Disclosure& Victim::DisclosureFor(absl::string_view id) {
 const SeenEvent* Victim::FindSeen(absl::string_view event_id) const {
   const EventRef ref = names.Find<EventTag>(event_id);
   if (!ref.valid()) return nullptr;
-  auto it = seen.find(ref);
-  return it == seen.end() ? nullptr : &it->second;
+  return seen.find(ref);
 }
 
 void Victim::AddSeen(absl::string_view event_id, uint64_t fingerprint, Micros at) {

@@ -8,6 +8,7 @@
 // be passed where a RequestRef is wanted. The table goes with the victim.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <deque>
@@ -47,14 +48,30 @@ using EventRef = Ref<struct EventTag>;
 using RequestRef = Ref<struct RequestTag>;
 using ApplicationRef = Ref<struct ApplicationTag>;
 
-// The strings a victim's records name, each held once.
+// The strings a victim's records name, each held once. The strings sit in a
+// deque, which never moves what it holds, so the index keys are views of them:
+// interning a new string costs one hash insert and no allocation of its own.
 class Names {
  public:
+  Names() = default;
+  Names(const Names& other) { *this = other; }
+  Names& operator=(const Names& other) {
+    if (this == &other) return *this;
+    index_.clear();
+    strings_.clear();
+    for (const std::string& s : other.strings_) Intern<void>(s);
+    return *this;
+  }
+  Names(Names&&) = default;
+  Names& operator=(Names&&) = default;
+
   template <typename Tag>
   Ref<Tag> Intern(absl::string_view s) {
-    auto [it, inserted] = index_.try_emplace(s, static_cast<uint32_t>(strings_.size()));
-    if (inserted) strings_.push_back(&it->first);
-    return {it->second};
+    auto it = index_.find(s);
+    if (it != index_.end()) return {it->second};
+    const auto index = static_cast<uint32_t>(strings_.size());
+    index_.emplace(strings_.emplace_back(s), index);
+    return {index};
   }
   // The ref of a string already interned; invalid when it never was.
   template <typename Tag>
@@ -66,12 +83,12 @@ class Names {
   template <typename Tag>
   const std::string& operator[](Ref<Tag> r) const {
     static const std::string kEmpty;
-    return r.valid() ? *strings_[r.index] : kEmpty;
+    return r.valid() ? strings_[r.index] : kEmpty;
   }
 
  private:
-  absl::node_hash_map<std::string, uint32_t> index_;  // nodes stay put, so strings_ may point into them
-  std::vector<const std::string*> strings_;
+  absl::flat_hash_map<absl::string_view, uint32_t> index_;  // keys view strings_
+  std::deque<std::string> strings_;
 };
 
 struct Call {
@@ -277,13 +294,49 @@ struct SeenEvent {
   uint64_t order = 0;  // applied n-th (for a canonical encoding)
 };
 
+// The event ids a victim has applied, by ref. A vector sorted by ref: a new
+// event's id is interned last, so adding one appends, and most victims have few.
+class SeenEvents {
+ public:
+  using Entry = std::pair<EventRef, SeenEvent>;
+  const SeenEvent* find(EventRef ref) const {
+    auto it = LowerBound(ref);
+    return it != entries_.end() && it->first == ref ? &it->second : nullptr;
+  }
+  // Adds the entry unless the ref has one.
+  void try_emplace(EventRef ref, SeenEvent e) {
+    if (entries_.empty() || entries_.back().first.index < ref.index) {
+      entries_.emplace_back(ref, e);
+      return;
+    }
+    auto it = LowerBound(ref);
+    if (it == entries_.end() || it->first != ref) entries_.insert(it, {ref, e});
+  }
+  template <typename Pred>
+  size_t erase_if(Pred pred) {
+    const size_t before = entries_.size();
+    entries_.erase(std::remove_if(entries_.begin(), entries_.end(), pred), entries_.end());
+    return before - entries_.size();
+  }
+  size_t size() const { return entries_.size(); }
+  std::vector<Entry>::const_iterator begin() const { return entries_.begin(); }
+  std::vector<Entry>::const_iterator end() const { return entries_.end(); }
+
+ private:
+  std::vector<Entry>::const_iterator LowerBound(EventRef ref) const {
+    return std::lower_bound(entries_.begin(), entries_.end(), ref,
+                            [](const Entry& e, EventRef r) { return e.first.index < r.index; });
+  }
+  std::vector<Entry> entries_;
+};
+
 struct Victim {
   std::string id;
   std::string force;  // the latest non-empty force of its events
   Names names;
 
   // Event ids applied within the horizon (their strings are in names).
-  absl::flat_hash_map<EventRef, SeenEvent> seen;
+  SeenEvents seen;
   uint64_t seen_count = 0;
   // The earliest time any record holds (derived): nothing can be dropped before stream time passes it.
   Micros earliest_at = INT64_MAX;

@@ -34,9 +34,10 @@ enum class PartitionKind { kEvents, kSuspectLinks };
 
 // The layout of the records above and of the engine state in them (PartitionMeta.state_format). 0: the wave-1
 // engine's whole-history state; 3: the live state of engine/live.h, bounded by stream time, its calls and event
-// ids under keys of their own. A partition stored
-// in another format is rebuilt from the log when it is loaded.
-inline constexpr uint32_t kStateFormat = 3;
+// ids under keys of their own; 4: the same, with event and evidence fingerprints taken by XXH3
+// (common/fingerprint.h ContentHash64) instead of FNV-1a. A partition stored in another format is rebuilt from
+// the log when it is loaded.
+inline constexpr uint32_t kStateFormat = 4;
 
 // 8 bytes, most significant first: sorts as the number does.
 std::string BigEndian(uint64_t v);
