@@ -44,6 +44,17 @@ std::vector<v1::Event> SyntheticStream(const StreamOptions& options) {
       return e;
     };
     const bool domestic = chance(0.7);
+    // Some incidents begin with a 999 call abandoned before it was answered; most are returned within minutes,
+    // some only after the 10-minute deadline, a few never (abandoned-call).
+    if (options.v2_events && chance(0.04)) {
+      auto* c = next(0).mutable_call_received();
+      c->set_caller_role(v1::CallReceived::VICTIM);
+      c->set_channel(v1::CallReceived::EMERGENCY);
+      c->set_domestic_abuse(domestic);
+      c->set_suspect_id(suspect);
+      c->set_abandoned(true);
+      if (chance(0.9)) next(minutes(1, 15)).mutable_call_returned();
+    }
     {
       auto* c = next(0).mutable_call_received();
       c->set_caller_role(chance(0.8) ? v1::CallReceived::VICTIM : v1::CallReceived::THIRD_PARTY);

@@ -489,5 +489,122 @@ TEST(AlertIdTest, IdsAreDeterministicAndDistinct) {
   EXPECT_EQ(a[0].threshold(), "2 calls in 24h");
 }
 
+// --- abandoned-call: an abandoned 999 call not returned within 10 min -------------------
+
+TEST_F(RulesTest, AbandonedCallNotReturnedFiresAtItsDeadlineAndTheReturnResolvesIt) {
+  Only("abandoned-call");
+  EXPECT_THAT(Apply(Ev("a1").At("10:00").Call().Abandoned()), IsEmpty());
+  EXPECT_THAT(Advance(T("10:09:59")), IsEmpty());
+  EXPECT_THAT(Advance(T("10:10")), ElementsAre("abandoned-call FIRING SUPERVISOR 2024-09-07T10:10:00Z V1/I1 [a1]"));
+  EXPECT_THAT(Apply(Ev("cr1").At("10:15").CallReturned()),
+              ElementsAre("abandoned-call RESOLVED SUPERVISOR 2024-09-07T10:15:00Z V1/I1 [a1 cr1]"));
+}
+
+TEST_F(RulesTest, AbandonedCallReturnedExactlyAtTheDeadlineIsInTime) {
+  Only("abandoned-call");
+  Apply(Ev("a1").At("10:00").Call().Abandoned());
+  EXPECT_THAT(Apply(Ev("cr1").At("10:10").CallReturned()), IsEmpty());
+  EXPECT_THAT(Advance(T("12:00")), IsEmpty());
+}
+
+TEST_F(RulesTest, AbandonedCallOnlyCountsForEmergencyCalls) {
+  Only("abandoned-call");
+  Apply(Ev("a1").At("10:00").Call().Channel(v1::CallReceived::NON_EMERGENCY).Abandoned());
+  Apply(Ev("c2").At("10:01").Incident("I2").Call());
+  EXPECT_THAT(Advance(T("12:00")), IsEmpty());
+}
+
+TEST_F(RulesTest, EachAbandonedCallStartsItsOwnClockAndOneAlertPerIncidentCarriesThem) {
+  Only("abandoned-call");
+  Apply(Ev("a1").At("10:00").Call().Abandoned());
+  Apply(Ev("a2").At("10:05").Call().Abandoned());
+  EXPECT_THAT(Advance(T("10:10")), ElementsAre("abandoned-call FIRING SUPERVISOR 2024-09-07T10:10:00Z V1/I1 [a1]"));
+  EXPECT_THAT(Advance(T("10:15")), ElementsAre("abandoned-call FIRING SUPERVISOR 2024-09-07T10:15:00Z V1/I1 [a1 a2]"));
+  EXPECT_THAT(Apply(Ev("cr1").At("10:18").CallReturned()),
+              ElementsAre("abandoned-call RESOLVED SUPERVISOR 2024-09-07T10:18:00Z V1/I1 [a1 a2 cr1]"));
+}
+
+TEST_F(RulesTest, AReturnAnswersOnlyTheAbandonedCallsBeforeIt) {
+  Only("abandoned-call");
+  Apply(Ev("a1").At("10:00").Call().Abandoned());
+  EXPECT_THAT(Apply(Ev("cr1").At("10:03").CallReturned()), IsEmpty());
+  Apply(Ev("a2").At("10:05").Call().Abandoned());
+  EXPECT_THAT(Advance(T("10:10")), IsEmpty());
+  EXPECT_THAT(Advance(T("10:15")), ElementsAre("abandoned-call FIRING SUPERVISOR 2024-09-07T10:15:00Z V1/I1 [a2]"));
+}
+
+// --- suspect-outstanding: an urgent arrest that found nobody, no further attempt in 24 h -----
+
+TEST_F(RulesTest, SuspectOutstanding24HoursAfterANotFoundAttemptAndAFurtherAttemptResolvesIt) {
+  Only("suspect-outstanding");
+  Apply(Ev("a1").At("10:00").ArrestRequested("R1"));
+  EXPECT_THAT(Apply(Ev("t1").At("10:30").ArrestAttempted("R1", v1::ArrestAttempted::NOT_FOUND)), IsEmpty());
+  EXPECT_THAT(Advance(T("10:29:59", 1)), IsEmpty());
+  EXPECT_THAT(Advance(T("10:30", 1)),
+              ElementsAre("suspect-outstanding FIRING SUPERVISOR 2024-09-08T10:30:00Z V1/I1 [t1]"));
+  EXPECT_THAT(Advance(T("11:30", 1)),
+              ElementsAre("suspect-outstanding ESCALATED INSPECTOR 2024-09-08T11:30:00Z V1/I1 [t1]"));
+  EXPECT_THAT(Apply(Ev("t2").At("12:00", 1).ArrestAttempted("R1")),
+              ElementsAre("suspect-outstanding RESOLVED INSPECTOR 2024-09-08T12:00:00Z V1/I1 [t1 t2]"));
+}
+
+TEST_F(RulesTest, EachNotFoundAttemptRestartsTheSuspectOutstandingClock) {
+  Only("suspect-outstanding");
+  Apply(Ev("a1").At("10:00").ArrestRequested("R1"));
+  Apply(Ev("t1").At("10:30").ArrestAttempted("R1", v1::ArrestAttempted::NOT_FOUND));
+  EXPECT_THAT(Apply(Ev("t2").At("09:00", 1).ArrestAttempted("R1", v1::ArrestAttempted::NOT_FOUND)), IsEmpty());
+  EXPECT_THAT(Advance(T("10:30", 1)), IsEmpty());
+  EXPECT_THAT(Advance(T("09:00", 2)),
+              ElementsAre("suspect-outstanding FIRING SUPERVISOR 2024-09-09T09:00:00Z V1/I1 [t2]"));
+}
+
+TEST_F(RulesTest, SuspectOutstandingNeedsAnUrgentArrestAndTakesAFurtherAttemptAtTheDeadlineAsInTime) {
+  Only("suspect-outstanding");
+  Apply(Ev("a1").At("10:00").ArrestRequested("R1", ArrestRequested::ROUTINE));
+  Apply(Ev("t1").At("10:30").ArrestAttempted("R1", v1::ArrestAttempted::NOT_FOUND));
+  Apply(Ev("a2").At("10:00").Incident("I2").ArrestRequested("R2"));
+  Apply(Ev("t2").At("10:30").Incident("I2").ArrestAttempted("R2", v1::ArrestAttempted::NOT_FOUND));
+  EXPECT_THAT(Apply(Ev("t3").At("10:30", 1).Incident("I2").ArrestAttempted("R2")), IsEmpty());
+  EXPECT_THAT(Advance(T("12:00", 3)), IsEmpty());
+}
+
+// --- repeat-marac: a new domestic-abuse incident within 365 d of the last referral ------------
+
+TEST_F(RulesTest, RepeatMaracFiresOnANewIncidentAfterAReferralAndTheNextReferralResolvesIt) {
+  Only("repeat-marac");
+  Apply(Ev("c1").At("08:00").Call());
+  Apply(Ev("m1").At("09:00").MaracReferred());
+  EXPECT_THAT(Apply(Ev("c2").At("10:00").Call()), IsEmpty());  // I1 began before the referral
+  EXPECT_THAT(Apply(Ev("c3").At("10:00", 10).Incident("I2").Call(false)), IsEmpty());  // not domestic abuse
+  EXPECT_THAT(Apply(Ev("c4").At("10:00", 11).Incident("I3").Call()),
+              ElementsAre("repeat-marac FIRING SUPERVISOR 2024-09-18T10:00:00Z V1/I3 [c4]"));
+  EXPECT_THAT(Apply(Ev("c5").At("11:00", 11).Incident("I3").Call()),
+              ElementsAre("repeat-marac FIRING SUPERVISOR 2024-09-18T11:00:00Z V1/I3 [c4 c5]"));
+  EXPECT_THAT(Apply(Ev("m2").At("12:00", 11).MaracReferred()),
+              ElementsAre("repeat-marac RESOLVED SUPERVISOR 2024-09-18T12:00:00Z V1/I3 [c4 c5 m2]"));
+}
+
+TEST_F(RulesTest, RepeatMaracWindowIncludesExactly365Days) {
+  Only("repeat-marac");
+  Apply(Ev("m1").At("09:00").MaracReferred());
+  EXPECT_THAT(Apply(Ev("c1").At("09:00:01", 365).Incident("I2").Call()), IsEmpty());
+}
+
+TEST_F(RulesTest, RepeatMaracCountsAnIncidentExactly365DaysAfterTheReferral) {
+  Only("repeat-marac");
+  Apply(Ev("m1").At("09:00").MaracReferred());
+  EXPECT_THAT(Apply(Ev("c1").At("09:00", 365).Incident("I2").Call()),
+              ElementsAre("repeat-marac FIRING SUPERVISOR 2025-09-07T09:00:00Z V1/I2 [c1]"));
+}
+
+// --- strangulation disclosed makes an assessment HIGH ---------------------------------------
+
+TEST_F(RulesTest, StrangulationDisclosedMakesAnAssessmentHighForTheMaracDeadline) {
+  Only("marac-referral-overdue");
+  Apply(Ev("r1").At("10:00").Assessed(RiskAssessed::STANDARD, 3).Strangulation());
+  EXPECT_THAT(Advance(T("10:00", 3)),
+              ElementsAre("marac-referral-overdue FIRING SUPERVISOR 2024-09-10T10:00:00Z V1/I1 [r1]"));
+}
+
 }  // namespace
 }  // namespace vigil

@@ -35,6 +35,13 @@ TEST(ValidateTest, EnvelopeFieldsAreRequired) {
   EXPECT_THAT(Why(e), StartsWith("incident_id: required"));
 }
 
+TEST(ValidateTest, ACallReturnedNamesItsIncident) {
+  EXPECT_TRUE(ValidateEvent(Ev("r1").CallReturned()).ok());
+  v1::Event e = Ev("r1").CallReturned();
+  e.clear_incident_id();
+  EXPECT_THAT(Why(e), StartsWith("incident_id: required"));
+}
+
 TEST(ValidateTest, IdsAreBoundedAndPrintable) {
   v1::Event e = Ev(std::string(200, 'x')).Call();
   EXPECT_THAT(Why(e), StartsWith("event_id: longer than 128"));

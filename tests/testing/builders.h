@@ -43,6 +43,10 @@ class Ev {
     p->set_suspect_id(std::move(suspect));
     return *this;
   }
+  // Modifies a Call(): the caller rang off; on a given channel.
+  Ev& Abandoned() { e_.mutable_call_received()->set_abandoned(true); return *this; }
+  Ev& Channel(v1::CallReceived::Channel c) { e_.mutable_call_received()->set_channel(c); return *this; }
+  Ev& CallReturned() { e_.mutable_call_returned(); return *this; }
   Ev& Graded(v1::IncidentGraded::Grade g, bool urgent = false) {
     e_.mutable_incident_graded()->set_grade(g);
     e_.mutable_incident_graded()->set_treat_as_urgent(urgent);
@@ -84,6 +88,8 @@ class Ev {
     p->set_yes_count(yes);
     return *this;
   }
+  // Modifies an Assessed(): non-fatal strangulation disclosed.
+  Ev& Strangulation() { e_.mutable_risk_assessed()->set_strangulation(true); return *this; }
   Ev& MaracReferred() { e_.mutable_marac_referred(); return *this; }
   Ev& DisclosureRequested(std::string app) {
     e_.mutable_disclosure_requested()->set_application_id(std::move(app));

@@ -158,6 +158,16 @@ state::VictimState EncodeVictim(const live::Victim& v, bool records) {
     r->set_closed_event_id(n[i.closed_event]);
     for (live::SuspectRef suspect : i.suspects) r->add_suspect_ids(n[suspect]);
     r->set_last_at(i.last_at);
+    for (const auto& [at, event] : i.abandoned) {
+      state::AbandonedCall* c = r->add_abandoned_calls();
+      c->set_at(at);
+      c->set_event_id(n[event]);
+    }
+    for (Micros at : i.returned) r->add_returned_at(at);
+    if (i.first_da_call != INT64_MAX) {
+      r->set_has_first_da_call(true);
+      r->set_first_da_call_at(i.first_da_call);
+    }
   }
   for (const live::Marker& m : v.markers) {
     state::MarkerRecord* r = s.add_markers();
@@ -182,6 +192,9 @@ state::VictimState EncodeVictim(const live::Victim& v, bool records) {
     r->set_unauthorised_deferral_event_id(n[a.unauthorised_deferral_event]);
     r->set_attempted(a.attempted);
     r->set_last_at(a.last_at);
+    r->set_last_attempt_at(a.last_attempt_at);
+    r->set_last_attempt_not_found(a.last_attempt_not_found);
+    r->set_last_attempt_event_id(n[a.last_attempt_event]);
   }
   for (const live::Assessment& a : v.assessments) {
     state::AssessmentRecord* r = s.add_assessments();
@@ -214,6 +227,7 @@ state::VictimState EncodeVictim(const live::Victim& v, bool records) {
     for (const std::string& id : d.evidence) r->add_evidence_event_ids(id);
     r->set_seq(d.seq);
     r->set_suspect_id(d.suspect_id);
+    r->set_subject(d.subject);
   }
   for (const live::Alert& a : v.alerts) {
     state::AlertRecord* r = s.add_alerts();
@@ -282,6 +296,9 @@ std::unique_ptr<live::Victim> DecodeVictim(const state::VictimState& s) {
     i.closed_event = event(r.closed_event_id());
     for (const std::string& suspect : r.suspect_ids()) i.suspects.push_back(n.Intern<SuspectTag>(suspect));
     i.last_at = r.last_at();
+    for (const state::AbandonedCall& c : r.abandoned_calls()) i.abandoned.emplace_back(c.at(), event(c.event_id()));
+    i.returned.assign(r.returned_at().begin(), r.returned_at().end());
+    i.first_da_call = r.has_first_da_call() ? r.first_da_call_at() : INT64_MAX;
   }
   for (const state::MarkerRecord& r : s.markers()) {
     v.markers.push_back({.suspect = n.Intern<SuspectTag>(r.suspect_id()),
@@ -305,6 +322,9 @@ std::unique_ptr<live::Victim> DecodeVictim(const state::VictimState& s) {
     a.unauthorised_deferral_event = event(r.unauthorised_deferral_event_id());
     a.attempted = r.attempted();
     a.last_at = r.last_at();
+    a.last_attempt_at = r.last_attempt_at();
+    a.last_attempt_not_found = r.last_attempt_not_found();
+    a.last_attempt_event = event(r.last_attempt_event_id());
   }
   for (const state::AssessmentRecord& r : s.assessments()) {
     v.assessments.push_back({.event = event(r.event_id()),
@@ -336,6 +356,7 @@ std::unique_ptr<live::Victim> DecodeVictim(const state::VictimState& s) {
     d.alert_id = r.alert_id();
     d.evidence.assign(r.evidence_event_ids().begin(), r.evidence_event_ids().end());
     d.suspect_id = r.suspect_id();
+    d.subject = r.subject();
     v.deadlines.emplace(live::DeadlineKey{d.due, d.seq}, std::move(d));
   }
   for (const state::AlertRecord& r : s.alerts()) {

@@ -116,8 +116,10 @@ void Engine::RecordFacts(const Event& e, Micros t, live::Victim& v) const {
       }
       if (p.domestic_abuse()) {
         i.domestic_abuse = true;
+        i.first_da_call = std::min(i.first_da_call, t);
         v.NoteDomesticAbuseCall(i, t);
       }
+      if (p.abandoned() && p.channel() == v1::CallReceived::EMERGENCY) i.abandoned.emplace_back(t, call.event);
       if (call.suspect.valid() && std::find(i.suspects.begin(), i.suspects.end(), call.suspect) == i.suspects.end()) {
         i.suspects.push_back(call.suspect);
       }
@@ -180,15 +182,30 @@ void Engine::RecordFacts(const Event& e, Micros t, live::Victim& v) const {
       }
       break;
     }
-    case Event::kArrestAttempted:
-      arrest(e.arrest_attempted().request_id()).attempted = true;
+    case Event::kArrestAttempted: {
+      live::Arrest& a = arrest(e.arrest_attempted().request_id());
+      a.attempted = true;
+      if (t >= a.last_attempt_at) {  // the latest attempt (a late one changes nothing here)
+        a.last_attempt_at = t;
+        a.last_attempt_not_found = e.arrest_attempted().outcome() == v1::ArrestAttempted::NOT_FOUND;
+        a.last_attempt_event = n.Intern<live::EventTag>(e.event_id());
+      }
       break;
+    }
+    case Event::kCallReturned: {
+      // Answers every abandoned call on the incident before it (their clocks stop: rules/abandoned.cc).
+      live::Incident& i = incident();
+      i.returned.push_back(t);
+      break;
+    }
     case Event::kRiskAssessed: {
       const auto& p = e.risk_assessed();
       live::Incident& i = incident();
       i.assessed = true;
       int effective = p.level();
-      if (p.tool() == v1::RiskAssessed::DASH && p.yes_count() >= rules_.dash_high_yes_count()) {
+      // DASH at the 'yes' threshold, or non-fatal strangulation disclosed, is HIGH whatever was recorded.
+      if ((p.tool() == v1::RiskAssessed::DASH && p.yes_count() >= rules_.dash_high_yes_count()) ||
+          p.strangulation()) {
         effective = v1::RiskAssessed::HIGH;
       }
       v.assessments.push_back({.event = n.Intern<live::EventTag>(e.event_id()),
@@ -245,7 +262,7 @@ void Engine::Fire(live::DeadlineKey key, live::Victim* victim, EngineOutput* out
   }
   const RuleUnit* unit = deadline_units_[static_cast<int>(d.rule)];
   step.Raise({.rule = d.rule,
-              .key = d.key,
+              .key = d.subject.empty() ? d.key : d.subject,
               .incident_id = d.incident_id,
               .at = d.due,
               .deadline = d.due,

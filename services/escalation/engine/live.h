@@ -121,6 +121,11 @@ struct Incident {
   // Latest event time that touched the incident, and its latest domestic-abuse call (INT64_MIN: none).
   Micros last_at = INT64_MIN;
   Micros latest_da_call = INT64_MIN;
+  // The first domestic-abuse call (INT64_MAX: none).
+  Micros first_da_call = INT64_MAX;
+  // Abandoned EMERGENCY calls not yet answered, and when the incident's calls were returned.
+  std::vector<std::pair<Micros, EventRef>> abandoned;
+  std::vector<Micros> returned;
 };
 
 struct Marker {
@@ -145,6 +150,10 @@ struct Arrest {
   EventRef unauthorised_deferral_event;
   bool attempted = false;
   Micros last_at = INT64_MIN;
+  // The latest attempt by its time (INT64_MIN: none), and whether it found nobody.
+  Micros last_attempt_at = INT64_MIN;
+  bool last_attempt_not_found = false;
+  EventRef last_attempt_event;
 };
 
 struct Assessment {
@@ -225,6 +234,7 @@ struct Deadline {
   std::string alert_id;  // kEscalate: the alert that climbs
   std::vector<std::string> evidence;
   std::string suspect_id;
+  std::string subject;  // the alert's subject when it is not `key`
 };
 using DeadlineKey = std::pair<Micros, uint64_t>;  // (due, seq)
 

@@ -66,9 +66,11 @@ class Step {
   // An unacknowledged alert's window passed: it climbs one level.
   void Escalate(const live::Deadline& d);
 
-  // Sets (or moves) the pending deadline of a rule for `key`.
+  // Sets (or moves) the pending deadline of a rule for `key`. The alert it raises is about `key`, or about
+  // `subject` when one is given (several clocks, one alert).
   void SetRuleDeadline(RuleId rule, const std::string& key, const std::string& incident_id, Micros due,
-                       std::vector<std::string> evidence, const std::string& suspect_id = "");
+                       std::vector<std::string> evidence, const std::string& suspect_id = "",
+                       const std::string& subject = "");
   void RemoveRuleDeadline(RuleId rule, const std::string& key) { v_.RemoveRuleDeadline(rule, key); }
 
  private:
@@ -98,12 +100,14 @@ std::vector<std::unique_ptr<RuleUnit>> MakeRuleUnits();
 // The units, one per file in rules/.
 std::unique_ptr<RuleUnit> MakeCallCountUnit();     // repeat-calls, potential-escalation
 std::unique_ptr<RuleUnit> MakeMarkerUnit();        // marker-on-call
-std::unique_ptr<RuleUnit> MakeArrestUnit();        // arrest-deferred, arrest-overdue
+std::unique_ptr<RuleUnit> MakeArrestUnit();        // arrest-deferred, arrest-overdue, suspect-outstanding
 std::unique_ptr<RuleUnit> MakeAttendanceUnit();    // unit-unavailable, attendance-overdue
 std::unique_ptr<RuleUnit> MakeAssessmentUnit();    // risk-assessment-overdue, closed-without-assessment
-std::unique_ptr<RuleUnit> MakeMaracUnit();         // marac-referral-overdue; a referral resolves potential-escalation
+std::unique_ptr<RuleUnit> MakeMaracUnit();         // marac-referral-overdue, repeat-marac; a referral resolves
+                                                   // potential-escalation
 std::unique_ptr<RuleUnit> MakeDisclosureUnit();    // disclosure-due-soon, disclosure-overdue
 std::unique_ptr<RuleUnit> MakeSerialUnit();        // serial-perpetrator (the victim's side)
+std::unique_ptr<RuleUnit> MakeAbandonedCallUnit();  // abandoned-call
 // A finding of the suspect view raises (or updates) the victim's serial-perpetrator alert.
 void RaiseSerialFinding(Step& step, const v1::SuspectFinding& finding);
 

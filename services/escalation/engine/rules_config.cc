@@ -28,6 +28,9 @@ constexpr std::array<absl::string_view, kRuleCount> kRuleNames = {
     "disclosure-due-soon",
     "disclosure-overdue",
     "serial-perpetrator",
+    "repeat-marac",
+    "abandoned-call",
+    "suspect-outstanding",
 };
 
 // Which optional fields each rule takes, besides enabled, level and acknowledge_within.
@@ -39,6 +42,8 @@ unsigned FieldsOf(RuleId id) {
     case RuleId::kPotentialEscalation:
     case RuleId::kSerialPerpetrator:
       return kCount | kWindow;
+    case RuleId::kRepeatMarac:
+      return kWindow;
     case RuleId::kMarkerOnCall:
       return kMarkers;
     case RuleId::kArrestOverdue:
@@ -46,6 +51,8 @@ unsigned FieldsOf(RuleId id) {
     case RuleId::kMaracReferralOverdue:
     case RuleId::kDisclosureDueSoon:
     case RuleId::kDisclosureOverdue:
+    case RuleId::kAbandonedCall:
+    case RuleId::kSuspectOutstanding:
       return kDeadline;
     case RuleId::kAttendanceOverdue:
       return kGradeDeadlines;
@@ -222,6 +229,13 @@ RulesConfig RulesConfig::Defaults() {
   serial.window = 365 * kMicrosPerDay;
   serial.level = v1::INSPECTOR;
   serial.acknowledge_within = 24 * kMicrosPerHour;
+  auto& repeat_marac = c.mutable_rule(RuleId::kRepeatMarac);
+  repeat_marac.window = 365 * kMicrosPerDay;
+  repeat_marac.acknowledge_within = 24 * kMicrosPerHour;
+  c.mutable_rule(RuleId::kAbandonedCall).deadline = 10 * kMicrosPerMinute;
+  auto& outstanding = c.mutable_rule(RuleId::kSuspectOutstanding);
+  outstanding.deadline = 24 * kMicrosPerHour;
+  outstanding.acknowledge_within = kMicrosPerHour;
   return c;
 }
 
@@ -234,6 +248,8 @@ std::string RulesConfig::Threshold(RuleId id) const {
       return absl::StrCat(r.count, " domestic-abuse incidents in ", FormatDuration(r.window));
     case RuleId::kSerialPerpetrator:
       return absl::StrCat(r.count, " victims in ", FormatDuration(r.window));
+    case RuleId::kRepeatMarac:
+      return absl::StrCat("a domestic-abuse incident within ", FormatDuration(r.window), " of a MARAC referral");
     case RuleId::kAttendanceOverdue:
       return absl::StrCat("IMMEDIATE ", FormatDuration(r.immediate_deadline), ", PRIORITY ",
                           FormatDuration(r.priority_deadline));
@@ -242,6 +258,8 @@ std::string RulesConfig::Threshold(RuleId id) const {
     case RuleId::kMaracReferralOverdue:
     case RuleId::kDisclosureDueSoon:
     case RuleId::kDisclosureOverdue:
+    case RuleId::kAbandonedCall:
+    case RuleId::kSuspectOutstanding:
       return FormatDuration(r.deadline);
     default:
       return "at once";

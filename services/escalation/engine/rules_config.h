@@ -32,8 +32,11 @@ enum class RuleId : int {
   kDisclosureDueSoon,
   kDisclosureOverdue,
   kSerialPerpetrator,
+  kRepeatMarac,
+  kAbandonedCall,
+  kSuspectOutstanding,
 };
-inline constexpr int kRuleCount = 13;
+inline constexpr int kRuleCount = 16;
 
 // "repeat-calls" for kRepeatCalls, and so on.
 absl::string_view RuleName(RuleId id);

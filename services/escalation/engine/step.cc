@@ -28,6 +28,7 @@ std::vector<std::unique_ptr<RuleUnit>> MakeRuleUnits() {
   units.push_back(MakeMaracUnit());
   units.push_back(MakeDisclosureUnit());
   units.push_back(MakeSerialUnit());
+  units.push_back(MakeAbandonedCallUnit());
   return units;
 }
 
@@ -128,7 +129,8 @@ live::Deadline& Step::AddEscalation(const live::Alert& a, Micros due) {
 }
 
 void Step::SetRuleDeadline(RuleId rule, const std::string& key, const std::string& incident_id, Micros due,
-                           std::vector<std::string> evidence, const std::string& suspect_id) {
+                           std::vector<std::string> evidence, const std::string& suspect_id,
+                           const std::string& subject) {
   v_.RemoveRuleDeadline(rule, key);
   live::Deadline d;
   d.kind = live::Deadline::kRule;
@@ -138,6 +140,7 @@ void Step::SetRuleDeadline(RuleId rule, const std::string& key, const std::strin
   d.incident_id = incident_id;
   d.evidence = std::move(evidence);
   d.suspect_id = suspect_id;
+  d.subject = subject;
   v_.AddDeadline(std::move(d));
 }
 

@@ -149,6 +149,7 @@ absl::Status CheckPayload(const Event& e) {
       return CheckId("escalation_acknowledged.acknowledged_by",
                      e.escalation_acknowledged().acknowledged_by(), true);
     case Event::kIncidentClosed:
+    case Event::kCallReturned:
       return CheckId("incident_id", e.incident_id(), true);
     case Event::kSuspectFinding: {
       const auto& f = e.suspect_finding();

@@ -1,7 +1,10 @@
-// marac-referral-overdue: a HIGH assessment (recorded HIGH, or DASH at the
-// 'yes' threshold) with no MARAC referral within the deadline. A referral
-// answers every HIGH assessment made up to it, and resolves the victim's open
-// potential-escalation alerts.
+// marac-referral-overdue: a HIGH assessment (recorded HIGH, DASH at the 'yes'
+// threshold, or strangulation disclosed) with no MARAC referral within the
+// deadline. repeat-marac: a domestic-abuse call on an incident whose first
+// domestic-abuse call came after the victim's last referral and within the
+// window of it (refer back, whatever the local threshold). A referral answers
+// every HIGH assessment made up to it, and resolves the victim's open
+// potential-escalation and repeat-marac alerts.
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +17,10 @@ class MaracUnit : public RuleUnit {
  public:
   void OnEvent(Step& step, const v1::Event& e, Micros t) const override {
     live::Victim& v = step.victim();
+    if (e.has_call_received() && e.call_received().domestic_abuse()) {
+      EvaluateRepeat(step, e, t);
+      return;
+    }
     if (e.has_risk_assessed()) {
       const live::Assessment& a = v.assessments.back();  // the one this event recorded
       if (a.effective_level != v1::RiskAssessed::HIGH || !step.Enabled(RuleId::kMaracReferralOverdue)) return;
@@ -32,16 +39,43 @@ class MaracUnit : public RuleUnit {
       step.RemoveRuleDeadline(RuleId::kMaracReferralOverdue, key);
       step.Resolve(RuleId::kMaracReferralOverdue, key, t, e.event_id(), "a MARAC referral has been made");
     }
-    std::vector<std::string> keys;
+    std::vector<std::pair<RuleId, std::string>> open;
     for (const live::Alert& a : v.alerts) {
-      if (a.rule == RuleId::kPotentialEscalation && a.open()) keys.push_back(a.key);
+      if ((a.rule == RuleId::kPotentialEscalation || a.rule == RuleId::kRepeatMarac) && a.open()) {
+        open.emplace_back(a.rule, a.key);
+      }
     }
-    for (const std::string& key : keys) {
-      step.Resolve(RuleId::kPotentialEscalation, key, t, e.event_id(), "a MARAC referral has been made");
-    }
+    for (const auto& [rule, key] : open) step.Resolve(rule, key, t, e.event_id(), "a MARAC referral has been made");
   }
 
   std::vector<RuleId> DeadlineRules() const override { return {RuleId::kMaracReferralOverdue}; }
+
+ private:
+  static void EvaluateRepeat(Step& step, const v1::Event& e, Micros t) {
+    if (!step.Enabled(RuleId::kRepeatMarac)) return;
+    live::Victim& v = step.victim();
+    const live::Incident* incident = v.FindIncident(e.incident_id());
+    Micros last = INT64_MIN;  // the last referral at or before the call
+    for (Micros at : v.marac_referrals) {
+      if (at <= t) last = std::max(last, at);
+    }
+    if (incident == nullptr || last == INT64_MIN) return;
+    const Micros window = step.rules().rule(RuleId::kRepeatMarac).window;
+    const Micros first = incident->first_da_call;
+    if (first <= last || first - last > window) return;
+    step.Raise({.rule = RuleId::kRepeatMarac,
+                .key = e.incident_id(),
+                .incident_id = e.incident_id(),
+                .at = t,
+                .reason = absl::StrCat("This victim was referred to MARAC on ", FormatRfc3339(last),
+                                       " and a new domestic-abuse incident has been reported within ",
+                                       FormatDuration(window),
+                                       " of it: refer the case back to MARAC, whatever the local threshold."),
+                .evidence = {e.event_id()},
+                .trigger = e.event_id()});
+  }
+
+ public:
 
   std::string DeadlineReason(const Step& step, const live::Deadline&) const override {
     return absl::StrCat("A HIGH-risk assessment has had no MARAC referral within ",
