@@ -83,6 +83,41 @@ TEST_F(RulesTest, RepeatCallsOnTheSameIncidentUpdatesTheOpenAlert) {
   EXPECT_EQ(last_[0].revision(), 2u);
 }
 
+TEST_F(RulesTest, RepeatCallsEpisodeLastsUntilTheCountThMostRecentCallPlusTheWindow) {
+  Only("repeat-calls");
+  Apply(Ev("c1").At("09:00").Call(false));
+  Apply(Ev("c2").At("13:00").Incident("I2").Call(false));
+  const std::string first = LastAlertId();
+  Apply(Ev("ack").At("13:05").Ack(first));
+  // Exactly at the episode's end (c1 + 24 h): still the episode; the acknowledged alert is re-opened.
+  EXPECT_THAT(Apply(Ev("c3").At("09:00", 1).Incident("I3").Call(false)),
+              ElementsAre("repeat-calls FIRING SUPERVISOR 2024-09-08T09:00:00Z V1/I2 [c1 c2 ack c3]"));
+  EXPECT_EQ(LastAlertId(), first);
+  EXPECT_THAT(Advance(T("09:10", 1)),
+              ElementsAre("repeat-calls ESCALATED INSPECTOR 2024-09-08T09:10:00Z V1/I2 [c1 c2 ack c3]"));
+  // The episode now ends at c2 + 24 h = 13:00; a call after it begins the next episode, with its own alert,
+  // while the first keeps climbing.
+  EXPECT_THAT(Apply(Ev("c4").At("13:00:01", 1).Incident("I4").Call(false)),
+              ElementsAre("repeat-calls ESCALATED SUPERINTENDENT 2024-09-08T09:20:00Z V1/I2 [c1 c2 ack c3]",
+                          "repeat-calls FIRING SUPERVISOR 2024-09-08T13:00:01Z V1/I4 [c3 c4]"));
+  EXPECT_NE(LastAlertId(), first);
+}
+
+TEST_F(RulesTest, AReOpenedAlertFiresAtTheLevelItHadReached) {
+  Only("repeat-calls");
+  Apply(Ev("c1").At("09:00").Call(false));
+  Apply(Ev("c2").At("10:00").Call(false));
+  const std::string id = LastAlertId();
+  Advance(T("10:10"));  // INSPECTOR
+  Apply(Ev("ack").At("10:15").Ack(id));
+  EXPECT_THAT(Apply(Ev("c3").At("11:00").Call(false)),
+              ElementsAre("repeat-calls FIRING INSPECTOR 2024-09-07T11:00:00Z V1/I1 [c1 c2 ack c3]"));
+  EXPECT_EQ(last_[0].acknowledged_by(), "");
+  EXPECT_EQ(FormatRfc3339(ToMicros(last_[0].acknowledge_by())), "2024-09-07T11:10:00Z");
+  EXPECT_THAT(Advance(T("11:10")),
+              ElementsAre("repeat-calls ESCALATED SUPERINTENDENT 2024-09-07T11:10:00Z V1/I1 [c1 c2 ack c3]"));
+}
+
 TEST_F(RulesTest, UnacknowledgedAlertClimbsOneLevelPerWindowUpToTheTop) {
   Apply(Ev("c1").At("09:00").Call(false));
   Apply(Ev("c2").At("10:00").Call(false));
@@ -130,8 +165,37 @@ TEST_F(RulesTest, PotentialEscalationFiresOnTheThirdDistinctIncident) {
   EXPECT_THAT(Apply(Ev("c1").At("10:00", -200).Incident("A").Call()), IsEmpty());
   EXPECT_THAT(Apply(Ev("c2").At("10:00", -100).Incident("B").Call()), IsEmpty());
   EXPECT_THAT(Apply(Ev("c3").At("10:00", -100).Incident("B").Call()), IsEmpty());  // same incident twice
+  // Each incident is one item, at its first domestic-abuse call.
   EXPECT_THAT(Apply(Ev("c4").At("10:00").Incident("C").Call()),
-              ElementsAre("potential-escalation FIRING SUPERVISOR 2024-09-07T10:00:00Z V1/C [c1 c3 c4]"));
+              ElementsAre("potential-escalation FIRING SUPERVISOR 2024-09-07T10:00:00Z V1/C [c1 c2 c4]"));
+  // Further calls on a counted incident neither count nor update the alert.
+  EXPECT_THAT(Apply(Ev("c5").At("11:00").Incident("C").Call()), IsEmpty());
+}
+
+TEST_F(RulesTest, PotentialEscalationEpisodeEndsAtAReferralAndOnlyLaterIncidentsCountTowardsTheNext) {
+  Only("potential-escalation");
+  Apply(Ev("c1").At("10:00", -20).Incident("A").Call());
+  Apply(Ev("c2").At("10:00", -10).Incident("B").Call());
+  Apply(Ev("c3").At("10:00").Incident("C").Call());
+  const std::string first = LastAlertId();
+  Apply(Ev("m1").At("12:00").Incident("C").MaracReferred());
+  EXPECT_THAT(Apply(Ev("c4").At("10:00", 5).Incident("D").Call()), IsEmpty());
+  EXPECT_THAT(Apply(Ev("c5").At("10:00", 6).Incident("E").Call()), IsEmpty());
+  EXPECT_THAT(Apply(Ev("c6").At("10:00", 7).Incident("F").Call()),
+              ElementsAre("potential-escalation FIRING SUPERVISOR 2024-09-14T10:00:00Z V1/F [c4 c5 c6]"));
+  EXPECT_NE(LastAlertId(), first);
+}
+
+TEST_F(RulesTest, PotentialEscalationIncidentsInTheEpisodeUpdateItsAlert) {
+  Only("potential-escalation");
+  Apply(Ev("c1").At("10:00", -20).Incident("A").Call());
+  Apply(Ev("c2").At("10:00", -10).Incident("B").Call());
+  Apply(Ev("c3").At("10:00").Incident("C").Call());
+  const std::string id = LastAlertId();
+  Advance(T("10:00", 29));  // climbed to the top meanwhile
+  EXPECT_THAT(Apply(Ev("c4").At("10:00", 30).Incident("D").Call()),
+              ElementsAre("potential-escalation ESCALATED SUPERINTENDENT 2024-10-07T10:00:00Z V1/C [c1 c2 c3 c4]"));
+  EXPECT_EQ(LastAlertId(), id);
 }
 
 TEST_F(RulesTest, PotentialEscalationIgnoresIncidentsOutsideTheWindowAndNonDomestic) {
@@ -477,14 +541,21 @@ TEST(AlertIdTest, IdsAreDeterministicAndDistinct) {
     std::vector<v1::Alert> out;
     EXPECT_TRUE(p.Apply(Ev("c1").At("09:00").Call(false), &out).ok());
     EXPECT_TRUE(p.Apply(Ev("c2").At("10:00").Incident("I2").Call(false), &out).ok());
-    EXPECT_TRUE(p.Apply(Ev("c3").At("10:05").Incident("I3").Call(false), &out).ok());
-    return out;
+    EXPECT_TRUE(p.Apply(Ev("c3").At("10:05").Incident("I3").Call(false), &out).ok());  // same episode
+    EXPECT_TRUE(p.Apply(Ev("c4").At("09:00", 3).Incident("I4").Call(false), &out).ok());
+    EXPECT_TRUE(p.Apply(Ev("c5").At("09:05", 3).Incident("I5").Call(false), &out).ok());  // the next episode
+    std::vector<v1::Alert> fired;
+    for (const auto& a : out) {
+      if (a.state() == v1::FIRING) fired.push_back(a);
+    }
+    return fired;
   };
   auto a = run();
   auto b = run();
-  ASSERT_EQ(a.size(), 2u);
+  ASSERT_EQ(a.size(), 3u);
   EXPECT_EQ(a[0].alert_id(), b[0].alert_id());
-  EXPECT_NE(a[0].alert_id(), a[1].alert_id());
+  EXPECT_EQ(a[0].alert_id(), a[1].alert_id());
+  EXPECT_NE(a[0].alert_id(), a[2].alert_id());
   EXPECT_FALSE(a[0].reason().empty());
   EXPECT_EQ(a[0].threshold(), "2 calls in 24h");
 }

@@ -167,7 +167,9 @@ state::VictimState EncodeVictim(const live::Victim& v, bool records) {
     if (i.first_da_call != INT64_MAX) {
       r->set_has_first_da_call(true);
       r->set_first_da_call_at(i.first_da_call);
+      r->set_first_da_call_event_id(n[i.first_da_call_event]);
     }
+    r->set_da_calls(i.da_calls);
   }
   for (const live::Marker& m : v.markers) {
     state::MarkerRecord* r = s.add_markers();
@@ -235,12 +237,6 @@ state::VictimState EncodeVictim(const live::Victim& v, bool records) {
     *r->mutable_alert() = AlertMessage(a, v.id);
     r->set_reason(a.rule_reason);
     for (uint64_t fp : a.evidence.seen_order) r->add_evidence_seen(fp);
-    if (a.mark) {
-      r->set_has_mark(true);
-      r->set_mark_at(a.mark->at);
-      r->set_mark_event_id(a.mark->event_id);
-      r->set_mark_late_calls(a.mark->late_calls);
-    }
   }
   s.set_last_event_at(v.last_event_at);
   s.set_next_seq(v.next_seq);
@@ -249,6 +245,14 @@ state::VictimState EncodeVictim(const live::Victim& v, bool records) {
   s.set_late_calls(v.late_calls);
   s.set_pruned_at(v.pruned_at);
   s.set_seen_count(v.seen_count);
+  for (RuleId rule : {RuleId::kRepeatCalls, RuleId::kPotentialEscalation}) {
+    const live::Episode& e = v.episodes[live::EpisodeIndex(rule)];
+    if (!e.active) continue;
+    state::EpisodeRecord* r = s.add_episodes();
+    r->set_rule(std::string(RuleName(rule)));
+    r->set_start(e.start);
+    r->set_end(e.end);
+  }
   return s;
 }
 
@@ -299,6 +303,8 @@ std::unique_ptr<live::Victim> DecodeVictim(const state::VictimState& s) {
     for (const state::AbandonedCall& c : r.abandoned_calls()) i.abandoned.emplace_back(c.at(), event(c.event_id()));
     i.returned.assign(r.returned_at().begin(), r.returned_at().end());
     i.first_da_call = r.has_first_da_call() ? r.first_da_call_at() : INT64_MAX;
+    i.first_da_call_event = event(r.first_da_call_event_id());
+    i.da_calls = r.da_calls();
   }
   for (const state::MarkerRecord& r : s.markers()) {
     v.markers.push_back({.suspect = n.Intern<SuspectTag>(r.suspect_id()),
@@ -389,7 +395,6 @@ std::unique_ptr<live::Victim> DecodeVictim(const state::VictimState& s) {
     a.evidence.total = m.evidence_total();
     a.evidence.seen_order.assign(r.evidence_seen().begin(), r.evidence_seen().end());
     a.evidence.seen.insert(r.evidence_seen().begin(), r.evidence_seen().end());
-    if (r.has_mark()) a.mark = live::WindowMark{r.mark_at(), r.mark_event_id(), r.mark_late_calls()};
   }
   v.last_event_at = s.last_event_at();
   v.next_seq = s.next_seq();
@@ -398,6 +403,11 @@ std::unique_ptr<live::Victim> DecodeVictim(const state::VictimState& s) {
   v.late_calls = s.late_calls();
   v.pruned_at = s.pruned_at();
   v.seen_count = std::max<uint64_t>(s.seen_count(), s.seen_event_ids_size());
+  for (const state::EpisodeRecord& r : s.episodes()) {
+    RuleId rule;
+    if (!RuleFromName(r.rule(), &rule) || live::EpisodeIndex(rule) < 0) continue;
+    v.episodes[live::EpisodeIndex(rule)] = {.active = true, .start = r.start(), .end = r.end()};
+  }
   v.Reindex();
   return victim;
 }

@@ -116,8 +116,7 @@ void Engine::RecordFacts(const Event& e, Micros t, live::Victim& v) const {
       }
       if (p.domestic_abuse()) {
         i.domestic_abuse = true;
-        i.first_da_call = std::min(i.first_da_call, t);
-        v.NoteDomesticAbuseCall(i, t);
+        v.NoteDomesticAbuseCall(i, t, call.event);
       }
       if (p.abandoned() && p.channel() == v1::CallReceived::EMERGENCY) i.abandoned.emplace_back(t, call.event);
       if (call.suspect.valid() && std::find(i.suspects.begin(), i.suspects.end(), call.suspect) == i.suspects.end()) {
@@ -388,7 +387,7 @@ void Engine::Prune(Micros stream_time, live::Victim* victim) const {
   v.calls.erase(v.calls.begin(), v.calls.begin() + old_calls);
   dropped += old_calls;
   erase_if(v.incidents, [&](const live::Incident& i) {
-    return i.closed && i.last_at < facts && i.latest_da_call < facts && !used(i.id);
+    return i.closed && i.last_at < facts && !used(i.id);
   });
   erase_if(v.arrests, [&](const live::Arrest& a) { return a.attempted && a.last_at < facts && !used(a.id); });
   erase_if(v.disclosures, [&](const live::Disclosure& d) { return d.decided && d.last_at < facts && !used(d.id); });

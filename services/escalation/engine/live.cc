@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "common/fingerprint.h"
 
 namespace vigil::live {
@@ -167,14 +168,31 @@ size_t Victim::FirstCallAfter(Micros t) const {
          calls.begin();
 }
 
-void Victim::NoteDomesticAbuseCall(Incident& incident, Micros t) {
-  if (t <= incident.latest_da_call) return;
-  if (incident.latest_da_call != INT64_MIN) {
-    auto it = std::lower_bound(da_latest.begin(), da_latest.end(), incident.latest_da_call);
-    if (it != da_latest.end() && *it == incident.latest_da_call) da_latest.erase(it);
+void Victim::NoteDomesticAbuseCall(Incident& incident, Micros t, EventRef event) {
+  ++incident.da_calls;
+  if (t >= incident.first_da_call) return;
+  if (incident.first_da_call != INT64_MAX) {
+    auto it = std::find(da_first.begin(), da_first.end(), std::make_pair(incident.first_da_call,
+                                                                          incident.first_da_call_event));
+    if (it != da_first.end()) da_first.erase(it);
   }
-  incident.latest_da_call = t;
-  da_latest.insert(std::upper_bound(da_latest.begin(), da_latest.end(), t), t);
+  incident.first_da_call = t;
+  incident.first_da_call_event = event;
+  const std::pair<Micros, EventRef> item{t, event};
+  da_first.insert(std::upper_bound(da_first.begin(), da_first.end(), item, [&](const auto& a, const auto& b) {
+                    return a.first != b.first ? a.first < b.first : names[a.second] < names[b.second];
+                  }),
+                  item);
+}
+
+std::string Episode::Key() const { return absl::StrCat("episode ", FormatRfc3339(start)); }
+
+int EpisodeIndex(RuleId rule) {
+  switch (rule) {
+    case RuleId::kRepeatCalls: return 0;
+    case RuleId::kPotentialEscalation: return 1;
+    default: return -1;
+  }
 }
 
 void Victim::Reindex() {
@@ -190,18 +208,14 @@ void Victim::Reindex() {
     alerts_by_id.try_emplace(alerts[i].alert_id, i);
     if (alerts[i].open()) open_alerts[RuleKey{static_cast<int>(alerts[i].rule), alerts[i].key}] = i;
   }
-  // Each incident's latest domestic-abuse call, from the calls held.
-  da_latest.clear();
-  for (Incident& i : incidents) i.latest_da_call = INT64_MIN;
-  for (const Call& c : calls) {
-    if (!c.domestic_abuse) continue;
-    Incident* i = FindIncident(c.incident);
-    if (i != nullptr) i->latest_da_call = std::max(i->latest_da_call, c.at);
-  }
+  // Each incident's first domestic-abuse call, in (time, event) order.
+  da_first.clear();
   for (const Incident& i : incidents) {
-    if (i.latest_da_call != INT64_MIN) da_latest.push_back(i.latest_da_call);
+    if (i.first_da_call != INT64_MAX) da_first.emplace_back(i.first_da_call, i.first_da_call_event);
   }
-  std::sort(da_latest.begin(), da_latest.end());
+  std::sort(da_first.begin(), da_first.end(), [&](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : names[a.second] < names[b.second];
+  });
   rule_deadlines.clear();
   escalations.clear();
   for (const auto& [key, d] : deadlines) {

@@ -118,11 +118,12 @@ struct Incident {
   bool closed = false;
   EventRef closed_event;
   std::vector<SuspectRef> suspects;
-  // Latest event time that touched the incident, and its latest domestic-abuse call (INT64_MIN: none).
+  // Latest event time that touched the incident.
   Micros last_at = INT64_MIN;
-  Micros latest_da_call = INT64_MIN;
-  // The first domestic-abuse call (INT64_MAX: none).
+  // The first domestic-abuse call (INT64_MAX: none), its event, and how many domestic-abuse calls.
   Micros first_da_call = INT64_MAX;
+  EventRef first_da_call_event;
+  uint32_t da_calls = 0;
   // Abandoned EMERGENCY calls not yet answered, and when the incident's calls were returned.
   std::vector<std::pair<Micros, EventRef>> abandoned;
   std::vector<Micros> returned;
@@ -191,13 +192,6 @@ struct Evidence {
   std::vector<std::string> Listed() const;
 };
 
-// Where a count rule's evidence stands: see state::AlertRecord.mark_*.
-struct WindowMark {
-  Micros at = 0;
-  std::string event_id;
-  uint64_t late_calls = 0;
-};
-
 struct Alert {
   std::string alert_id;
   RuleId rule = RuleId::kRepeatCalls;
@@ -217,7 +211,6 @@ struct Alert {
   std::string rule_reason;  // the rule's own sentence
   uint32_t revision = 0;
   Evidence evidence;
-  std::optional<WindowMark> mark;
 
   bool open() const { return state != v1::RESOLVED; }
 };
@@ -284,6 +277,18 @@ struct RuleKeyEq {
 };
 template <typename V>
 using RuleKeyMap = absl::flat_hash_map<RuleKey, V, RuleKeyHash, RuleKeyEq>;
+
+// An episode of a count rule (DOMAIN.md, "Alert lifecycle"): it begins when the count is reached and lasts
+// while the window still holds the count, that is until the count-th most recent item plus the window. One
+// alert per episode; its subject (the alert key) names the start.
+struct Episode {
+  bool active = false;
+  Micros start = 0;
+  Micros end = 0;  // an item at or before it (and not before start - window) belongs to the episode
+  std::string Key() const;
+};
+// Which of Victim::episodes a rule's is; -1 for a rule without.
+int EpisodeIndex(RuleId rule);
 
 struct Victim;
 
@@ -355,9 +360,11 @@ struct Victim {
   std::vector<Call> calls;
   uint64_t calls_total = 0;
   uint64_t late_calls = 0;  // calls inserted before the last held one
-  // The latest domestic-abuse call time of every incident that has one, sorted: the newest window's
-  // distinct incidents are those at or after its start.
-  std::vector<Micros> da_latest;
+  // The first domestic-abuse call of every incident that has one, in (time, event) order: potential-escalation's
+  // items.
+  std::vector<std::pair<Micros, EventRef>> da_first;
+  // The current episode of repeat-calls and of potential-escalation (EpisodeIndex).
+  std::array<Episode, 2> episodes;
 
   std::vector<Incident> incidents;
   absl::flat_hash_map<IncidentRef, uint32_t> incident_index;
@@ -423,8 +430,8 @@ struct Victim {
   // Index of the first call at or after time t, and of the first after t.
   size_t FirstCallAtOrAfter(Micros t) const;
   size_t FirstCallAfter(Micros t) const;
-  // Notes that an incident's latest domestic-abuse call moved to t.
-  void NoteDomesticAbuseCall(Incident& incident, Micros t);
+  // Notes a domestic-abuse call on the incident at t (its first, latest and count, and da_first).
+  void NoteDomesticAbuseCall(Incident& incident, Micros t, EventRef event);
 
   // Rebuilds every index from the records (after loading or dropping records).
   void Reindex();

@@ -53,8 +53,9 @@ class Step {
     std::string suspect_id;
     // When the evidence is a bounded list of more: how many there are in all (a new alert's total).
     uint32_t evidence_total = 0;
-    // Count rules: how far this window's evidence reaches (see live::WindowMark).
-    std::optional<live::WindowMark> mark;
+    // Episode rules: an ACKNOWLEDGED alert the rule updates is re-opened (FIRING at the level it reached, its
+    // acknowledgement window starting again).
+    bool reopen = false;
   };
   // Raises the rule's alert for the key or, when one is open, adds the new evidence to it (a
   // transition only when there is something new).

@@ -35,13 +35,21 @@ std::vector<std::unique_ptr<RuleUnit>> MakeRuleUnits() {
 void Step::Raise(Raising r) {
   const RuleSettings& settings = rules_.rule(r.rule);
   if (live::Alert* open = v_.OpenAlert(r.rule, r.key)) {
-    if (r.mark) open->mark = std::move(r.mark);
     bool added = false;
     for (const std::string& id : r.evidence) added |= open->evidence.Add(id);
     if (!added) return;
     open->rule_reason = r.reason;
     open->reason = std::move(r.reason);
-    open->at = r.at;
+    // A late event's transition is stamped no earlier than the alert's last one.
+    open->at = std::max(r.at, open->at);
+    if (r.reopen && open->state == v1::ACKNOWLEDGED) {
+      open->state = v1::FIRING;
+      open->acknowledged_by.clear();
+      if (open->level < v1::SUPERINTENDENT) {
+        open->acknowledge_by = open->at + settings.acknowledge_within;
+        AddEscalation(*open, *open->acknowledge_by);
+      }
+    }
     Emit(*open);
     return;
   }
@@ -63,7 +71,6 @@ void Step::Raise(Raising r) {
   a.reason = std::move(r.reason);
   for (const std::string& id : r.evidence) a.evidence.Add(id);
   a.evidence.total = std::max(a.evidence.total, r.evidence_total);
-  a.mark = std::move(r.mark);
   live::Alert& added = v_.AddAlert(std::move(a));
   if (added.level < v1::SUPERINTENDENT) {
     added.acknowledge_by = added.at + settings.acknowledge_within;

@@ -1,24 +1,70 @@
 // repeat-calls (calls about the victim within the window) and
-// potential-escalation (distinct domestic-abuse incidents within the window).
+// potential-escalation (distinct domestic-abuse incidents within the window,
+// with no MARAC referral since the earliest of them): count rules with
+// episodes (DOMAIN.md, "Alert lifecycle, exactly").
 //
-// Each is evaluated for every window that ends at a call at or after the new
-// one and reaches back to it (a late call counts in the windows it belongs
-// to); a window ending at a call holds every call in [its time - window, its
-// time]. Counts come from the sorted calls by binary search; evidence is the
-// calls counted (potential-escalation: each incident's latest), and only the
-// calls after the alert's mark are looked at, unless a call arrived out of
-// order since (then the whole window, once).
+// Items: repeat-calls counts every call; potential-escalation counts each
+// incident once, at its first domestic-abuse call, and only incidents whose
+// first domestic-abuse call came after the victim's last referral. A window
+// ending at time u holds the items in [u - window, u].
+//
+// An episode begins when a window ending at an item holds the count, and lasts
+// until the count-th most recent item plus the window. An item within it
+// updates the episode's alert (re-opening it if acknowledged); an item after it
+// is judged afresh, and may begin the next episode with an alert of its own.
+// The end of an episode changes nothing by itself. A MARAC referral ends the
+// potential-escalation episode (marac.cc resolves its alert).
 #include <algorithm>
+#include <functional>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "services/escalation/engine/rule_unit.h"
 
 namespace vigil {
 namespace {
 
-using live::Call;
-using live::IncidentRef;
+// A rule's items in time order, from `floor` on: the index range [begin, size) of calls or of da_first.
+class Items {
+ public:
+  // repeat-calls: every call.
+  static Items Calls(const live::Victim& v) {
+    return Items(v.calls.size(), 0, [&v](size_t i) { return v.calls[i].at; },
+                 [&v](size_t i) { return v.calls[i].event; });
+  }
+  // potential-escalation: incidents by their first domestic-abuse call, those at or before `after` left out.
+  static Items FirstDomesticAbuseCalls(const live::Victim& v, Micros after) {
+    const size_t begin = static_cast<size_t>(
+        std::upper_bound(v.da_first.begin(), v.da_first.end(), after,
+                         [](Micros x, const std::pair<Micros, live::EventRef>& item) { return x < item.first; }) -
+        v.da_first.begin());
+    return Items(v.da_first.size(), begin, [&v](size_t i) { return v.da_first[i].first; },
+                 [&v](size_t i) { return v.da_first[i].second; });
+  }
+
+  // Indexes of the first item at or after t, and of the first after t.
+  size_t AtOrAfter(Micros t) const { return Search(t, false); }
+  size_t After(Micros t) const { return Search(t, true); }
+  size_t size() const { return size_; }
+  size_t begin() const { return begin_; }
+  Micros at(size_t i) const { return at_(i); }
+  live::EventRef event(size_t i) const { return event_(i); }
+
+ private:
+  Items(size_t size, size_t begin, std::function<Micros(size_t)> at, std::function<live::EventRef(size_t)> event)
+      : size_(size), begin_(begin), at_(std::move(at)), event_(std::move(event)) {}
+  size_t Search(Micros t, bool strictly_after) const {
+    size_t lo = begin_, hi = size_;
+    while (lo < hi) {
+      const size_t mid = lo + (hi - lo) / 2;
+      if (strictly_after ? at_(mid) <= t : at_(mid) < t) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+  }
+  size_t size_;
+  size_t begin_;
+  std::function<Micros(size_t)> at_;
+  std::function<live::EventRef(size_t)> event_;
+};
 
 class CallCountUnit : public RuleUnit {
  public:
@@ -26,102 +72,80 @@ class CallCountUnit : public RuleUnit {
     if (!e.has_call_received()) return;
     live::Victim& v = step.victim();
     const live::EventRef event = v.names.Find<live::EventTag>(e.event_id());
-    // The new call's place among the calls (they are in (at, event id) order).
-    const size_t from = v.FirstCallAtOrAfter(t);
-    size_t current = from;
-    while (current < v.calls.size() && v.calls[current].event != event) ++current;
-    for (RuleId rule : {RuleId::kRepeatCalls, RuleId::kPotentialEscalation}) {
-      if (!step.Enabled(rule)) continue;
-      for (size_t end : WindowEnds(step, rule, current)) Evaluate(step, rule, end);
+    if (step.Enabled(RuleId::kRepeatCalls)) {
+      Evaluate(step, RuleId::kRepeatCalls, Items::Calls(v), t, event, e.incident_id());
     }
+    if (!step.Enabled(RuleId::kPotentialEscalation) || !e.call_received().domestic_abuse()) return;
+    const live::Incident* incident = v.FindIncident(e.incident_id());
+    // Only an incident's first domestic-abuse call makes it an item: later calls on it do not count.
+    if (incident == nullptr || incident->da_calls != 1) return;
+    Micros referral = INT64_MIN;  // the last referral at or before the call: only incidents after it count
+    for (Micros at : v.marac_referrals) {
+      if (at <= t) referral = std::max(referral, at);
+    }
+    if (incident->first_da_call <= referral) return;
+    Evaluate(step, RuleId::kPotentialEscalation, Items::FirstDomesticAbuseCalls(v, referral), t, event,
+             e.incident_id());
   }
 
  private:
-  static bool Counts(RuleId rule, const Call& c) {
-    return rule == RuleId::kRepeatCalls || c.domestic_abuse;
-  }
-
-  // The calls whose windows the call at `current` can complete: its own, and
-  // the last call at each later instant within the window of it.
-  static std::vector<size_t> WindowEnds(Step& step, RuleId rule, size_t current) {
-    const live::Victim& v = step.victim();
-    const Micros width = step.rules().rule(rule).window;
-    std::vector<size_t> ends;
-    if (Counts(rule, v.calls[current])) ends.push_back(current);
-    const Micros at = v.calls[current].at;
-    const size_t end = v.FirstCallAfter(at + width);
-    size_t last = SIZE_MAX;
-    for (size_t i = v.FirstCallAfter(at); i < end; ++i) {
-      if (!Counts(rule, v.calls[i])) continue;
-      if (last != SIZE_MAX && v.calls[last].at != v.calls[i].at) ends.push_back(last);
-      last = i;
+  static std::string Reason(RuleId rule, size_t n, Micros window) {
+    if (rule == RuleId::kPotentialEscalation) {
+      return absl::StrCat("This victim has had ", n, " domestic-abuse incidents within ", FormatDuration(window),
+                          ": that meets the MARAC potential-escalation criterion, so consider a MARAC referral.");
     }
-    if (last != SIZE_MAX) ends.push_back(last);
-    return ends;
+    return absl::StrCat(n, " calls about this victim within ", FormatDuration(window),
+                        ": join the calls up and review the risk now.");
   }
 
-  static void Evaluate(Step& step, RuleId rule, size_t end_index) {
+  // A new item at t (event `item`) of the rule.
+  static void Evaluate(Step& step, RuleId rule, const Items& items, Micros t, live::EventRef item,
+                       const std::string& incident_id) {
     live::Victim& v = step.victim();
     const RuleSettings& s = step.rules().rule(rule);
-    const bool incidents = rule == RuleId::kPotentialEscalation;
-    const Call end = v.calls[end_index];
-    const size_t begin = v.FirstCallAtOrAfter(end.at - s.window);
-    const size_t stop = v.FirstCallAfter(end.at);  // the window is [begin, stop)
-    uint32_t distinct = 0;
-    if (!incidents) {
-      distinct = static_cast<uint32_t>(stop - begin);
-    } else if (stop == v.calls.size()) {
-      // The newest window: the incidents whose latest domestic-abuse call is in it.
-      distinct = static_cast<uint32_t>(v.da_latest.end() -
-                                       std::lower_bound(v.da_latest.begin(), v.da_latest.end(), end.at - s.window));
-    } else {
-      absl::flat_hash_set<IncidentRef> seen;
-      for (size_t i = begin; i < stop; ++i) {
-        if (v.calls[i].domestic_abuse) seen.insert(v.calls[i].incident);
-      }
-      distinct = static_cast<uint32_t>(seen.size());
+    live::Episode& episode = v.episodes[live::EpisodeIndex(rule)];
+    auto in_episode = [&](Micros u) { return episode.active && u <= episode.end && u >= episode.start - s.window; };
+    // The end an episode has once it holds the items up to u: the count-th most recent of them plus the window
+    // (INT64_MIN when there are fewer).
+    auto end_at = [&](Micros u) {
+      const size_t last = items.After(u);
+      return last - items.begin() < s.count ? INT64_MIN : items.at(last - s.count) + s.window;
+    };
+    if (in_episode(t)) {
+      episode.end = std::max(episode.end, end_at(t));
+      const size_t n = items.After(t) - items.AtOrAfter(t - s.window);
+      step.Raise({.rule = rule,
+                  .key = episode.Key(),
+                  .incident_id = incident_id,
+                  .at = t,
+                  .reason = Reason(rule, n, s.window),
+                  .evidence = {v.names[item]},
+                  .trigger = v.names[item],
+                  .reopen = true});
+      return;
     }
-    if (distinct < s.count || begin == stop) return;
-
-    const std::string& key = v.names[end.incident];
-    // Only the calls after the open alert's mark can be new to its evidence, while no call came late since.
-    size_t from = begin;
-    if (const live::Alert* open = v.OpenAlert(rule, key); open != nullptr && open->mark &&
-                                                           open->mark->late_calls == v.late_calls &&
-                                                           open->mark->at <= end.at) {
-      const live::WindowMark& m = *open->mark;
-      const size_t after = static_cast<size_t>(
-          std::upper_bound(v.calls.begin(), v.calls.end(), m,
-                           [&](const live::WindowMark& mark, const Call& c) {
-                             return mark.at != c.at ? mark.at < c.at : mark.event_id < v.names[c.event];
-                           }) -
-          v.calls.begin());
-      from = std::max(from, after);
+    // The windows the item can complete: its own, and (arriving late) that of each later item within the
+    // window of it; the first that holds the count begins an episode.
+    for (size_t end = items.After(t) - 1, stop = items.After(t + s.window); end < stop; ++end) {
+      const Micros u = items.at(end);
+      if (end + 1 < stop && items.at(end + 1) == u) continue;  // the last item at an instant ends its window
+      if (in_episode(u)) return;
+      const size_t begin = items.AtOrAfter(u - s.window);
+      if (end + 1 - begin < s.count) continue;
+      episode = {.active = true, .start = u};
+      episode.end = end_at(u);
+      std::vector<std::string> evidence;
+      for (size_t i = begin; i <= end; ++i) evidence.push_back(v.names[items.event(i)]);
+      step.Raise({.rule = rule,
+                  .key = episode.Key(),
+                  .incident_id = incident_id,
+                  .at = u,
+                  .reason = Reason(rule, end + 1 - begin, s.window),
+                  .evidence = std::move(evidence),
+                  .trigger = v.names[items.event(end)],
+                  .reopen = true});
+      return;
     }
-    std::vector<std::string> evidence;
-    if (!incidents) {
-      for (size_t i = from; i < stop; ++i) evidence.push_back(v.names[v.calls[i].event]);
-    } else {
-      // Each incident's latest domestic-abuse call in the window, in time order.
-      absl::flat_hash_set<IncidentRef> later;
-      for (size_t i = stop; i-- > from;) {
-        const Call& c = v.calls[i];
-        if (c.domestic_abuse && later.insert(c.incident).second) evidence.push_back(v.names[c.event]);
-      }
-      std::reverse(evidence.begin(), evidence.end());
-    }
-    const Call& last = v.calls[stop - 1];
-    Step::Raising r{.rule = rule, .key = key, .incident_id = key, .at = end.at};
-    r.reason = incidents ? absl::StrCat("This victim has had ", distinct, " domestic-abuse incidents within ",
-                                        FormatDuration(s.window),
-                                        ": that meets the MARAC potential-escalation criterion, so consider a "
-                                        "MARAC referral.")
-                         : absl::StrCat(distinct, " calls about this victim within ", FormatDuration(s.window),
-                                        ": join the calls up and review the risk now.");
-    r.evidence = std::move(evidence);
-    r.trigger = v.names[end.event];
-    r.mark = live::WindowMark{last.at, v.names[last.event], v.late_calls};
-    step.Raise(std::move(r));
   }
 };
 

@@ -39,6 +39,7 @@ class MaracUnit : public RuleUnit {
       step.RemoveRuleDeadline(RuleId::kMaracReferralOverdue, key);
       step.Resolve(RuleId::kMaracReferralOverdue, key, t, e.event_id(), "a MARAC referral has been made");
     }
+    v.episodes[live::EpisodeIndex(RuleId::kPotentialEscalation)].active = false;  // the referral ends it
     std::vector<std::pair<RuleId, std::string>> open;
     for (const live::Alert& a : v.alerts) {
       if ((a.rule == RuleId::kPotentialEscalation || a.rule == RuleId::kRepeatMarac) && a.open()) {
