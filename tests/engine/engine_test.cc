@@ -677,5 +677,40 @@ TEST_F(RulesTest, StrangulationDisclosedMakesAnAssessmentHighForTheMaracDeadline
               ElementsAre("marac-referral-overdue FIRING SUPERVISOR 2024-09-10T10:00:00Z V1/I1 [r1]"));
 }
 
+// --- v2 readings of marker-on-call and risk-assessment-overdue --------------------------------
+
+TEST_F(RulesTest, MarkerOnCallTakesNoClosedIncidentWhenAMarkerArrivesOnANewOne) {
+  Only("marker-on-call");
+  Apply(Ev("c1").At("10:00").Call(true, "S1"));
+  Apply(Ev("x1").At("11:00").Closed());
+  EXPECT_THAT(Apply(Ev("m1").At("12:00").Incident("I2").Marker("S1", MarkerMatched::VIOLENCE)), IsEmpty());
+  EXPECT_THAT(Apply(Ev("c2").At("12:05").Incident("I2").Call(true, "S1")),
+              ElementsAre("marker-on-call FIRING SUPERVISOR 2024-09-07T12:05:00Z V1/I2 [c2 m1]"));
+}
+
+TEST_F(RulesTest, MarkerOnCallNeedsADomesticAbuseCallNamingTheSuspect) {
+  Only("marker-on-call");
+  Apply(Ev("c1").At("10:00").Call(true));             // no suspect named
+  Apply(Ev("c2").At("10:01").Call(false, "S1"));      // names S1, not domestic abuse
+  EXPECT_THAT(Apply(Ev("m1").At("10:02").Marker("S1", MarkerMatched::WEAPONS)), IsEmpty());
+}
+
+TEST_F(RulesTest, RiskAssessmentOverdueCountsFromTheFirstDomesticAbuseCall) {
+  Only("risk-assessment-overdue");
+  Apply(Ev("c1").At("10:00").Call(false));
+  Apply(Ev("c2").At("12:00").Call(true));
+  EXPECT_THAT(Advance(T("11:59:59", 1)), IsEmpty());
+  EXPECT_THAT(Advance(T("12:00", 1)),
+              ElementsAre("risk-assessment-overdue FIRING SUPERVISOR 2024-09-08T12:00:00Z V1/I1 [c2]"));
+}
+
+TEST_F(RulesTest, ClosedWithoutAssessmentInhibitsRiskAssessmentOverdue) {
+  Apply(Ev("c1").At("10:00").Call());
+  EXPECT_THAT(Apply(Ev("x1").At("11:00").Closed()),
+              ElementsAre("closed-without-assessment FIRING SUPERVISOR 2024-09-07T11:00:00Z V1/I1 [c1 x1]"));
+  Only("risk-assessment-overdue");
+  EXPECT_THAT(Advance(T("12:00", 2)), IsEmpty());
+}
+
 }  // namespace
 }  // namespace vigil

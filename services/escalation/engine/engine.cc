@@ -119,7 +119,8 @@ void Engine::RecordFacts(const Event& e, Micros t, live::Victim& v) const {
         v.NoteDomesticAbuseCall(i, t, call.event);
       }
       if (p.abandoned() && p.channel() == v1::CallReceived::EMERGENCY) i.abandoned.emplace_back(t, call.event);
-      if (call.suspect.valid() && std::find(i.suspects.begin(), i.suspects.end(), call.suspect) == i.suspects.end()) {
+      if (p.domestic_abuse() && call.suspect.valid() &&
+          std::find(i.suspects.begin(), i.suspects.end(), call.suspect) == i.suspects.end()) {
         i.suspects.push_back(call.suspect);
       }
       break;

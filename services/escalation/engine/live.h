@@ -117,7 +117,7 @@ struct Incident {
   bool assessed = false;
   bool closed = false;
   EventRef closed_event;
-  std::vector<SuspectRef> suspects;
+  std::vector<SuspectRef> suspects;  // named by its domestic-abuse calls
   // Latest event time that touched the incident.
   Micros last_at = INT64_MIN;
   // The first domestic-abuse call (INT64_MAX: none), its event, and how many domestic-abuse calls.

@@ -1,5 +1,8 @@
 // risk-assessment-overdue (a domestic-abuse incident with no risk assessment
-// within the deadline of its first call) and closed-without-assessment.
+// within the deadline of its first domestic-abuse call) and
+// closed-without-assessment, which inhibits it: once an incident was closed
+// without an assessment, that alert says it and risk-assessment-overdue does
+// not fire for the incident.
 #include "absl/strings/str_cat.h"
 #include "services/escalation/engine/rule_unit.h"
 
@@ -42,14 +45,20 @@ class AssessmentUnit : public RuleUnit {
  private:
   static void ScheduleOverdue(Step& step, const live::Incident& incident) {
     if (!step.Enabled(RuleId::kRiskAssessmentOverdue) || !incident.domestic_abuse || incident.assessed ||
-        !incident.has_first_call) {
+        incident.first_da_call == INT64_MAX || Inhibited(step, incident)) {
       return;
     }
     const std::string& id = step.names()[incident.id];
     if (step.victim().OpenAlert(RuleId::kRiskAssessmentOverdue, id) != nullptr) return;
     step.SetRuleDeadline(RuleId::kRiskAssessmentOverdue, id, id,
-                         incident.first_call_at + step.rules().rule(RuleId::kRiskAssessmentOverdue).deadline,
-                         {step.names()[incident.first_call_event]});
+                         incident.first_da_call + step.rules().rule(RuleId::kRiskAssessmentOverdue).deadline,
+                         {step.names()[incident.first_da_call_event]});
+  }
+
+  // closed-without-assessment has fired for the incident (closed, domestic abuse, not assessed).
+  static bool Inhibited(const Step& step, const live::Incident& incident) {
+    return step.Enabled(RuleId::kClosedWithoutAssessment) && incident.closed && incident.domestic_abuse &&
+           !incident.assessed;
   }
 
   static void EvaluateClosed(Step& step, const live::Incident& incident, Micros at) {
@@ -67,6 +76,7 @@ class AssessmentUnit : public RuleUnit {
                           "safeguarding decision.",
                 .evidence = {n[incident.first_call_event], n[incident.closed_event]},
                 .trigger = n[incident.closed_event]});
+    step.RemoveRuleDeadline(RuleId::kRiskAssessmentOverdue, id);
   }
 };
 

@@ -1,5 +1,8 @@
 // marker-on-call: a domestic-abuse call whose suspect has a marker that counts
 // (VIOLENCE or WEAPONS by default), the marker arriving before or after the call.
+// A marker for a suspect applies to the victim's domestic-abuse calls naming
+// that suspect, on any incident not closed when the later of marker and call
+// is applied (DOMAIN.md, "Exact readings").
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -14,17 +17,14 @@ class MarkerUnit : public RuleUnit {
   void OnEvent(Step& step, const v1::Event& e, Micros t) const override {
     live::Victim& v = step.victim();
     if (e.has_call_received()) {
+      if (!e.call_received().domestic_abuse()) return;
       if (live::Incident* i = v.FindIncident(e.incident_id())) Evaluate(step, *i, t);
       return;
     }
     if (!e.has_marker_matched() || !Counts(step, e.marker_matched().marker())) return;
     const live::SuspectRef suspect = v.names.Find<live::SuspectTag>(e.marker_matched().suspect_id());
-    const live::IncidentRef incident = v.names.Find<live::IncidentTag>(e.incident_id());
-    for (size_t i = 0; i < v.incidents.size(); ++i) {
-      const live::Incident& in = v.incidents[i];
-      const bool linked = (incident.valid() && in.id == incident) ||
-                          std::find(in.suspects.begin(), in.suspects.end(), suspect) != in.suspects.end();
-      if (linked) Evaluate(step, v.incidents[i], t);
+    for (const live::Incident& in : v.incidents) {
+      if (std::find(in.suspects.begin(), in.suspects.end(), suspect) != in.suspects.end()) Evaluate(step, in, t);
     }
   }
 
@@ -35,16 +35,15 @@ class MarkerUnit : public RuleUnit {
   }
 
   static void Evaluate(Step& step, const live::Incident& incident, Micros at) {
-    if (!step.Enabled(RuleId::kMarkerOnCall) || !incident.domestic_abuse) return;
+    // incident_closed is final: a closed incident takes no marker alert, whichever came last.
+    if (!step.Enabled(RuleId::kMarkerOnCall) || !incident.domestic_abuse || incident.closed) return;
     const live::Victim& v = step.victim();
     std::vector<std::string> evidence;
     std::vector<std::string> names;
     std::string suspect;
     for (const live::Marker& m : v.markers) {
       if (!Counts(step, m.marker)) continue;
-      const bool linked = m.incident == incident.id || std::find(incident.suspects.begin(), incident.suspects.end(),
-                                                                 m.suspect) != incident.suspects.end();
-      if (!linked) continue;
+      if (std::find(incident.suspects.begin(), incident.suspects.end(), m.suspect) == incident.suspects.end()) continue;
       if (suspect.empty()) suspect = v.names[m.suspect];
       evidence.push_back(v.names[m.event]);
       std::string name = v1::MarkerMatched::Marker_Name(static_cast<v1::MarkerMatched::Marker>(m.marker));
