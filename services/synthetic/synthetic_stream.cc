@@ -99,10 +99,55 @@ std::vector<v1::Event> SyntheticStream(const StreamOptions& options) {
       if (chance(0.9)) {
         auto* t = next(minutes(10, 65)).mutable_arrest_attempted();
         t->set_request_id(request);
-        t->set_outcome(chance(0.7) ? v1::ArrestAttempted::ARRESTED : v1::ArrestAttempted::NOT_FOUND);
+        const bool arrested = chance(0.7);
+        t->set_outcome(arrested ? v1::ArrestAttempted::ARRESTED : v1::ArrestAttempted::NOT_FOUND);
+        // Some arrested suspects are released on pre-charge bail, mostly with conditions (bail-expiring, and
+        // protection-breach-call when the victim calls about them again). Most are decided in time, some late,
+        // a few extended.
+        if (options.v2_events && arrested && chance(0.3)) {
+          const std::string bail = absl::StrCat(incident_id, "-B");
+          const Micros saved = clock;
+          auto* b = next(minutes(60, 600)).mutable_bail_recorded();
+          b->set_bail_id(bail);
+          b->set_suspect_id(suspect);
+          const Micros until = clock + minutes(28 * 24 * 60, 90 * 24 * 60);
+          *b->mutable_bail_until() = ToTimestamp(until);
+          b->set_with_conditions(chance(0.8));
+          if (chance(0.85)) {
+            clock = until - minutes(0, 14 * 24 * 60);  // a decision up to a fortnight before the end
+            auto* d = next(0).mutable_bail_decided();
+            d->set_bail_id(bail);
+            const double o = std::uniform_real_distribution<double>(0, 1)(rng);
+            d->set_outcome(o < 0.2 ? v1::BailDecided::EXTENDED
+                           : o < 0.6 ? v1::BailDecided::CHARGED
+                           : o < 0.8 ? v1::BailDecided::NO_FURTHER_ACTION
+                                     : v1::BailDecided::RELEASED_UNDER_INVESTIGATION);
+            if (d->outcome() == v1::BailDecided::EXTENDED) {
+              *d->mutable_bail_until() = ToTimestamp(until + minutes(30 * 24 * 60, 60 * 24 * 60));
+            }
+          }
+          clock = saved;
+        }
       }
     } else {
       next(minutes(5, 30)).mutable_crime_recorded()->set_crime_ref(absl::StrCat(incident_id, "-C"));
+    }
+    // Protections: a few domestic-abuse incidents end with a notice (DVPN, heard within 48 h in most cases) or
+    // an order against the suspect, in force for months (protection-breach-call on the victim's later calls).
+    if (options.v2_events && domestic && chance(0.03)) {
+      const Micros saved = clock;
+      const bool notice = chance(0.5);
+      auto* p = next(minutes(30, 300)).mutable_protection_recorded();
+      p->set_protection_id(absl::StrCat(incident_id, "-P"));
+      p->set_suspect_id(suspect);
+      p->set_kind(notice ? v1::ProtectionRecorded::DVPN : v1::ProtectionRecorded::NON_MOLESTATION_ORDER);
+      if (!notice) *p->mutable_expires_at() = ToTimestamp(clock + minutes(90 * 24 * 60, 365 * 24 * 60));
+      if (notice && chance(0.85)) {
+        auto* h = next(minutes(12 * 60, 60 * 60)).mutable_court_hearing_recorded();
+        h->set_protection_id(absl::StrCat(incident_id, "-P"));
+        h->set_outcome(chance(0.8) ? v1::CourtHearingRecorded::GRANTED : v1::CourtHearingRecorded::ADJOURNED);
+      }
+      clock = saved;
     }
     if (domestic && chance(0.92)) {
       auto* a = next(minutes(10, 600)).mutable_risk_assessed();

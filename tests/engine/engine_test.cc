@@ -712,5 +712,93 @@ TEST_F(RulesTest, ClosedWithoutAssessmentInhibitsRiskAssessmentOverdue) {
   EXPECT_THAT(Advance(T("12:00", 2)), IsEmpty());
 }
 
+// --- protections and bail ---------------------------------------------------------------------
+
+using v1::BailDecided;
+using v1::CourtHearingRecorded;
+using v1::ProtectionRecorded;
+
+TEST_F(RulesTest, ACallNamingASuspectUnderAnOrderInForceIsABreach) {
+  Only("protection-breach-call");
+  Apply(Ev("p1").At("10:00").Protection("P1", ProtectionRecorded::DVPO, "S1"));
+  EXPECT_THAT(Apply(Ev("c1").At("12:00").Call(false, "S1")),
+              ElementsAre("protection-breach-call FIRING SUPERVISOR 2024-09-07T12:00:00Z V1/I1 [p1 c1]"));
+  EXPECT_THAT(Apply(Ev("c2").At("12:05").Incident("I2").Call(true, "S2")), IsEmpty());
+  EXPECT_THAT(Apply(Ev("c3").At("12:09").Incident("I3").Call(true)), IsEmpty());  // names nobody
+}
+
+TEST_F(RulesTest, ANoticeWithoutExpiryIsInForce48HoursInclusive) {
+  Only("protection-breach-call");
+  Apply(Ev("p1").At("10:00").Protection("N1", ProtectionRecorded::DVPN, "S1"));
+  EXPECT_THAT(Apply(Ev("c1").At("10:00", 2).Call(true, "S1")),
+              ElementsAre("protection-breach-call FIRING SUPERVISOR 2024-09-09T10:00:00Z V1/I1 [p1 c1]"));
+  EXPECT_THAT(Apply(Ev("c2").At("10:00:01", 2).Incident("I2").Call(true, "S1")), IsEmpty());
+}
+
+TEST_F(RulesTest, AnEndedProtectionIsNotInForceButAHearingEndsNothing) {
+  Only("protection-breach-call");
+  Apply(Ev("p1").At("10:00").Protection("P1", ProtectionRecorded::NON_MOLESTATION_ORDER, "S1", T("10:00", 30)));
+  Apply(Ev("p2").At("10:00").Protection("N2", ProtectionRecorded::DAPN, "S2"));
+  Apply(Ev("e1").At("11:00").ProtectionEnded("P1"));
+  Apply(Ev("h2").At("11:00").Hearing("N2", CourtHearingRecorded::REFUSED));
+  EXPECT_THAT(Apply(Ev("c1").At("12:00").Call(true, "S1")), IsEmpty());
+  EXPECT_THAT(Apply(Ev("c2").At("12:00").Incident("I2").Call(true, "S2")),
+              ElementsAre("protection-breach-call FIRING SUPERVISOR 2024-09-07T12:00:00Z V1/I2 [p2 c2]"));
+}
+
+TEST_F(RulesTest, BailWithConditionsProtectsUntilItsEndOrADecisionOtherThanExtended) {
+  Only("protection-breach-call");
+  Apply(Ev("b1").At("10:00").Bail("B1", "S1", T("10:00", 10)));
+  Apply(Ev("b2").At("10:00").Bail("B2", "S2", T("10:00", 10), /*conditions=*/false));
+  EXPECT_THAT(Apply(Ev("c1").At("10:00", 5).Call(true, "S1")),
+              ElementsAre("protection-breach-call FIRING SUPERVISOR 2024-09-12T10:00:00Z V1/I1 [b1 c1]"));
+  EXPECT_THAT(Apply(Ev("c2").At("10:00", 5).Incident("I2").Call(true, "S2")), IsEmpty());
+  Apply(Ev("d1").At("10:00", 6).BailDecided("B1", BailDecided::CHARGED));
+  EXPECT_THAT(Apply(Ev("c3").At("10:00", 7).Incident("I3").Call(true, "S1")), IsEmpty());
+}
+
+TEST_F(RulesTest, ANoticeUnheardFor48HoursGoesToTheInspectorAndAnyHearingResolvesIt) {
+  Only("protection-hearing-overdue");
+  Apply(Ev("p1").At("10:00").Protection("N1", ProtectionRecorded::DVPN, "S1"));
+  Apply(Ev("e1").At("12:00").ProtectionEnded("N1"));  // ended early: still needs its hearing
+  EXPECT_THAT(Advance(T("09:59:59", 2)), IsEmpty());
+  EXPECT_THAT(Advance(T("10:00", 2)),
+              ElementsAre("protection-hearing-overdue FIRING INSPECTOR 2024-09-09T10:00:00Z V1/I1 [p1]"));
+  EXPECT_THAT(Apply(Ev("h1").At("10:30", 2).Hearing("N1", CourtHearingRecorded::ADJOURNED)),
+              ElementsAre("protection-hearing-overdue RESOLVED INSPECTOR 2024-09-09T10:30:00Z V1/I1 [p1 h1]"));
+}
+
+TEST_F(RulesTest, AHearingAtExactly48HoursIsInTimeAndOrdersNeedNone) {
+  Only("protection-hearing-overdue");
+  Apply(Ev("p1").At("10:00").Protection("N1", ProtectionRecorded::DAPN, "S1"));
+  Apply(Ev("p2").At("10:00").Protection("O2", ProtectionRecorded::DVPO, "S1"));
+  EXPECT_THAT(Apply(Ev("h1").At("10:00", 2).Hearing("N1")), IsEmpty());
+  EXPECT_THAT(Advance(T("10:00", 9)), IsEmpty());
+}
+
+TEST_F(RulesTest, BailExpiringWarnsSevenDaysBeforeAndAnExtensionStartsANewClock) {
+  Only("bail-expiring");
+  Apply(Ev("b1").At("10:00").Bail("B1", "S1", T("10:00", 28)));
+  EXPECT_THAT(Advance(T("09:59:59", 21)), IsEmpty());
+  EXPECT_THAT(Advance(T("10:00", 21)),
+              ElementsAre("bail-expiring FIRING SUPERVISOR 2024-09-28T10:00:00Z V1/I1 [b1]"));
+  EXPECT_THAT(Apply(Ev("d1").At("09:00", 22).BailDecided("B1", BailDecided::EXTENDED, T("10:00", 56))),
+              ElementsAre("bail-expiring RESOLVED SUPERVISOR 2024-09-29T09:00:00Z V1/I1 [b1 d1]"));
+  EXPECT_THAT(Advance(T("09:59:59", 49)), IsEmpty());
+  EXPECT_THAT(Advance(T("10:00", 49)),
+              ElementsAre("bail-expiring FIRING SUPERVISOR 2024-10-26T10:00:00Z V1/I1 [d1]"));
+}
+
+TEST_F(RulesTest, BailRecordedInsideTheWarningPeriodWarnsAtOnceAndADecisionInTimeRaisesNothing) {
+  Only("bail-expiring");
+  EXPECT_THAT(Apply(Ev("b1").At("10:00").Bail("B1", "S1", T("10:00", 3))),
+              ElementsAre("bail-expiring FIRING SUPERVISOR 2024-09-07T10:00:00Z V1/I1 [b1]"));
+  Apply(Ev("b2").At("10:00").Incident("I2").Bail("B2", "S1", T("10:00", 28)));
+  Advance(T("10:00", 20));  // the first alert climbs meanwhile
+  EXPECT_THAT(Apply(Ev("d2").At("10:00", 21).Incident("I2").BailDecided("B2", BailDecided::NO_FURTHER_ACTION)),
+              IsEmpty());
+  EXPECT_THAT(Advance(T("10:00", 40)), IsEmpty());
+}
+
 }  // namespace
 }  // namespace vigil

@@ -88,6 +88,39 @@ class Ev {
     p->set_yes_count(yes);
     return *this;
   }
+  Ev& Protection(std::string id, v1::ProtectionRecorded::Kind kind, std::string suspect, Micros expires = 0) {
+    auto* p = e_.mutable_protection_recorded();
+    p->set_protection_id(std::move(id));
+    p->set_kind(kind);
+    p->set_suspect_id(std::move(suspect));
+    if (expires != 0) *p->mutable_expires_at() = ToTimestamp(expires);
+    return *this;
+  }
+  Ev& ProtectionEnded(std::string id) {
+    e_.mutable_protection_ended()->set_protection_id(std::move(id));
+    e_.mutable_protection_ended()->set_reason("withdrawn");
+    return *this;
+  }
+  Ev& Hearing(std::string id, v1::CourtHearingRecorded::Outcome o = v1::CourtHearingRecorded::GRANTED) {
+    e_.mutable_court_hearing_recorded()->set_protection_id(std::move(id));
+    e_.mutable_court_hearing_recorded()->set_outcome(o);
+    return *this;
+  }
+  Ev& Bail(std::string id, std::string suspect, Micros until, bool conditions = true) {
+    auto* p = e_.mutable_bail_recorded();
+    p->set_bail_id(std::move(id));
+    p->set_suspect_id(std::move(suspect));
+    *p->mutable_bail_until() = ToTimestamp(until);
+    p->set_with_conditions(conditions);
+    return *this;
+  }
+  Ev& BailDecided(std::string id, v1::BailDecided::Outcome o, Micros until = 0) {
+    auto* p = e_.mutable_bail_decided();
+    p->set_bail_id(std::move(id));
+    p->set_outcome(o);
+    if (until != 0) *p->mutable_bail_until() = ToTimestamp(until);
+    return *this;
+  }
   // Modifies an Assessed(): non-fatal strangulation disclosed.
   Ev& Strangulation() { e_.mutable_risk_assessed()->set_strangulation(true); return *this; }
   Ev& MaracReferred() { e_.mutable_marac_referred(); return *this; }

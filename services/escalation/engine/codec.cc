@@ -218,6 +218,24 @@ state::VictimState EncodeVictim(const live::Victim& v, bool records) {
     r->set_last_at(d.last_at);
   }
   for (Micros at : v.marac_referrals) s.add_marac_referrals(at);
+  for (const live::Protection& p : v.protections) {
+    state::ProtectionRecord* r = s.add_protections();
+    r->set_protection_id(n[p.id]);
+    r->set_is_bail(p.is_bail);
+    r->set_kind(p.kind);
+    r->set_suspect_id(n[p.suspect]);
+    r->set_has_recorded(p.recorded_at.has_value());
+    r->set_recorded_at(p.recorded_at.value_or(0));
+    r->set_recorded_event_id(n[p.recorded_event]);
+    r->set_has_until(p.until.has_value());
+    r->set_until(p.until.value_or(0));
+    r->set_has_ended(p.ended_at.has_value());
+    r->set_ended_at(p.ended_at.value_or(0));
+    r->set_has_heard(p.heard_at.has_value());
+    r->set_heard_at(p.heard_at.value_or(0));
+    r->set_with_conditions(p.with_conditions);
+    r->set_last_at(p.last_at);
+  }
   for (const auto& [key, d] : v.deadlines) {
     state::Deadline* r = s.add_deadlines();
     r->set_due(d.due);
@@ -351,6 +369,20 @@ std::unique_ptr<live::Victim> DecodeVictim(const state::VictimState& s) {
     d.last_at = r.last_at();
   }
   v.marac_referrals.assign(s.marac_referrals().begin(), s.marac_referrals().end());
+  for (const state::ProtectionRecord& r : s.protections()) {
+    live::Protection& p = v.protections.emplace_back();
+    p.id = n.Intern<live::ProtectionTag>(r.protection_id());
+    p.is_bail = r.is_bail();
+    p.kind = r.kind();
+    p.suspect = n.Intern<SuspectTag>(r.suspect_id());
+    if (r.has_recorded()) p.recorded_at = r.recorded_at();
+    p.recorded_event = event(r.recorded_event_id());
+    if (r.has_until()) p.until = r.until();
+    if (r.has_ended()) p.ended_at = r.ended_at();
+    if (r.has_heard()) p.heard_at = r.heard_at();
+    p.with_conditions = r.with_conditions();
+    p.last_at = r.last_at();
+  }
   for (const state::Deadline& r : s.deadlines()) {
     live::Deadline d;
     d.kind = r.kind() == state::Deadline::ESCALATE ? live::Deadline::kEscalate : live::Deadline::kRule;

@@ -198,6 +198,58 @@ void Engine::RecordFacts(const Event& e, Micros t, live::Victim& v) const {
       i.returned.push_back(t);
       break;
     }
+    case Event::kProtectionRecorded: {
+      const auto& p = e.protection_recorded();
+      live::Protection& r = v.ProtectionFor(false, p.protection_id());
+      r.kind = p.kind();
+      r.suspect = n.Intern<live::SuspectTag>(p.suspect_id());
+      r.recorded_at = t;
+      r.recorded_event = n.Intern<live::EventTag>(e.event_id());
+      if (p.has_expires_at()) {
+        r.until = ToMicros(p.expires_at());
+      } else if (p.kind() == v1::ProtectionRecorded::DVPN || p.kind() == v1::ProtectionRecorded::DAPN) {
+        r.until = t + kNoticeInForce;  // a notice without expires_at: 48 h (DA Act 2021)
+      } else {
+        r.until.reset();  // an order without expires_at: until ended
+      }
+      r.last_at = std::max(r.last_at, t);
+      break;
+    }
+    case Event::kProtectionEnded: {
+      live::Protection& r = v.ProtectionFor(false, e.protection_ended().protection_id());
+      if (!r.ended_at || t < *r.ended_at) r.ended_at = t;
+      r.last_at = std::max(r.last_at, t);
+      break;
+    }
+    case Event::kCourtHearingRecorded: {
+      live::Protection& r = v.ProtectionFor(false, e.court_hearing_recorded().protection_id());
+      if (!r.heard_at || t < *r.heard_at) r.heard_at = t;
+      r.last_at = std::max(r.last_at, t);
+      break;
+    }
+    case Event::kBailRecorded: {
+      const auto& p = e.bail_recorded();
+      live::Protection& r = v.ProtectionFor(true, p.bail_id());
+      r.suspect = n.Intern<live::SuspectTag>(p.suspect_id());
+      r.recorded_at = t;
+      r.recorded_event = n.Intern<live::EventTag>(e.event_id());
+      r.until = ToMicros(p.bail_until());
+      r.with_conditions = p.with_conditions();
+      r.last_at = std::max(r.last_at, t);
+      break;
+    }
+    case Event::kBailDecided: {
+      const auto& p = e.bail_decided();
+      live::Protection& r = v.ProtectionFor(true, p.bail_id());
+      r.heard_at = t;
+      if (p.outcome() == v1::BailDecided::EXTENDED) {
+        r.until = ToMicros(p.bail_until());  // a new clock for the new date (rules/protection.cc)
+      } else if (!r.ended_at || t < *r.ended_at) {
+        r.ended_at = t;  // the bail, and its protection, end
+      }
+      r.last_at = std::max(r.last_at, t);
+      break;
+    }
     case Event::kRiskAssessed: {
       const auto& p = e.risk_assessed();
       live::Incident& i = incident();
@@ -392,6 +444,11 @@ void Engine::Prune(Micros stream_time, live::Victim* victim) const {
   });
   erase_if(v.arrests, [&](const live::Arrest& a) { return a.attempted && a.last_at < facts && !used(a.id); });
   erase_if(v.disclosures, [&](const live::Disclosure& d) { return d.decided && d.last_at < facts && !used(d.id); });
+  // Protections no longer in force (ended or expired) and heard where a hearing is awaited.
+  erase_if(v.protections, [&](const live::Protection& p) {
+    const bool over = (p.ended_at && *p.ended_at < facts) || (p.until && *p.until < facts);
+    return over && p.last_at < facts && !used(p.id);
+  });
   if (!v.assessments.empty()) {
     const live::EventRef latest =
         std::max_element(v.assessments.begin(), v.assessments.end(),

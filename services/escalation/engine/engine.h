@@ -34,6 +34,8 @@
 namespace vigil {
 
 inline constexpr Micros kNoDeadline = INT64_MAX;
+// A DVPN or DAPN without expires_at is in force this long after it was recorded (DOMAIN.md).
+inline constexpr Micros kNoticeInForce = 48 * kMicrosPerHour;
 
 class Engine {
  public:

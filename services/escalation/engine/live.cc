@@ -65,6 +65,23 @@ Disclosure& Victim::DisclosureFor(absl::string_view id) {
   return disclosures[it->second];
 }
 
+const Protection* Victim::FindProtection(bool bail, absl::string_view id) const {
+  const ProtectionRef ref = names.Find<ProtectionTag>(id);
+  if (!ref.valid()) return nullptr;
+  for (const Protection& p : protections) {
+    if (p.id == ref && p.is_bail == bail) return &p;
+  }
+  return nullptr;
+}
+
+Protection& Victim::ProtectionFor(bool bail, absl::string_view id) {
+  if (Protection* p = FindProtection(bail, id)) return *p;
+  Protection& p = protections.emplace_back();
+  p.id = names.Intern<ProtectionTag>(id);
+  p.is_bail = bail;
+  return p;
+}
+
 const SeenEvent* Victim::FindSeen(absl::string_view event_id) const {
   const EventRef ref = names.Find<EventTag>(event_id);
   if (!ref.valid()) return nullptr;
@@ -235,6 +252,7 @@ void Victim::Reindex() {
   for (const Disclosure& d : disclosures) note(d.last_at);
   for (const Assessment& a : assessments) note(a.at);
   for (Micros at : marac_referrals) note(at);
+  for (const Protection& p : protections) note(p.last_at);
   for (const Alert& a : alerts) note(a.at);
 }
 

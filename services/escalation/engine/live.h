@@ -47,6 +47,7 @@ using SuspectRef = Ref<struct SuspectTag>;
 using EventRef = Ref<struct EventTag>;
 using RequestRef = Ref<struct RequestTag>;
 using ApplicationRef = Ref<struct ApplicationTag>;
+using ProtectionRef = Ref<struct ProtectionTag>;
 
 // The strings a victim's records name, each held once. The strings sit in a
 // deque, which never moves what it holds, so the index keys are views of them:
@@ -174,6 +175,27 @@ struct Disclosure {
   bool decided = false;
   IncidentRef incident;
   Micros last_at = INT64_MIN;
+};
+
+// A protection against a suspect: a notice or order, or pre-charge bail (is_bail, with its conditions).
+struct Protection {
+  ProtectionRef id;
+  bool is_bail = false;
+  int32_t kind = 0;  // ProtectionRecorded.Kind; 0 for bail
+  SuspectRef suspect;
+  std::optional<Micros> recorded_at;
+  EventRef recorded_event;
+  std::optional<Micros> until;     // end of its force (inclusive); none: until ended
+  std::optional<Micros> ended_at;  // ended (protection_ended, or a bail decision other than EXTENDED)
+  std::optional<Micros> heard_at;  // the first court hearing (notices) or decision (bail)
+  bool with_conditions = false;
+  Micros last_at = INT64_MIN;
+
+  // In force at t: recorded by then, not past `until`, not ended by then; bail only with conditions.
+  bool InForce(Micros t) const {
+    return recorded_at && *recorded_at <= t && (!until || t <= *until) && (!ended_at || t < *ended_at) &&
+           (!is_bail || with_conditions);
+  }
 };
 
 // An alert's evidence, bounded: the first kEvidenceEnds and the last kEvidenceEnds ids added, the count of
@@ -376,6 +398,7 @@ struct Victim {
   std::vector<Disclosure> disclosures;
   absl::flat_hash_map<ApplicationRef, uint32_t> disclosure_index;
   std::vector<Micros> marac_referrals;
+  std::vector<Protection> protections;  // notices, orders and bail, in the order first named
 
   // Alerts in the order raised; the open one per rule and key; the first per id.
   std::vector<Alert> alerts;
@@ -404,6 +427,11 @@ struct Victim {
   Incident* FindIncident(absl::string_view id) { return FindIncident(names.Find<IncidentTag>(id)); }
   Arrest& ArrestFor(absl::string_view id);
   Disclosure& DisclosureFor(absl::string_view id);
+  Protection& ProtectionFor(bool bail, absl::string_view id);  // made when absent
+  const Protection* FindProtection(bool bail, absl::string_view id) const;
+  Protection* FindProtection(bool bail, absl::string_view id) {
+    return const_cast<Protection*>(static_cast<const Victim*>(this)->FindProtection(bail, id));
+  }
   const SeenEvent* FindSeen(absl::string_view event_id) const;
   void AddSeen(absl::string_view event_id, uint64_t fingerprint, Micros at);
 

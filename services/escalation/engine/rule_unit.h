@@ -37,6 +37,7 @@ class Step {
   const RulesConfig& rules() const { return rules_; }
   bool Enabled(RuleId rule) const { return rules_.rule(rule).enabled; }
   live::Victim& victim() { return v_; }
+  const live::Victim& victim() const { return v_; }
   const live::Names& names() const { return v_.names; }
   EngineOutput& out() { return out_; }
 
@@ -109,6 +110,8 @@ std::unique_ptr<RuleUnit> MakeMaracUnit();         // marac-referral-overdue, re
 std::unique_ptr<RuleUnit> MakeDisclosureUnit();    // disclosure-due-soon, disclosure-overdue
 std::unique_ptr<RuleUnit> MakeSerialUnit();        // serial-perpetrator (the victim's side)
 std::unique_ptr<RuleUnit> MakeAbandonedCallUnit();  // abandoned-call
+std::unique_ptr<RuleUnit> MakeProtectionUnit();     // protection-breach-call, protection-hearing-overdue,
+                                                    // bail-expiring
 // A finding of the suspect view raises (or updates) the victim's serial-perpetrator alert.
 void RaiseSerialFinding(Step& step, const v1::SuspectFinding& finding);
 

@@ -31,10 +31,13 @@ constexpr std::array<absl::string_view, kRuleCount> kRuleNames = {
     "repeat-marac",
     "abandoned-call",
     "suspect-outstanding",
+    "protection-breach-call",
+    "protection-hearing-overdue",
+    "bail-expiring",
 };
 
 // Which optional fields each rule takes, besides enabled, level and acknowledge_within.
-enum Field : unsigned { kCount = 1, kWindow = 2, kDeadline = 4, kGradeDeadlines = 8, kMarkers = 16 };
+enum Field : unsigned { kCount = 1, kWindow = 2, kDeadline = 4, kGradeDeadlines = 8, kMarkers = 16, kBefore = 32 };
 
 unsigned FieldsOf(RuleId id) {
   switch (id) {
@@ -53,7 +56,10 @@ unsigned FieldsOf(RuleId id) {
     case RuleId::kDisclosureOverdue:
     case RuleId::kAbandonedCall:
     case RuleId::kSuspectOutstanding:
+    case RuleId::kProtectionHearingOverdue:
       return kDeadline;
+    case RuleId::kBailExpiring:
+      return kBefore;
     case RuleId::kAttendanceOverdue:
       return kGradeDeadlines;
     default:
@@ -147,6 +153,10 @@ absl::Status ApplyRule(absl::string_view source, RuleId id, const YAML::Node& no
       auto d = DurationField(value, kMinDeadline, kMaxDeadline);
       if (!d.ok()) return fail(d.status());
       rule->deadline = *d;
+    } else if (field == "before" && (fields & kBefore)) {
+      auto d = DurationField(value, kMinDeadline, kMaxDeadline);
+      if (!d.ok()) return fail(d.status());
+      rule->before = *d;
     } else if (field == "deadlines" && (fields & kGradeDeadlines)) {
       if (!value.IsMap()) return FieldError(source, name, field, "expected a mapping of grade to duration");
       for (const auto& g : value) {
@@ -236,6 +246,13 @@ RulesConfig RulesConfig::Defaults() {
   auto& outstanding = c.mutable_rule(RuleId::kSuspectOutstanding);
   outstanding.deadline = 24 * kMicrosPerHour;
   outstanding.acknowledge_within = kMicrosPerHour;
+  auto& hearing = c.mutable_rule(RuleId::kProtectionHearingOverdue);
+  hearing.deadline = 48 * kMicrosPerHour;
+  hearing.level = v1::INSPECTOR;
+  hearing.acknowledge_within = kMicrosPerHour;
+  auto& bail = c.mutable_rule(RuleId::kBailExpiring);
+  bail.before = 7 * kMicrosPerDay;
+  bail.acknowledge_within = 24 * kMicrosPerHour;
   return c;
 }
 
@@ -260,7 +277,10 @@ std::string RulesConfig::Threshold(RuleId id) const {
     case RuleId::kDisclosureOverdue:
     case RuleId::kAbandonedCall:
     case RuleId::kSuspectOutstanding:
+    case RuleId::kProtectionHearingOverdue:
       return FormatDuration(r.deadline);
+    case RuleId::kBailExpiring:
+      return absl::StrCat(FormatDuration(r.before), " before bail ends");
     default:
       return "at once";
   }

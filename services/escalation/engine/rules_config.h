@@ -35,8 +35,11 @@ enum class RuleId : int {
   kRepeatMarac,
   kAbandonedCall,
   kSuspectOutstanding,
+  kProtectionBreachCall,
+  kProtectionHearingOverdue,
+  kBailExpiring,
 };
-inline constexpr int kRuleCount = 16;
+inline constexpr int kRuleCount = 19;
 
 // "repeat-calls" for kRepeatCalls, and so on.
 absl::string_view RuleName(RuleId id);
@@ -56,6 +59,8 @@ struct RuleSettings {
   Micros window = 0;
   // Deadline rules: how long after the starting event the awaited action is due.
   Micros deadline = 0;
+  // bail-expiring: how long before bail_until the warning point is.
+  Micros before = 0;
   // attendance-overdue: per grade (0: the grade has no attendance deadline).
   Micros immediate_deadline = 0;
   Micros priority_deadline = 0;

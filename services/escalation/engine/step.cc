@@ -29,6 +29,7 @@ std::vector<std::unique_ptr<RuleUnit>> MakeRuleUnits() {
   units.push_back(MakeDisclosureUnit());
   units.push_back(MakeSerialUnit());
   units.push_back(MakeAbandonedCallUnit());
+  units.push_back(MakeProtectionUnit());
   return units;
 }
 

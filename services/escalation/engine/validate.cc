@@ -166,6 +166,42 @@ absl::Status CheckPayload(const Event& e) {
       }
       return absl::OkStatus();
     }
+    case Event::kProtectionRecorded: {
+      const auto& p = e.protection_recorded();
+      VIGIL_RETURN_IF_ERROR(CheckId("protection_recorded.protection_id", p.protection_id(), true));
+      VIGIL_RETURN_IF_ERROR(CheckEnum("protection_recorded.kind", p.kind(), v1::ProtectionRecorded::Kind_IsValid,
+                                      "DVPN, DVPO, DAPN, DAPO, RESTRAINING_ORDER, NON_MOLESTATION_ORDER or "
+                                      "STALKING_PROTECTION_ORDER"));
+      VIGIL_RETURN_IF_ERROR(CheckId("protection_recorded.suspect_id", p.suspect_id(), true));
+      if (p.has_expires_at()) VIGIL_RETURN_IF_ERROR(CheckTime("protection_recorded.expires_at", p.expires_at()));
+      return absl::OkStatus();
+    }
+    case Event::kProtectionEnded:
+      VIGIL_RETURN_IF_ERROR(CheckId("protection_ended.protection_id", e.protection_ended().protection_id(), true));
+      return CheckText("protection_ended.reason", e.protection_ended().reason());
+    case Event::kCourtHearingRecorded:
+      VIGIL_RETURN_IF_ERROR(
+          CheckId("court_hearing_recorded.protection_id", e.court_hearing_recorded().protection_id(), true));
+      return CheckEnum("court_hearing_recorded.outcome", e.court_hearing_recorded().outcome(),
+                       v1::CourtHearingRecorded::Outcome_IsValid, "GRANTED, REFUSED or ADJOURNED");
+    case Event::kBailRecorded: {
+      const auto& p = e.bail_recorded();
+      VIGIL_RETURN_IF_ERROR(CheckId("bail_recorded.bail_id", p.bail_id(), true));
+      VIGIL_RETURN_IF_ERROR(CheckId("bail_recorded.suspect_id", p.suspect_id(), true));
+      if (!p.has_bail_until()) return Invalid("bail_recorded.bail_until", "required");
+      return CheckTime("bail_recorded.bail_until", p.bail_until());
+    }
+    case Event::kBailDecided: {
+      const auto& p = e.bail_decided();
+      VIGIL_RETURN_IF_ERROR(CheckId("bail_decided.bail_id", p.bail_id(), true));
+      VIGIL_RETURN_IF_ERROR(CheckEnum("bail_decided.outcome", p.outcome(), v1::BailDecided::Outcome_IsValid,
+                                      "EXTENDED, CHARGED, NO_FURTHER_ACTION or RELEASED_UNDER_INVESTIGATION"));
+      if (p.outcome() == v1::BailDecided::EXTENDED && !p.has_bail_until()) {
+        return Invalid("bail_decided.bail_until", "required when EXTENDED (the new end)");
+      }
+      if (p.has_bail_until()) VIGIL_RETURN_IF_ERROR(CheckTime("bail_decided.bail_until", p.bail_until()));
+      return absl::OkStatus();
+    }
     case Event::kClockTick:
       return Invalid("clock_tick", "written by vigild only, on the key __clock__");
     case Event::PAYLOAD_NOT_SET:
