@@ -486,6 +486,37 @@ TEST_F(RulesTest, SerialPerpetratorNeedsDomesticAbuseCallsWithinTheWindow) {
   EXPECT_THAT(Apply(Ev("c3").Victim("VB").At("10:00").Call(true, "S9")), IsEmpty());
 }
 
+TEST_F(RulesTest, SerialPerpetratorEpisodeGivesEachVictimOneAlertOnItsFirstCallInIt) {
+  Only("serial-perpetrator");
+  Apply(Ev("c1").Victim("VA").Incident("IA").At("10:00").Call(true, "S9"));
+  EXPECT_THAT(Apply(Ev("c2").Victim("VB").Incident("IB").At("10:00", 10).Call(true, "S9")),
+              ElementsAre("serial-perpetrator FIRING INSPECTOR 2024-09-17T10:00:00Z VB/IB [c1 c2]"));
+  const std::string b_alert = LastAlertId();
+  // The first victim's first call in the episode raises its own alert.
+  EXPECT_THAT(Apply(Ev("c3").Victim("VA").Incident("IA3").At("10:00", 20).Call(true, "S9")),
+              ElementsAre("serial-perpetrator ESCALATED SUPERINTENDENT 2024-09-18T10:00:00Z VB/IB [c1 c2]",
+                          "serial-perpetrator FIRING INSPECTOR 2024-09-27T10:00:00Z VA/IA3 [c2 c3]"));
+  Apply(Ev("ack").Victim("VB").At("11:00", 20).Ack(b_alert));
+  Advance(T("10:00", 29));  // the first victim's alert climbs meanwhile
+  // The second victim's later call in the episode updates and re-opens its alert.
+  EXPECT_THAT(Apply(Ev("c4").Victim("VB").Incident("IB4").At("10:00", 30).Call(true, "S9")),
+              ElementsAre("serial-perpetrator FIRING SUPERINTENDENT 2024-10-07T10:00:00Z VB/IB [c1 c2 ack c3 c4]"));
+  EXPECT_EQ(LastAlertId(), b_alert);
+}
+
+TEST_F(RulesTest, SerialPerpetratorEpisodeEndsAndTheNextOneRaisesNewAlerts) {
+  Only("serial-perpetrator");
+  Apply(Ev("c1").Victim("VA").Incident("IA").At("10:00").Call(true, "S9"));
+  Apply(Ev("c2").Victim("VB").Incident("IB").At("10:00", 10).Call(true, "S9"));
+  const std::string first = LastAlertId();
+  Advance(T("10:00", 399));
+  // The episode ends at c1 + 365 d; a call after it with one victim in the window begins nothing.
+  EXPECT_THAT(Apply(Ev("c3").Victim("VA").Incident("IA3").At("10:00", 400).Call(true, "S9")), IsEmpty());
+  EXPECT_THAT(Apply(Ev("c4").Victim("VC").Incident("IC").At("10:00", 401).Call(true, "S9")),
+              ElementsAre("serial-perpetrator FIRING INSPECTOR 2025-10-13T10:00:00Z VC/IC [c3 c4]"));
+  EXPECT_NE(LastAlertId(), first);
+}
+
 // --- duplicates and order ---------------------------------------------------------
 
 TEST_F(RulesTest, DuplicateEventIsAppliedOnce) {

@@ -456,6 +456,11 @@ state::SuspectState EncodeSuspect(const live::Suspect& suspect) {
     r->set_at(l.at);
     r->set_force(l.force);
   }
+  if (suspect.episode.active) {
+    s.set_episode_active(true);
+    s.set_episode_start(suspect.episode.start);
+    s.set_episode_end(suspect.episode.end);
+  }
   return s;
 }
 
@@ -469,6 +474,7 @@ live::Suspect DecodeSuspect(const state::SuspectState& s) {
                     .force = l.force(),
                     .at = l.at()});
   }
+  if (s.episode_active()) suspect.episode = {.active = true, .start = s.episode_start(), .end = s.episode_end()};
   return suspect;
 }
 

@@ -332,70 +332,78 @@ void Engine::ApplyLink(const v1::SuspectLink& link, live::Suspect* suspect,
   const RuleSettings& s = rules_.rule(RuleId::kSerialPerpetrator);
   if (!s.enabled || suspect->event_ids.contains(link.event_id())) return;
   if (suspect->id.empty()) suspect->id = link.suspect_id();
-  const size_t current = suspect->Insert({.victim_id = link.victim_id(),
-                                          .incident_id = link.incident_id(),
-                                          .event_id = link.event_id(),
-                                          .force = link.force(),
-                                          .at = link.at()});
+  suspect->Insert({.victim_id = link.victim_id(),
+                   .incident_id = link.incident_id(),
+                   .event_id = link.event_id(),
+                   .force = link.force(),
+                   .at = link.at()});
   const std::vector<live::Link>& links = suspect->links;
-  auto first_after = [&](Micros t) {
-    return std::upper_bound(links.begin(), links.end(), t, [](Micros x, const live::Link& l) { return x < l.at; }) -
-           links.begin();
-  };
-  // The windows the link can complete: its own, and that of the last link at each later instant within it.
-  std::vector<size_t> ends = {current};
-  const Micros at = links[current].at;
-  for (size_t i = first_after(at), stop = first_after(at + s.window); i < stop; ++i) {
-    if (i + 1 < stop && links[i + 1].at == links[i].at) continue;
-    ends.push_back(i);
-  }
-  for (size_t end : ends) {
-    const live::Link& e = links[end];
-    const Micros from = e.at - s.window;
-    // Each victim's latest link in [from, e.at], in (at, event id) order.
-    std::vector<const std::string*> chosen;
-    uint32_t distinct = 0;
-    if (links.back().at <= e.at) {
-      for (auto it = suspect->latest.lower_bound({from, "", ""}); it != suspect->latest.end(); ++it) {
-        ++distinct;
-        if (distinct <= live::kEvidenceEnds) chosen.push_back(&std::get<1>(*it));
+  const Micros t = link.at();
+  // The window ending at this call: each victim's latest call in [t - window, t], in (at, event id) order.
+  std::vector<std::pair<Micros, const std::string*>> items;  // all of them when there are few; else the ends
+  uint32_t distinct = 0;
+  if (links.back().at <= t) {
+    // The newest call (calls applied in time order): each victim's latest call overall is its latest in the window.
+    for (auto it = suspect->latest.lower_bound({t - s.window, "", ""}); it != suspect->latest.end(); ++it) {
+      ++distinct;
+      if (distinct <= live::kEvidenceEnds) items.emplace_back(std::get<0>(*it), &std::get<1>(*it));
+    }
+    if (distinct > live::kEvidenceEnds) {
+      std::vector<std::pair<Micros, const std::string*>> tail;
+      auto it = suspect->latest.end();
+      for (uint32_t k = 0; k < std::min<uint32_t>(distinct - live::kEvidenceEnds, live::kEvidenceEnds); ++k) {
+        --it;
+        tail.emplace_back(std::get<0>(*it), &std::get<1>(*it));
       }
-      if (distinct >= s.count && distinct > live::kEvidenceEnds) {
-        std::vector<const std::string*> tail;
-        auto it = suspect->latest.end();
-        for (uint32_t k = 0; k < std::min<uint32_t>(distinct - live::kEvidenceEnds, live::kEvidenceEnds); ++k) {
-          --it;
-          tail.push_back(&std::get<1>(*it));
-        }
-        chosen.insert(chosen.end(), tail.rbegin(), tail.rend());
-      }
-    } else {
-      const size_t begin = std::lower_bound(links.begin(), links.end(), from,
-                                            [](const live::Link& l, Micros x) { return l.at < x; }) -
-                           links.begin();
-      const size_t stop = first_after(e.at);
-      absl::flat_hash_map<absl::string_view, size_t> latest;
-      for (size_t i = begin; i < stop; ++i) latest[links[i].victim_id] = i;
-      std::vector<size_t> order;
-      for (const auto& [victim, i] : latest) order.push_back(i);
-      std::sort(order.begin(), order.end());
-      distinct = static_cast<uint32_t>(order.size());
-      for (size_t k = 0; k < order.size(); ++k) {
-        if (k < live::kEvidenceEnds || k + live::kEvidenceEnds >= order.size()) chosen.push_back(&links[order[k]].event_id);
+      items.insert(items.end(), tail.rbegin(), tail.rend());
+    }
+  } else {
+    // A call that arrived late: the window is read from the links themselves.
+    const auto by_time = [](const live::Link& l, Micros x) { return l.at < x; };
+    const size_t begin = std::lower_bound(links.begin(), links.end(), t - s.window, by_time) - links.begin();
+    const size_t stop =
+        std::upper_bound(links.begin(), links.end(), t, [](Micros x, const live::Link& l) { return x < l.at; }) -
+        links.begin();
+    absl::flat_hash_map<absl::string_view, size_t> latest;
+    for (size_t i = begin; i < stop; ++i) latest[links[i].victim_id] = i;
+    std::vector<size_t> order;
+    for (const auto& [victim, i] : latest) order.push_back(i);
+    std::sort(order.begin(), order.end());
+    distinct = static_cast<uint32_t>(order.size());
+    for (size_t k = 0; k < order.size(); ++k) {
+      if (k < live::kEvidenceEnds || k + live::kEvidenceEnds >= order.size()) {
+        items.emplace_back(links[order[k]].at, &links[order[k]].event_id);
       }
     }
-    if (distinct < s.count) continue;
-    v1::SuspectFinding& f = findings->emplace_back();
-    f.set_suspect_id(link.suspect_id());
-    f.set_victim_id(e.victim_id);
-    f.set_incident_id(e.incident_id);
-    f.set_event_id(e.event_id);
-    f.set_at(e.at);
-    f.set_victim_count(distinct);
-    f.set_force(e.force);
-    for (const std::string* id : chosen) f.add_evidence_event_ids(*id);
-    f.set_evidence_total(distinct);
   }
+  // The episode (DOMAIN.md): it lasts while calls about `count` victims fall in the window, until the count-th
+  // most recent victim's latest call plus the window. A call within it raises or updates its victim's alert; a
+  // call after it begins the next episode if its window holds the count.
+  live::Episode& episode = suspect->episode;
+  const bool in_episode = episode.active && t <= episode.end && t >= episode.start - s.window;
+  if (!in_episode) {
+    if (distinct < s.count) return;
+    episode = {.active = true, .start = t, .end = t};
+  }
+  if (distinct >= s.count) {
+    // The count-th most recent of the victims' latest calls in this window.
+    const size_t kth = items.size() >= s.count ? items.size() - s.count : 0;
+    const Micros kth_at = distinct <= 2 * live::kEvidenceEnds || s.count <= live::kEvidenceEnds
+                              ? items[kth].first
+                              : t - s.window;  // not listed: at least the window's start
+    episode.end = std::max(episode.end, kth_at + s.window);
+  }
+  v1::SuspectFinding& f = findings->emplace_back();
+  f.set_suspect_id(link.suspect_id());
+  f.set_victim_id(link.victim_id());
+  f.set_incident_id(link.incident_id());
+  f.set_event_id(link.event_id());
+  f.set_at(t);
+  f.set_victim_count(distinct);
+  f.set_force(link.force());
+  for (const auto& [at, id] : items) f.add_evidence_event_ids(*id);
+  f.set_evidence_total(distinct);
+  f.set_episode_start(episode.start);
 }
 
 // --- bounded history ---------------------------------------------------------

@@ -253,6 +253,18 @@ struct Deadline {
 };
 using DeadlineKey = std::pair<Micros, uint64_t>;  // (due, seq)
 
+// An episode of a count rule (DOMAIN.md, "Alert lifecycle"): it begins when the count is reached and lasts
+// while the window still holds the count, that is until the count-th most recent item plus the window. One
+// alert per episode; its subject (the alert key) names the start.
+struct Episode {
+  bool active = false;
+  Micros start = 0;
+  Micros end = 0;  // an item at or before it (and not before start - window) belongs to the episode
+  std::string Key() const;
+};
+// Which of Victim::episodes a rule's is; -1 for a rule without.
+int EpisodeIndex(RuleId rule);
+
 // The suspect view's state for one suspect: its links, from calls about any victim of the partition.
 struct Link {
   std::string victim_id;
@@ -268,6 +280,8 @@ struct Suspect {
   // Each victim's latest link, as (at, event id, index into links is not stable, so the victim id).
   absl::btree_set<std::tuple<Micros, std::string, std::string>> latest;
   absl::flat_hash_map<std::string, std::pair<Micros, std::string>> latest_by_victim;
+  // The current serial-perpetrator episode (calls about at least `count` victims within the window).
+  Episode episode;
 
   // Inserts in order; returns its index.
   size_t Insert(Link link);
@@ -300,17 +314,6 @@ struct RuleKeyEq {
 template <typename V>
 using RuleKeyMap = absl::flat_hash_map<RuleKey, V, RuleKeyHash, RuleKeyEq>;
 
-// An episode of a count rule (DOMAIN.md, "Alert lifecycle"): it begins when the count is reached and lasts
-// while the window still holds the count, that is until the count-th most recent item plus the window. One
-// alert per episode; its subject (the alert key) names the start.
-struct Episode {
-  bool active = false;
-  Micros start = 0;
-  Micros end = 0;  // an item at or before it (and not before start - window) belongs to the episode
-  std::string Key() const;
-};
-// Which of Victim::episodes a rule's is; -1 for a rule without.
-int EpisodeIndex(RuleId rule);
 
 struct Victim;
 

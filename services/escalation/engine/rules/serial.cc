@@ -1,6 +1,9 @@
 // serial-perpetrator, the victim's side: a domestic-abuse call naming a
 // suspect sends a link to the suspect view (engine.cc, Engine::ApplyLink),
-// whose finding comes back to the victim and raises the alert here.
+// whose finding comes back to the victim and raises the alert here. The
+// episode is the suspect's; each victim has one alert per episode, raised on
+// its first call in the episode and updated (re-opened if acknowledged) by its
+// later ones.
 #include "absl/strings/str_cat.h"
 #include "services/escalation/engine/rule_unit.h"
 
@@ -32,7 +35,7 @@ class SerialUnit : public RuleUnit {
 void RaiseSerialFinding(Step& step, const v1::SuspectFinding& f) {
     if (!step.Enabled(RuleId::kSerialPerpetrator)) return;
     step.Raise({.rule = RuleId::kSerialPerpetrator,
-                .key = absl::StrCat(f.incident_id(), "/", f.suspect_id()),
+                .key = absl::StrCat("suspect ", f.suspect_id(), " episode ", FormatRfc3339(f.episode_start())),
                 .incident_id = f.incident_id(),
                 .at = f.at(),
                 .reason = absl::StrCat("The suspect in this domestic-abuse call is linked to domestic-abuse calls "
@@ -43,7 +46,8 @@ void RaiseSerialFinding(Step& step, const v1::SuspectFinding& f) {
                 .evidence = {f.evidence_event_ids().begin(), f.evidence_event_ids().end()},
                 .trigger = f.event_id(),
                 .suspect_id = f.suspect_id(),
-                .evidence_total = f.evidence_total()});
+                .evidence_total = f.evidence_total(),
+                .reopen = true});
 }
 
 std::unique_ptr<RuleUnit> MakeSerialUnit() { return std::make_unique<SerialUnit>(); }
