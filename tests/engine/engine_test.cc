@@ -831,5 +831,36 @@ TEST_F(RulesTest, BailRecordedInsideTheWarningPeriodWarnsAtOnceAndADecisionInTim
   EXPECT_THAT(Advance(T("10:00", 40)), IsEmpty());
 }
 
+// --- per-force overrides ------------------------------------------------------------------------
+
+TEST(PerForceTest, AnEventIsJudgedByItsForcesSettings) {
+  auto rules = ParseRulesYaml("overrides: [{force: kent, rules: {repeat-calls: {count: 3}}}]", "test.yaml");
+  ASSERT_TRUE(rules.ok()) << rules.status();
+  Engine engine(*rules);
+  Processor p(&engine);
+  std::vector<v1::Alert> out;
+  auto apply = [&](v1::Event e) {
+    out.clear();
+    EXPECT_TRUE(p.Apply(e, &out).ok());
+    std::vector<v1::Alert> kept;
+    for (const auto& a : out) {
+      if (a.rule() == "repeat-calls") kept.push_back(a);
+    }
+    return Describe(kept);
+  };
+  v1::Event kent1 = Ev("k1").Victim("VK").At("09:00").Call(false);
+  kent1.set_force("kent");
+  v1::Event kent2 = Ev("k2").Victim("VK").At("10:00").Call(false);
+  kent2.set_force("kent");
+  v1::Event kent3 = Ev("k3").Victim("VK").At("11:00").Call(false);
+  kent3.set_force("kent");
+  EXPECT_THAT(apply(kent1), IsEmpty());
+  EXPECT_THAT(apply(kent2), IsEmpty());  // Kent needs three
+  EXPECT_THAT(apply(kent3), ElementsAre("repeat-calls FIRING SUPERVISOR 2024-09-07T11:00:00Z VK/I1 [k1 k2 k3]"));
+  EXPECT_THAT(apply(Ev("e1").Victim("VE").At("11:00").Call(false)), IsEmpty());
+  EXPECT_THAT(apply(Ev("e2").Victim("VE").At("11:05").Call(false)),
+              ElementsAre("repeat-calls FIRING SUPERVISOR 2024-09-07T11:05:00Z VE/I1 [e1 e2]"));
+}
+
 }  // namespace
 }  // namespace vigil

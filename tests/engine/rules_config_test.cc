@@ -29,6 +29,7 @@ TEST(RulesConfigTest, ShippedFileEqualsDomainDefaults) {
     EXPECT_EQ(a.immediate_deadline, b.immediate_deadline) << RuleName(id);
     EXPECT_EQ(a.priority_deadline, b.priority_deadline) << RuleName(id);
     EXPECT_EQ(a.markers, b.markers) << RuleName(id);
+    EXPECT_EQ(a.before, b.before) << RuleName(id);
     EXPECT_TRUE(a.enabled);
   }
   EXPECT_EQ(shipped->dash_high_yes_count(), 14u);
@@ -121,6 +122,47 @@ TEST(RulesConfigTest, AFileOverTheSizeLimitIsRefusedBeforeItIsRead) {
 
 TEST(RulesConfigTest, MissingFileIsNotFound) {
   EXPECT_EQ(LoadRulesFile("/nonexistent/rules.yaml").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(RulesConfigTest, PerForceOverridesChangeOnlyThatForcesSettings) {
+  auto c = ParseRulesYaml(R"(
+version: kent-2026-1
+rules:
+  repeat-calls: {count: 3}
+overrides:
+  - force: kent
+    rules:
+      potential-escalation: {window: 182d}
+      abandoned-call: {enabled: false}
+)",
+                          "test.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  c->Freeze();
+  EXPECT_EQ(c->version(), "kent-2026-1");
+  const RulesConfig& kent = c->For("kent");
+  EXPECT_EQ(kent.rule(RuleId::kPotentialEscalation).window, 182 * kMicrosPerDay);
+  EXPECT_FALSE(kent.rule(RuleId::kAbandonedCall).enabled);
+  EXPECT_EQ(kent.rule(RuleId::kRepeatCalls).count, 3u);  // the file's own rules, then the force's
+  EXPECT_EQ(kent.version(), "kent-2026-1");
+  EXPECT_EQ(kent.threshold(RuleId::kPotentialEscalation), "3 domestic-abuse incidents in 182d");
+  const RulesConfig& essex = c->For("essex");
+  EXPECT_EQ(essex.rule(RuleId::kPotentialEscalation).window, 365 * kMicrosPerDay);
+  EXPECT_TRUE(essex.rule(RuleId::kAbandonedCall).enabled);
+}
+
+TEST(RulesConfigTest, OverrideErrorsNameTheFileTheForceTheRuleAndTheField) {
+  EXPECT_EQ(ParseError("overrides: [{force: kent, rules: {potential-escalation: {window: 2y}}}]").message(),
+            "test.yaml: force 'kent': rule 'potential-escalation', field 'window': '2y' is not a duration from 1m "
+            "to 400d (a whole number and one of s, m, h, d)");
+  EXPECT_THAT(ParseError("overrides: [{force: kent, rules: {no-such-rule: {}}}]").message(),
+              HasSubstr("test.yaml: force 'kent': unknown rule 'no-such-rule'"));
+  EXPECT_THAT(ParseError("overrides: [{force: kent, rules: {repeat-calls: {deadline: 1h}}}]").message(),
+              HasSubstr("test.yaml: force 'kent': rule 'repeat-calls', field 'deadline': not a setting of this rule"));
+  EXPECT_THAT(ParseError("overrides: [{rules: {}}]").message(), HasSubstr("test.yaml: overrides[0]: 'force'"));
+  EXPECT_THAT(ParseError("overrides: [{force: kent, rules: {}}, {force: kent, rules: {}}]").message(),
+              HasSubstr("overrides[1]: force 'kent' is overridden twice"));
+  EXPECT_THAT(ParseError("overrides: {force: kent}").message(), HasSubstr("'overrides' must be a list"));
+  EXPECT_EQ(ParseError("overrides: [{force: kent, rules: {}}]").code(), absl::StatusCode::kOk);
 }
 
 }  // namespace

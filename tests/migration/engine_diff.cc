@@ -5,7 +5,7 @@
 //
 // The only differences allowed are the bounds of DOMAIN.md ("Evidence is
 // bounded", "History is bounded, by stream time"):
-//  - every alert carries evidence_total (the legacy engine has no such field);
+//  - every alert carries evidence_total and rules_version (the legacy engine has neither);
 //  - an alert with more than 20 evidence ids lists the first 10 and the last
 //    10 (the legacy engine lists all of them, and their count is evidence_total);
 //  - a late event's transition is stamped with the later of its occurred_at and
@@ -52,6 +52,7 @@ struct Tally {
   size_t other = 0;
   size_t new_rules = 0;  // transitions of rules that are new or changed since (not compared)
   size_t late_stamped = 0;  // differ only by a late event's stamp
+  std::string rules_version;  // what the new engine's alerts carry (the legacy engine's have none)
   absl::flat_hash_map<std::string, Micros> last_at;  // each alert's last transition time (the new engine's)
 };
 
@@ -89,7 +90,8 @@ std::pair<absl::Status, absl::Status> ApplyBoth(legacy::Processor& old_p, Proces
 }
 
 // The legacy transition as the new engine should give it: evidence bounded and counted.
-v1::Alert Expected(v1::Alert legacy) {
+v1::Alert Expected(v1::Alert legacy, const std::string& rules_version) {
+  legacy.set_rules_version(rules_version);
   const int n = legacy.evidence_event_ids_size();
   legacy.set_evidence_total(static_cast<uint32_t>(n));
   if (n > 20) legacy.mutable_evidence_event_ids()->DeleteSubrange(10, n - 20);
@@ -108,7 +110,7 @@ void Compare(const std::vector<v1::Alert>& old_out, const std::vector<v1::Alert>
       }
       continue;
     }
-    v1::Alert expected = Expected(old_out[i]);
+    v1::Alert expected = Expected(old_out[i], tally->rules_version);
     // DOMAIN.md v2: a late event's transition is stamped no earlier than the alert's last one.
     const Micros last = tally->last_at.contains(expected.alert_id()) ? tally->last_at[expected.alert_id()] : 0;
     bool late_stamp = false;
@@ -164,6 +166,7 @@ int Scenario(const std::string& prefix, const std::string& rules_file) {
     return 2;
   }
   Tally tally;
+  tally.rules_version = rules->version();
   std::string line;
   for (size_t number = 1; std::getline(events, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -212,6 +215,7 @@ int Synthetic(const synthetic::StreamOptions& options, double late) {
   }
   Pair pair(RulesConfig::Defaults());
   Tally tally;
+  tally.rules_version = RulesConfig::Defaults().version();
   std::vector<v1::Alert> a, b;
   for (size_t i = 0; i < events.size(); ++i) {
     a.clear();

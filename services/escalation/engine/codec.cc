@@ -70,6 +70,7 @@ v1::Alert AlertMessage(const live::Alert& a, const std::string& victim_id) {
   if (a.acknowledge_by) *m.mutable_acknowledge_by() = ToTimestamp(*a.acknowledge_by);
   m.set_acknowledged_by(a.acknowledged_by);
   m.set_evidence_total(a.evidence.total);
+  m.set_rules_version(a.rules_version);
   return m;
 }
 
@@ -254,6 +255,7 @@ state::VictimState EncodeVictim(const live::Victim& v, bool records) {
     r->set_key(a.key);
     *r->mutable_alert() = AlertMessage(a, v.id);
     r->set_reason(a.rule_reason);
+    r->set_acknowledge_within(a.acknowledge_within);
     for (uint64_t fp : a.evidence.seen_order) r->add_evidence_seen(fp);
   }
   s.set_last_event_at(v.last_event_at);
@@ -407,6 +409,8 @@ std::unique_ptr<live::Victim> DecodeVictim(const state::VictimState& s) {
     a.suspect_id = m.suspect_id();
     a.force = m.force();
     a.threshold = m.threshold();
+    a.rules_version = m.rules_version();
+    a.acknowledge_within = r.acknowledge_within();
     a.level = m.level();
     a.state = m.state();
     a.at = ToMicros(m.at());

@@ -74,7 +74,7 @@ absl::Status Engine::Apply(const Event& event, live::Victim* victim, EngineOutpu
   v.AddSeen(event.event_id(), EventFingerprint(event), t);
   v.last_event_at = std::max(v.last_event_at, t);
   RecordFacts(event, t, v);
-  Step step(rules_, v, *out);
+  Step step(rules_.For(event.force()), v, *out);
   if (event.has_escalation_acknowledged()) {
     const auto& ack = event.escalation_acknowledged();
     step.Acknowledge(ack.alert_id(), ack.acknowledged_by(), t, event.event_id());
@@ -301,13 +301,13 @@ void Engine::RecordFacts(const Event& e, Micros t, live::Victim& v) const {
 }
 
 void Engine::ApplyFinding(const v1::SuspectFinding& finding, live::Victim* victim, EngineOutput* out) const {
-  Step step(rules_, *victim, *out);
+  Step step(rules_.For(finding.force()), *victim, *out);
   RaiseSerialFinding(step, finding);
 }
 
 void Engine::Fire(live::DeadlineKey key, live::Victim* victim, EngineOutput* out) const {
   const live::Deadline d = victim->TakeDeadline(key);
-  Step step(rules_, *victim, *out);
+  Step step(rules_.For(victim->force), *victim, *out);
   if (d.kind == live::Deadline::kEscalate) {
     step.Escalate(d);
     return;
@@ -329,7 +329,7 @@ void Engine::Fire(live::DeadlineKey key, live::Victim* victim, EngineOutput* out
 
 void Engine::ApplyLink(const v1::SuspectLink& link, live::Suspect* suspect,
                        std::vector<v1::SuspectFinding>* findings) const {
-  const RuleSettings& s = rules_.rule(RuleId::kSerialPerpetrator);
+  const RuleSettings& s = rules_.For(link.force()).rule(RuleId::kSerialPerpetrator);
   if (!s.enabled || suspect->event_ids.contains(link.event_id())) return;
   if (suspect->id.empty()) suspect->id = link.suspect_id();
   suspect->Insert({.victim_id = link.victim_id(),

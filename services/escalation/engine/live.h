@@ -222,6 +222,8 @@ struct Alert {
   std::string suspect_id;
   std::string force;
   std::string threshold;  // the rule's setting it was raised under, e.g. "2 calls in 24h"
+  std::string rules_version;  // the version of the rules it was raised under
+  Micros acknowledge_within = 0;  // its rule's window then: an alert keeps it through rules changes
   v1::Level level = v1::SUPERVISOR;
   v1::AlertState state = v1::FIRING;
   Micros at = 0;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "absl/status/status.h"
@@ -289,7 +290,106 @@ std::string RulesConfig::Threshold(RuleId id) const {
 void RulesConfig::Freeze() {
   for (int i = 0; i < kRuleCount; ++i) thresholds_[i] = Threshold(static_cast<RuleId>(i));
   call_window_ = std::max(rule(RuleId::kRepeatCalls).window, rule(RuleId::kPotentialEscalation).window);
+  for (auto& [force, config] : overrides_) {
+    auto frozen = std::make_shared<RulesConfig>(*config);
+    frozen->horizon_ = horizon_;
+    frozen->version_ = version_;
+    frozen->Freeze();
+    call_window_ = std::max(call_window_, frozen->call_window_);
+    config = std::move(frozen);
+  }
 }
+
+const RulesConfig& RulesConfig::For(absl::string_view force) const {
+  for (const auto& [name, config] : overrides_) {
+    if (name == force) return *config;
+  }
+  return *this;
+}
+
+void RulesConfig::SetOverride(std::string force, RulesConfig rules) {
+  rules.overrides_.clear();
+  auto config = std::make_shared<const RulesConfig>(std::move(rules));
+  for (auto& [name, existing] : overrides_) {
+    if (name == force) {
+      existing = std::move(config);
+      return;
+    }
+  }
+  overrides_.emplace_back(std::move(force), std::move(config));
+}
+
+void RulesConfig::set_version(std::string version) {
+  version_ = std::move(version);
+  for (auto& [force, config] : overrides_) {
+    auto copy = std::make_shared<RulesConfig>(*config);
+    copy->version_ = version_;
+    config = std::move(copy);
+  }
+}
+
+namespace {
+
+// A `rules:` block (rule ids to settings) over `config`.
+absl::Status ApplyRules(absl::string_view source, const YAML::Node& node, RulesConfig* config) {
+  if (!node.IsMap()) return absl::InvalidArgumentError(absl::StrCat(source, ": 'rules' must map rule ids to settings"));
+  for (const auto& kv : node) {
+    const std::string name = kv.first.as<std::string>("");
+    RuleId id;
+    if (!RuleFromName(name, &id)) {
+      return absl::InvalidArgumentError(absl::StrCat(source, ": unknown rule '", Shown(name),
+                                                     "' (known: ", absl::StrJoin(kRuleNames, ", "), ")"));
+    }
+    if (auto s = ApplyRule(source, id, kv.second, &config->mutable_rule(id)); !s.ok()) return s;
+  }
+  const RuleSettings& a = config->rule(RuleId::kAttendanceOverdue);
+  if (a.immediate_deadline == 0 && a.priority_deadline == 0 && a.enabled) {
+    return FieldError(source, "attendance-overdue", "deadlines", "at least one grade needs a deadline");
+  }
+  return absl::OkStatus();
+}
+
+// `overrides: [{force: NAME, rules: {...}}, ...]` over `config`, each from the configuration as the file's
+// `rules:` left it.
+absl::Status ApplyOverrides(absl::string_view source, const YAML::Node& node, RulesConfig* config) {
+  if (!node.IsSequence()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": 'overrides' must be a list of {force: NAME, rules: {RULE_ID: {SETTING: VALUE}}}"));
+  }
+  std::vector<std::string> seen;
+  for (size_t i = 0; i < node.size(); ++i) {
+    const YAML::Node& entry = node[i];
+    const std::string where = absl::StrCat(source, ": overrides[", i, "]");
+    if (!entry.IsMap()) return absl::InvalidArgumentError(absl::StrCat(where, ": expected {force: NAME, rules: {...}}"));
+    std::string force;
+    const YAML::Node* rules = nullptr;
+    for (const auto& kv : entry) {
+      const std::string key = kv.first.as<std::string>("");
+      if (key == "force" && kv.second.IsScalar() && !kv.second.Scalar().empty()) {
+        force = kv.second.Scalar();
+      } else if (key == "rules") {
+        rules = &kv.second;
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": '", Shown(key), "' is not a field (force, a name; rules, a mapping)"));
+      }
+    }
+    if (force.empty()) return absl::InvalidArgumentError(absl::StrCat(where, ": 'force' (a name) is required"));
+    if (std::find(seen.begin(), seen.end(), force) != seen.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": force '", Shown(force), "' is overridden twice"));
+    }
+    seen.push_back(force);
+    if (rules == nullptr) return absl::InvalidArgumentError(absl::StrCat(where, ": 'rules' is required"));
+    RulesConfig forced = *config;
+    if (auto s = ApplyRules(absl::StrCat(source, ": force '", Shown(force), "'"), *rules, &forced); !s.ok()) {
+      return s;
+    }
+    config->SetOverride(force, std::move(forced));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::StatusOr<RulesConfig> ParseRulesYaml(absl::string_view yaml_text, absl::string_view source) {
   RulesConfig config = RulesConfig::Defaults();
@@ -298,22 +398,19 @@ absl::StatusOr<RulesConfig> ParseRulesYaml(absl::string_view yaml_text, absl::st
   const YAML::Node root = *parsed;
   if (root.IsNull()) return config;
   if (!root.IsMap()) return absl::InvalidArgumentError(absl::StrCat(source, ": expected a mapping at the top"));
+  std::optional<YAML::Node> rules_node, overrides_node;
   try {
     for (const auto& top : root) {
       const std::string key = top.first.as<std::string>("");
       if (key == "rules") {
-        if (!top.second.IsMap()) {
-          return absl::InvalidArgumentError(absl::StrCat(source, ": 'rules' must map rule ids to settings"));
+        rules_node.emplace(top.second);
+      } else if (key == "overrides") {
+        overrides_node.emplace(top.second);
+      } else if (key == "version") {
+        if (!top.second.IsScalar() || top.second.Scalar().empty() || top.second.Scalar().size() > 64) {
+          return absl::InvalidArgumentError(absl::StrCat(source, ": 'version' must be a name of 1 to 64 characters"));
         }
-        for (const auto& kv : top.second) {
-          const std::string name = kv.first.as<std::string>("");
-          RuleId id;
-          if (!RuleFromName(name, &id)) {
-            return absl::InvalidArgumentError(absl::StrCat(
-                source, ": unknown rule '", Shown(name), "' (known: ", absl::StrJoin(kRuleNames, ", "), ")"));
-          }
-          if (auto s = ApplyRule(source, id, kv.second, &config.mutable_rule(id)); !s.ok()) return s;
-        }
+        config.set_version(top.second.Scalar());
       } else if (key == "assessment") {
         const YAML::Node& node = top.second;
         if (!node.IsMap()) return absl::InvalidArgumentError(absl::StrCat(source, ": 'assessment' must be a mapping"));
@@ -348,16 +445,20 @@ absl::StatusOr<RulesConfig> ParseRulesYaml(absl::string_view yaml_text, absl::st
           config.set_horizon(*d);
         }
       } else {
-        return absl::InvalidArgumentError(absl::StrCat(source, ": unknown section '", Shown(key),
-                                                       "' (expected 'rules', 'assessment' or 'history')"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(source, ": unknown section '", Shown(key),
+                         "' (expected 'version', 'rules', 'overrides', 'assessment' or 'history')"));
       }
+    }
+    // The file's rules first, then each force's overrides of them.
+    if (rules_node) {
+      if (auto s = ApplyRules(source, *rules_node, &config); !s.ok()) return s;
+    }
+    if (overrides_node) {
+      if (auto s = ApplyOverrides(source, *overrides_node, &config); !s.ok()) return s;
     }
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": line ", e.mark.line + 1, ": ", Shown(e.msg)));
-  }
-  const RuleSettings& a = config.rule(RuleId::kAttendanceOverdue);
-  if (a.immediate_deadline == 0 && a.priority_deadline == 0 && a.enabled) {
-    return FieldError(source, "attendance-overdue", "deadlines", "at least one grade needs a deadline");
   }
   return config;
 }

@@ -7,7 +7,9 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <utility>
 #include "absl/strings/string_view.h"
 #include <vector>
 
@@ -95,12 +97,28 @@ class RulesConfig {
   // Computes the derived values above; the engine calls it once on construction.
   void Freeze();
 
+  // The configuration that applies to events of `force`: its override (DOMAIN.md: any setting of any rule may
+  // be overridden per force), or this one.
+  const RulesConfig& For(absl::string_view force) const;
+  // Adds (or replaces) the override of a force: `rules` is the whole configuration for its events.
+  void SetOverride(std::string force, RulesConfig rules);
+  const std::vector<std::pair<std::string, std::shared_ptr<const RulesConfig>>>& overrides() const {
+    return overrides_;
+  }
+
+  // The version alerts raised under these rules carry (rules_version): the rules file's `version`, or the one a
+  // rules_changed event gives; "default" for DOMAIN.md's defaults.
+  const std::string& version() const { return version_; }
+  void set_version(std::string version);
+
  private:
   std::array<RuleSettings, kRuleCount> rules_;
   std::array<std::string, kRuleCount> thresholds_;
   uint32_t dash_high_yes_count_ = 14;
   Micros horizon_ = kDefaultHorizon;
   Micros call_window_ = 0;
+  std::string version_ = "default";
+  std::vector<std::pair<std::string, std::shared_ptr<const RulesConfig>>> overrides_;
 };
 
 // Parses a rules file's text over the defaults: every field it gives replaces the default.

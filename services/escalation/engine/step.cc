@@ -47,7 +47,7 @@ void Step::Raise(Raising r) {
       open->state = v1::FIRING;
       open->acknowledged_by.clear();
       if (open->level < v1::SUPERINTENDENT) {
-        open->acknowledge_by = open->at + settings.acknowledge_within;
+        open->acknowledge_by = open->at + open->acknowledge_within;
         AddEscalation(*open, *open->acknowledge_by);
       }
     }
@@ -63,6 +63,8 @@ void Step::Raise(Raising r) {
   a.suspect_id = std::move(r.suspect_id);
   a.force = v_.force;
   a.threshold = rules_.threshold(r.rule);
+  a.rules_version = rules_.version();
+  a.acknowledge_within = settings.acknowledge_within;
   a.level = settings.level;
   a.state = v1::FIRING;
   a.at = r.at;
@@ -74,7 +76,7 @@ void Step::Raise(Raising r) {
   a.evidence.total = std::max(a.evidence.total, r.evidence_total);
   live::Alert& added = v_.AddAlert(std::move(a));
   if (added.level < v1::SUPERINTENDENT) {
-    added.acknowledge_by = added.at + settings.acknowledge_within;
+    added.acknowledge_by = added.at + added.acknowledge_within;
     AddEscalation(added, *added.acknowledge_by);
   }
   Emit(added);
@@ -110,7 +112,7 @@ void Step::Acknowledge(const std::string& alert_id, const std::string& by, Micro
 void Step::Escalate(const live::Deadline& d) {
   live::Alert* a = v_.AlertById(d.alert_id);
   if (a == nullptr) return;
-  const Micros window = rules_.rule(a->rule).acknowledge_within;
+  const Micros window = a->acknowledge_within;
   a->level = static_cast<v1::Level>(a->level + 1);
   a->state = v1::ESCALATED;
   a->at = d.due;
