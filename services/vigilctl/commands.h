@@ -97,6 +97,27 @@ struct TickOptions {
 // Writes a clock tick at `at` to every partition of the events topic: the
 // log's own way to say "time has reached at" (like replay's --until).
 int Tick(const TickOptions& options, std::ostream& out, std::ostream& err);
+struct RulesPublishOptions {
+  KafkaOptions kafka;
+  std::string topic = "vigil.events";
+  std::string file;     // a rules file (deploy/config/rules.yaml format)
+  std::string version;  // empty: the file's own `version`
+  std::string signing_key_file;  // vigild's key: a rules change is written by its operators only
+};
+// Validates the rules file, then writes a rules_changed event (the whole file and its version) into every
+// partition of the events topic: each partition switches at that offset, and a replay at the same place.
+int RulesPublish(const RulesPublishOptions& options, std::ostream& out, std::ostream& err);
+
+struct RulesDiffOptions {
+  std::string events;  // the history (JSONL), or "-"
+  std::string rules;   // the proposed rules file
+  std::string base;    // the rules in force; empty: the built-in defaults
+  std::string until;   // RFC 3339: move the clock there at the end, so that pending deadlines fire
+};
+// Replays the history under both and prints, per rule, the alerts added, removed and changed, and the alert
+// load per 8-hour shift (median, p95, max) under each.
+int RulesDiff(const RulesDiffOptions& options, std::istream& in, std::ostream& out, std::ostream& err);
+
 // Writes the synthetic force-scale stream the benchmarks use, as JSONL.
 int Synth(size_t events, size_t victims, uint64_t seed, std::ostream& out);
 

@@ -1,12 +1,17 @@
 // vigilctl's Kafka subcommands: publish events, tail alerts, dump a topic.
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/jsonl.h"
+#include "common/yaml_file.h"
+#include "services/escalation/engine/rules_config.h"
 #include "common/kafka.h"
 #include "common/status_macros.h"
 #include "common/time_util.h"
@@ -291,17 +296,47 @@ int Synth(size_t events, size_t victims, uint64_t seed, std::ostream& out) {
   return kExitOk;
 }
 
+namespace {
+
+// Writes one signed event, made by `make(partition)`, to every partition of the topic, keyed by `key`, and
+// waits for every delivery. The exit status; what failed is said on `err` for `command`.
+int ProduceToEveryPartition(const KafkaOptions& kafka, const std::string& topic, const std::string& key,
+                            const Signer& signer, const std::function<v1::Event(int)>& make, const char* command,
+                            int* partitions_out, std::ostream& err) {
+  const KafkaProps props = Props(kafka);
+  absl::StatusOr<int> partitions = PartitionCount(props, topic, 10000);
+  if (!partitions.ok()) {
+    err << "vigilctl " << command << ": " << partitions.status().message() << "\n";
+    return kExitFailure;
+  }
+  Deliveries deliveries;
+  auto made = NewProducer(props, &deliveries);
+  if (!made.ok()) return ProducerFailed(made.status(), command, err);
+  std::unique_ptr<RdKafka::Producer> producer = *std::move(made);
+  for (int p = 0; p < *partitions; ++p) {
+    const std::string bytes = make(p).SerializeAsString();
+    if (RdKafka::ErrorCode code = ProduceEvent(producer.get(), topic, p, key, bytes, &signer);
+        code != RdKafka::ERR_NO_ERROR) {
+      err << "vigilctl " << command << ": partition " << p << ": " << RdKafka::err2str(code) << "\n";
+      return kExitFailure;
+    }
+  }
+  if (producer->flush(30000) != RdKafka::ERR_NO_ERROR || deliveries.failed > 0) {
+    err << "vigilctl " << command << ": not delivered to every partition within 30s " << deliveries.first_error
+        << "\n";
+    return kExitFailure;
+  }
+  *partitions_out = *partitions;
+  return kExitOk;
+}
+
+}  // namespace
+
 int Tick(const TickOptions& options, std::ostream& out, std::ostream& err) {
   absl::StatusOr<Micros> at = ParseRfc3339(options.at);
   if (!at.ok()) {
     err << "vigilctl tick: --at: " << at.status().message() << "\n";
     return kExitBadInput;
-  }
-  const KafkaProps props = Props(options.kafka);
-  absl::StatusOr<int> partitions = PartitionCount(props, options.topic, 10000);
-  if (!partitions.ok()) {
-    err << "vigilctl tick: " << partitions.status().message() << "\n";
-    return kExitFailure;
   }
   const SignerOrNone signer = LoadSigner(options.signing_key_file, "tick", err);
   if (!signer.ok) return kExitBadInput;
@@ -309,28 +344,71 @@ int Tick(const TickOptions& options, std::ostream& out, std::ostream& err) {
     err << "vigilctl tick: --signing-key-file is required: vigild refuses a tick it did not sign\n";
     return kExitBadInput;
   }
-  Deliveries deliveries;
-  auto made = NewProducer(props, &deliveries);
-  if (!made.ok()) return ProducerFailed(made.status(), "tick", err);
-  std::unique_ptr<RdKafka::Producer> producer = *std::move(made);
-  for (int p = 0; p < *partitions; ++p) {
-    v1::Event tick;
-    tick.set_event_id(absl::StrCat("tick-", p, "-", *at / 1000));
-    *tick.mutable_occurred_at() = ToTimestamp(*at);
-    tick.set_source("vigilctl");
-    tick.mutable_clock_tick();
-    const std::string bytes = tick.SerializeAsString();
-    if (RdKafka::ErrorCode code = ProduceEvent(producer.get(), options.topic, p, kClockKey, bytes, &*signer.signer);
-        code != RdKafka::ERR_NO_ERROR) {
-      err << "vigilctl tick: partition " << p << ": " << RdKafka::err2str(code) << "\n";
-      return kExitFailure;
-    }
+  int partitions = 0;
+  const int status = ProduceToEveryPartition(
+      options.kafka, options.topic, kClockKey, *signer.signer,
+      [&](int p) {
+        v1::Event tick;
+        tick.set_event_id(absl::StrCat("tick-", p, "-", *at / 1000));
+        *tick.mutable_occurred_at() = ToTimestamp(*at);
+        tick.set_source("vigilctl");
+        tick.mutable_clock_tick();
+        return tick;
+      },
+      "tick", &partitions, err);
+  if (status != kExitOk) return status;
+  out << "clock moved to " << FormatRfc3339(*at) << " on " << partitions << " partitions of " << options.topic
+      << "\n";
+  return kExitOk;
+}
+
+int RulesPublish(const RulesPublishOptions& options, std::ostream& out, std::ostream& err) {
+  absl::StatusOr<std::string> text = ReadConfigFile(options.file);
+  if (!text.ok()) {
+    err << "vigilctl rules publish: " << text.status().message() << "\n";
+    return kExitBadInput;
   }
-  if (producer->flush(30000) != RdKafka::ERR_NO_ERROR || deliveries.failed > 0) {
-    err << "vigilctl tick: not delivered to every partition within 30s " << deliveries.first_error << "\n";
-    return kExitFailure;
+  absl::StatusOr<RulesConfig> rules = ParseRulesYaml(*text, options.file);
+  if (!rules.ok()) {
+    err << "vigilctl rules publish: " << rules.status().message() << "\n";
+    return kExitBadInput;
   }
-  out << "clock moved to " << FormatRfc3339(*at) << " on " << *partitions << " partitions of " << options.topic
+  const std::string version = options.version.empty() ? rules->version() : options.version;
+  if (options.version.empty() && version == RulesConfig::Defaults().version()) {
+    err << "vigilctl rules publish: give the rules a version (--version, or `version:` in " << options.file
+        << "): every alert raised under them will carry it\n";
+    return kExitBadInput;
+  }
+  const SignerOrNone signer = LoadSigner(options.signing_key_file, "rules publish", err);
+  if (!signer.ok) return kExitBadInput;
+  if (!signer.signer) {
+    err << "vigilctl rules publish: --signing-key-file is required: vigild refuses a rules change its key did "
+           "not sign\n";
+    return kExitBadInput;
+  }
+  const Micros now = absl::ToUnixMicros(absl::Now());
+  v1::Event change;
+  change.set_victim_id(kRulesKey);
+  *change.mutable_occurred_at() = ToTimestamp(now);
+  change.set_source("vigilctl");
+  change.mutable_rules_changed()->set_version(version);
+  change.mutable_rules_changed()->set_rules_yaml(*text);
+  change.set_event_id(absl::StrCat("rules-", version, "-", now));
+  if (absl::Status s = ValidateEvent(change); !s.ok()) {
+    err << "vigilctl rules publish: " << s.message() << "\n";
+    return kExitBadInput;
+  }
+  int partitions = 0;
+  const int status = ProduceToEveryPartition(
+      options.kafka, options.topic, kRulesKey, *signer.signer,
+      [&](int p) {
+        v1::Event e = change;
+        e.set_event_id(absl::StrCat(change.event_id(), "-p", p));
+        return e;
+      },
+      "rules publish", &partitions, err);
+  if (status != kExitOk) return status;
+  out << "rules version " << version << " published to " << partitions << " partitions of " << options.topic
       << "\n";
   return kExitOk;
 }

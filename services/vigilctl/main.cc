@@ -58,6 +58,29 @@ int main(int argc, char** argv) {
   tick_cmd->add_option("--signing-key-file", tick.signing_key_file, "vigild's key (a tick is vigild's to write)")
       ->envname("VIGIL_SIGNING_KEY_FILE")->required();
 
+  CLI::App* rules_cmd = app.add_subcommand("rules", "Change the rules in the log, or see what a change would do");
+  rules_cmd->require_subcommand(1);
+  vigil::ctl::RulesPublishOptions rules_publish;
+  CLI::App* rules_publish_cmd = rules_cmd->add_subcommand(
+      "publish", "Validate a rules file and write it, as a rules_changed event, into every events partition");
+  add_kafka(rules_publish_cmd, &rules_publish.kafka);
+  rules_publish_cmd->add_option("file", rules_publish.file, "The rules file (deploy/config/rules.yaml format)")
+      ->required();
+  rules_publish_cmd->add_option("--version", rules_publish.version, "The version alerts will carry; default: the "
+                                                                    "file's `version`");
+  rules_publish_cmd->add_option("--topic", rules_publish.topic, "")->capture_default_str();
+  rules_publish_cmd->add_option("--signing-key-file", rules_publish.signing_key_file, "vigild's key")
+      ->envname("VIGIL_SIGNING_KEY_FILE")->required();
+  vigil::ctl::RulesDiffOptions rules_diff;
+  CLI::App* rules_diff_cmd = rules_cmd->add_subcommand(
+      "diff", "Replay a history under the rules in force and proposed ones: alerts added, removed, changed per "
+              "rule, and the alert load per 8-hour shift");
+  rules_diff_cmd->add_option("--events", rules_diff.events, "The history (JSONL), or - for standard input")
+      ->required();
+  rules_diff_cmd->add_option("--rules", rules_diff.rules, "The proposed rules file")->required();
+  rules_diff_cmd->add_option("--base", rules_diff.base, "The rules in force; default: DOMAIN.md's defaults");
+  rules_diff_cmd->add_option("--until", rules_diff.until, "RFC 3339: move the clock there at the end");
+
   vigil::ctl::TailOptions tail;
   CLI::App* tail_cmd = app.add_subcommand("tail", "Follow the alert topic (read_committed), one line per alert");
   add_kafka(tail_cmd, &tail.kafka);
@@ -157,6 +180,8 @@ int main(int argc, char** argv) {
   if (*tail_cmd) return vigil::ctl::Tail(tail, std::cout, std::cerr);
   if (*dump_cmd) return vigil::ctl::Dump(dump, std::cout, std::cerr);
   if (*tick_cmd) return vigil::ctl::Tick(tick, std::cout, std::cerr);
+  if (*rules_publish_cmd) return vigil::ctl::RulesPublish(rules_publish, std::cout, std::cerr);
+  if (*rules_diff_cmd) return vigil::ctl::RulesDiff(rules_diff, std::cin, std::cout, std::cerr);
   if (*synth_cmd) return vigil::ctl::Synth(synth_events, synth_victims, synth_seed, std::cout);
   return vigil::ctl::kExitFailure;
 }

@@ -862,5 +862,48 @@ TEST(PerForceTest, AnEventIsJudgedByItsForcesSettings) {
               ElementsAre("repeat-calls FIRING SUPERVISOR 2024-09-07T11:05:00Z VE/I1 [e1 e2]"));
 }
 
+// --- rules changed at a position in the log ----------------------------------------------------
+
+TEST_F(RulesTest, ARulesChangeAppliesFromItsPositionAndAlertsCarryTheirVersion) {
+  Only("repeat-calls");
+  Apply(Ev("c1").At("09:00").Call(false));
+  Apply(Ev("c2").At("09:30").Call(false));
+  EXPECT_EQ(last_[0].rules_version(), "default");
+  EXPECT_THAT(Apply(Ev("rc").Victim("__rules__").At("01:00").RulesChanged(
+                  "2", "rules: {repeat-calls: {count: 3, acknowledge_within: 1h}}")),
+              IsEmpty());
+  EXPECT_EQ(processor_.stream_time(), T("09:30"));  // its occurred_at moves no clock
+  // The alert raised before keeps its version's acknowledgement window (10 min).
+  EXPECT_THAT(Advance(T("09:40")),
+              ElementsAre("repeat-calls ESCALATED INSPECTOR 2024-09-07T09:40:00Z V1/I1 [c1 c2]"));
+  Apply(Ev("d1").Victim("V2").At("10:00").Call(false));
+  EXPECT_THAT(Apply(Ev("d2").Victim("V2").At("10:05").Call(false)), IsEmpty());  // three now
+  EXPECT_THAT(Apply(Ev("d3").Victim("V2").At("10:10").Call(false)),
+              ElementsAre("repeat-calls FIRING SUPERVISOR 2024-09-07T10:10:00Z V2/I1 [d1 d2 d3]"));
+  EXPECT_EQ(last_[0].rules_version(), "2");
+  EXPECT_EQ(FormatRfc3339(ToMicros(last_[0].acknowledge_by())), "2024-09-07T11:10:00Z");
+}
+
+TEST_F(RulesTest, AfterARulesChangeRunningClocksKeepTheirDeadlineAndADisabledRuleRaisesNothingNew) {
+  Apply(Ev("c1").At("10:00").Call());
+  Apply(Ev("a1").At("10:00").Incident("I2").ArrestRequested("R1"));
+  Apply(Ev("rc").Victim("__rules__").At("10:30").RulesChanged(
+      "2", "rules: {risk-assessment-overdue: {deadline: 48h}, arrest-overdue: {enabled: false}}"));
+  Only("arrest-overdue");
+  EXPECT_THAT(Advance(T("12:00")), IsEmpty());
+  Only("risk-assessment-overdue");
+  EXPECT_THAT(Advance(T("10:00", 1)),
+              ElementsAre("risk-assessment-overdue FIRING SUPERVISOR 2024-09-08T10:00:00Z V1/I1 [c1]"));
+}
+
+TEST_F(RulesTest, ARulesChangeThatIsNotValidRulesIsRefused) {
+  std::vector<v1::Alert> out;
+  const absl::Status s =
+      processor_.Apply(Ev("rc").At("10:00").RulesChanged("2", "rules: {repeat-calls: {count: 1}}"), &out);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("rule 'repeat-calls', field 'count'"));
+  EXPECT_EQ(processor_.rules().version(), "default");
+}
+
 }  // namespace
 }  // namespace vigil

@@ -451,6 +451,41 @@ class StreamingTest(unittest.TestCase):
                 break
         self.assertEqual(v.digest(), digest)
 
+    def test_a_rules_change_in_the_log_applies_at_its_place_live_and_in_replay(self):
+        v = self.vigild(partitions=2)
+        v.start()
+
+        def calls(victim, times):
+            return "".join(json.dumps({"event_id": f"{victim}-{i}", "victim_id": victim, "incident_id": f"{victim}-I",
+                                       "occurred_at": t, "force": "kent",
+                                       "call_received": {"channel": "EMERGENCY", "domestic_abuse": False}}) + "\n"
+                           for i, t in enumerate(times))
+        before = os.path.join(self.dir, "before.jsonl")
+        after = os.path.join(self.dir, "after.jsonl")
+        with open(before, "w") as f:
+            f.write(calls("V-RC-1", ["2024-09-07T09:00:00Z", "2024-09-07T09:30:00Z"]))
+        with open(after, "w") as f:
+            f.write(calls("V-RC-2", ["2024-09-07T10:00:00Z", "2024-09-07T10:10:00Z", "2024-09-07T10:20:00Z"]))
+        rules = os.path.join(self.dir, "rules.yaml")
+        with open(rules, "w") as f:
+            f.write("version: three-calls\nrules:\n  repeat-calls: {count: 3}\n")
+        ctl("publish", "--topic", v.topics["events"], "--events", before)
+        out = run(os.path.join(BIN, "vigilctl"), "rules", "publish", "--brokers", BROKERS, "--topic",
+                  v.topics["events"], rules).stdout
+        self.assertIn("rules version three-calls published to 2 partitions", out)
+        ctl("publish", "--topic", v.topics["events"], "--events", after)
+        fired = []
+        deadline = time.time() + 60
+        while time.time() < deadline and len(fired) < 2:
+            fired = [json.loads(l) for l in v.alerts(idle_ms=2000)]
+            fired = [a for a in fired if a["rule"] == "repeat-calls" and a["state"] == "FIRING"]
+        by_victim = {a["victim_id"]: a for a in fired}
+        self.assertEqual(by_victim["V-RC-1"]["rules_version"], "default")  # before the change: two calls
+        self.assertEqual(by_victim["V-RC-2"]["rules_version"], "three-calls")  # after it: on the third
+        self.assertEqual(by_victim["V-RC-2"]["evidence_event_ids"], ["V-RC-2-0", "V-RC-2-1", "V-RC-2-2"])
+        self.assertEqual(len(fired), 2)
+        v.assert_same_as_offline(self)
+
     def test_rebuild_from_an_empty_data_directory(self):
         v = self.vigild()
         events = os.path.join(self.dir, "synthetic.jsonl")

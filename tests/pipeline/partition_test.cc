@@ -364,5 +364,33 @@ TEST_F(PartitionTest, DroppedFactsLeaveTheStoreToo) {
   EXPECT_EQ(*p->StateDigest(), replay.StateDigest());
 }
 
+TEST_F(PartitionTest, ASignedRulesChangeIsKeptAcrossAReloadAndAnUnsignedOneIsDeadLettered) {
+  auto store = OpenStore();
+  {
+    auto p = Load(store.get());
+    const std::string unsigned_change =
+        Bytes(Ev("rc0").Victim("__rules__").At("08:00").RulesChanged("evil", "rules: {repeat-calls: {enabled: false}}"));
+    p->Apply(0, "__rules__", unsigned_change);
+    const std::string change =
+        Bytes(Ev("rc1").Victim("__rules__").At("08:00").RulesChanged("2", "rules: {repeat-calls: {count: 3}}"));
+    p->Apply({.offset = 1, .key = "__rules__", .value = change, .signature = testing::TestSigner().Sign(change)});
+    ASSERT_TRUE(p->Commit().ok());
+    const auto out = *p->Unpublished();
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].topic(), "vigil.events.dlq");
+    EXPECT_THAT(out[0].headers().at(kHeaderReason), ::testing::HasSubstr("PERMISSION_DENIED: rules_changed"));
+    EXPECT_EQ(p->processor().rules().version(), "2");
+  }
+  // A reload judges by the stored rules, not the engine it is given.
+  auto p = Load(store.get());
+  EXPECT_EQ(p->processor().rules().version(), "2");
+  EXPECT_EQ(p->processor().rules().rule(RuleId::kRepeatCalls).count, 3u);
+  p->Apply(2, "V1", Bytes(Ev("c1").At("09:00").Call(false)));
+  p->Apply(3, "V1", Bytes(Ev("c2").At("10:00").Call(false)));
+  ASSERT_TRUE(p->Commit().ok());
+  const auto out = *p->Unpublished();
+  for (const auto& r : out) EXPECT_NE(r.topic(), "vigil.alerts") << "two calls are not enough under version 2";
+}
+
 }  // namespace
 }  // namespace vigil

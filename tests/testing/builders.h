@@ -121,6 +121,11 @@ class Ev {
     if (until != 0) *p->mutable_bail_until() = ToTimestamp(until);
     return *this;
   }
+  Ev& RulesChanged(std::string version, std::string yaml) {
+    e_.mutable_rules_changed()->set_version(std::move(version));
+    e_.mutable_rules_changed()->set_rules_yaml(std::move(yaml));
+    return *this;
+  }
   // Modifies an Assessed(): non-fatal strangulation disclosed.
   Ev& Strangulation() { e_.mutable_risk_assessed()->set_strangulation(true); return *this; }
   Ev& MaracReferred() { e_.mutable_marac_referred(); return *this; }

@@ -77,4 +77,30 @@ check "publish claims nothing published" [ ! -s "$tmp/out" ]
 "$vigilctl" tick --brokers 127.0.0.1:1 --at 2024-01-01T00:00:00Z >"$tmp/out" 2>"$tmp/err"
 check "tick without a signing key is a usage error" [ $? -eq 2 ]
 
+# Rules diff: the same history under the shipped rules and a proposal needing three calls.
+root=$(cd "$(dirname "$0")/../.." && pwd)
+printf 'version: "3calls"\nrules:\n  repeat-calls:\n    count: 3\n' >"$tmp/proposal.yaml"
+"$vigilctl" rules diff --events "$tmp/two.jsonl" --base "$root/deploy/config/rules.yaml" --rules "$tmp/proposal.yaml" \
+  --until 2024-09-08T00:00:00Z >"$tmp/out" 2>"$tmp/err"
+check "rules diff exits 0" [ $? -eq 0 ]
+check "rules diff names both versions" grep -q "base rules version 1, proposed version 3calls" "$tmp/out"
+check "rules diff: repeat-calls removed under the proposal" \
+  grep -Eq '^repeat-calls +1 +0 +0 +1 +0$' "$tmp/out"
+check "rules diff: other rules unchanged" grep -Eq '^marker-on-call +0 +0 +0 +0 +0$' "$tmp/out"
+check "rules diff: shift load under each" grep -q "base median 0, p95 1, max 1; proposed median 0, p95 0, max 0" "$tmp/out"
+"$vigilctl" rules diff --events "$tmp/two.jsonl" --rules "$tmp/rules.yaml" >"$tmp/out" 2>"$tmp/err"
+check "rules diff with a bad proposal exits 2" [ $? -eq 2 ]
+check "rules diff names the file, rule and field" grep -q "rules.yaml: rule 'repeat-calls', field 'window'" "$tmp/err"
+
+# Rules publish validates before it touches Kafka, and needs a version and the key.
+"$vigilctl" rules publish --brokers 127.0.0.1:1 --signing-key-file /dev/null "$tmp/rules.yaml" >"$tmp/out" 2>"$tmp/err"
+check "rules publish refuses bad rules" [ $? -eq 2 ]
+check "rules publish says why" grep -q "field 'window'" "$tmp/err"
+printf 'rules:\n  repeat-calls:\n    count: 3\n' >"$tmp/unversioned.yaml"
+head -c 32 /dev/urandom >"$tmp/key"
+"$vigilctl" rules publish --brokers 127.0.0.1:1 --signing-key-file "$tmp/key" "$tmp/unversioned.yaml" \
+  >"$tmp/out" 2>"$tmp/err"
+check "rules publish needs a version" [ $? -eq 2 ]
+check "rules publish asks for one" grep -q "give the rules a version" "$tmp/err"
+
 [ $failures -eq 0 ]

@@ -589,9 +589,25 @@ grpc::Status RiskServiceImpl::ExplainAlert(grpc::ServerContext* context, const v
   if (!events.ok()) return ToGrpc(events.status());
   for (v1::Event& e : *events) *response->add_evidence() = std::move(e);
   *response->mutable_alert() = a;
+  // The settings of the version the alert was raised under, for its force.
+  const RulesConfig* version = &rules_;
+  std::optional<RulesConfig> stored;
+  if (!a.rules_version().empty() && a.rules_version() != rules_.version()) {
+    auto yaml = reader_.RulesYaml(victim.partition, a.rules_version());
+    if (!yaml.ok()) return ToGrpc(yaml.status());
+    if (*yaml) {
+      absl::StatusOr<RulesConfig> parsed = ParseRulesYaml(**yaml, a.rules_version());
+      if (parsed.ok()) {
+        parsed->set_version(a.rules_version());
+        stored = *std::move(parsed);
+        version = &*stored;
+      }
+    }
+  }
+  const RulesConfig& config = version->For(a.force());
   RuleId rule;
   if (RuleFromName(a.rule(), &rule)) {
-    const RuleSettings& r = rules_.rule(rule);
+    const RuleSettings& r = config.rule(rule);
     v1::RuleSettings* out = response->mutable_rule_settings();
     auto duration = [](Micros m) { return TimeUtil::MicrosecondsToDuration(m); };
     out->set_rule(a.rule());
@@ -603,7 +619,10 @@ grpc::Status RiskServiceImpl::ExplainAlert(grpc::ServerContext* context, const v
     if (r.deadline) *out->mutable_deadline() = duration(r.deadline);
     if (r.immediate_deadline) *out->mutable_immediate_deadline() = duration(r.immediate_deadline);
     if (r.priority_deadline) *out->mutable_priority_deadline() = duration(r.priority_deadline);
-    out->set_threshold(rules_.threshold(rule));
+    if (r.before) *out->mutable_before() = duration(r.before);
+    out->set_threshold(config.Threshold(rule));
+    out->set_rules_version(config.version());
+    if (&config != version) out->set_force(a.force());
   }
   return grpc::Status::OK;
 }

@@ -133,6 +133,11 @@ absl::StatusOr<std::vector<v1::Event>> StateReader::Events(int32_t partition, ab
   return out;
 }
 
+absl::StatusOr<std::optional<std::string>> StateReader::RulesYaml(int32_t partition,
+                                                                  absl::string_view version) const {
+  return store_.Get(PartitionKeys(partition).Rules(version));
+}
+
 absl::StatusOr<int64_t> StateReader::AppliedUpTo(int32_t partition) const {
   VIGIL_ASSIGN_OR_RETURN(auto meta, GetMessage<v1::state::PartitionMeta>(store_, PartitionKeys(partition).Meta()));
   return meta ? meta->next_offset() : 0;

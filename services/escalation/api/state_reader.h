@@ -58,6 +58,8 @@ class StateReader {
   // The offset of the next record the partition will consume: every record
   // below it has been applied. 0 when the partition has no stored state.
   absl::StatusOr<int64_t> AppliedUpTo(int32_t partition) const;
+  // The YAML of a rules version that a rules_changed event brought to the partition, if it did.
+  absl::StatusOr<std::optional<std::string>> RulesYaml(int32_t partition, absl::string_view version) const;
 
  private:
   // The stored partitions, listed once and again when `refresh` (a lookup that

@@ -312,6 +312,7 @@ void Engine::Fire(live::DeadlineKey key, live::Victim* victim, EngineOutput* out
     step.Escalate(d);
     return;
   }
+  if (!step.Enabled(d.rule)) return;  // disabled since (a rules change): raises nothing new
   const RuleUnit* unit = deadline_units_[static_cast<int>(d.rule)];
   step.Raise({.rule = d.rule,
               .key = d.subject.empty() ? d.key : d.subject,

@@ -80,8 +80,8 @@ std::optional<state::SuspectState> Processor::FindSuspect(const std::string& sus
 void Processor::ApplyLink(const v1::SuspectLink& link, std::vector<v1::SuspectFinding>* findings) {
   live::Suspect& suspect = suspects_[link.suspect_id()];
   changed_suspects_.insert(link.suspect_id());
-  engine_.ApplyLink(link, &suspect, findings);
-  engine_.Prune(stream_time_, &suspect);
+  engine_->ApplyLink(link, &suspect, findings);
+  engine_->Prune(stream_time_, &suspect);
 }
 
 absl::Status Processor::Collect(EngineOutput& output, std::vector<v1::Alert>* out) {
@@ -98,7 +98,7 @@ absl::Status Processor::Collect(EngineOutput& output, std::vector<v1::Alert>* ou
       VIGIL_ASSIGN_OR_RETURN(live::Victim* victim, Victim(finding.victim_id()));
       changed_victims_.insert(finding.victim_id());
       EngineOutput finding_output;
-      engine_.ApplyFinding(finding, victim, &finding_output);
+      engine_->ApplyFinding(finding, victim, &finding_output);
       for (auto& a : finding_output.transitions) out->push_back(std::move(a));
     }
   }
@@ -106,10 +106,22 @@ absl::Status Processor::Collect(EngineOutput& output, std::vector<v1::Alert>* ou
   return absl::OkStatus();
 }
 
+absl::Status Processor::ChangeRules(const std::string& version, const std::string& rules_yaml) {
+  absl::StatusOr<RulesConfig> rules = ParseRulesYaml(rules_yaml, "rules_changed.rules_yaml");
+  if (!rules.ok()) return rules.status();
+  rules->set_version(version);
+  owned_engine_ = std::make_unique<Engine>(*std::move(rules));
+  engine_ = owned_engine_.get();
+  rules_change_.emplace(version, rules_yaml);
+  return absl::OkStatus();
+}
+
 absl::Status Processor::Apply(const v1::Event& event, std::vector<v1::Alert>* out) {
   VIGIL_RETURN_IF_ERROR(ValidateEvent(event));
+  // A rules change applies at its position in the log, whatever its time, and to no victim.
+  if (event.has_rules_changed()) return ChangeRules(event.rules_changed().version(), event.rules_changed().rules_yaml());
   const Micros t = ToMicros(event.occurred_at());
-  if (stream_time_ != INT64_MIN && t < stream_time_ - engine_.rules().horizon()) {
+  if (stream_time_ != INT64_MIN && t < stream_time_ - engine_->rules().horizon()) {
     ++too_late_;  // older than the horizon: on the timeline, evaluated by no rule
     return absl::OkStatus();
   }
@@ -120,7 +132,7 @@ absl::Status Processor::Apply(const v1::Event& event, std::vector<v1::Alert>* ou
   VIGIL_ASSIGN_OR_RETURN(live::Victim* victim, Victim(event.victim_id(), &created));
   victim->last_applied = ++applied_;
   EngineOutput output;
-  absl::Status status = engine_.Apply(event, victim, &output);
+  absl::Status status = engine_->Apply(event, victim, &output);
   if (!status.ok()) {
     if (created) Drop(event.victim_id());
     return status;
@@ -135,7 +147,7 @@ absl::Status Processor::Apply(const v1::Event& event, std::vector<v1::Alert>* ou
 
 void Processor::MaybePrune(live::Victim& victim) {
   if (victim.pruned_at != INT64_MIN && stream_time_ - victim.pruned_at < kMicrosPerDay) return;
-  engine_.Prune(stream_time_, &victim);
+  engine_->Prune(stream_time_, &victim);
 }
 
 void Processor::AdvanceTo(Micros t, std::vector<v1::Alert>* out) {
@@ -148,7 +160,7 @@ void Processor::FireDue(Micros now, std::vector<v1::Alert>* out) {
     const live::TimerEntry next = *timers_.begin();
     changed_victims_.insert(next.victim->id);
     EngineOutput output;
-    engine_.Fire({next.due, next.seq}, next.victim, &output);
+    engine_->Fire({next.due, next.seq}, next.victim, &output);
     Collect(output, out).IgnoreError();  // firing sends no links, so loads nothing
   }
 }

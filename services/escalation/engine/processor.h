@@ -39,7 +39,7 @@ namespace vigil {
 class Processor {
  public:
   // REQUIRES: engine outlives the processor.
-  explicit Processor(const Engine* engine) : engine_(*engine) {}
+  explicit Processor(const Engine* engine) : engine_(engine) {}
   Processor(const Processor&) = delete;
   Processor& operator=(const Processor&) = delete;
 
@@ -65,6 +65,15 @@ class Processor {
   void AdvanceTo(Micros t, std::vector<v1::Alert>* out);
 
   Micros stream_time() const { return stream_time_; }
+
+  // A rules_changed event (DOMAIN.md, "Rules change at a position in the log"): from here on the processor
+  // judges events by these rules (version and YAML). Clocks already running keep their deadlines and alerts
+  // their acknowledgement windows. INVALID_ARGUMENT (nothing changes) when the YAML is not valid rules.
+  absl::Status ChangeRules(const std::string& version, const std::string& rules_yaml);
+  // The rules in force: the engine given at construction, or the last change.
+  const RulesConfig& rules() const { return engine_->rules(); }
+  // The last rules change applied (version, YAML), if any: what a store keeps to load the same rules again.
+  const std::optional<std::pair<std::string, std::string>>& rules_change() const { return rules_change_; }
   size_t victim_count() const { return victims_.size(); }
   // Events older than stream time minus the horizon, applied to no rule.
   uint64_t too_late() const { return too_late_; }
@@ -116,7 +125,9 @@ class Processor {
   // Drops what no rule can use, once per day of stream time per victim.
   void MaybePrune(live::Victim& victim);
 
-  const Engine& engine_;
+  const Engine* engine_;
+  std::unique_ptr<Engine> owned_engine_;  // the engine of the last rules change
+  std::optional<std::pair<std::string, std::string>> rules_change_;
   absl::node_hash_map<std::string, std::unique_ptr<live::Victim>> victims_;
   absl::node_hash_map<std::string, live::Suspect> suspects_;
   live::TimerQueue timers_;

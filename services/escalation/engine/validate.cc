@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "common/time_util.h"
+#include "services/escalation/engine/rules_config.h"
 
 namespace vigil {
 namespace {
@@ -200,6 +201,14 @@ absl::Status CheckPayload(const Event& e) {
         return Invalid("bail_decided.bail_until", "required when EXTENDED (the new end)");
       }
       if (p.has_bail_until()) VIGIL_RETURN_IF_ERROR(CheckTime("bail_decided.bail_until", p.bail_until()));
+      return absl::OkStatus();
+    }
+    case Event::kRulesChanged: {
+      const auto& p = e.rules_changed();
+      VIGIL_RETURN_IF_ERROR(CheckId("rules_changed.version", p.version(), true));
+      if (p.version().size() > 64) return Invalid("rules_changed.version", "longer than 64 characters");
+      absl::StatusOr<RulesConfig> rules = ParseRulesYaml(p.rules_yaml(), "rules_changed.rules_yaml");
+      if (!rules.ok()) return rules.status();
       return absl::OkStatus();
     }
     case Event::kClockTick:

@@ -11,7 +11,8 @@
 namespace vigil {
 
 bool IsInternal(const v1::Event& event) {
-  return event.has_clock_tick() || event.has_escalation_acknowledged() || event.has_suspect_finding();
+  return event.has_clock_tick() || event.has_escalation_acknowledged() || event.has_suspect_finding() ||
+         event.has_rules_changed();
 }
 
 absl::StatusOr<Admitted> Admit(const ConsumedRecord& record, const AdmissionPolicy& policy) {
@@ -27,8 +28,10 @@ absl::StatusOr<Admitted> Admit(const ConsumedRecord& record, const AdmissionPoli
   if (IsInternal(event)) {
     if (policy.signer == nullptr || !policy.signer->Verify(record.value, record.signature)) {
       return absl::PermissionDeniedError(absl::StrCat(
-          event.has_clock_tick() ? "clock_tick" : event.has_escalation_acknowledged() ? "escalation_acknowledged"
-                                                                                     : "suspect_finding",
+          event.has_clock_tick()                ? "clock_tick"
+          : event.has_escalation_acknowledged() ? "escalation_acknowledged"
+          : event.has_rules_changed()           ? "rules_changed"
+                                                : "suspect_finding",
           ": written by vigild only, and this record is not signed by it (acknowledge through the API)"));
     }
   }

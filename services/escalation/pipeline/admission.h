@@ -5,9 +5,10 @@
 // A record is refused (and dead-lettered by the caller, with the reason) when:
 // - it is larger than max_event_bytes (RESOURCE_EXHAUSTED), or not a
 //   vigil.v1.Event (INVALID_ARGUMENT);
-// - it carries what only vigild writes (a clock tick, an acknowledgement, a
-//   suspect finding) without vigild's signature (PERMISSION_DENIED): nobody
-//   with mere write access to the topic can silence an alert or move a clock;
+// - it carries what only vigild or its operators write (a clock tick, an
+//   acknowledgement, a suspect finding, a rules change) without vigild's
+//   signature (PERMISSION_DENIED): nobody with mere write access to the topic
+//   can silence an alert, move a clock or change the rules;
 // - its key is not its victim (INVALID_ARGUMENT; ticks use the key __clock__);
 // - it happened in the future: occurred_at later than the record's own Kafka
 //   timestamp plus future_tolerance (OUT_OF_RANGE). The timestamp is in the
@@ -31,6 +32,8 @@
 namespace vigil {
 
 inline constexpr char kClockKey[] = "__clock__";
+// The key (and victim_id) of a rules_changed event, which concerns no victim.
+inline constexpr char kRulesKey[] = "__rules__";
 
 struct AdmissionPolicy {
   // Verifies what only vigild writes; null: nothing of the kind is admitted.

@@ -54,6 +54,14 @@ absl::StatusOr<std::unique_ptr<PartitionPipeline>> PartitionPipeline::Load(Store
     meta.reset();
   }
   p->processor_.set_stream_time(meta ? p->meta_.stream_time() : INT64_MIN);
+  if (p->meta_.has_rules()) {
+    // The rules of the last rules_changed the partition applied, not vigild's --rules.
+    absl::Status s = p->processor_.ChangeRules(p->meta_.rules_version(), p->meta_.rules_yaml());
+    if (!s.ok()) {
+      return absl::DataLossError(absl::StrCat("partition ", partition, ": stored rules (version ",
+                                              p->meta_.rules_version(), ") are unreadable: ", s.message()));
+    }
+  }
   // Victims waiting for a deadline are held from the start; the others are loaded on their next event.
   VIGIL_RETURN_IF_ERROR(p->LoadAll<state::VictimState>(p->keys_.Victims(), [&](state::VictimState& v) {
     if (v.deadlines_size() == 0) return absl::OkStatus();
@@ -185,6 +193,11 @@ void PartitionPipeline::Apply(const ConsumedRecord& record) {
     return;
   }
   if (event.has_suspect_finding()) return;  // derived by vigild: not part of the victim's timeline
+  if (event.has_rules_changed()) {
+    // Not a victim's: kept by version, so that an alert raised under it can be explained (ExplainAlert).
+    pending_.Put(keys_.Rules(event.rules_changed().version()), event.rules_changed().rules_yaml());
+    return;
+  }
   pending_.Put(TimelineKey(partition_, event.victim_id(), ToMicros(event.occurred_at()), event.event_id()),
                admitted->stored);
 }
@@ -202,6 +215,11 @@ absl::Status PartitionPipeline::Commit() {
   }
   meta_.set_stream_time(processor_.stream_time());
   meta_.set_state_format(kStateFormat);
+  if (const auto& change = processor_.rules_change()) {
+    meta_.set_has_rules(true);
+    meta_.set_rules_version(change->first);
+    meta_.set_rules_yaml(change->second);
+  }
   pending_.Put(keys_.Meta(), DeterministicBytes(meta_));
   // Not synced: if a power cut loses the last batches, consumption resumes from
   // an older offset and replays them; the outbox numbers come out the same and

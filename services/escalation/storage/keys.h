@@ -55,6 +55,8 @@ class PartitionKeys {
   std::string Victim(absl::string_view id) const { return Record("v/", id); }
   std::string Suspect(absl::string_view id) const { return Record("s/", id); }
   std::string Alert(absl::string_view id) const { return Record("a/", id); }
+  // The YAML of a rules version a rules_changed event brought.
+  std::string Rules(absl::string_view version) const { return Record("r/", version); }
   std::string Alerts() const { return prefix_ + "a/"; }
   std::string Victims() const { return prefix_ + "v/"; }
   // A victim's calls and applied event ids, each under its own key (a commit writes only what changed).
