@@ -265,8 +265,11 @@ TEST_F(RulesTest, UnitUnavailableFiresForAnUrgentArrestButNotForAPriorityInciden
   Only("unit-unavailable");
   Apply(Ev("g1").At("10:01").Graded(IncidentGraded::PRIORITY));
   EXPECT_THAT(Apply(Ev("u1").At("10:02").UnitUnavailable()), IsEmpty());
-  EXPECT_THAT(Apply(Ev("a1").At("10:03").ArrestRequested("R1")),
-              ElementsAre("unit-unavailable FIRING SUPERVISOR 2024-09-07T10:03:00Z V1/I1 [a1 u1]"));
+  // It fires on a unit_unavailable: an urgent arrest requested after one does not make it an alert...
+  EXPECT_THAT(Apply(Ev("a1").At("10:03").ArrestRequested("R1")), IsEmpty());
+  // ...the next unavailability, with the urgent arrest requested, does.
+  EXPECT_THAT(Apply(Ev("u2").At("10:04").UnitUnavailable()),
+              ElementsAre("unit-unavailable FIRING SUPERVISOR 2024-09-07T10:04:00Z V1/I1 [a1 u2]"));
 }
 
 TEST_F(RulesTest, UnitUnavailableDoesNotFireWhenASupervisorWasAlreadyTold) {

@@ -1,6 +1,8 @@
-// unit-unavailable (no unit for an IMMEDIATE or urgent incident, or for an
-// urgent arrest, and no supervisor told) and attendance-overdue (no unit
-// arrived by the latest grading's deadline).
+// unit-unavailable (on unit_unavailable: no unit for an IMMEDIATE or urgent
+// incident, or for an urgent arrest requested, and no supervisor told) and
+// attendance-overdue (no unit arrived by the latest grading's deadline; a
+// regrading moves the pending deadline, resolves nothing; closing the incident
+// cancels nothing).
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -18,13 +20,11 @@ class AttendanceUnit : public RuleUnit {
     switch (e.payload_case()) {
       case v1::Event::kIncidentGraded:
         ScheduleAttendance(step, *incident);
-        EvaluateUnavailable(step, *incident, t);
         break;
       case v1::Event::kUnitUnavailable:
+        // It fires on the unit_unavailable itself (DOMAIN.md, "Exact readings"): a grading or an arrest
+        // request recorded after it does not make an old unavailability an alert.
         EvaluateUnavailable(step, *incident, t);
-        break;
-      case v1::Event::kArrestRequested:
-        if (incident != nullptr) EvaluateUnavailable(step, *incident, t);
         break;
       case v1::Event::kUnitAssigned:
         step.Resolve(RuleId::kUnitUnavailable, id, t, e.event_id(), "a unit has been assigned");
