@@ -43,6 +43,29 @@ TEST(RiskProfileTest, SummarisesWhatASupervisorNeeds) {
   EXPECT_EQ(alert_rules, (std::set<std::string>{"arrest-overdue", "marker-on-call", "repeat-calls"}));
 }
 
+TEST(RiskProfileTest, ShowsProtectionsInForceBailAndItsEndAndTheLastReferral) {
+  Engine engine(RulesConfig::Defaults());
+  Processor p(&engine);
+  std::vector<v1::Alert> out;
+  using testing::T;
+  ASSERT_TRUE(p.Apply(Ev("n1").At("09:00").Protection("N1", v1::ProtectionRecorded::DVPN, "S1"), &out).ok());
+  ASSERT_TRUE(p.Apply(Ev("o1").At("09:00").Protection("O1", v1::ProtectionRecorded::RESTRAINING_ORDER, "S2"), &out).ok());
+  ASSERT_TRUE(p.Apply(Ev("e1").At("09:30").ProtectionEnded("O1"), &out).ok());
+  ASSERT_TRUE(p.Apply(Ev("b1").At("10:00").Bail("B1", "S1", T("10:00", 28)), &out).ok());
+  ASSERT_TRUE(p.Apply(Ev("b2").At("10:00").Bail("B2", "S3", T("10:00", 20), /*conditions=*/false), &out).ok());
+  ASSERT_TRUE(p.Apply(Ev("m1").At("10:30").MaracReferred(), &out).ok());
+  ASSERT_TRUE(p.Apply(Ev("m2").At("10:20").MaracReferred(), &out).ok());  // late: not the last
+
+  const v1::RiskProfile profile = BuildRiskProfile(*p.FindVictim("V1"), engine.rules());
+  std::set<std::string> in_force;
+  for (const auto& r : profile.protections_in_force()) in_force.insert(r.protection_id());
+  EXPECT_EQ(in_force, (std::set<std::string>{"N1", "B1"}));  // the order ended; bail B2 has no conditions
+  ASSERT_EQ(profile.bail_size(), 2);
+  EXPECT_EQ(FormatRfc3339(ToMicros(profile.bail(0).until())), "2024-10-05T10:00:00Z");
+  EXPECT_FALSE(profile.bail(1).with_conditions());
+  EXPECT_EQ(FormatRfc3339(ToMicros(profile.last_marac_referral())), "2024-09-07T10:30:00Z");
+}
+
 TEST(RiskProfileTest, NothingRecordedIsStandard) {
   Engine engine(RulesConfig::Defaults());
   Processor p(&engine);

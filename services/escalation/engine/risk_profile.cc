@@ -29,6 +29,26 @@ v1::RiskProfile BuildRiskProfile(const v1::state::VictimState& v, const RulesCon
   p.set_calls_last_24h(recent_calls);
   p.set_domestic_abuse_incidents_last_365d(static_cast<uint32_t>(da_incidents.size()));
   p.set_marac_referred(v.marac_referrals_size() > 0);
+  if (v.marac_referrals_size() > 0) {
+    *p.mutable_last_marac_referral() =
+        ToTimestamp(*std::max_element(v.marac_referrals().begin(), v.marac_referrals().end()));
+  }
+  for (const auto& r : v.protections()) {
+    if (!r.has_recorded()) continue;
+    const bool ended = r.has_ended() && r.ended_at() <= now;
+    const bool expired = r.has_until() && r.until() < now;
+    RiskProfile::Protection out;
+    out.set_protection_id(r.protection_id());
+    out.set_kind(static_cast<v1::ProtectionRecorded::Kind>(r.kind()));
+    out.set_bail(r.is_bail());
+    out.set_suspect_id(r.suspect_id());
+    *out.mutable_recorded_at() = ToTimestamp(r.recorded_at());
+    if (r.has_until()) *out.mutable_until() = ToTimestamp(r.until());
+    out.set_with_conditions(r.with_conditions());
+    const bool in_force = r.recorded_at() <= now && !ended && !expired && (!r.is_bail() || r.with_conditions());
+    if (in_force) *p.add_protections_in_force() = out;
+    if (r.is_bail() && !ended) *p.add_bail() = std::move(out);
+  }
 
   const v1::state::AssessmentRecord* latest = nullptr;
   for (const auto& a : v.assessments()) {
