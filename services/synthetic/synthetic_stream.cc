@@ -19,7 +19,7 @@ std::vector<v1::Event> SyntheticStream(const StreamOptions& options) {
   std::vector<v1::Event> out;
   out.reserve(options.events + options.events / 50 + 16);
   const Micros start = *ParseRfc3339("2024-01-01T00:00:00Z");
-  const Micros span = 60 * kMicrosPerDay;
+  const Micros span = std::max(1, options.days) * kMicrosPerDay;
   uint64_t next_id = 0;
   // Whole incidents, each unfolding over minutes to hours as real ones do,
   // starting at random times over about 60 days; then the stream is put in time order.

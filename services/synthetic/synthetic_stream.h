@@ -18,7 +18,9 @@ struct StreamOptions {
   uint64_t seed = 42;
   // Fraction of events delivered a second time.
   double duplicate_rate = 0.01;
-  // Events of DOMAIN.md's second vocabulary (abandoned calls and their returns). Off, the stream is the
+  // Incidents start at random times over this many days from 2024-01-01 (a force's year: 365).
+  int days = 60;
+  // Events of DOMAIN.md's second vocabulary (abandoned calls and their returns, protections, bail). Off, the stream is the
   // wave-1 vocabulary alone, as the wave-1 engine's diff (tests/migration/) needs.
   bool v2_events = true;
 };

@@ -119,7 +119,7 @@ struct RulesDiffOptions {
 int RulesDiff(const RulesDiffOptions& options, std::istream& in, std::ostream& out, std::ostream& err);
 
 // Writes the synthetic force-scale stream the benchmarks use, as JSONL.
-int Synth(size_t events, size_t victims, uint64_t seed, std::ostream& out);
+int Synth(size_t events, size_t victims, uint64_t seed, int days, std::ostream& out);
 
 // The signer of `path` (empty: none); nullopt after saying why on `err` for `command`.
 struct SignerOrNone {

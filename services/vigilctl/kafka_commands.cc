@@ -289,8 +289,9 @@ int Dump(const DumpOptions& options, std::ostream& out, std::ostream& err) {
   return kExitOk;
 }
 
-int Synth(size_t events, size_t victims, uint64_t seed, std::ostream& out) {
-  for (const auto& e : synthetic::SyntheticStream({.events = events, .victims = victims, .seed = seed})) {
+int Synth(size_t events, size_t victims, uint64_t seed, int days, std::ostream& out) {
+  for (const auto& e :
+       synthetic::SyntheticStream({.events = events, .victims = victims, .seed = seed, .days = days})) {
     out << ToJsonLine(e) << "\n";
   }
   return kExitOk;

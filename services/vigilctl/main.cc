@@ -94,10 +94,13 @@ int main(int argc, char** argv) {
 
   size_t synth_events = 10000, synth_victims = 1000;
   uint64_t synth_seed = 42;
+  int synth_days = 60;
   CLI::App* synth_cmd = app.add_subcommand("synth", "Write the synthetic test stream as JSONL");
   synth_cmd->add_option("--events", synth_events, "")->capture_default_str();
   synth_cmd->add_option("--victims", synth_victims, "")->capture_default_str();
   synth_cmd->add_option("--seed", synth_seed, "")->capture_default_str();
+  synth_cmd->add_option("--days", synth_days, "Incidents start over this many days (365: a force's year)")
+      ->capture_default_str()->check(CLI::Range(1, 3650));
 
   vigil::ctl::DumpOptions dump;
   CLI::App* dump_cmd = app.add_subcommand("dump", "Write one partition of the events topic as JSONL");
@@ -182,6 +185,6 @@ int main(int argc, char** argv) {
   if (*tick_cmd) return vigil::ctl::Tick(tick, std::cout, std::cerr);
   if (*rules_publish_cmd) return vigil::ctl::RulesPublish(rules_publish, std::cout, std::cerr);
   if (*rules_diff_cmd) return vigil::ctl::RulesDiff(rules_diff, std::cin, std::cout, std::cerr);
-  if (*synth_cmd) return vigil::ctl::Synth(synth_events, synth_victims, synth_seed, std::cout);
+  if (*synth_cmd) return vigil::ctl::Synth(synth_events, synth_victims, synth_seed, synth_days, std::cout);
   return vigil::ctl::kExitFailure;
 }

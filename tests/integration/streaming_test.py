@@ -233,11 +233,19 @@ class StreamingTest(unittest.TestCase):
 
         deadline = time.time() + 60
         got = []
-        while fired(got) != fired(expected) and time.time() < deadline:
+        while len(fired(got)) < len(fired(expected)) and time.time() < deadline:
             got = [l for l in v.alerts(idle_ms=2000) if '"serial-perpetrator"' in l]
-        # The same victims alerted as one offline view of all the calls; links from several partitions
-        # may arrive in any order, so evidence can grow by revisions, but nothing is published twice.
-        self.assertEqual(fired(got), fired(expected))
+        # One episode of the suspect: every victim but the one whose call reached the view first is alerted,
+        # once, as offline replay alerts all but the first in file order. Links from several partitions reach
+        # the view in any order (DOMAIN.md: other victims' calls count if applied before), so which victim
+        # that is may differ; nothing is published twice.
+        self.assertEqual(len(fired(expected)), 7)
+        self.assertEqual(len(fired(got)), 7, got)
+        self.assertTrue(set(fired(got)) <= {f"V-SP-{i}" for i in range(8)})
+        ids = {}
+        for l in got:
+            ids.setdefault(json.loads(l)["victim_id"], set()).add(json.loads(l)["alert_id"])
+        self.assertTrue(all(len(s) == 1 for s in ids.values()), f"one alert per victim in the episode: {ids}")
         self.assertEqual(len({key(l) for l in got}), len(got))
 
     def test_duplicates_on_the_topic_are_applied_once(self):

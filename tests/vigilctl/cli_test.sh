@@ -83,7 +83,7 @@ printf 'version: "3calls"\nrules:\n  repeat-calls:\n    count: 3\n' >"$tmp/propo
 "$vigilctl" rules diff --events "$tmp/two.jsonl" --base "$root/deploy/config/rules.yaml" --rules "$tmp/proposal.yaml" \
   --until 2024-09-08T00:00:00Z >"$tmp/out" 2>"$tmp/err"
 check "rules diff exits 0" [ $? -eq 0 ]
-check "rules diff names both versions" grep -q "base rules version 1, proposed version 3calls" "$tmp/out"
+check "rules diff names both versions" grep -q "base rules version default, proposed version 3calls" "$tmp/out"
 check "rules diff: repeat-calls removed under the proposal" \
   grep -Eq '^repeat-calls +1 +0 +0 +1 +0$' "$tmp/out"
 check "rules diff: other rules unchanged" grep -Eq '^marker-on-call +0 +0 +0 +0 +0$' "$tmp/out"
