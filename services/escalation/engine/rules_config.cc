@@ -362,13 +362,13 @@ absl::Status ApplyOverrides(absl::string_view source, const YAML::Node& node, Ru
     const std::string where = absl::StrCat(source, ": overrides[", i, "]");
     if (!entry.IsMap()) return absl::InvalidArgumentError(absl::StrCat(where, ": expected {force: NAME, rules: {...}}"));
     std::string force;
-    const YAML::Node* rules = nullptr;
+    std::optional<YAML::Node> rules;  // held by value: the iterator's pair goes with each step
     for (const auto& kv : entry) {
       const std::string key = kv.first.as<std::string>("");
       if (key == "force" && kv.second.IsScalar() && !kv.second.Scalar().empty()) {
         force = kv.second.Scalar();
       } else if (key == "rules") {
-        rules = &kv.second;
+        rules.emplace(kv.second);
       } else {
         return absl::InvalidArgumentError(
             absl::StrCat(where, ": '", Shown(key), "' is not a field (force, a name; rules, a mapping)"));
@@ -379,7 +379,7 @@ absl::Status ApplyOverrides(absl::string_view source, const YAML::Node& node, Ru
       return absl::InvalidArgumentError(absl::StrCat(where, ": force '", Shown(force), "' is overridden twice"));
     }
     seen.push_back(force);
-    if (rules == nullptr) return absl::InvalidArgumentError(absl::StrCat(where, ": 'rules' is required"));
+    if (!rules) return absl::InvalidArgumentError(absl::StrCat(where, ": 'rules' is required"));
     RulesConfig forced = *config;
     if (auto s = ApplyRules(absl::StrCat(source, ": force '", Shown(force), "'"), *rules, &forced); !s.ok()) {
       return s;
