@@ -465,6 +465,47 @@ TEST_F(RiskServiceTest, ExplainGivesTheEvidenceInFullAndTheRule) {
   EXPECT_EQ(Audits()[0].resource(), "alerts/" + repeat_id);
 }
 
+TEST_F(RiskServiceTest, ExplainShowsTheSettingsOfTheRulesVersionTheAlertWasRaisedUnder) {
+  auto stub = Serve("supervisor-console");
+  Record(*stub, {Ev("c1").At("09:00").Call(false), Ev("c2").At("10:00").Call(false)});
+  const std::string before = AlertId("repeat-calls");
+  // A rules change in the log (signed, as vigilctl rules publish writes it), on V1's partition.
+  const v1::Event rules_changed =
+      Ev("rc").At("10:30").RulesChanged("three-calls", "rules: {repeat-calls: {count: 3}}");
+  const std::string change = rules_changed.SerializeAsString();
+  ASSERT_TRUE(log_->Append(topics_.events,
+                           {{.key = "V1", .value = change,
+                             .headers = {{kHeaderSignature, testing::TestSigner().Sign(change)}}}},
+                           absl::Now())
+                  .ok());
+  Record(*stub, {Ev("d1").At("09:00", 3).Incident("I3").Call(false), Ev("d2").At("09:10", 3).Incident("I3").Call(false),
+                 Ev("d3").At("09:20", 3).Incident("I3").Call(false)});
+  std::string after;
+  ASSERT_TRUE(reader_->ForEachAlert([&](const v1::Alert& a) {
+    if (a.rule() == "repeat-calls" && a.alert_id() != before) after = a.alert_id();
+    return true;
+  }).ok());
+  ASSERT_FALSE(after.empty());
+  auto explain = [&](const std::string& id) {
+    grpc::ClientContext context;
+    v1::ExplainAlertRequest r;
+    r.set_name("alerts/" + id);
+    r.set_purpose("rules review");
+    v1::AlertExplanation e;
+    EXPECT_TRUE(stub->ExplainAlert(&context, r, &e).ok());
+    return e;
+  };
+  const v1::AlertExplanation old_one = explain(before);
+  EXPECT_EQ(old_one.alert().rules_version(), "default");
+  EXPECT_EQ(old_one.rule_settings().rules_version(), "default");
+  EXPECT_EQ(old_one.rule_settings().count(), 2u);
+  const v1::AlertExplanation new_one = explain(after);
+  EXPECT_EQ(new_one.alert().rules_version(), "three-calls");
+  EXPECT_EQ(new_one.rule_settings().rules_version(), "three-calls");
+  EXPECT_EQ(new_one.rule_settings().count(), 3u);
+  EXPECT_EQ(new_one.rule_settings().threshold(), "3 calls in 24h");
+}
+
 TEST_F(RiskServiceTest, EachMethodNeedsItsRole) {
   auto recorder = Serve("command-and-control");
   Record(*recorder, {Ev("c1").At("09:00").Call(false)});  // may record
