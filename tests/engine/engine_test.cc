@@ -702,6 +702,20 @@ TEST_F(RulesTest, RepeatMaracCountsAnIncidentExactly365DaysAfterTheReferral) {
               ElementsAre("repeat-marac FIRING SUPERVISOR 2025-09-07T09:00:00Z V1/I2 [c1]"));
 }
 
+TEST_F(RulesTest, MaracReferralOverdueRunsFromTheIncidentsFirstHighAssessmentNotYetReferred) {
+  Only("marac-referral-overdue");
+  Apply(Ev("r1").At("10:00").Assessed(RiskAssessed::HIGH));
+  Apply(Ev("r2").At("10:00", 1).Assessed(RiskAssessed::HIGH));  // the same incident: the clock stands
+  EXPECT_THAT(Advance(T("10:00", 3)),
+              ElementsAre("marac-referral-overdue FIRING SUPERVISOR 2024-09-10T10:00:00Z V1/I1 [r1]"));
+  EXPECT_THAT(Apply(Ev("m1").At("11:00", 3).Incident("OTHER").MaracReferred()),  // whatever incident it carries
+              ElementsAre("marac-referral-overdue RESOLVED SUPERVISOR 2024-09-10T11:00:00Z V1/I1 [r1 m1]"));
+  // After the referral, a new HIGH assessment starts a new clock (and a new alert).
+  Apply(Ev("r3").At("12:00", 3).Assessed(RiskAssessed::HIGH));
+  EXPECT_THAT(Advance(T("12:00", 6)),
+              ElementsAre("marac-referral-overdue FIRING SUPERVISOR 2024-09-13T12:00:00Z V1/I1 [r3]"));
+}
+
 // --- strangulation disclosed makes an assessment HIGH ---------------------------------------
 
 TEST_F(RulesTest, StrangulationDisclosedMakesAnAssessmentHighForTheMaracDeadline) {

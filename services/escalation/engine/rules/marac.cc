@@ -26,18 +26,29 @@ class MaracUnit : public RuleUnit {
       if (a.effective_level != v1::RiskAssessed::HIGH || !step.Enabled(RuleId::kMaracReferralOverdue)) return;
       const bool referred =
           std::any_of(v.marac_referrals.begin(), v.marac_referrals.end(), [&](Micros at) { return at >= t; });
-      if (!referred) {
-        step.SetRuleDeadline(RuleId::kMaracReferralOverdue, e.event_id(), e.incident_id(),
+      // The subject is the incident; the clock runs from its first HIGH assessment not yet followed by a
+      // referral, so a later HIGH assessment on it moves nothing while one is running or its alert is open.
+      const std::string& incident = e.incident_id();
+      const bool running =
+          v.rule_deadlines.contains(live::RuleKeyView{static_cast<int>(RuleId::kMaracReferralOverdue), incident}) ||
+          v.OpenAlert(RuleId::kMaracReferralOverdue, incident) != nullptr;
+      if (!referred && !running) {
+        step.SetRuleDeadline(RuleId::kMaracReferralOverdue, incident, incident,
                              t + step.rules().rule(RuleId::kMaracReferralOverdue).deadline, {e.event_id()});
       }
       return;
     }
     if (!e.has_marac_referred()) return;
+    // The referral satisfies every HIGH assessment made before it, whatever incident it carries.
+    std::vector<std::string> incidents;
     for (const live::Assessment& a : v.assessments) {
       if (a.effective_level != v1::RiskAssessed::HIGH || a.at > t) continue;
-      const std::string& key = v.names[a.event];
-      step.RemoveRuleDeadline(RuleId::kMaracReferralOverdue, key);
-      step.Resolve(RuleId::kMaracReferralOverdue, key, t, e.event_id(), "a MARAC referral has been made");
+      const std::string& incident = v.names[a.incident];
+      if (std::find(incidents.begin(), incidents.end(), incident) == incidents.end()) incidents.push_back(incident);
+    }
+    for (const std::string& incident : incidents) {
+      step.RemoveRuleDeadline(RuleId::kMaracReferralOverdue, incident);
+      step.Resolve(RuleId::kMaracReferralOverdue, incident, t, e.event_id(), "a MARAC referral has been made");
     }
     v.episodes[live::EpisodeIndex(RuleId::kPotentialEscalation)].active = false;  // the referral ends it
     std::vector<std::pair<RuleId, std::string>> open;
