@@ -34,7 +34,8 @@ enum class PartitionKind { kEvents, kSuspectLinks };
 
 // The layout of the records above and of the engine state in them (PartitionMeta.state_format). 0: the wave-1
 // engine's whole-history state; 3: the live state of engine/live.h, bounded by stream time, its calls and event
-// ids under keys of their own; 4: the same, with event and evidence fingerprints taken by XXH3
+// ids under keys of their own; 4: rules v2 (episodes, protections and bail, abandoned calls, first domestic-abuse
+// calls, the rules in force in the meta record), with event and evidence fingerprints taken by XXH3
 // (common/fingerprint.h ContentHash64) instead of FNV-1a. A partition stored in another format is rebuilt from
 // the log when it is loaded.
 inline constexpr uint32_t kStateFormat = 4;
