@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/signer.h"
+#include "common/time_util.h"
 #include "vigil/v1/alert.pb.h"
 
 namespace vigil::ctl {
@@ -22,6 +23,10 @@ inline constexpr int kExitBadInput = 2;
 // nullptr when the file cannot be read, having said so on `err` for `command`.
 std::istream* OpenEvents(const std::string& path, const char* command, std::istream& in, std::ifstream& file,
                          std::ostream& err);
+
+// An --until option: empty gives nullopt; otherwise an RFC 3339 time. False after saying why on `err` for
+// `command`.
+bool ParseUntil(const std::string& text, const char* command, std::optional<Micros>* until, std::ostream& err);
 
 struct ReplayOptions {
   std::string events;  // a file, or "-" for standard input

@@ -23,6 +23,17 @@ std::istream* OpenEvents(const std::string& path, const char* command, std::istr
   return &file;
 }
 
+bool ParseUntil(const std::string& text, const char* command, std::optional<Micros>* until, std::ostream& err) {
+  if (text.empty()) return true;
+  absl::StatusOr<Micros> t = ParseRfc3339(text);
+  if (!t.ok()) {
+    err << "vigilctl " << command << ": --until: " << t.status().message() << "\n";
+    return false;
+  }
+  *until = *t;
+  return true;
+}
+
 int Replay(const ReplayOptions& options, std::istream& in, std::ostream& out, std::ostream& err) {
   absl::StatusOr<RulesConfig> rules =
       options.rules.empty() ? RulesConfig::Defaults() : LoadRulesFile(options.rules);
@@ -31,14 +42,7 @@ int Replay(const ReplayOptions& options, std::istream& in, std::ostream& out, st
     return kExitBadInput;
   }
   std::optional<Micros> until;
-  if (!options.until.empty()) {
-    absl::StatusOr<Micros> t = ParseRfc3339(options.until);
-    if (!t.ok()) {
-      err << "vigilctl replay: --until: " << t.status().message() << "\n";
-      return kExitBadInput;
-    }
-    until = *t;
-  }
+  if (!ParseUntil(options.until, "replay", &until, err)) return kExitBadInput;
   AdmissionPolicy admission{.max_event_bytes = options.max_event_bytes};
   const SignerOrNone signer = LoadSigner(options.signing_key_file, "replay", err);
   if (!signer.ok) return kExitBadInput;

@@ -88,14 +88,7 @@ int RulesDiff(const RulesDiffOptions& options, std::istream& in, std::ostream& o
     return kExitBadInput;
   }
   std::optional<Micros> until;
-  if (!options.until.empty()) {
-    absl::StatusOr<Micros> t = ParseRfc3339(options.until);
-    if (!t.ok()) {
-      err << "vigilctl rules diff: --until: " << t.status().message() << "\n";
-      return kExitBadInput;
-    }
-    until = *t;
-  }
+  if (!ParseUntil(options.until, "rules diff", &until, err)) return kExitBadInput;
   std::ifstream file;
   std::istream* source = OpenEvents(options.events, "rules diff", in, file, err);
   if (source == nullptr) return kExitFailure;
