@@ -82,6 +82,14 @@ Protection& Victim::ProtectionFor(bool bail, absl::string_view id) {
   return p;
 }
 
+Micros Victim::LastReferralAtOrBefore(Micros t) const {
+  Micros last = INT64_MIN;
+  for (Micros at : marac_referrals) {
+    if (at <= t) last = std::max(last, at);
+  }
+  return last;
+}
+
 const SeenEvent* Victim::FindSeen(absl::string_view event_id) const {
   const EventRef ref = names.Find<EventTag>(event_id);
   if (!ref.valid()) return nullptr;

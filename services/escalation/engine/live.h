@@ -433,6 +433,8 @@ struct Victim {
   Arrest& ArrestFor(absl::string_view id);
   Disclosure& DisclosureFor(absl::string_view id);
   Protection& ProtectionFor(bool bail, absl::string_view id);  // made when absent
+  // The last MARAC referral at or before t; INT64_MIN when there is none.
+  Micros LastReferralAtOrBefore(Micros t) const;
   const Protection* FindProtection(bool bail, absl::string_view id) const;
   Protection* FindProtection(bool bail, absl::string_view id) {
     return const_cast<Protection*>(static_cast<const Victim*>(this)->FindProtection(bail, id));

@@ -79,10 +79,7 @@ class CallCountUnit : public RuleUnit {
     const live::Incident* incident = v.FindIncident(e.incident_id());
     // Only an incident's first domestic-abuse call makes it an item: later calls on it do not count.
     if (incident == nullptr || incident->da_calls != 1) return;
-    Micros referral = INT64_MIN;  // the last referral at or before the call: only incidents after it count
-    for (Micros at : v.marac_referrals) {
-      if (at <= t) referral = std::max(referral, at);
-    }
+    const Micros referral = v.LastReferralAtOrBefore(t);  // only incidents after it count
     if (incident->first_da_call <= referral) return;
     Evaluate(step, RuleId::kPotentialEscalation, Items::FirstDomesticAbuseCalls(v, referral), t, event,
              e.incident_id());

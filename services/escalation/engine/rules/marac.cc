@@ -67,10 +67,7 @@ class MaracUnit : public RuleUnit {
     if (!step.Enabled(RuleId::kRepeatMarac)) return;
     live::Victim& v = step.victim();
     const live::Incident* incident = v.FindIncident(e.incident_id());
-    Micros last = INT64_MIN;  // the last referral at or before the call
-    for (Micros at : v.marac_referrals) {
-      if (at <= t) last = std::max(last, at);
-    }
+    const Micros last = v.LastReferralAtOrBefore(t);
     if (incident == nullptr || last == INT64_MIN) return;
     const Micros window = step.rules().rule(RuleId::kRepeatMarac).window;
     const Micros first = incident->first_da_call;
