@@ -262,7 +262,6 @@ state::VictimState EncodeVictim(const live::Victim& v, bool records) {
   s.set_next_seq(v.next_seq);
   s.set_calls_total(v.calls_total);
   s.set_incidents_total(v.incidents_total);
-  s.set_late_calls(v.late_calls);
   s.set_pruned_at(v.pruned_at);
   s.set_seen_count(v.seen_count);
   for (RuleId rule : {RuleId::kRepeatCalls, RuleId::kPotentialEscalation}) {
@@ -436,7 +435,6 @@ std::unique_ptr<live::Victim> DecodeVictim(const state::VictimState& s) {
   v.next_seq = s.next_seq();
   v.calls_total = s.calls_total();
   v.incidents_total = s.incidents_total();
-  v.late_calls = s.late_calls();
   v.pruned_at = s.pruned_at();
   v.seen_count = std::max<uint64_t>(s.seen_count(), s.seen_event_ids_size());
   for (const state::EpisodeRecord& r : s.episodes()) {

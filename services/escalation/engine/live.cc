@@ -175,7 +175,6 @@ size_t Victim::InsertCall(const Call& call) {
     calls.push_back(call);
     return calls.size() - 1;
   }
-  ++late_calls;
   auto it = std::upper_bound(calls.begin(), calls.end(), call,
                              [&](const Call& a, const Call& b) { return CallBefore(a, b); });
   const size_t index = static_cast<size_t>(it - calls.begin());

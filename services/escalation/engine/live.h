@@ -386,7 +386,6 @@ struct Victim {
   // Calls in (at, event id) order; only those some window can still reach.
   std::vector<Call> calls;
   uint64_t calls_total = 0;
-  uint64_t late_calls = 0;  // calls inserted before the last held one
   // The first domestic-abuse call of every incident that has one, in (time, event) order: potential-escalation's
   // items.
   std::vector<std::pair<Micros, EventRef>> da_first;
