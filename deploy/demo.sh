@@ -67,7 +67,7 @@ tail -3 "$work/vigild.log"
 if [ "${VIGIL_DEMO_KEEP:-0}" = 1 ]; then
   echo
   echo "== Still running: Kafka on $brokers, the API on $api (plaintext). Try docs/api.md's walk-through,"
-  echo "   e.g.: build/bin/vigilctl alerts --server $api --insecure"
+  echo "   e.g.: build/bin/vigilctl alerts --server $api --insecure --purpose \"demo: shift handover\""
   echo "   Press Ctrl-C to stop everything."
   while kill -0 "$vigild_pid" 2>/dev/null; do sleep 1; done
 fi

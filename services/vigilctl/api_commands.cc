@@ -248,6 +248,7 @@ class Caller {
     r.set_force(call_.force);
     r.set_victim_id(call_.victim);
     r.set_page_size(call_.page_size);
+    r.set_purpose(call_.purpose);
     if (absl::Status s = SetTime(call_.from, [&] { return r.mutable_start_time(); }, "--from"); !s.ok()) return Usage(s);
     if (absl::Status s = SetTime(call_.to, [&] { return r.mutable_end_time(); }, "--to"); !s.ok()) return Usage(s);
     do {
@@ -270,6 +271,7 @@ class Caller {
   int Alert() {
     v1::GetAlertRequest r;
     r.set_name(absl::StrCat("alerts/", call_.target));
+    r.set_purpose(call_.purpose);
     v1::Alert a;
     return ShowAlert(stub_->GetAlert(Context().get(), r, &a), a);
   }
@@ -292,6 +294,7 @@ class Caller {
   int Watch() {
     v1::WatchAlertsRequest r;
     r.set_cursor(call_.cursor);
+    r.set_purpose(call_.purpose);
     auto levels = ParseEnums<v1::Level>(call_.levels, v1::Level_Parse, "--level");
     if (!levels.ok()) return Usage(levels.status());
     for (auto l : *levels) r.add_levels(l);

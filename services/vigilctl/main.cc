@@ -125,20 +125,24 @@ int main(int argc, char** argv) {
     api_cmds.emplace_back(cmd, name);
     return cmd;
   };
+  auto add_purpose = [&](CLI::App* cmd) {
+    cmd->add_option("--purpose", call.purpose, "Why you read it (recorded in the audit log)")->required();
+  };
   CLI::App* c = add_api("record", "RecordEvents: validate and record events (JSONL)");
   c->add_option("--events", call.events, "Events file, or - for standard input")->required();
   c->add_flag("--wait", call.wait, "Return once vigild has applied them");
   c = add_api("timeline", "GetTimeline: a victim's events in time order (audited)");
   c->add_option("victim", call.target, "Victim id")->required();
-  c->add_option("--purpose", call.purpose, "Why you read it (recorded in the audit log)")->required();
+  add_purpose(c);
   c->add_option("--from", call.from, "RFC 3339");
   c->add_option("--to", call.to, "RFC 3339 (exclusive)");
   c->add_option("--page-size", call.page_size, "");
   c->add_flag("--all", call.all_pages, "Every page");
   c = add_api("profile", "GetRiskProfile: a victim's risk profile (audited)");
   c->add_option("victim", call.target, "Victim id")->required();
-  c->add_option("--purpose", call.purpose, "Why you read it (recorded in the audit log)")->required();
-  c = add_api("alerts", "ListAlerts: alerts, newest first");
+  add_purpose(c);
+  c = add_api("alerts", "ListAlerts: alerts, newest first (audited)");
+  add_purpose(c);
   c->add_option("--state", call.states, "FIRING, ACKNOWLEDGED, ESCALATED, RESOLVED (repeatable)");
   c->add_option("--level", call.levels, "SUPERVISOR, INSPECTOR, SUPERINTENDENT (repeatable)");
   c->add_option("--rule", call.rule, "Rule id, e.g. repeat-calls");
@@ -148,11 +152,13 @@ int main(int argc, char** argv) {
   c->add_option("--to", call.to, "RFC 3339 (exclusive)");
   c->add_option("--page-size", call.page_size, "");
   c->add_flag("--all", call.all_pages, "Every page");
-  c = add_api("alert", "GetAlert: one alert");
+  c = add_api("alert", "GetAlert: one alert (audited)");
   c->add_option("alert", call.target, "Alert id")->required();
+  add_purpose(c);
   c = add_api("ack", "AcknowledgeAlert: acknowledge an alert, as this client");
   c->add_option("alert", call.target, "Alert id")->required();
-  c = add_api("watch", "WatchAlerts: alert transitions as they are committed");
+  c = add_api("watch", "WatchAlerts: alert transitions as they are committed (audited)");
+  add_purpose(c);
   c->add_option("--cursor", call.cursor, "Resume after this cursor; 'beginning' for all; default: from now");
   c->add_option("--level", call.levels, "(repeatable)");
   c->add_option("--rule", call.rule, "");
@@ -160,7 +166,7 @@ int main(int argc, char** argv) {
   c->add_option("--max", call.max, "Stop after this many (then print the cursor)");
   c = add_api("explain", "ExplainAlert: an alert, its evidence and its rule (audited)");
   c->add_option("alert", call.target, "Alert id")->required();
-  c->add_option("--purpose", call.purpose, "Why you read it (recorded in the audit log)")->required();
+  add_purpose(c);
 
   c = add_api("health", "Health check (the standard gRPC protocol): SERVING exits 0, NOT_SERVING 1");
   c->add_option("service", call.target, "A service name; default: vigild's readiness (broker and store)");

@@ -353,6 +353,7 @@ TEST_F(RiskServiceTest, ListAlertsFiltersAndPagesNewestFirstWithoutRepeats) {
 
   v1::ListAlertsRequest r;
   r.set_page_size(1);
+  r.set_purpose("daily review");
   std::vector<std::string> seen;
   Micros previous = INT64_MAX;
   do {
@@ -372,6 +373,7 @@ TEST_F(RiskServiceTest, ListAlertsFiltersAndPagesNewestFirstWithoutRepeats) {
 
   // Filters: one rule.
   v1::ListAlertsRequest by_rule;
+  by_rule.set_purpose("daily review");
   by_rule.set_rule("repeat-calls");
   by_rule.set_page_size(5000);  // coerced to the maximum, not refused
   grpc::ClientContext context;
@@ -382,6 +384,7 @@ TEST_F(RiskServiceTest, ListAlertsFiltersAndPagesNewestFirstWithoutRepeats) {
 
   // A token used with other filters is refused.
   v1::ListAlertsRequest first;
+  first.set_purpose("daily review");
   first.set_page_size(1);
   grpc::ClientContext c1;
   ASSERT_TRUE(stub->ListAlerts(&c1, first, &page).ok());
@@ -392,6 +395,95 @@ TEST_F(RiskServiceTest, ListAlertsFiltersAndPagesNewestFirstWithoutRepeats) {
   by_rule.set_rule("no-such-rule");
   grpc::ClientContext c3;
   EXPECT_THAT(Violations(stub->ListAlerts(&c3, by_rule, &page)), ElementsAre("rule"));
+}
+
+TEST_F(RiskServiceTest, EachAlertListedIsAuditedUnderItsVictimBeforeThePageLeaves) {
+  auto stub = Serve("supervisor-console");
+  Record(*stub, Day());
+  v1::ListAlertsRequest r;
+  v1::ListAlertsResponse page;
+  {
+    grpc::ClientContext context;  // no purpose
+    grpc::Status s = stub->ListAlerts(&context, r, &page);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(Violations(s), ElementsAre("purpose"));
+  }
+  r.set_purpose("daily review");
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->ListAlerts(&context, r, &page).ok());
+  }
+  ASSERT_GE(page.alerts_size(), 2);
+  std::vector<std::string> listed, audited;
+  for (const auto& a : page.alerts()) listed.push_back(absl::StrCat(a.victim_id(), " alerts/", a.alert_id()));
+  for (const auto& a : Audits()) {
+    EXPECT_EQ(a.method(), "ListAlerts");
+    EXPECT_EQ(a.identity(), "supervisor-console");
+    EXPECT_EQ(a.purpose(), "daily review");
+    audited.push_back(absl::StrCat(a.victim_id(), " ", a.resource()));
+  }
+  EXPECT_EQ(audited, listed);
+  // A page with nothing on it reads no victim's data: nothing to audit.
+  r.set_victim_id("NOBODY");
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->ListAlerts(&context, r, &page).ok());
+  }
+  EXPECT_EQ(page.alerts_size(), 0);
+  EXPECT_EQ(Audits().size(), listed.size());
+  // When the audit records cannot be written, no alert leaves.
+  r.clear_victim_id();
+  log_->Fail(ApiOptions().audit_topic);
+  grpc::ClientContext context;
+  v1::ListAlertsResponse refused;
+  grpc::Status s = stub->ListAlerts(&context, r, &refused);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(refused.alerts_size(), 0);
+}
+
+TEST_F(RiskServiceTest, GetAlertAndAcknowledgeAreAudited) {
+  auto stub = Serve("supervisor-console");
+  Record(*stub, Day());
+  const std::string repeat_id = AlertId("repeat-calls");
+  ASSERT_FALSE(repeat_id.empty());
+  v1::GetAlertRequest get;
+  get.set_name("alerts/" + repeat_id);
+  v1::Alert alert;
+  {
+    grpc::ClientContext context;  // no purpose
+    EXPECT_THAT(Violations(stub->GetAlert(&context, get, &alert)), ElementsAre("purpose"));
+  }
+  get.set_purpose("checking the evidence");
+  {
+    grpc::ClientContext context;
+    get.set_name("alerts/al-missing");
+    EXPECT_EQ(stub->GetAlert(&context, get, &alert).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  EXPECT_TRUE(Audits().empty());  // nothing was read
+  {
+    grpc::ClientContext context;
+    get.set_name("alerts/" + repeat_id);
+    ASSERT_TRUE(stub->GetAlert(&context, get, &alert).ok());
+  }
+  EXPECT_EQ(alert.alert_id(), repeat_id);
+  {
+    grpc::ClientContext context;
+    v1::AcknowledgeAlertRequest ack;
+    ack.set_name("alerts/" + repeat_id);
+    ASSERT_TRUE(stub->AcknowledgeAlert(&context, ack, &alert).ok());
+  }
+  std::vector<std::string> audited;
+  for (const auto& a : Audits()) {
+    audited.push_back(absl::StrCat(a.method(), " ", a.victim_id(), " ", a.resource(), " (", a.purpose(), ")"));
+  }
+  EXPECT_THAT(audited, ElementsAre("GetAlert V1 alerts/" + repeat_id + " (checking the evidence)",
+                                   "AcknowledgeAlert V1 alerts/" + repeat_id + " (acknowledging the alert)"));
+  // When its audit record cannot be written, the alert does not leave.
+  log_->Fail(ApiOptions().audit_topic);
+  grpc::ClientContext context;
+  v1::Alert refused;
+  EXPECT_EQ(stub->GetAlert(&context, get, &refused).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(refused.alert_id().empty());
 }
 
 TEST_F(RiskServiceTest, AcknowledgeGoesThroughTheLogAndReturnsTheAppliedAlert) {
@@ -674,6 +766,7 @@ TEST_F(RiskServiceTest, PurposeAndTimeFiltersAreChecked) {
   EXPECT_THAT(Violations(timeline("review", INT64_MAX)), ElementsAre("end_time"));
   grpc::ClientContext context;
   v1::ListAlertsRequest list;
+  list.set_purpose("review");
   list.mutable_start_time()->set_seconds(INT64_MIN);
   v1::ListAlertsResponse listed;
   EXPECT_THAT(Violations(stub->ListAlerts(&context, list, &listed)), ElementsAre("start_time"));

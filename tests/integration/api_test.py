@@ -33,6 +33,7 @@ from streaming_test import free_port, report  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = BROKERS = TLS = API = None
 VIGILD = None
+WATCH_CAP = 40  # vigild's --watch-max-streams here
 
 
 def ts(seconds):
@@ -81,7 +82,7 @@ class Watch:
 
     def __init__(self, client, cursor):
         self.responses = queue.Queue()
-        self.call = client.WatchAlerts(rs.WatchAlertsRequest(cursor=cursor))
+        self.call = client.WatchAlerts(rs.WatchAlertsRequest(cursor=cursor, purpose="test: watching"))
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
@@ -196,7 +197,7 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(by_victim(b), [("repeat-calls", "FIRING", "SUPERVISOR"),
                                         ("repeat-calls", "ESCALATED", "INSPECTOR"),
                                         ("repeat-calls", "ESCALATED", "SUPERINTENDENT")])
-        got = client.GetAlert(rs.GetAlertRequest(name=f"alerts/{fired[a].alert_id}"), timeout=10)
+        got = client.GetAlert(rs.GetAlertRequest(name=f"alerts/{fired[a].alert_id}", purpose="test"), timeout=10)
         self.assertEqual(alert_pb2.AlertState.Name(got.state), "ACKNOWLEDGED")
 
     def test_watch_resumes_from_a_cursor_missing_nothing_and_repeating_nothing(self):
@@ -220,10 +221,11 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(len(resumed), len(set(resumed)), "a transition was delivered twice")
         self.assertEqual(sorted(resumed), sorted(keys(full)))
 
-    def test_timeline_and_profile_are_audited(self):
+    def test_every_read_of_a_victims_data_is_audited(self):
         client = stub()
         v = f"V-AUD-{self.tag}"
         now = time.time()
+        watch = Watch(client, "beginning")
         record([call(v, f"{v}-1", now - 60), call(v, f"{v}-2", now - 30)])
         timeline = client.GetTimeline(rs.GetTimelineRequest(parent=f"victims/{v}", purpose="MARAC preparation"),
                                       timeout=10)
@@ -231,13 +233,32 @@ class ApiTest(unittest.TestCase):
         profile = client.GetRiskProfile(rs.GetRiskProfileRequest(name=f"victims/{v}/riskProfile",
                                                                  purpose="MARAC preparation"), timeout=10)
         self.assertEqual(profile.calls_total, 2)
+        watched = watch.until(lambda r: r.alert.victim_id == v and r.alert.rule == "repeat-calls")[-1].alert
+        watch.cancel()
+        listed = client.ListAlerts(rs.ListAlertsRequest(victim_id=v, rule="repeat-calls", purpose="MARAC preparation"),
+                                   timeout=10).alerts
+        self.assertEqual([a.alert_id for a in listed], [watched.alert_id])
+        got = client.GetAlert(rs.GetAlertRequest(name=f"alerts/{watched.alert_id}", purpose="MARAC preparation"),
+                              timeout=10)
+        self.assertEqual(got.alert_id, watched.alert_id)
+        with self.assertRaises(grpc.RpcError) as e:  # no purpose: refused, and nothing read
+            client.ListAlerts(rs.ListAlertsRequest(victim_id=v), timeout=10)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         out = subprocess.run([os.path.join(BIN, "vigilctl"), "tail", "--brokers", BROKERS, "--topic", "vigil.audit",
                               "--audit", "--from-beginning", "--idle-ms", "3000"], capture_output=True, text=True,
                              check=True).stdout
-        audits = [json.loads(l) for l in out.splitlines() if v in l]
-        self.assertEqual([(x["method"], x["identity"], x["purpose"]) for x in audits],
-                         [("GetTimeline", "supervisor-console", "MARAC preparation"),
-                          ("GetRiskProfile", "supervisor-console", "MARAC preparation")])
+        audits = [json.loads(l) for l in out.splitlines() if json.loads(l).get("victim_id") == v]
+        alert = f"alerts/{watched.alert_id}"
+        # The watch read every transition of v's it delivered (the alert raised, perhaps others of v's).
+        watched_reads = [x for x in audits if x["method"] == "WatchAlerts"]
+        self.assertIn(alert, [x["resource"] for x in watched_reads])
+        self.assertTrue(all(x["purpose"] == "test: watching" for x in watched_reads))
+        self.assertEqual([(x["method"], x["identity"], x["resource"], x["purpose"]) for x in audits
+                          if x["method"] != "WatchAlerts"],
+                         [("GetTimeline", "supervisor-console", f"victims/{v}", "MARAC preparation"),
+                          ("GetRiskProfile", "supervisor-console", f"victims/{v}/riskProfile", "MARAC preparation"),
+                          ("ListAlerts", "supervisor-console", alert, "MARAC preparation"),
+                          ("GetAlert", "supervisor-console", alert, "MARAC preparation")])
 
     def test_errors_say_what_is_wrong_and_roles_are_enforced(self):
         with self.assertRaises(grpc.RpcError) as e:
@@ -257,7 +278,7 @@ class ApiTest(unittest.TestCase):
         self.assertEqual([v.field for v in request.field_violations], ["event.incident_graded.grade"])
 
         with self.assertRaises(grpc.RpcError) as e:
-            stub().GetAlert(rs.GetAlertRequest(name="alerts/al-missing"), timeout=10)
+            stub().GetAlert(rs.GetAlertRequest(name="alerts/al-missing", purpose="test"), timeout=10)
         self.assertEqual(e.exception.code(), grpc.StatusCode.NOT_FOUND)
 
         with self.assertRaises(grpc.RpcError) as e:
@@ -272,7 +293,7 @@ class ApiTest(unittest.TestCase):
         alert_id = None
         deadline = time.time() + 30
         while alert_id is None and time.time() < deadline:
-            listed = stub().ListAlerts(rs.ListAlertsRequest(victim_id=v, rule="repeat-calls"), timeout=10).alerts
+            listed = stub().ListAlerts(rs.ListAlertsRequest(victim_id=v, rule="repeat-calls", purpose="test"), timeout=10).alerts
             alert_id = listed[0].alert_id if listed else None
             time.sleep(0.2)
         self.assertIsNotNone(alert_id)
@@ -287,7 +308,7 @@ class ApiTest(unittest.TestCase):
             stub("command-and-control").AcknowledgeAlert(rs.AcknowledgeAlertRequest(name=f"alerts/{alert_id}"),
                                                          timeout=10)
         self.assertEqual(e.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
-        got = stub().GetAlert(rs.GetAlertRequest(name=f"alerts/{alert_id}"), timeout=10)
+        got = stub().GetAlert(rs.GetAlertRequest(name=f"alerts/{alert_id}", purpose="test"), timeout=10)
         self.assertEqual(alert_pb2.AlertState.Name(got.state), "FIRING")
         # A supervisor's acknowledgement names the supervisor, whatever the request might have said.
         acked = stub().AcknowledgeAlert(rs.AcknowledgeAlertRequest(name=f"alerts/{alert_id}"), timeout=30)
@@ -316,7 +337,7 @@ class ApiTest(unittest.TestCase):
         # And the service still raises alerts for others at once.
         other = f"V-AFTER-{self.tag}"
         record([call(other, f"{other}-1", time.time() - 5), call(other, f"{other}-2", time.time())])
-        listed = stub().ListAlerts(rs.ListAlertsRequest(victim_id=other, rule="repeat-calls"), timeout=10).alerts
+        listed = stub().ListAlerts(rs.ListAlertsRequest(victim_id=other, rule="repeat-calls", purpose="test"), timeout=10).alerts
         self.assertEqual(len(listed), 1)
 
     def test_every_accepted_id_can_be_read_back(self):
@@ -329,12 +350,49 @@ class ApiTest(unittest.TestCase):
                                                                      purpose="test: ids"), timeout=10)
             self.assertEqual(profile.victim_id, v)
 
+    def test_watchers_share_one_consumer_and_their_number_is_capped(self):
+        def fds():
+            return len(os.listdir(f"/proc/{VIGILD.pid}/fd"))
+        client = stub()
+        first = Watch(client, "")
+        first.next(2)  # subscribed (the shared consumer has started)
+        before = fds()
+        watches = [first] + [Watch(client, "") for _ in range(WATCH_CAP - 1)]
+        v = f"V-MANY-{self.tag}"
+        time.sleep(3)  # every watch subscribed before the calls
+        now = time.time()
+        record([call(v, f"{v}-1", now - 60), call(v, f"{v}-2", now - 30)])
+        # Every watcher sees the alert, once.
+        for w in watches:
+            seen = w.until(lambda r: r.alert.victim_id == v, timeout=60)
+            self.assertEqual([r.alert.victim_id for r in seen].count(v), 1)
+        # A consumer each would have opened sockets to the broker for each: one shared consumer opens none.
+        self.assertLess(fds() - before, WATCH_CAP // 2, "a watch opened files of its own")
+        # One more than the cap is refused with the reason, and the others go on.
+        extra = Watch(client, "")
+        extra.thread.join(timeout=30)
+        self.assertIsNotNone(extra.error)
+        self.assertEqual(extra.error.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertIn("at most", extra.error.details())
+        for w in watches:
+            w.cancel()
+        # Once they have gone, a new one is served.
+        deadline = time.time() + 30
+        while True:
+            again = Watch(client, "")
+            if again.next(1.5) is None and again.error is None:
+                again.cancel()
+                break
+            again.cancel()
+            self.assertLess(time.time(), deadline, "the streams that ended still count against the cap")
+
     def test_vigilctl_watch_ends_at_its_timeout(self):
         started = time.time()
         r = subprocess.run([os.path.join(BIN, "vigilctl"), "watch", "--server", f"localhost:{API}",
                             "--tls-ca", os.path.join(TLS, "ca.pem"),
                             "--tls-cert", os.path.join(TLS, "supervisor-console.pem"),
-                            "--tls-key", os.path.join(TLS, "supervisor-console.key"), "--timeout", "2"],
+                            "--tls-key", os.path.join(TLS, "supervisor-console.key"), "--timeout", "2",
+                            "--purpose", "test: a watch with a timeout"],
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertLess(time.time() - started, 30)  # it ended by itself (was: ran until killed)
@@ -366,7 +424,7 @@ def main():
                  "--tls-cert", os.path.join(TLS, "server.pem"), "--tls-key", os.path.join(TLS, "server.key"),
                  "--tls-client-ca", os.path.join(TLS, "ca.pem"), "--log-level", "debug",
                  # The escalation test ticks half an hour ahead: within this tolerance, not refused as the future.
-                 "--future-tolerance", "1h"], stdout=log, stderr=log)
+                 "--future-tolerance", "1h", "--watch-max-streams", str(WATCH_CAP)], stdout=log, stderr=log)
         deadline = time.time() + 60
         while "event=assigned" not in open(log_path).read():
             if VIGILD.poll() is not None or time.time() > deadline:

@@ -27,6 +27,10 @@ using google::protobuf::util::TimeUtil;
 
 constexpr int kDefaultTimelinePage = 100;
 constexpr int kDefaultAlertPage = 50;
+// WatchAlerts sends at most this many transitions per audited batch.
+constexpr size_t kWatchBatch = 100;
+// What an acknowledgement's audit record says the alert was read for.
+constexpr char kAcknowledgePurpose[] = "acknowledging the alert";
 // How often a write that waits for vigild looks at how far it has applied.
 constexpr absl::Duration kApplyPoll = absl::Milliseconds(2);
 
@@ -237,23 +241,38 @@ absl::StatusOr<std::string> RiskServiceImpl::Authorize(const grpc::ServerContext
 }
 
 absl::Status RiskServiceImpl::Audit(const grpc::ServerContext& context, const std::string& identity,
-                                    absl::string_view method, const std::string& victim_id,
-                                    const std::string& resource, const std::string& purpose) {
+                                    absl::string_view method, const std::vector<Read>& reads,
+                                    const std::string& purpose) {
+  if (reads.empty()) return absl::OkStatus();
+  VIGIL_RETURN_IF_ERROR(LogReachable(options_.health, "the audit record cannot be written, so nothing is returned"));
   v1::AuditRecord record;
   *record.mutable_at() = ToTimestamp(absl::ToUnixMicros(absl::Now()));
   record.set_identity(identity);
   record.set_method(std::string(method));
-  record.set_victim_id(victim_id);
-  record.set_resource(resource);
   record.set_purpose(purpose);
   record.set_peer(context.peer());
-  VIGIL_RETURN_IF_ERROR(LogReachable(options_.health, "the audit record cannot be written, so nothing is returned"));
-  auto landed = log_.Append(options_.audit_topic, {{victim_id, record.SerializeAsString(), {}}}, Deadline(context));
+  std::vector<LogRecord> records;
+  records.reserve(reads.size());
+  for (const Read& read : reads) {
+    record.set_victim_id(read.victim_id);
+    record.set_resource(read.resource);
+    records.push_back({read.victim_id, record.SerializeAsString(), {}});
+  }
+  auto landed = log_.Append(options_.audit_topic, records, Deadline(context));
   if (!landed.ok()) {
     return absl::UnavailableError(absl::StrCat("the audit record could not be written, so nothing is returned: ",
                                                landed.status().message()));
   }
   return absl::OkStatus();
+}
+
+absl::Status RiskServiceImpl::AuditAlerts(const grpc::ServerContext& context, const std::string& identity,
+                                          absl::string_view method, const std::vector<const v1::Alert*>& alerts,
+                                          const std::string& purpose) {
+  std::vector<Read> reads;
+  reads.reserve(alerts.size());
+  for (const v1::Alert* a : alerts) reads.push_back({a->victim_id(), absl::StrCat("alerts/", a->alert_id())});
+  return Audit(context, identity, method, reads, purpose);
 }
 
 absl::Status RiskServiceImpl::WaitApplied(const grpc::ServerContext& context, const Landed& landed) const {
@@ -286,7 +305,7 @@ grpc::Status RiskServiceImpl::ReadVictim(const grpc::ServerContext& context, con
     if ((found = p->has_value())) victim->partition = **p;
   }
   if (!found) return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("victims/", victim_id, " not found"));
-  if (absl::Status s = Audit(context, identity, method, victim_id, resource, purpose); !s.ok()) return ToGrpc(s);
+  if (absl::Status s = Audit(context, identity, method, {{victim_id, resource}}, purpose); !s.ok()) return ToGrpc(s);
   return grpc::Status::OK;
 }
 
@@ -454,6 +473,7 @@ grpc::Status RiskServiceImpl::ListAlerts(grpc::ServerContext* context, const v1:
                                          v1::ListAlertsResponse* response) {
   auto identity = Authorize(*context, "ListAlerts");
   if (!identity.ok()) return ToGrpc(identity.status());
+  if (grpc::Status s = CheckPurpose(request->purpose()); !s.ok()) return s;
   auto size = PageSize(request->page_size(), kDefaultAlertPage, options_.max_page_size);
   if (!size.ok()) return FieldError(size.status());
   if (grpc::Status s = CheckRule(request->rule()); !s.ok()) return s;
@@ -489,6 +509,11 @@ grpc::Status RiskServiceImpl::ListAlerts(grpc::ServerContext* context, const v1:
   std::sort(kept.begin(), kept.end(), earlier);
   const bool more = kept.size() > static_cast<size_t>(*size);
   if (more) kept.resize(*size);
+  std::vector<const v1::Alert*> page;
+  for (const v1::Alert& a : kept) page.push_back(&a);
+  if (absl::Status s = AuditAlerts(*context, *identity, "ListAlerts", page, request->purpose()); !s.ok()) {
+    return ToGrpc(s);
+  }
   for (v1::Alert& a : kept) *response->add_alerts() = std::move(a);
   if (more) {
     const v1::Alert& last = response->alerts(response->alerts_size() - 1);
@@ -501,7 +526,14 @@ grpc::Status RiskServiceImpl::GetAlert(grpc::ServerContext* context, const v1::G
                                        v1::Alert* response) {
   auto identity = Authorize(*context, "GetAlert");
   if (!identity.ok()) return ToGrpc(identity.status());
-  return LoadAlert(request->name(), response);
+  if (grpc::Status s = CheckPurpose(request->purpose()); !s.ok()) return s;
+  v1::Alert alert;
+  if (grpc::Status s = LoadAlert(request->name(), &alert); !s.ok()) return s;
+  if (absl::Status s = AuditAlerts(*context, *identity, "GetAlert", {&alert}, request->purpose()); !s.ok()) {
+    return ToGrpc(s);
+  }
+  *response = std::move(alert);
+  return grpc::Status::OK;
 }
 
 grpc::Status RiskServiceImpl::AcknowledgeAlert(grpc::ServerContext* context,
@@ -514,6 +546,10 @@ grpc::Status RiskServiceImpl::AcknowledgeAlert(grpc::ServerContext* context,
     return FailedPrecondition("ALERT_STATE", request->name(), "the alert is resolved: there is nothing to acknowledge");
   }
   if (current.state() == v1::ACKNOWLEDGED) {
+    if (absl::Status s = AuditAlerts(*context, *identity, "AcknowledgeAlert", {&current}, kAcknowledgePurpose);
+        !s.ok()) {
+      return ToGrpc(s);
+    }
     *response = current;
     return grpc::Status::OK;
   }
@@ -539,8 +575,14 @@ grpc::Status RiskServiceImpl::AcknowledgeAlert(grpc::ServerContext* context,
   if (!recorded.ok()) return ToGrpc(recorded.status());
   if (grpc::Status s = LoadAlert(request->name(), response); !s.ok()) return s;
   if (response->state() == v1::FIRING || response->state() == v1::ESCALATED) {
+    response->Clear();
     return FailedPrecondition("ALERT_STATE", request->name(),
                               "the acknowledgement was recorded but vigild did not apply it (see the dead-letter topic)");
+  }
+  if (absl::Status s = AuditAlerts(*context, *identity, "AcknowledgeAlert", {response}, kAcknowledgePurpose);
+      !s.ok()) {
+    response->Clear();
+    return ToGrpc(s);
   }
   return grpc::Status::OK;
 }
@@ -550,7 +592,17 @@ grpc::Status RiskServiceImpl::WatchAlerts(grpc::ServerContext* context, const v1
   auto identity = Authorize(*context, "WatchAlerts");
   if (!identity.ok()) return ToGrpc(identity.status());
   if (feed_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this server has no alert feed");
+  if (grpc::Status s = CheckPurpose(request->purpose()); !s.ok()) return s;
   if (grpc::Status s = CheckRule(request->rule()); !s.ok()) return s;
+  struct Slot {
+    std::atomic<int>& open;
+    ~Slot() { --open; }
+  } slot{watch_streams_};
+  if (++watch_streams_ > options_.max_watch_streams) {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        absl::StrCat("at most ", options_.max_watch_streams,
+                                     " WatchAlerts streams are served at once; try again later"));
+  }
   auto sub = feed_->Subscribe(request->cursor());
   if (!sub.ok()) {
     return sub.status().code() == absl::StatusCode::kInvalidArgument ? FieldError(sub.status()) : ToGrpc(sub.status());
@@ -559,16 +611,29 @@ grpc::Status RiskServiceImpl::WatchAlerts(grpc::ServerContext* context, const v1
   *filter.mutable_levels() = request->levels();
   filter.set_rule(request->rule());
   filter.set_force(request->force());
+  // Transitions go out in batches of what has arrived, each batch audited in one append before it leaves.
+  std::vector<v1::WatchAlertsResponse> batch;
   while (!context->IsCancelled()) {
-    auto next = (*sub)->Next(200);
+    auto next = (*sub)->Next(batch.empty() ? 200 : 0);
     if (!next.ok()) return ToGrpc(next.status());
-    if (!*next) continue;
-    // A watcher that resumes reads the filtered-out transitions again, and filters them out again.
-    if (!Matches((*next)->first, filter)) continue;
-    v1::WatchAlertsResponse response;
-    *response.mutable_alert() = std::move((*next)->first);
-    response.set_cursor(std::move((*next)->second));
-    if (!writer->Write(response)) break;  // the client has gone
+    if (*next) {
+      // A watcher that resumes reads the filtered-out transitions again, and filters them out again.
+      if (!Matches((*next)->first, filter)) continue;
+      v1::WatchAlertsResponse& response = batch.emplace_back();
+      *response.mutable_alert() = std::move((*next)->first);
+      response.set_cursor(std::move((*next)->second));
+      if (batch.size() < kWatchBatch) continue;
+    }
+    if (batch.empty()) continue;
+    std::vector<const v1::Alert*> alerts;
+    for (const auto& r : batch) alerts.push_back(&r.alert());
+    if (absl::Status s = AuditAlerts(*context, *identity, "WatchAlerts", alerts, request->purpose()); !s.ok()) {
+      return ToGrpc(s);  // the client resumes from the last cursor it had: nothing unaudited left
+    }
+    for (const auto& r : batch) {
+      if (!writer->Write(r)) return grpc::Status::OK;  // the client has gone
+    }
+    batch.clear();
   }
   return grpc::Status::OK;
 }

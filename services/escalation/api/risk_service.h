@@ -2,10 +2,12 @@
 // Kafka log (Log) and optionally awaited until vigild has applied them; reads
 // come from vigild's stored state (StateReader); WatchAlerts follows the alert
 // topic (AlertFeed). Every call is authorised by the caller's identity
-// (AccessPolicy); every read of a victim's data is audited first.
+// (AccessPolicy); every read of a victim's data (timeline, profile, alerts) is
+// audited before it leaves.
 // Thread-safe: gRPC calls it from many threads.
 #pragma once
 
+#include <atomic>
 #include <string>
 
 #include "absl/time/time.h"
@@ -42,6 +44,8 @@ struct ApiOptions {
   Micros future_tolerance = 5 * kMicrosPerMinute;
   // RecordEvents publishes as it reads, this many events at a time at most.
   size_t record_chunk = 500;
+  // WatchAlerts streams open at once at most; more are refused (RESOURCE_EXHAUSTED).
+  int max_watch_streams = 256;
 };
 
 class RiskServiceImpl final : public v1::RiskService::Service {
@@ -73,9 +77,18 @@ class RiskServiceImpl final : public v1::RiskService::Service {
  private:
   // The caller's identity when it may call `method`; UNAUTHENTICATED or PERMISSION_DENIED otherwise.
   absl::StatusOr<std::string> Authorize(const grpc::ServerContext& context, absl::string_view method) const;
-  // Writes the audit record of a read; the read fails (UNAVAILABLE) when it cannot be written.
+  // One victim's data read: whose, and which resource.
+  struct Read {
+    std::string victim_id;
+    std::string resource;
+  };
+  // Writes the audit records of reads (one each, in one append); the read fails (UNAVAILABLE) when they
+  // cannot be written. Nothing to write for no reads.
   absl::Status Audit(const grpc::ServerContext& context, const std::string& identity, absl::string_view method,
-                     const std::string& victim_id, const std::string& resource, const std::string& purpose);
+                     const std::vector<Read>& reads, const std::string& purpose);
+  // The alerts' audit records (alerts/{id}, under the alert's victim).
+  absl::Status AuditAlerts(const grpc::ServerContext& context, const std::string& identity, absl::string_view method,
+                           const std::vector<const v1::Alert*>& alerts, const std::string& purpose);
   // An event a force system may record: present, valid, not one only vigild writes, within the size
   // limit and not from the future. Unknown fields are dropped from it.
   grpc::Status CheckRecordable(v1::RecordEventRequest& request, const std::string& path) const;
@@ -102,6 +115,7 @@ class RiskServiceImpl final : public v1::RiskService::Service {
   const AccessPolicy& access_;
   const RulesConfig& rules_;
   const ApiOptions options_;
+  std::atomic<int> watch_streams_{0};
 };
 
 // absl::Status to grpc::Status, with the same code and message.

@@ -77,6 +77,18 @@ int main(int argc, char** argv) {
       ->envname("VIGIL_INSECURE_DEV_IDENTITY");
   app.add_option("--audit-topic", api_options.audit_topic, "Audit records of reads of victims' data")
       ->envname("VIGIL_AUDIT_TOPIC")->capture_default_str();
+  app.add_option("--watch-max-streams", api_options.max_watch_streams,
+                 "API: WatchAlerts streams open at once at most; more are refused (RESOURCE_EXHAUSTED)")
+      ->envname("VIGIL_WATCH_MAX_STREAMS")->capture_default_str()->check(CLI::Range(1, 100000));
+  vigil::AlertFeedOptions feed_options;
+  size_t watch_buffer_mb = feed_options.ring_bytes >> 20;
+  app.add_option("--watch-buffer-mb", watch_buffer_mb,
+                 "API: alert transitions held in memory for every watcher to share (one consumer feeds them all); "
+                 "a watcher further behind reads on with a consumer of its own")
+      ->envname("VIGIL_WATCH_BUFFER_MB")->capture_default_str()->check(CLI::Range(1, 4096));
+  app.add_option("--watch-max-catching-up", feed_options.max_catching_up,
+                 "API: watchers reading history older than that buffer at once (each has its own consumer)")
+      ->envname("VIGIL_WATCH_MAX_CATCHING_UP")->capture_default_str()->check(CLI::Range(1, 1000));
   uint64_t min_free_mb = 128;
   app.add_option("--min-free-disk-mb", min_free_mb,
                  "Stop consuming (not ready) while the data directory's disk has less free than this")
@@ -246,7 +258,8 @@ int main(int argc, char** argv) {
       return 1;
     }
     log = *std::move(kafka_log);
-    feed = vigil::NewKafkaAlertFeed(o.kafka, o.topics.alerts);
+    feed_options.ring_bytes = watch_buffer_mb << 20;
+    feed = vigil::NewKafkaAlertFeed(o.kafka, o.topics.alerts, feed_options);
     reader = std::make_unique<vigil::StateReader>(store->get());
     risk_service = std::make_unique<vigil::RiskServiceImpl>(reader.get(), log.get(), feed.get(), &*access,
                                                             &engine.rules(), api_options);
