@@ -1,4 +1,3 @@
-#include <optional>
 // RiskService in process: a real gRPC server (plaintext, and mutual TLS with
 // certificates made for the run) over a real RocksDB in a temp directory. The
 // log is local: events written through the API are applied at once by the same
@@ -8,6 +7,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -21,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "services/escalation/api/api_server.h"
 #include "services/escalation/pipeline/partition.h"
+#include "services/synthetic/synthetic_stream.h"
 #include "tests/testing/signing.h"
 #include "tests/testing/builders.h"
 #include "tests/testing/local_log.h"
@@ -712,6 +714,81 @@ TEST_F(RiskServiceTest, AVictimInAPartitionStoredAfterTheFirstLookupIsFound) {
   auto victim = reader_->FindVictim("VB");
   ASSERT_TRUE(victim.ok() && victim->has_value());
   EXPECT_EQ((*victim)->state.victim_id(), "VB");
+  // A dropped partition leaves its locations behind: they are checked, not believed.
+  ASSERT_TRUE(store_->DeletePrefix(PartitionPrefix(7)).ok());
+  EXPECT_FALSE(reader_->FindVictimPartition("VA").value().has_value());
+  EXPECT_FALSE(reader_->FindVictim("VA").value().has_value());
+}
+
+// The alert indexes kept as alerts climb, are acknowledged and resolve across commits give exactly what a scan
+// of every stored alert gives, for every filter, page after page, and a victim or alert is found in one step.
+TEST_F(RiskServiceTest, ListingFromTheIndexesEqualsAScanOfEveryAlert) {
+  synthetic::StreamOptions options;
+  options.events = 4000;
+  options.victims = 60;
+  options.days = 3;
+  std::vector<std::unique_ptr<PartitionPipeline>> pipelines;
+  for (int p = 0; p < 3; ++p) {
+    pipelines.push_back(*PartitionPipeline::Load(store_.get(), &engine_, &topics_, &admission_, p));
+  }
+  int64_t offset = 0;
+  for (const v1::Event& e : synthetic::SyntheticStream(options)) {
+    auto& pipeline = *pipelines[Fnv1a64(e.victim_id()) % pipelines.size()];
+    pipeline.Apply(offset++, e.victim_id(), e.SerializeAsString());
+    if (offset % 150 == 0) ASSERT_TRUE(pipeline.Commit().ok());  // transitions within and across commits
+  }
+  for (auto& pipeline : pipelines) ASSERT_TRUE(pipeline->Commit().ok());
+  std::vector<v1::Alert> all;
+  ASSERT_TRUE(reader_->ForEachAlert([&](const v1::Alert& a) { all.push_back(a); return true; }).ok());
+  ASSERT_GT(all.size(), 100u);
+  auto order = [](const v1::Alert& a, const v1::Alert& b) {
+    return ToMicros(a.at()) != ToMicros(b.at()) ? ToMicros(a.at()) > ToMicros(b.at()) : a.alert_id() < b.alert_id();
+  };
+  std::sort(all.begin(), all.end(), order);
+  std::set<std::string> states_seen;
+  for (const auto& a : all) states_seen.insert(v1::AlertState_Name(a.state()));
+  EXPECT_GE(states_seen.size(), 3u) << "the stream should move alerts through their states";
+
+  const Micros middle = ToMicros(all[all.size() / 2].at());
+  struct Case {
+    std::string name;
+    StateReader::AlertQuery query;
+    std::function<bool(const v1::Alert&)> match;
+  };
+  const std::string victim = all[all.size() / 3].victim_id();
+  std::vector<Case> cases = {
+      {"everything", {}, [](const v1::Alert&) { return true; }},
+      {"open", {}, [](const v1::Alert& a) { return a.state() != v1::RESOLVED; }},
+      {"one rule", {}, [](const v1::Alert& a) { return a.rule() == "repeat-calls"; }},
+      {"before the middle", {.end = middle}, [&](const v1::Alert& a) { return ToMicros(a.at()) < middle; }},
+      {"from the middle", {.start = middle}, [&](const v1::Alert& a) { return ToMicros(a.at()) >= middle; }},
+      {"one victim", {.victim_id = victim}, [&](const v1::Alert& a) { return a.victim_id() == victim; }},
+      {"nobody", {.victim_id = "NOBODY"}, [](const v1::Alert& a) { return a.victim_id() == "NOBODY"; }},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> want, got;
+    for (const auto& a : all) {
+      if (c.match(a)) want.push_back(a.alert_id());
+    }
+    StateReader::AlertQuery q = c.query;
+    for (;;) {  // pages of 7
+      auto page = reader_->ListAlerts(q, c.match, 7);
+      ASSERT_TRUE(page.ok()) << page.status();
+      for (const auto& a : *page) got.push_back(a.alert_id());
+      if (page->size() < 7) break;
+      q.after.emplace(ToMicros(page->back().at()), page->back().alert_id());
+    }
+    EXPECT_EQ(got, want) << c.name;
+  }
+  // Found in one step, and where they are.
+  for (const auto& a : all) {
+    auto found = reader_->FindAlert(a.alert_id());
+    ASSERT_TRUE(found.ok() && found->has_value());
+    EXPECT_EQ((*found)->revision(), a.revision());
+  }
+  auto where = reader_->FindVictimPartition(victim);
+  ASSERT_TRUE(where.ok() && where->has_value());
+  EXPECT_EQ(**where, static_cast<int32_t>(Fnv1a64(victim) % pipelines.size()));
 }
 
 TEST_F(RiskServiceTest, BoundedInputIsRefusedWithTheRightCode) {

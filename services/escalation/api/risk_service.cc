@@ -31,8 +31,10 @@ constexpr int kDefaultAlertPage = 50;
 constexpr size_t kWatchBatch = 100;
 // What an acknowledgement's audit record says the alert was read for.
 constexpr char kAcknowledgePurpose[] = "acknowledging the alert";
-// How often a write that waits for vigild looks at how far it has applied.
+// How often a write that waits for vigild looks at how far it has applied (when it is not told).
 constexpr absl::Duration kApplyPoll = absl::Milliseconds(2);
+// How often a write waiting to be told notices that its call was cancelled.
+constexpr absl::Duration kCancelCheck = absl::Milliseconds(100);
 
 // A grpc::Status carrying google.rpc.Status details (gRPC's rich error model).
 template <typename Detail>
@@ -138,12 +140,6 @@ bool Matches(const v1::Alert& a, const v1::ListAlertsRequest& r) {
   return at >= TimeOr(r.start_time(), r.has_start_time(), INT64_MIN) &&
          at < TimeOr(r.end_time(), r.has_end_time(), INT64_MAX);
 }
-
-// ListAlerts' order, as a key that sorts ascending: newest first, the id breaking ties so
-// that the order is total and pages are stable.
-using AlertOrder = std::pair<Micros, std::string>;
-AlertOrder OrderOf(Micros at, const std::string& alert_id) { return {-at, alert_id}; }
-AlertOrder OrderOf(const v1::Alert& a) { return OrderOf(ToMicros(a.at()), a.alert_id()); }
 
 // A page token bound to the request it continues: "<fingerprint>\n<rest>".
 std::string Token(uint64_t fingerprint, absl::string_view rest) {
@@ -278,14 +274,22 @@ absl::Status RiskServiceImpl::AuditAlerts(const grpc::ServerContext& context, co
 absl::Status RiskServiceImpl::WaitApplied(const grpc::ServerContext& context, const Landed& landed) const {
   const absl::Time deadline = Deadline(context);
   for (;;) {
-    VIGIL_ASSIGN_OR_RETURN(int64_t applied, reader_.AppliedUpTo(landed.partition));
-    if (applied > landed.offset) return absl::OkStatus();
+    if (options_.applied != nullptr) {
+      // Woken when vigild commits the partition; a slice at a time, to notice a cancelled call.
+      if (options_.applied->WaitPast(landed.partition, landed.offset,
+                                     std::min(deadline, absl::Now() + kCancelCheck))) {
+        return absl::OkStatus();
+      }
+    } else {
+      VIGIL_ASSIGN_OR_RETURN(int64_t applied, reader_.AppliedUpTo(landed.partition));
+      if (applied > landed.offset) return absl::OkStatus();
+    }
     if (absl::Now() >= deadline || context.IsCancelled()) {
       return absl::DeadlineExceededError(
           absl::StrCat("recorded at partition ", landed.partition, " offset ", landed.offset,
                        ", but not yet applied by vigild"));
     }
-    absl::SleepFor(kApplyPoll);
+    if (options_.applied == nullptr) absl::SleepFor(kApplyPoll);
   }
 }
 
@@ -481,7 +485,10 @@ grpc::Status RiskServiceImpl::ListAlerts(grpc::ServerContext* context, const v1:
   if (grpc::Status s = CheckTime("end_time", request->end_time(), request->has_end_time()); !s.ok()) return s;
   const uint64_t fingerprint = RequestFingerprint(*request);
   // The page starts after the token's alert in the order.
-  std::optional<AlertOrder> after;
+  StateReader::AlertQuery query;
+  query.victim_id = request->victim_id();
+  query.start = TimeOr(request->start_time(), request->has_start_time(), INT64_MIN);
+  query.end = TimeOr(request->end_time(), request->has_end_time(), INT64_MAX);
   if (!request->page_token().empty()) {
     auto rest = Untoken(request->page_token(), fingerprint);
     if (!rest.ok()) return FieldError(rest.status());
@@ -490,23 +497,12 @@ grpc::Status RiskServiceImpl::ListAlerts(grpc::ServerContext* context, const v1:
     if (!absl::SimpleAtoi(parts.first, &at) || parts.second.empty()) {
       return FieldError(absl::InvalidArgumentError("page_token: malformed"));
     }
-    after = OrderOf(at, parts.second);
+    query.after.emplace(at, parts.second);
   }
-  // Keep the first `size + 1` matches after the token: a heap whose top is the last of them.
-  std::vector<v1::Alert> kept;
-  auto earlier = [](const v1::Alert& a, const v1::Alert& b) { return OrderOf(a) < OrderOf(b); };
-  absl::Status s = reader_.ForEachAlert([&](const v1::Alert& a) {
-    if (!Matches(a, *request) || (after && !(OrderOf(a) > *after))) return true;
-    kept.push_back(a);
-    std::push_heap(kept.begin(), kept.end(), earlier);
-    if (kept.size() > static_cast<size_t>(*size) + 1) {
-      std::pop_heap(kept.begin(), kept.end(), earlier);
-      kept.pop_back();
-    }
-    return true;
-  });
-  if (!s.ok()) return ToGrpc(s);
-  std::sort(kept.begin(), kept.end(), earlier);
+  // The first `size + 1` matches: one more than the page says whether there is a next.
+  auto listed = reader_.ListAlerts(query, [&](const v1::Alert& a) { return Matches(a, *request); }, *size + 1);
+  if (!listed.ok()) return ToGrpc(listed.status());
+  std::vector<v1::Alert>& kept = *listed;
   const bool more = kept.size() > static_cast<size_t>(*size);
   if (more) kept.resize(*size);
   std::vector<const v1::Alert*> page;

@@ -14,6 +14,7 @@
 #include "common/health.h"
 #include "common/signer.h"
 #include "common/time_util.h"
+#include "common/watermarks.h"
 #include "grpcpp/grpcpp.h"
 #include "services/escalation/api/access.h"
 #include "services/escalation/api/alert_feed.h"
@@ -46,6 +47,9 @@ struct ApiOptions {
   size_t record_chunk = 500;
   // WatchAlerts streams open at once at most; more are refused (RESOURCE_EXHAUSTED).
   int max_watch_streams = 256;
+  // Where vigild publishes how far each partition is applied (read-your-writes waits on it); when null, the
+  // store's stored offsets are polled.
+  const Watermarks* applied = nullptr;
 };
 
 class RiskServiceImpl final : public v1::RiskService::Service {

@@ -45,8 +45,20 @@ absl::StatusOr<std::optional<std::pair<int32_t, std::string>>> StateReader::Prob
   return std::nullopt;
 }
 
+absl::StatusOr<std::optional<std::pair<int32_t, std::string>>> StateReader::Locate(const std::string& location,
+                                                                                   RecordKey key,
+                                                                                   absl::string_view id) const {
+  VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> where, store_.Get(location));
+  if (!where) return std::nullopt;
+  if (std::optional<int32_t> p = ParseLocation(*where)) {
+    VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> value, store_.Get((PartitionKeys(*p).*key)(id)));
+    if (value) return std::make_pair(*p, *std::move(value));
+  }
+  return Probe(key, id);  // the partition it names was dropped (and perhaps rebuilt elsewhere)
+}
+
 absl::StatusOr<std::optional<StateReader::Victim>> StateReader::FindVictim(absl::string_view victim_id) const {
-  VIGIL_ASSIGN_OR_RETURN(auto found, Probe(&PartitionKeys::Victim, victim_id));
+  VIGIL_ASSIGN_OR_RETURN(auto found, Locate(VictimLocationKey(victim_id), &PartitionKeys::Victim, victim_id));
   if (!found) return std::nullopt;
   absl::StatusOr<state::VictimState> whole = ReadVictim(store_, PartitionKeys(found->first), found->second);
   if (!whole.ok()) {
@@ -56,13 +68,13 @@ absl::StatusOr<std::optional<StateReader::Victim>> StateReader::FindVictim(absl:
 }
 
 absl::StatusOr<std::optional<int32_t>> StateReader::FindVictimPartition(absl::string_view victim_id) const {
-  VIGIL_ASSIGN_OR_RETURN(auto found, Probe(&PartitionKeys::Victim, victim_id));
+  VIGIL_ASSIGN_OR_RETURN(auto found, Locate(VictimLocationKey(victim_id), &PartitionKeys::Victim, victim_id));
   if (!found) return std::nullopt;
   return found->first;
 }
 
 absl::StatusOr<std::optional<v1::Alert>> StateReader::FindAlert(absl::string_view alert_id) const {
-  VIGIL_ASSIGN_OR_RETURN(auto found, Probe(&PartitionKeys::Alert, alert_id));
+  VIGIL_ASSIGN_OR_RETURN(auto found, Locate(AlertLocationKey(alert_id), &PartitionKeys::Alert, alert_id));
   if (!found) return std::nullopt;
   v1::Alert alert;
   if (!alert.ParseFromString(found->second)) {
@@ -89,6 +101,70 @@ absl::Status StateReader::ForEachAlert(const std::function<bool(const v1::Alert&
     if (!more) break;
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<v1::Alert>> StateReader::ListAlerts(const AlertQuery& q,
+                                                              const std::function<bool(const v1::Alert&)>& match,
+                                                              size_t limit) const {
+  std::vector<v1::Alert> out;
+  if (limit == 0 || q.start >= q.end) return out;
+  // Index keys from the first the page may hold: after the previous page's last, and at or before end - 1.
+  auto first_key = [&](const std::string& at_end, const std::string& after) { return std::max(at_end, after); };
+  auto scan = [&](int32_t p, const std::string& prefix, const std::string& from, bool by_victim) -> absl::Status {
+    const PartitionKeys keys(p);
+    size_t kept = 0;
+    absl::Status bad;
+    VIGIL_RETURN_IF_ERROR(store_.Scan(prefix, [&](absl::string_view key, absl::string_view value) {
+      const absl::string_view alert_id = key.substr(prefix.size() + 8);
+      std::optional<std::string> held;
+      if (by_victim) {  // the victim's index names the alert: read it
+        absl::StatusOr<std::optional<std::string>> got = store_.Get(keys.Alert(alert_id));
+        if (!got.ok()) {
+          bad = got.status();
+          return false;
+        }
+        if (!*got) return true;
+        held = **std::move(got);
+        value = *held;
+      }
+      v1::Alert a;
+      if (!a.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+        bad = absl::DataLossError(absl::StrCat("a stored alert of partition ", p, " is unreadable"));
+        return false;
+      }
+      const Micros at = ToMicros(a.at());
+      if (at < q.start) return false;  // the rest are older still
+      if (q.after && at == q.after->first && a.alert_id() <= q.after->second) return true;
+      if (!match(a)) return true;
+      out.push_back(std::move(a));
+      return ++kept < limit;
+    }, from));
+    return bad;
+  };
+  if (!q.victim_id.empty()) {
+    VIGIL_ASSIGN_OR_RETURN(std::optional<int32_t> p, FindVictimPartition(q.victim_id));
+    if (!p) return out;
+    const PartitionKeys keys(*p);
+    VIGIL_RETURN_IF_ERROR(scan(*p, keys.VictimAlerts(q.victim_id),
+                               first_key(keys.VictimAlert(q.victim_id, q.end - 1, ""),
+                                         q.after ? keys.VictimAlert(q.victim_id, q.after->first, "") : ""),
+                               /*by_victim=*/true));
+  } else {
+    VIGIL_ASSIGN_OR_RETURN(std::vector<int32_t> partitions, Partitions(/*refresh=*/true));
+    for (int32_t p : partitions) {
+      const PartitionKeys keys(p);
+      VIGIL_RETURN_IF_ERROR(scan(p, keys.AlertsByTime(),
+                                 first_key(keys.AlertsByTimeFrom(q.end - 1),
+                                           q.after ? keys.AlertsByTimeFrom(q.after->first) : ""),
+                                 /*by_victim=*/false));
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const v1::Alert& a, const v1::Alert& b) {
+    const Micros x = ToMicros(a.at()), y = ToMicros(b.at());
+    return x != y ? x > y : a.alert_id() < b.alert_id();
+  });
+  if (out.size() > limit) out.resize(limit);
+  return out;
 }
 
 absl::StatusOr<StateReader::TimelinePage> StateReader::Timeline(int32_t partition, absl::string_view victim_id,

@@ -41,6 +41,19 @@ class StateReader {
   // Calls fn with the latest transition of every stored alert, until it returns false.
   absl::Status ForEachAlert(const std::function<bool(const v1::Alert&)>& fn) const;
 
+  // Which alerts ListAlerts wants, as far as the indexes can say.
+  struct AlertQuery {
+    std::string victim_id;                         // empty: every victim's
+    Micros start = INT64_MIN, end = INT64_MAX;     // start <= at < end
+    std::optional<std::pair<Micros, std::string>> after;  // the (at, id) the previous page ended with
+  };
+  // The alerts matching the query and `match`, in ListAlerts' order (newest first, then by id), at most
+  // `limit`: read from the time index of each partition (or the victim's own, in its partition), stopping
+  // in each at `limit` matches or at `start`.
+  absl::StatusOr<std::vector<v1::Alert>> ListAlerts(const AlertQuery& query,
+                                                   const std::function<bool(const v1::Alert&)>& match,
+                                                   size_t limit) const;
+
   struct TimelinePage {
     std::vector<v1::Event> events;
     // Where the next page starts (opaque; for `resume`); empty after the last event.
@@ -69,6 +82,10 @@ class StateReader {
   // Which record of a partition: PartitionKeys::Victim, PartitionKeys::Alert.
   using RecordKey = std::string (PartitionKeys::*)(absl::string_view) const;
   absl::StatusOr<std::optional<std::pair<int32_t, std::string>>> Probe(RecordKey key, absl::string_view id) const;
+  // The same found in one step from its location (x/), probing only when the partition it names no longer
+  // holds it; nullopt when it has no location (it was never stored here).
+  absl::StatusOr<std::optional<std::pair<int32_t, std::string>>> Locate(const std::string& location, RecordKey key,
+                                                                        absl::string_view id) const;
 
   const Store& store_;
   mutable std::mutex mu_;

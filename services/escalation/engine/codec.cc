@@ -1,6 +1,7 @@
 #include "services/escalation/engine/codec.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "common/fingerprint.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -90,6 +91,7 @@ state::CallRecord CallMessage(const live::Names& n, const live::Call& c) {
 
 VictimDelta TakeVictimDelta(live::Victim& v) {
   VictimDelta d;
+  d.first = !std::exchange(v.stored, true);
   d.head = EncodeVictim(v, /*records=*/false);
   d.calls_deleted = std::move(v.calls_dropped);
   d.seen_deleted = std::move(v.seen_dropped);
@@ -279,6 +281,7 @@ std::unique_ptr<live::Victim> DecodeVictim(const state::VictimState& s) {
   auto victim = std::make_unique<live::Victim>();
   live::Victim& v = *victim;
   live::Names& n = v.names;
+  v.stored = true;
   v.id = s.victim_id();
   v.force = s.force();
   for (int i = 0; i < s.seen_event_ids_size(); ++i) {

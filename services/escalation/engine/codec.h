@@ -29,6 +29,8 @@ struct VictimDelta {
   std::vector<std::pair<Micros, std::string>> calls_deleted;  // (at, event id)
   std::vector<state::SeenRecord> seen_put;
   std::vector<std::string> seen_deleted;
+  // The victim's first delta: nothing of it is stored yet.
+  bool first = false;
 };
 VictimDelta TakeVictimDelta(live::Victim& victim);
 

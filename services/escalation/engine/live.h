@@ -419,6 +419,7 @@ struct Victim {
   Micros last_event_at = 0;
   Micros pruned_at = INT64_MIN;
   uint64_t last_applied = 0;  // the processor's count of events applied at this victim's last (not stored)
+  bool stored = false;        // decoded from a stored state, or a delta of it taken (not stored)
 
   // Calls and event ids added and dropped since the last TakeVictimDelta (codec.h), so that a commit writes
   // only those (not stored).

@@ -113,10 +113,38 @@ void PartitionPipeline::DeadLetter(const ConsumedRecord& record, const absl::Sta
                             record.offset));
 }
 
+std::optional<Micros> PartitionPipeline::StoredAlertAt(const std::string& alert_id) {
+  if (auto it = batch_alert_at_.find(alert_id); it != batch_alert_at_.end()) return it->second;
+  absl::StatusOr<std::optional<std::string>> stored = store_.Get(keys_.Alert(alert_id));
+  if (!stored.ok()) {
+    store_error_ = stored.status();
+    return std::nullopt;
+  }
+  if (!*stored) return std::nullopt;
+  v1::Alert before;
+  if (!before.ParseFromString(**stored)) {
+    store_error_ = absl::DataLossError(absl::StrCat("partition ", partition_, ": a stored alert is unreadable"));
+    return std::nullopt;
+  }
+  return ToMicros(before.at());
+}
+
 void PartitionPipeline::Emit(const std::vector<v1::Alert>& alerts) {
   for (const v1::Alert& a : alerts) {
     const std::string bytes = DeterministicBytes(a);
+    const Micros at = ToMicros(a.at());
+    const std::optional<Micros> before = StoredAlertAt(a.alert_id());
+    if (!store_error_.ok()) return;  // the batch is abandoned: Commit says why
+    if (before) {
+      pending_.Delete(keys_.AlertByTime(*before, a.alert_id()));
+      pending_.Delete(keys_.VictimAlert(a.victim_id(), *before, a.alert_id()));
+    } else {
+      pending_.Put(AlertLocationKey(a.alert_id()), LocationValue(partition_));
+    }
+    batch_alert_at_[a.alert_id()] = at;
     pending_.Put(keys_.Alert(a.alert_id()), bytes);
+    pending_.Put(keys_.AlertByTime(at, a.alert_id()), bytes);
+    pending_.Put(keys_.VictimAlert(a.victim_id(), at, a.alert_id()), "");
     AddOutbox(topics_.alerts, a.victim_id(), bytes);
     for (const std::string& route : topics_.routes) {
       const size_t eq = route.find('=');
@@ -203,12 +231,15 @@ void PartitionPipeline::Apply(const ConsumedRecord& record) {
 }
 
 absl::Status PartitionPipeline::Commit() {
+  batch_alert_at_.clear();
   if (!store_error_.ok()) {
     pending_.Clear();
     return store_error_;
   }
   for (const std::string& id : processor_.TakeChangedVictims()) {
-    WriteVictim(keys_, *processor_.TakeVictimDelta(id), &pending_);
+    const VictimDelta delta = *processor_.TakeVictimDelta(id);
+    if (delta.first) pending_.Put(VictimLocationKey(id), LocationValue(partition_));
+    WriteVictim(keys_, delta, &pending_);
   }
   for (const std::string& id : processor_.TakeChangedSuspects()) {
     pending_.Put(keys_.Suspect(id), DeterministicBytes(*processor_.FindSuspect(id)));

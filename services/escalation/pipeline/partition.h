@@ -15,9 +15,11 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "common/store.h"
 #include "rocksdb/write_batch.h"
@@ -134,6 +136,9 @@ class PartitionPipeline {
   // A bounded dead letter (see BoundedDeadLetter) of the record, with the reason.
   void DeadLetter(const ConsumedRecord& record, const absl::Status& reason);
   void Emit(const std::vector<v1::Alert>& alerts);
+  // The time of the alert's transition stored before this one (written in this batch or before); nullopt for a
+  // new alert. A store that cannot be read abandons the batch (store_error_).
+  std::optional<Micros> StoredAlertAt(const std::string& alert_id);
 
   Store& store_;
   const Topics& topics_;
@@ -145,6 +150,7 @@ class PartitionPipeline {
   state::PartitionMeta meta_;
   rocksdb::WriteBatch pending_;  // timeline, alerts and outbox since the last Commit
   absl::Status store_error_;     // loading a victim failed: the batch is abandoned
+  absl::flat_hash_map<std::string, Micros> batch_alert_at_;  // alerts written since the last Commit: their time
   size_t max_held_victims_ = kDefaultMaxHeldVictims;
   size_t last_commit_bytes_ = 0;
 };

@@ -29,7 +29,39 @@ std::string PartitionKeys::Record(absl::string_view kind, absl::string_view id) 
 namespace {
 // Big-endian with the sign bit flipped, so that the bytes sort as the signed times do.
 std::string SortableTime(Micros t) { return BigEndian(static_cast<uint64_t>(t) ^ (uint64_t{1} << 63)); }
+
+// Newest first: the complement of SortableTime.
+std::string NewestFirst(Micros t) { return BigEndian(~(static_cast<uint64_t>(t) ^ (uint64_t{1} << 63))); }
 }  // namespace
+
+std::string PartitionKeys::AlertByTime(Micros at, absl::string_view alert_id) const {
+  return absl::StrCat(AlertsByTime(), NewestFirst(at), alert_id);
+}
+
+std::string PartitionKeys::AlertsByTimeFrom(Micros at) const { return absl::StrCat(AlertsByTime(), NewestFirst(at)); }
+
+std::string PartitionKeys::VictimAlerts(absl::string_view victim_id) const {
+  std::string key = Record("j/", victim_id);
+  key.push_back('\0');
+  return key;
+}
+
+std::string PartitionKeys::VictimAlert(absl::string_view victim_id, Micros at, absl::string_view alert_id) const {
+  return absl::StrCat(VictimAlerts(victim_id), NewestFirst(at), alert_id);
+}
+
+std::string VictimLocationKey(absl::string_view victim_id) { return absl::StrCat("x/v/", victim_id); }
+std::string AlertLocationKey(absl::string_view alert_id) { return absl::StrCat("x/a/", alert_id); }
+
+std::string LocationValue(int32_t partition) { return BigEndian(static_cast<uint32_t>(partition)).substr(4); }
+
+std::optional<int32_t> ParseLocation(absl::string_view value) {
+  if (value.size() != 4) return std::nullopt;
+  uint32_t p = 0;
+  for (char c : value) p = (p << 8) | static_cast<uint8_t>(c);
+  if (p > INT32_MAX) return std::nullopt;
+  return static_cast<int32_t>(p);
+}
 
 std::string PartitionKeys::Calls(absl::string_view victim_id) const {
   std::string key = Record("c/", victim_id);

@@ -11,12 +11,20 @@
 //   e/P/t/<victim>\0<occurred_at><event_id>    the timeline: each event as consumed, in occurred_at order
 //                                              (micros, big-endian with the sign bit flipped), then event_id
 //   e/P/a/<alert_id>                           the latest transition of each alert (v1::Alert)
+//   e/P/i/<at, newest first><alert_id>         the same again, in ListAlerts' order (newest first, then id)
+//   e/P/j/<victim>\0<at, newest first><alert_id>  (empty) each of a victim's alerts, in that order
 //   e/P/o/<seq, big-endian>                    the outbox (state::OutboxRecord)
 // A partition is dropped with one range delete of its prefix.
+//
+// Across partitions, so that a victim or an alert is found in one step (a hint: the partition named is
+// checked, since a dropped partition leaves its entries behind):
+//   x/v/<victim>                               the partition holding the victim (4 bytes, big-endian)
+//   x/a/<alert_id>                             the partition holding the alert
 // Pure functions; thread-safe.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -59,6 +67,13 @@ class PartitionKeys {
   // The YAML of a rules version a rules_changed event brought.
   std::string Rules(absl::string_view version) const { return Record("r/", version); }
   std::string Alerts() const { return prefix_ + "a/"; }
+  // Alerts by the time of their latest transition, newest first (then by id).
+  std::string AlertsByTime() const { return prefix_ + "i/"; }
+  std::string AlertByTime(Micros at, absl::string_view alert_id) const;
+  // The start of the alerts at or before `at` in that order.
+  std::string AlertsByTimeFrom(Micros at) const;
+  std::string VictimAlerts(absl::string_view victim_id) const;
+  std::string VictimAlert(absl::string_view victim_id, Micros at, absl::string_view alert_id) const;
   std::string Victims() const { return prefix_ + "v/"; }
   // A victim's calls and applied event ids, each under its own key (a commit writes only what changed).
   std::string Call(absl::string_view victim_id, Micros at, absl::string_view event_id) const;
@@ -79,6 +94,13 @@ class PartitionKeys {
 std::string TimelinePrefix(int32_t partition, absl::string_view victim_id);
 std::string TimelineKey(int32_t partition, absl::string_view victim_id, Micros occurred_at,
                         absl::string_view event_id);
+
+// Where a victim or an alert is stored (x/v/, x/a/), and the value naming the partition.
+std::string VictimLocationKey(absl::string_view victim_id);
+std::string AlertLocationKey(absl::string_view alert_id);
+std::string LocationValue(int32_t partition);
+// The partition a location value names; nullopt when it is not one.
+std::optional<int32_t> ParseLocation(absl::string_view value);
 
 // The partitions that have stored state (a meta record), of one kind.
 absl::StatusOr<std::vector<int32_t>> StoredPartitions(const Store& store,

@@ -224,6 +224,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<vigil::AlertFeed> feed;
   std::unique_ptr<vigil::StateReader> reader;
   std::unique_ptr<vigil::RiskServiceImpl> risk_service;
+  vigil::Watermarks applied;  // the loop's applied offsets, for the API's read-your-writes
+  o.applied = &applied;
   vigil::ApiServer server;
   if (!api.listen.empty()) {
     if (access_file.empty()) {
@@ -240,6 +242,7 @@ int main(int argc, char** argv) {
     api_options.insecure_identity = insecure_identity;
     api_options.events_topic = o.topics.events;
     api_options.health = &health;
+    api_options.applied = &applied;
     api_options.signer = &*signer;
     api_options.max_event_bytes = o.admission.max_event_bytes;
     api_options.future_tolerance = o.admission.future_tolerance;

@@ -155,6 +155,7 @@ absl::Status Service::Assign(const std::vector<PartitionId>& partitions) {
     spdlog::info("event=partition_loaded kind={} partition={} next_offset={} outbox_seq={} published_seq={}",
                  kind == PartitionKind::kEvents ? "events" : "suspect-links", p, pipeline->next_offset(),
                  pipeline->outbox_seq(), pipeline->published_seq());
+    Published(*pipeline);
     pipelines_[{topic, p}] = std::move(pipeline);
   }
   // The first transaction after start finds its coordinator and partitions, which
@@ -195,10 +196,17 @@ absl::Status Service::Flush() {
       StoreFault(s);
       return s;
     }
+    Published(*pipeline);
   }
   spdlog::debug("event=committed store_ms={}", std::chrono::duration_cast<std::chrono::milliseconds>(
                                                    std::chrono::steady_clock::now() - start).count());
   return Publish();
+}
+
+void Service::Published(const PartitionPipeline& pipeline) {
+  if (options_.applied != nullptr && pipeline.kind() == PartitionKind::kEvents) {
+    options_.applied->Set(pipeline.partition(), pipeline.next_offset());
+  }
 }
 
 void Service::FlushUntilDone() {

@@ -31,6 +31,7 @@
 #include "common/health.h"
 #include "common/kafka.h"
 #include "common/store.h"
+#include "common/watermarks.h"
 #include "services/escalation/pipeline/partition.h"
 
 namespace vigil {
@@ -50,6 +51,8 @@ struct ServiceOptions {
   // Victims held in memory per partition after a commit; idle ones beyond it are read back from the store
   // on their next event (those waiting for a deadline are always held).
   size_t max_held_victims = kDefaultMaxHeldVictims;
+  // When given (it must outlive the service): each events partition's applied offset, set after each commit.
+  Watermarks* applied = nullptr;
 };
 
 class Service {
@@ -77,6 +80,8 @@ class Service {
   // progress topic, and seeks the consumer to their stored offsets.
   absl::Status Reload();
   absl::Status Flush();  // commit every partition, then publish
+  // The partition's committed offset, to options_.applied.
+  void Published(const PartitionPipeline& pipeline);
   absl::Status Publish();
   // Commits (or aborts) the open transaction; UNAVAILABLE while the broker cannot say.
   absl::Status EndTransaction();
