@@ -2,11 +2,18 @@
 // alert topic, with exactly-once on (vigild always publishes in transactions).
 // Run by bench/stream_bench.sh, which starts the broker and vigild.
 //
-//  1. Throughput: produces the synthetic stream (--events) as fast as it can,
-//     then a probe whose alert is raised at once; events per second is the
-//     stream's size over the time from the first produce to the probe's alert
-//     visible to a read_committed consumer. Baseline: the same records read
-//     back from the events topic by a plain consumer (Kafka alone).
+//  0. Kafka alone: the synthetic stream (--events, moved to the present as a
+//     live force's events are) produced to a topic of its own and read back by
+//     a read_committed consumer at the same time, on the same cores, while
+//     vigild idles: events per second from the first produce to the last record
+//     read. What any consumer of these records could do at best.
+//  1. Through vigild: the same stream produced to the events topic, then one
+//     probe per partition whose alert is raised at once; events per second is
+//     the stream's size over the time from the first produce to the last
+//     probe's alert visible to a read_committed consumer (every partition has
+//     then been applied, committed and published). The transitions counted are
+//     those on the alert topic when the last probe arrived (read to its end),
+//     printed beside what the same rules give replaying the stream in event time.
 //  2. Latency: --rate events per second for --seconds, of which every 50th
 //     closes a domestic-abuse incident with no assessment (an alert at once);
 //     latency is from that event's produce to its alert being visible to a
@@ -26,6 +33,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/kafka.h"
 #include "common/time_util.h"
+#include "services/escalation/engine/processor.h"
 #include "services/synthetic/synthetic_stream.h"
 #include "vigil/v1/alert.pb.h"
 
@@ -53,6 +61,7 @@ std::unique_ptr<RdKafka::KafkaConsumer> MakeConsumer(const KafkaProps& base, con
   props.emplace_back("enable.auto.commit", "false");
   props.emplace_back("isolation.level", committed ? "read_committed" : "read_uncommitted");
   props.emplace_back("fetch.wait.max.ms", "10");
+  props.emplace_back("enable.partition.eof", "true");
   std::string err;
   auto conf = vigil::MakeKafkaConf(props);
   std::unique_ptr<RdKafka::KafkaConsumer> c(RdKafka::KafkaConsumer::create(conf->get(), err));
@@ -64,9 +73,10 @@ std::unique_ptr<RdKafka::KafkaConsumer> MakeConsumer(const KafkaProps& base, con
   return c;
 }
 
-void Produce(RdKafka::Producer& producer, const std::string& topic, const vigil::v1::Event& e) {
+void Produce(RdKafka::Producer& producer, const std::string& topic, const vigil::v1::Event& e,
+             int32_t partition = RdKafka::Topic::PARTITION_UA) {
   const std::string bytes = e.SerializeAsString();
-  while (producer.produce(topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+  while (producer.produce(topic, partition, RdKafka::Producer::RK_MSG_COPY,
                           const_cast<char*>(bytes.data()), bytes.size(), e.victim_id().data(), e.victim_id().size(),
                           0, static_cast<RdKafka::Headers*>(nullptr), nullptr) == RdKafka::ERR__QUEUE_FULL) {
     producer.poll(10);
@@ -119,59 +129,109 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   const KafkaProps base = {{"bootstrap.servers", brokers}};
 
-  // --- throughput -------------------------------------------------------------------
+  // --- throughput ----------------------------------------------------------------------
   std::printf("generating %zu synthetic events...\n", events);
   auto stream = vigil::synthetic::SyntheticStream({.events = events, .victims = events / 10, .seed = 9});
   // Recent, as a live force's events are: vigild's clock ticks say it is now, and events older than its horizon
   // (400 days) are kept on the timeline but evaluated by no rule.
   vigil::synthetic::MoveToNow(&stream);
-  auto alerts = MakeConsumer(base, alerts_topic, true, RdKafka::Topic::OFFSET_END);
-  auto raw = MakeConsumer(base, events_topic, false, RdKafka::Topic::OFFSET_END);
+  const absl::StatusOr<int> partition_count = vigil::PartitionCount(base, events_topic, 10000);
+  if (!partition_count.ok()) {
+    std::fprintf(stderr, "%s: %s\n", events_topic.c_str(), partition_count.status().ToString().c_str());
+    return 1;
+  }
+  const int partitions = *partition_count;
   auto producer = MakeProducer(base);
+
+  // 0. Kafka alone, vigild idle: the stream through a topic of its own, produced and read back at once.
+  const std::string baseline_topic = events_topic + ".baseline";
+  if (absl::Status s = vigil::EnsureTopics(base, {{baseline_topic, partitions, {}}}, 30000); !s.ok()) {
+    std::fprintf(stderr, "%s\n", s.ToString().c_str());
+    return 1;
+  }
+  auto raw = MakeConsumer(base, baseline_topic, true, RdKafka::Topic::OFFSET_END);
   std::this_thread::sleep_for(std::chrono::seconds(2));  // assignments settle
+  const auto base_start = Clock::now();
+  std::atomic<size_t> read_back{0};
+  Clock::time_point raw_done = base_start;
+  std::thread base_reader([&] {
+    while (read_back < stream.size() && Seconds(base_start, Clock::now()) < 300) {
+      std::unique_ptr<RdKafka::Message> m(raw->consume(100));
+      if (m->err() == RdKafka::ERR_NO_ERROR) {
+        ++read_back;
+        raw_done = Clock::now();
+      }
+    }
+  });
+  for (const auto& e : stream) Produce(*producer, baseline_topic, e);
+  producer->flush(60000);
+  base_reader.join();
+  const double kafka_rate = read_back / Seconds(base_start, raw_done);
+
+  // 1. Through vigild.
+  auto alerts = MakeConsumer(base, alerts_topic, true, RdKafka::Topic::OFFSET_END);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
   const vigil::Micros probe_at = vigil::ToMicros(stream.back().occurred_at()) + vigil::kMicrosPerSecond;
   const auto start = Clock::now();
   for (const auto& e : stream) Produce(*producer, events_topic, e);
-  Produce(*producer, events_topic, Call("probe-call", "V-PROBE", probe_at, true));
-  Produce(*producer, events_topic, Close("probe-close", "V-PROBE", probe_at + 1));
+  // A probe last in every partition: its alert says the partition has been applied, committed and published.
+  for (int p = 0; p < partitions; ++p) {
+    const std::string victim = absl::StrCat("V-PROBE-", p);
+    Produce(*producer, events_topic, Call(absl::StrCat("probe-call-", p), victim, probe_at, true), p);
+    Produce(*producer, events_topic, Close(absl::StrCat("probe-close-", p), victim, probe_at + 1), p);
+  }
   producer->flush(60000);
   const double produced_in = Seconds(start, Clock::now());
-
-  // Kafka alone: read the same records back.
-  size_t read_back = 0;
-  Clock::time_point raw_done = start;
-  while (read_back < stream.size() + 2 && Seconds(start, Clock::now()) < 300) {
-    std::unique_ptr<RdKafka::Message> m(raw->consume(100));
-    if (m->err() == RdKafka::ERR_NO_ERROR) {
-      ++read_back;
-      raw_done = Clock::now();
-    }
-  }
-  Clock::time_point probe_seen;
-  bool seen = false;
+  Clock::time_point probes_seen;
+  int probes = 0;
   vigil::v1::Alert alert;
-  size_t alerts_seen = 0;
-  while (!seen && Seconds(start, Clock::now()) < 600) {
+  size_t transitions = 0;
+  while (probes < partitions && Seconds(start, Clock::now()) < 600) {
     std::unique_ptr<RdKafka::Message> m(alerts->consume(100));
     if (m->err() != RdKafka::ERR_NO_ERROR) continue;
-    ++alerts_seen;
-    if (alert.ParseFromArray(m->payload(), static_cast<int>(m->len())) && alert.victim_id() == "V-PROBE") {
-      probe_seen = Clock::now();
-      seen = true;
+    ++transitions;
+    if (alert.ParseFromArray(m->payload(), static_cast<int>(m->len())) &&
+        alert.victim_id().rfind("V-PROBE-", 0) == 0 && alert.rule() == "closed-without-assessment") {
+      ++probes;
+      probes_seen = Clock::now();
     }
   }
-  if (!seen) {
-    std::fprintf(stderr, "the probe's alert never arrived\n");
+  if (probes < partitions) {
+    std::fprintf(stderr, "only %d of %d probes' alerts arrived\n", probes, partitions);
     return 1;
   }
-  const double vigil_rate = stream.size() / Seconds(start, probe_seen);
-  const double kafka_rate = read_back / Seconds(start, raw_done);
-  std::printf("produced %zu events in %.2fs\n", stream.size(), produced_in);
+  // What else was committed by then: the alert topic to its end.
+  const int alert_partitions = vigil::PartitionCount(base, alerts_topic, 10000).value_or(partitions);
+  const auto drain_start = Clock::now();
+  for (int ends = 0; ends < alert_partitions && Seconds(drain_start, Clock::now()) < 10;) {
+    std::unique_ptr<RdKafka::Message> m(alerts->consume(1000));
+    if (m->err() == RdKafka::ERR__PARTITION_EOF) ++ends;
+    else if (m->err() == RdKafka::ERR__TIMED_OUT) break;
+    else if (m->err() == RdKafka::ERR_NO_ERROR) ++transitions;
+  }
+  transitions -= partitions;  // the probes' own
+  // The same rules over the same stream in event time (what a replay publishes).
+  size_t replayed = 0;
+  {
+    vigil::Engine engine(vigil::RulesConfig::Defaults());
+    vigil::Processor processor(&engine);
+    std::vector<vigil::v1::Alert> out;
+    for (const auto& e : stream) {
+      (void)processor.Apply(e, &out);
+      replayed += out.size();
+      out.clear();
+    }
+  }
+  const double vigil_rate = stream.size() / Seconds(start, probes_seen);
+  std::printf("produced %zu events in %.2fs, then a probe in each of %d partitions\n", stream.size(), produced_in,
+              partitions);
   std::printf("throughput, Kafka alone (produce, read back):      %9.0f events/s\n", kafka_rate);
   std::printf("throughput, through vigild to committed alerts:    %9.0f events/s  (%zu alert transitions)\n",
-              vigil_rate, alerts_seen);
-  std::printf("ratio vigild/Kafka alone: %.2f   goal >= 100000 events/s: %s\n", vigil_rate / kafka_rate,
-              vigil_rate >= 100000 ? "met" : "NOT met");
+              vigil_rate, transitions);
+  std::printf("alert transitions: %zu published live by the last probe; %zu replaying the stream in event time\n",
+              transitions, replayed);
+  std::printf("ratio vigild/Kafka alone: %.2f   goal >= 0.8: %s\n", vigil_rate / kafka_rate,
+              vigil_rate / kafka_rate >= 0.8 ? "met" : "NOT met");
 
   // --- latency ----------------------------------------------------------------------
   std::mutex mu;

@@ -387,15 +387,14 @@ class ApiTest(unittest.TestCase):
             self.assertLess(time.time(), deadline, "the streams that ended still count against the cap")
 
     def test_vigilctl_watch_ends_at_its_timeout(self):
-        started = time.time()
         r = subprocess.run([os.path.join(BIN, "vigilctl"), "watch", "--server", f"localhost:{API}",
                             "--tls-ca", os.path.join(TLS, "ca.pem"),
                             "--tls-cert", os.path.join(TLS, "supervisor-console.pem"),
                             "--tls-key", os.path.join(TLS, "supervisor-console.key"), "--timeout", "2",
                             "--purpose", "test: a watch with a timeout"],
                            capture_output=True, text=True, timeout=60)
+        # It ended by itself with exit 0 (it used to run until killed: subprocess.run's timeout would raise).
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertLess(time.time() - started, 30)  # it ended by itself (was: ran until killed)
 
 
 def main():
