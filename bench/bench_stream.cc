@@ -14,7 +14,8 @@
 //     then been applied, committed and published). The transitions counted are
 //     those on the alert topic when the last probe arrived (read to its end),
 //     printed beside what the same rules give replaying the stream in event time.
-//  2. Latency: --rate events per second for --seconds, of which every 50th
+//  2. Latency, once vigild is idle again (nothing new on the alert topic for 2 s) and --settle seconds more:
+//     --rate events per second for --seconds, of which every 50th
 //     closes a domestic-abuse incident with no assessment (an alert at once);
 //     latency is from that event's produce to its alert being visible to a
 //     read_committed consumer. Baseline: produce-to-consume of the same
@@ -126,6 +127,8 @@ int main(int argc, char** argv) {
   app.add_option("--events", events, "Events in the throughput phase")->capture_default_str();
   app.add_option("--rate", rate, "Events per second in the latency phase")->capture_default_str();
   app.add_option("--seconds", seconds, "Length of the latency phase")->capture_default_str();
+  double settle = 10;
+  app.add_option("--settle", settle, "Seconds between the phases once vigild is idle")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   const KafkaProps base = {{"bootstrap.servers", brokers}};
 
@@ -234,6 +237,16 @@ int main(int argc, char** argv) {
               vigil_rate / kafka_rate >= 0.8 ? "met" : "NOT met");
 
   // --- latency ----------------------------------------------------------------------
+  // Steady state, not the throughput phase's tail: vigild idle (nothing new on the alert topic for 2 s), then
+  // --settle seconds more (the burst leaves RocksDB flushing and compacting, and the broker's log, on the same
+  // two cores).
+  for (auto quiet = Clock::now(); Seconds(quiet, Clock::now()) < 2 && Seconds(start, Clock::now()) < 900;) {
+    std::unique_ptr<RdKafka::Message> m(alerts->consume(100));
+    if (m->err() == RdKafka::ERR_NO_ERROR) quiet = Clock::now();
+  }
+  for (const auto settled = Clock::now(); Seconds(settled, Clock::now()) < settle;) {
+    std::unique_ptr<RdKafka::Message> m(alerts->consume(100));
+  }
   std::mutex mu;
   std::map<std::string, Clock::time_point> sent;  // close event id -> produce time
   std::vector<double> vigil_ms, kafka_ms;

@@ -2,7 +2,8 @@
 # Streaming benchmark: starts a real Kafka broker and vigild, runs
 # vigil-bench-stream against them, and stops both.
 #   bench/stream_bench.sh [BUILD_DIR] [vigil-bench-stream flags...]
-# VIGILD_FLAGS (environment): more vigild flags, e.g. "--batch-ms 5" to try a latency knob.
+# VIGILD_FLAGS (environment): more vigild flags, e.g. "--batch-ms 5" to try a latency knob; VIGILD_LOG: keep
+# vigild's log there (with --log-level debug: each batch's store_ms and each transaction's commit_ms).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=$(cd "${1:-build}" && pwd)
@@ -12,6 +13,7 @@ port=${VIGIL_BENCH_PORT:-39092}
 pid=""
 cleanup() {
   [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  [ -n "${VIGILD_LOG:-}" ] && cp "$work/vigild.log" "$VIGILD_LOG" || true
   deploy/kafka/kafka.sh stop "$work/kafka" || true
   rm -rf "$work"
 }

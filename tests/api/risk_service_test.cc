@@ -735,7 +735,9 @@ TEST_F(RiskServiceTest, ListingFromTheIndexesEqualsAScanOfEveryAlert) {
   for (const v1::Event& e : synthetic::SyntheticStream(options)) {
     auto& pipeline = *pipelines[Fnv1a64(e.victim_id()) % pipelines.size()];
     pipeline.Apply(offset++, e.victim_id(), e.SerializeAsString());
-    if (offset % 150 == 0) ASSERT_TRUE(pipeline.Commit().ok());  // transitions within and across commits
+    if (offset % 150 == 0) {
+      ASSERT_TRUE(pipeline.Commit().ok());  // transitions within and across commits
+    }
   }
   for (auto& pipeline : pipelines) ASSERT_TRUE(pipeline->Commit().ok());
   std::vector<v1::Alert> all;

@@ -106,6 +106,7 @@ void PartitionPipeline::Enqueue(state::OutboxRecord r) {
   r.set_seq(meta_.outbox_seq() + 1);
   meta_.set_outbox_seq(r.seq());
   pending_.Put(keys_.Outbox(r.seq()), DeterministicBytes(r));
+  if (keep_outbox_) pending_outbox_.push_back(std::move(r));
 }
 
 void PartitionPipeline::DeadLetter(const ConsumedRecord& record, const absl::Status& reason) {
@@ -234,6 +235,7 @@ absl::Status PartitionPipeline::Commit() {
   batch_alert_at_.clear();
   if (!store_error_.ok()) {
     pending_.Clear();
+    pending_outbox_.clear();
     return store_error_;
   }
   for (const std::string& id : processor_.TakeChangedVictims()) {
@@ -258,7 +260,11 @@ absl::Status PartitionPipeline::Commit() {
   last_commit_bytes_ = pending_.GetDataSize();
   absl::Status s = store_.Write(&pending_, Store::Durability::kProcess);
   pending_.Clear();
-  if (s.ok()) processor_.Evict(max_held_victims_);
+  if (s.ok()) {
+    for (auto& r : pending_outbox_) committed_outbox_.push_back(std::move(r));
+    processor_.Evict(max_held_victims_);
+  }
+  pending_outbox_.clear();
   return s;
 }
 

@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -93,8 +94,14 @@ class PartitionPipeline {
   // Victims held in memory after a Commit, at most (those with pending deadlines are always held).
   void set_max_held_victims(size_t n) { max_held_victims_ = n; }
 
-  // Outbox records not yet known to be published, in seq order.
+  // Outbox records not yet known to be published, in seq order, as stored.
   absl::StatusOr<std::vector<state::OutboxRecord>> Unpublished() const;
+  // From now on, keeps the outbox records each Commit writes for TakeCommittedOutbox (off by default: nothing
+  // is kept for a caller that reads the outbox back from the store).
+  void KeepCommittedOutbox() { keep_outbox_ = true; }
+  // The outbox records the Commits since the last call wrote, in seq order (handed over in memory to whoever
+  // publishes them, instead of being read back).
+  std::vector<state::OutboxRecord> TakeCommittedOutbox() { return std::exchange(committed_outbox_, {}); }
   // Everything up to `seq` is published: forget it.
   absl::Status MarkPublished(uint64_t seq);
 
@@ -149,6 +156,9 @@ class PartitionPipeline {
   Processor processor_;
   state::PartitionMeta meta_;
   rocksdb::WriteBatch pending_;  // timeline, alerts and outbox since the last Commit
+  std::vector<state::OutboxRecord> pending_outbox_;    // the outbox records in pending_
+  std::vector<state::OutboxRecord> committed_outbox_;  // written by Commits, not yet taken
+  bool keep_outbox_ = false;
   absl::Status store_error_;     // loading a victim failed: the batch is abandoned
   absl::flat_hash_map<std::string, Micros> batch_alert_at_;  // alerts written since the last Commit: their time
   size_t max_held_victims_ = kDefaultMaxHeldVictims;

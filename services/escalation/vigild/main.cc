@@ -51,8 +51,14 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(0, 3600000));
   app.add_option("--batch-max", o.batch_max, "Records per batch at most")
       ->capture_default_str()->check(CLI::Range(1, 1000000));
-  app.add_option("--batch-ms", o.batch_ms, "How long a batch waits for records")
+  app.add_option("--batch-ms", o.batch_ms,
+                 "How long a batch waits for records before it is applied and stored (its outbox then goes to the "
+                 "committer)")
       ->capture_default_str()->check(CLI::Range(0, 60000));
+  app.add_option("--commit-interval-ms", o.commit_interval_ms,
+                 "A Kafka transaction at most this often: what was stored meanwhile is published in it, while the "
+                 "next batches are applied")
+      ->envname("VIGIL_COMMIT_INTERVAL_MS")->capture_default_str()->check(CLI::Range(0, 60000));
   app.add_option("--kafka", kafka_props, "librdkafka property KEY=VALUE, passed through (repeatable): "
                                          "security.protocol, ssl.*, sasl.*, ...")
       ->envname("VIGIL_KAFKA");

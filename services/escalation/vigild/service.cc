@@ -12,40 +12,15 @@
 namespace vigil {
 namespace {
 
-int64_t NowMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string ProgressKey(const std::string& events_topic, int32_t partition) {
-  return absl::StrCat(events_topic, "/", partition);
-}
-
-constexpr int kTxnTimeoutMs = 10000;   // one try at committing or aborting a transaction
 constexpr int64_t kMaxBackoffMs = 5000;
-constexpr int kMaxFatalProducerErrors = 3;  // in a row: another instance has our transactional.id
+constexpr std::chrono::milliseconds kFinalDrain{10000};  // how long a stop waits for the last transaction
+// What the committer published is marked in the store (and its outbox records deleted) at most this often: the
+// progress topic, not the store, says what was published, so this is housekeeping, kept off the hot path.
+constexpr int64_t kMarkEveryMs = 1000;
 
 bool BrokerUnreachable(RdKafka::ErrorCode err) {
   return err == RdKafka::ERR__ALL_BROKERS_DOWN || err == RdKafka::ERR__TRANSPORT || err == RdKafka::ERR__RESOLVE;
 }
-
-// Errors about the record itself, which no retry mends.
-bool RecordRefused(RdKafka::ErrorCode err) {
-  return err == RdKafka::ERR_MSG_SIZE_TOO_LARGE || err == RdKafka::ERR_INVALID_MSG_SIZE ||
-         err == RdKafka::ERR_INVALID_MSG || err == RdKafka::ERR_RECORD_LIST_TOO_LARGE ||
-         err == RdKafka::ERR_INVALID_RECORD;
-}
-
-// Errors about where the record goes (its topic missing or forbidden): a retry may mend them (an operator
-// fixing an ACL), so they count as strikes, and a record that strikes out goes as a dead letter.
-bool RecordStrike(RdKafka::ErrorCode err) {
-  return err == RdKafka::ERR_TOPIC_AUTHORIZATION_FAILED || err == RdKafka::ERR_UNKNOWN_TOPIC_OR_PART ||
-         err == RdKafka::ERR__UNKNOWN_TOPIC || err == RdKafka::ERR__UNKNOWN_PARTITION ||
-         err == RdKafka::ERR_POLICY_VIOLATION || err == RdKafka::ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
-}
-constexpr int kMaxTopicStrikes = 3;
-constexpr int64_t kStruckTopicRetryMs = 60000;  // a topic that struck out is tried again once a minute
 
 std::string HeaderValue(RdKafka::Message& m, const char* name) {
   const RdKafka::Headers* headers = m.headers();
@@ -85,6 +60,7 @@ class Service::Rebalancer : public RdKafka::RebalanceCb {
       // so that their next owner reads a progress topic with no open transaction of ours.
       if (!service_.store_fault_) service_.FlushUntilDone();
       service_.pipelines_.clear();
+      service_.committer_->Reset();  // nothing more of theirs is published from here
       consumer->unassign();
       spdlog::info("event=revoked partitions={}", partitions.size());
     }
@@ -110,26 +86,6 @@ class Service::BrokerEvents : public RdKafka::EventCb {
   std::optional<std::string> down_;
 };
 
-// The transactional producer's delivery reports: a record the broker refused for what it is
-// (too large for the topic, say) is remembered, so that the retry replaces it (ProduceOutbox).
-class Service::DeliveryReports : public RdKafka::DeliveryReportCb {
- public:
-  explicit DeliveryReports(Service* service) : service_(*service) {}
-  void dr_cb(RdKafka::Message& m) override {
-    const auto index = reinterpret_cast<uintptr_t>(m.msg_opaque());
-    if (m.err() == RdKafka::ERR_NO_ERROR || index == 0 || index > service_.produced_.size()) return;
-    const auto& [p, seq] = service_.produced_[index - 1];
-    spdlog::warn("event=record_not_published partition={} seq={} topic={} error=\"{}\"", p.second, seq,
-                 m.topic_name(), m.errstr());
-    if (RecordRefused(m.err()) || (RecordStrike(m.err()) && service_.Strike(p, seq, m.topic_name(), m.errstr()))) {
-      service_.refused_[{p, seq}] = m.errstr();
-    }
-  }
-
- private:
-  Service& service_;
-};
-
 Service::Service(ServiceOptions options, const Engine* engine, Store* store, Health* health)
     : options_(std::move(options)), engine_(*engine), store_(store), health_(health ? *health : own_health_) {}
 
@@ -152,19 +108,23 @@ absl::Status Service::Assign(const std::vector<PartitionId>& partitions) {
     pipeline->set_max_held_victims(options_.max_held_victims);
     auto it = progress->find(ProgressKey(topic, p));
     if (it != progress->end()) VIGIL_RETURN_IF_ERROR(pipeline->MarkPublished(it->second));
+    pipeline->KeepCommittedOutbox();
     spdlog::info("event=partition_loaded kind={} partition={} next_offset={} outbox_seq={} published_seq={}",
                  kind == PartitionKind::kEvents ? "events" : "suspect-links", p, pipeline->next_offset(),
                  pipeline->outbox_seq(), pipeline->published_seq());
-    Published(*pipeline);
+    // What a crash left unpublished goes first. The first transaction after an assignment finds its
+    // coordinator and partitions, which takes a while: the announcement does it now, not when an alert waits.
+    VIGIL_ASSIGN_OR_RETURN(std::vector<state::OutboxRecord> unpublished, pipeline->Unpublished());
+    committer_->Announce({topic, p}, pipeline->published_seq());
+    committer_->Publish({topic, p}, std::move(unpublished), stop_);
+    Applied(*pipeline);
     pipelines_[{topic, p}] = std::move(pipeline);
   }
-  // The first transaction after start finds its coordinator and partitions, which
-  // takes a while: do it now, writing the current progress, not when an alert waits.
-  announce_progress_ = true;
   return absl::OkStatus();
 }
 
 absl::Status Service::Reload() {
+  committer_->Reset();  // what it held is handed over again, from the store
   std::vector<PartitionId> ids;
   for (const auto& [id, pipeline] : pipelines_) ids.push_back(id);
   pipelines_.clear();
@@ -184,7 +144,7 @@ absl::Status Service::Reload() {
   return absl::OkStatus();
 }
 
-absl::Status Service::Flush() {
+absl::Status Service::CommitStore() {
   const auto start = std::chrono::steady_clock::now();
   if (absl::Status s = store_->CheckWritable(); !s.ok()) {
     StoreFault(s);
@@ -196,197 +156,64 @@ absl::Status Service::Flush() {
       StoreFault(s);
       return s;
     }
-    Published(*pipeline);
+    Applied(*pipeline);
+    committer_->Publish(p, pipeline->TakeCommittedOutbox(), stop_);
   }
   spdlog::debug("event=committed store_ms={}", std::chrono::duration_cast<std::chrono::milliseconds>(
                                                    std::chrono::steady_clock::now() - start).count());
-  return Publish();
+  return absl::OkStatus();
 }
 
-void Service::Published(const PartitionPipeline& pipeline) {
+absl::Status Service::MarkPublished() {
+  for (const auto& [p, seq] : committer_->TakePublished()) {
+    auto it = pipelines_.find(p);
+    if (it == pipelines_.end()) continue;  // revoked: its next owner reads the progress topic
+    if (absl::Status s = it->second->MarkPublished(seq); !s.ok()) {
+      if (s.code() == absl::StatusCode::kUnavailable) StoreFault(s);
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+void Service::Applied(const PartitionPipeline& pipeline) {
   if (options_.applied != nullptr && pipeline.kind() == PartitionKind::kEvents) {
     options_.applied->Set(pipeline.partition(), pipeline.next_offset());
   }
 }
 
 void Service::FlushUntilDone() {
-  Backoff retry;
-  for (;;) {
-    absl::Status s = Flush();
-    if (s.ok() || store_fault_ || s.code() != absl::StatusCode::kUnavailable) {
-      if (!s.ok()) spdlog::error("event=flush_failed status=\"{}\"", s.ToString());
-      return;
-    }
-    if (stop_) return;
-    Pause(retry.Failed());
+  if (absl::Status s = CommitStore(); !s.ok()) {
+    spdlog::error("event=flush_failed status=\"{}\"", s.ToString());
+    return;
   }
+  if (absl::Status s = committer_->Drain(stop_); !s.ok()) {
+    spdlog::warn("event=flush_incomplete status=\"{}\"", s.ToString());
+  }
+  if (absl::Status s = MarkPublished(); !s.ok()) spdlog::error("event=flush_failed status=\"{}\"", s.ToString());
 }
 
-absl::Status Service::Publish() {
-  // A transaction the broker has not settled yet goes first; its records are not marked published.
-  if (txn_ != Txn::kNone) VIGIL_RETURN_IF_ERROR(EndTransaction());
-  std::map<PartitionId, std::vector<state::OutboxRecord>> batches;
-  for (auto& [p, pipeline] : pipelines_) {
-    VIGIL_ASSIGN_OR_RETURN(auto records, pipeline->Unpublished());
-    if (!records.empty() || announce_progress_) batches[p] = std::move(records);
-  }
-  if (batches.empty() && !announce_progress_) return absl::OkStatus();
-  announce_progress_ = false;
-  if (RdKafka::Error* e = producer_->begin_transaction()) {
-    std::string message = e->str();
-    delete e;
-    return absl::InternalError(absl::StrCat("begin transaction: ", message));
-  }
-  txn_ = Txn::kCommitting;
-  in_flight_.clear();
-  in_flight_count_ = 0;
-  produced_.clear();
-  for (auto& [p, records] : batches) {
-    for (auto& r : records) {
-      if (RdKafka::ErrorCode err = ProduceOutbox(p, r); err != RdKafka::ERR_NO_ERROR) {
-        txn_ = Txn::kAborting;
-        in_flight_.clear();
-        spdlog::warn("event=produce_failed partition={} seq={} topic={} error=\"{}\"", p.second, r.seq(),
-                     r.topic(), RdKafka::err2str(err));
-        return EndTransaction();
-      }
-      ++in_flight_count_;
-    }
-    const std::string key = ProgressKey(p.first, p.second);
-    const uint64_t seq = records.empty() ? pipelines_.at(p)->published_seq() : records.back().seq();
-    const std::string value = absl::StrCat(seq);
-    producer_->produce(options_.topics.progress, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-                       const_cast<char*>(value.data()), value.size(), key.data(), key.size(), 0,
-                       static_cast<RdKafka::Headers*>(nullptr), nullptr);
-    if (!records.empty()) in_flight_[p] = seq;
-  }
-  return EndTransaction();
-}
-
-RdKafka::ErrorCode Service::ProduceOutbox(const PartitionId& p, const state::OutboxRecord& outbox) {
-  const state::OutboxRecord* r = &outbox;
-  state::OutboxRecord replacement;
-  std::optional<std::string> refused;
-  if (auto it = refused_.find({p, outbox.seq()}); it != refused_.end()) refused = it->second;
-  if (auto it = topic_strikes_.find(outbox.topic());
-      !refused && it != topic_strikes_.end() && it->second.count >= kMaxTopicStrikes &&
-      NowMillis() - it->second.last_ms < kStruckTopicRetryMs) {
-    refused = it->second.error;  // its topic struck out a moment ago: not tried again yet
-  }
-  for (;;) {
-    if (refused) {
-      // Published in its place, under the same seq: the dead letter says what the record was and why.
-      replacement = BoundedDeadLetter(options_.topics.dead_letters, outbox.key(), outbox.value(),
-                                      absl::StrCat("RESOURCE_EXHAUSTED: could not be published to ", outbox.topic(),
-                                                   ": ", *refused),
-                                      outbox.topic(), p.second, static_cast<int64_t>(outbox.seq()));
-      (*replacement.mutable_headers())["vigil-outbox-seq"] = absl::StrCat(outbox.seq());
-      r = &replacement;
-      spdlog::error("event=record_dead_lettered partition={} seq={} topic={} reason=\"{}\"", p.second,
-                    outbox.seq(), outbox.topic(), *refused);
-    }
-    RdKafka::Headers* headers = RdKafka::Headers::create();
-    for (const auto& [k, v] : r->headers()) headers->add(k, v.data(), v.size());
-    produced_.emplace_back(p, outbox.seq());
-    void* opaque = reinterpret_cast<void*>(static_cast<uintptr_t>(produced_.size()));
-    RdKafka::ErrorCode err;
-    while ((err = producer_->produce(r->topic(), RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-                                     const_cast<char*>(r->value().data()), r->value().size(), r->key().data(),
-                                     r->key().size(), 0, headers, opaque)) == RdKafka::ERR__QUEUE_FULL) {
-      producer_->poll(50);
-    }
-    if (err == RdKafka::ERR_NO_ERROR) {
-      if (!refused) topic_strikes_.erase(outbox.topic());  // it takes records again
-      return err;
-    }
-    delete headers;
-    produced_.pop_back();
-    if (refused) return err;
-    if (RecordStrike(err) && !Strike(p, outbox.seq(), outbox.topic(), RdKafka::err2str(err))) {
-      health_.Set(kHealthPublish, absl::UnavailableError(stuck_));
-      return err;  // tried again after a pause
-    }
-    if (!RecordRefused(err) && !RecordStrike(err)) return err;
-    refused = RdKafka::err2str(err);
-  }
-}
-
-bool Service::Strike(const PartitionId& p, uint64_t seq, const std::string& topic, const std::string& error) {
-  TopicStrikes& t = topic_strikes_[topic];
-  t.count = std::min(t.count + 1, kMaxTopicStrikes);
-  t.last_ms = NowMillis();
-  t.error = error;
-  stuck_ = absl::StrCat("partition ", p.second, " cannot publish outbox record ", seq, " to ", topic, ": ", error,
-                        " (try ", t.count, " of ", kMaxTopicStrikes, ", then to the dead-letter topic)");
-  spdlog::error("event=publish_stuck status=\"{}\"", stuck_);
-  return t.count >= kMaxTopicStrikes;
-}
-
-absl::Status Service::EndTransaction() {
-  const auto start = std::chrono::steady_clock::now();
-  const bool commit = txn_ == Txn::kCommitting;
-  RdKafka::Error* e = commit ? producer_->commit_transaction(kTxnTimeoutMs)
-                             : producer_->abort_transaction(kTxnTimeoutMs);
-  if (e == nullptr) {
-    txn_ = Txn::kNone;
-    fatal_producer_errors_ = 0;
-    BrokerUp();
-    if (!commit) return absl::UnavailableError("the transaction was aborted; its records go again");
-    spdlog::debug("event=published records={} commit_ms={}", in_flight_count_,
-                  std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count());
-    published_ += in_flight_count_;
-    refused_.clear();  // each went as a dead letter in this transaction
-    stuck_.clear();
-    health_.Set(kHealthPublish, absl::OkStatus());
-    for (const auto& [p, seq] : in_flight_) {
-      auto it = pipelines_.find(p);
-      if (it == pipelines_.end()) continue;  // revoked: its next owner reads the progress topic
-      if (absl::Status s = it->second->MarkPublished(seq); !s.ok()) {
-        if (s.code() == absl::StatusCode::kUnavailable) StoreFault(s);
-        return s;
-      }
-    }
-    in_flight_.clear();
+absl::Status Service::RecoverProducer() {
+  if (!producer_retry_.Due()) return absl::OkStatus();
+  producer_retry_.Failed();  // until it works
+  committer_->Reset();
+  absl::Status s = committer_->Recreate();
+  if (s.code() == absl::StatusCode::kInternal) return s;  // fenced again and again: another instance is us
+  if (!s.ok()) {
+    spdlog::warn("event=producer_rebuild_failed status=\"{}\"", s.ToString());
     return absl::OkStatus();
   }
-  const std::string message = absl::StrCat(commit ? "commit" : "abort", " transaction: ", e->str());
-  const bool fatal = e->is_fatal(), abortable = e->txn_requires_abort();
-  delete e;
-  if (fatal) {
-    // The producer cannot go on (fenced, or its epoch expired while the broker was away). A new one
-    // settles the old transaction whichever way the broker decided; the progress topic then says
-    // what was published, so the partitions are loaded again from it.
-    if (++fatal_producer_errors_ > kMaxFatalProducerErrors) return absl::InternalError(message);
-    spdlog::error("event=producer_fatal status=\"{}\" action=rebuild_producer", message);
-    txn_ = Txn::kNone;
-    in_flight_.clear();
-    VIGIL_RETURN_IF_ERROR(CreateProducer());
-    VIGIL_RETURN_IF_ERROR(Reload());
-    return absl::UnavailableError(message);
+  // The progress topic says what was published, whichever way the broker settled the old transaction.
+  if (absl::Status r = Reload(); !r.ok()) {
+    spdlog::warn("event=reload_failed status=\"{}\"", r.ToString());
+    return absl::OkStatus();
   }
-  if (abortable) {
-    txn_ = Txn::kAborting;
-    in_flight_.clear();
-    if (!refused_.empty()) {
-      // The broker refused records for what they are: the retry sends dead letters in their place.
-      const auto& [which, why] = *refused_.begin();
-      health_.Set(kHealthPublish, absl::UnavailableError(absl::StrCat(
-                                      "partition ", which.first.second, " cannot publish outbox record ", which.second,
-                                      ": ", why, "; it is sent to the dead-letter topic instead")));
-      return absl::UnavailableError(message);
-    }
-    if (!stuck_.empty()) {
-      // Its topic is missing or forbidden: tried again (an operator may mend it), then dead-lettered.
-      health_.Set(kHealthPublish, absl::UnavailableError(stuck_));
-      return absl::UnavailableError(message);
-    }
-  }
-  // Retriable (a timeout while the broker is away): the same call again, later.
-  BrokerDown(absl::UnavailableError(message));
-  return absl::UnavailableError(message);
+  producer_retry_.Reset();
+  return absl::OkStatus();
 }
 
 void Service::BrokerUp() {
+  std::lock_guard<std::mutex> lock(broker_mu_);
   if (broker_up_) return;
   broker_up_ = true;
   spdlog::info("event=broker_reachable");
@@ -394,6 +221,7 @@ void Service::BrokerUp() {
 }
 
 void Service::BrokerDown(const absl::Status& why) {
+  std::lock_guard<std::mutex> lock(broker_mu_);
   if (!broker_up_) return;
   broker_up_ = false;
   broker_probes_.Reset();
@@ -402,8 +230,11 @@ void Service::BrokerDown(const absl::Status& why) {
 }
 
 void Service::ProbeBroker() {
-  if (broker_up_ || !broker_probes_.Due()) return;
-  broker_probes_.Failed();  // until it answers
+  {
+    std::lock_guard<std::mutex> lock(broker_mu_);
+    if (broker_up_ || !broker_probes_.Due()) return;
+    broker_probes_.Failed();  // until it answers
+  }
   RdKafka::Metadata* md = nullptr;
   const RdKafka::ErrorCode err = ticker_->metadata(false, ticker_topics_.front().get(), &md, 2000);
   delete md;
@@ -476,34 +307,6 @@ void Service::Tick() {
   ticker_->poll(0);
 }
 
-absl::Status Service::CreateProducer() {
-  producer_topics_.clear();
-  producer_.reset();
-  std::string err;
-  KafkaProps props = options_.kafka;
-  props.emplace_back("transactional.id", options_.instance);
-  props.emplace_back("enable.idempotence", "true");
-  props.emplace_back("linger.ms", "1");
-  VIGIL_ASSIGN_OR_RETURN(auto conf, MakeKafkaConf(props));
-  if (!reports_) reports_ = std::make_unique<DeliveryReports>(this);
-  if (conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(reports_.get()), err) != RdKafka::Conf::CONF_OK) {
-    return absl::InternalError(err);
-  }
-  producer_.reset(RdKafka::Producer::create(conf.get(), err));
-  if (!producer_) return absl::InvalidArgumentError(absl::StrCat("Kafka producer: ", err));
-  if (RdKafka::Error* e = producer_->init_transactions(60000)) {
-    std::string message = e->str();
-    const bool fatal = e->is_fatal();
-    delete e;
-    const std::string what = absl::StrCat("initialising Kafka transactions: ", message);
-    return fatal ? absl::InternalError(what) : absl::UnavailableError(what);
-  }
-  std::vector<std::string> names;
-  for (const TopicSpec& spec : TopicSpecs()) names.push_back(spec.name);
-  VIGIL_ASSIGN_OR_RETURN(producer_topics_, WarmTopics(producer_.get(), names, 30000));
-  return absl::OkStatus();
-}
-
 std::vector<TopicSpec> Service::TopicSpecs() const {
   const auto& t = options_.topics;
   // The broker stamps each event with its own clock, the time no producer can set: events later than
@@ -522,7 +325,17 @@ std::vector<TopicSpec> Service::TopicSpecs() const {
 absl::Status Service::Connect() {
   const auto& t = options_.topics;
   VIGIL_RETURN_IF_ERROR(EnsureTopics(options_.kafka, TopicSpecs(), 30000));
-  VIGIL_RETURN_IF_ERROR(CreateProducer());
+  CommitterOptions committer;
+  committer.kafka = options_.kafka;
+  committer.instance = options_.instance;
+  committer.dead_letters = t.dead_letters;
+  committer.progress = t.progress;
+  for (const TopicSpec& spec : TopicSpecs()) committer.topics.push_back(spec.name);
+  committer.interval_ms = options_.commit_interval_ms;
+  committer_ = std::make_unique<Committer>(committer, &health_, [this](bool up, const absl::Status& why) {
+    up ? BrokerUp() : BrokerDown(why);
+  });
+  VIGIL_RETURN_IF_ERROR(committer_->Start());
 
   std::string err;
   broker_events_ = std::make_unique<BrokerEvents>();
@@ -623,38 +436,44 @@ absl::Status Service::Run() {
     events_ += n;
     if (!rebalance_error_.ok()) break;
     if (auto down = broker_events_->Take(); down && n == 0) BrokerDown(absl::UnavailableError(*down));
-    absl::Status s = n > 0 ? Flush() : Publish();
-    if (!s.ok()) {
-      if (s.code() != absl::StatusCode::kUnavailable) return s;
-      if (!store_fault_) {
-        // The broker is away: the outbox waits in the store; try again after a pause.
-        const int64_t pause_ms = retry.Failed();
-        spdlog::debug("event=publish_retry in_ms={} status=\"{}\"", pause_ms, s.ToString());
-        Pause(pause_ms);
-      }
-    } else {
-      retry.Reset();
+    // The batch to the store, its outbox to the committer (which publishes it while the next batch is read);
+    // what the committer has published since, marked.
+    absl::Status s = n > 0 ? CommitStore() : absl::OkStatus();
+    if (s.ok() && NowMillis() - last_marked_ms_ >= kMarkEveryMs) {
+      last_marked_ms_ = NowMillis();
+      s = MarkPublished();
     }
+    if (s.ok() && committer_->Fatal()) s = RecoverProducer();
+    if (!s.ok() && s.code() != absl::StatusCode::kUnavailable) return s;
     ProbeBroker();
     Tick();
     if (NowMillis() - last_report > 10000) {
       last_report = NowMillis();
-      spdlog::info("event=progress records={} published={} partitions={}", events_, published_, pipelines_.size());
+      spdlog::info("event=progress records={} published={} partitions={} unpublished={}", events_,
+                   committer_->published_total(), pipelines_.size(), committer_->pending());
     }
   }
-  absl::Status final_flush = rebalance_error_.ok() && !store_fault_ ? Flush() : rebalance_error_;
-  if (txn_ != Txn::kNone) {
-    // Left open, the broker aborts it when the next instance starts; nothing published is marked.
-    spdlog::warn("event=stopped_with_open_transaction status=\"{}\"", final_flush.ToString());
+  absl::Status final_flush = rebalance_error_;
+  if (rebalance_error_.ok() && !store_fault_) {
+    final_flush = CommitStore();
+    if (final_flush.ok()) {
+      // Whatever the broker does not take in time is published by the next start (the outbox is stored).
+      std::atomic<bool> never{false};
+      if (absl::Status d = committer_->Drain(never, kFinalDrain); !d.ok()) {
+        spdlog::warn("event=stopped_with_unpublished_records status=\"{}\" unpublished={}", d.ToString(),
+                     committer_->pending());
+      }
+      final_flush = MarkPublished();
+    }
   }
-  // A store that refuses writes, or a broker that is away, is not a failed stop: what was not committed
-  // is consumed again, and what was not published is published, by the next start.
-  if (final_flush.code() == absl::StatusCode::kUnavailable && (store_fault_ || txn_ != Txn::kNone)) {
-    final_flush = absl::OkStatus();
-  }
+  // A store that refuses writes is not a failed stop: what was not committed is consumed again, and what was
+  // not published is published, by the next start.
+  if (final_flush.code() == absl::StatusCode::kUnavailable && store_fault_) final_flush = absl::OkStatus();
   consumer_->close();
   ticker_->flush(5000);
-  spdlog::info("event=stopped records={} published={}", events_, published_);
+  const uint64_t published = committer_->published_total();
+  committer_.reset();  // its thread stops; an open transaction is aborted by the next start
+  spdlog::info("event=stopped records={} published={}", events_, published);
   return final_flush;
 }
 

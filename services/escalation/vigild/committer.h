@@ -1,0 +1,153 @@
+// vigild's committer: owns the transactional producer and publishes, on its own
+// thread, what the loop has committed to the store, so that applying the next
+// batch overlaps committing the last one.
+//
+// The loop commits a batch to RocksDB (state, timeline, outbox, offsets: one
+// atomic write) and then hands the batch's outbox records over in memory
+// (Publish). Every commit interval the committer begins a transaction, produces
+// every record handed over and not yet published, in seq order per partition,
+// writes each partition's last seq to the progress topic in the same
+// transaction, and commits it. What a committed transaction published goes back
+// to the loop (TakePublished), which marks it in the store. A record leaves the
+// committer only once a transaction holding it has committed; until then every
+// try produces it again. A record the broker refuses for what it is (too large)
+// or whose topic strikes out (missing, forbidden; three tries) goes as a bounded
+// dead letter under the same seq, so that no record can stall a partition.
+//
+// The exactly-once argument (docs/architecture.md) is the loop's: outbox seqs
+// are deterministic, a record is handed over only after its store commit, and
+// the progress topic (read committed, after fencing) says what was published.
+//
+// Thread-safe: the loop calls Publish, Announce, TakePublished, Drain, Reset and
+// Recreate; the committer's thread does the rest.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/health.h"
+#include "common/kafka.h"
+#include "vigil/v1/state.pb.h"
+
+namespace vigil {
+
+namespace state = v1::state;
+using PartitionId = std::pair<std::string, int32_t>;  // (topic, partition) consumed
+
+struct CommitterOptions {
+  KafkaProps kafka;
+  std::string instance = "vigild-0";  // the transactional.id
+  std::string dead_letters = "vigil.events.dlq";
+  std::string progress = "vigil.progress";
+  std::vector<std::string> topics;    // every topic it may write (warmed up front)
+  int interval_ms = 10;               // a transaction at most this often
+  size_t max_pending = 200000;        // records handed over and not yet published, at most (Publish waits)
+};
+
+// The progress topic's key for a consumed partition.
+std::string ProgressKey(const std::string& topic, int32_t partition);
+
+// The wall clock, in milliseconds since the epoch (vigild's pacing and ticks; never the engine's time).
+int64_t NowMillis();
+
+class Committer {
+ public:
+  // `health` hears of publishing (kHealthPublish); `broker` of the broker answering (true) or not (false, why).
+  Committer(CommitterOptions options, Health* health, std::function<void(bool, const absl::Status&)> broker);
+  ~Committer();
+
+  // Creates the producer (init_transactions fences any earlier producer of this transactional.id) and starts
+  // the thread. UNAVAILABLE while the broker cannot be reached.
+  absl::Status Start();
+
+  // Records of a partition, committed to the store, in seq order, to publish. Waits while max_pending are
+  // already waiting (the broker is slower than the loop) unless `stop`.
+  void Publish(const PartitionId& p, std::vector<state::OutboxRecord> records, const std::atomic<bool>& stop);
+  // The partition's progress goes in the next transaction even with nothing to publish (after an assignment:
+  // it finds the transaction's coordinator and partitions now, not when an alert waits).
+  void Announce(const PartitionId& p, uint64_t published_seq);
+  // What committed transactions have published since the last call: partition -> last seq.
+  std::map<PartitionId, uint64_t> TakePublished();
+  // Returns once everything handed over is published (OK); UNAVAILABLE if `stop` came first or the producer
+  // failed fatally (see Fatal).
+  absl::Status Drain(const std::atomic<bool>& stop, std::chrono::milliseconds timeout = std::chrono::hours(24));
+  // Forgets what was handed over for every partition (after it settled any open transaction); the caller hands
+  // it over again after reloading (the progress topic then says what was published).
+  void Reset();
+  // The producer failed fatally (fenced, or its epoch expired while the broker was away): the committer waits.
+  // The caller Resets, Recreates and reloads. An error when it happened too often in a row.
+  bool Fatal() const { return fatal_; }
+  absl::Status Recreate();
+  // How many records wait to be published; how many were published in all.
+  size_t pending() const;
+  uint64_t published_total() const { return published_total_; }
+
+ private:
+  struct Partition {
+    std::deque<state::OutboxRecord> records;  // seq order
+    bool announce = false;
+    uint64_t published_seq = 0;  // for an announcement with no records
+  };
+  class DeliveryReports;
+  enum class Txn { kNone, kCommitting, kAborting };
+
+  void Run();
+  absl::Status CreateProducer();
+  // One transaction of everything waiting (or settles one left open); OK when it committed or nothing waited.
+  absl::Status PublishOnce();
+  absl::Status EndTransaction();
+  RdKafka::ErrorCode ProduceOutbox(const PartitionId& p, const state::OutboxRecord& r);
+  bool Strike(const PartitionId& p, uint64_t seq, const std::string& topic, const std::string& error);
+
+  const CommitterOptions options_;
+  Health& health_;
+  Health own_health_;
+  const std::function<void(bool, const absl::Status&)> broker_;
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;     // work arrived, or stop, or reset
+  std::condition_variable settled_;  // published, or idle, or fatal
+  std::map<PartitionId, Partition> partitions_;  // guarded by mu_
+  size_t pending_ = 0;                           // guarded by mu_
+  std::map<PartitionId, uint64_t> published_;    // guarded by mu_
+  bool busy_ = false;        // a transaction is being built or settled (guarded by mu_)
+  bool paused_ = false;      // Reset/Recreate in progress (guarded by mu_)
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> fatal_{false};
+  std::atomic<uint64_t> published_total_{0};
+  int fatal_errors_ = 0;
+  std::thread thread_;
+
+  // The committer thread's own (and the producer's delivery reports, which run on it).
+  std::unique_ptr<DeliveryReports> reports_;
+  std::unique_ptr<RdKafka::Producer> producer_;
+  std::vector<std::unique_ptr<RdKafka::Topic>> producer_topics_;
+  std::atomic<Txn> txn_{Txn::kNone};  // written by the thread only; read by Drain
+  std::map<PartitionId, uint64_t> in_flight_;  // what the open transaction publishes up to
+  size_t in_flight_count_ = 0;
+  std::vector<std::pair<PartitionId, uint64_t>> produced_;  // a delivery report's opaque is its index + 1
+  std::map<std::pair<PartitionId, uint64_t>, std::string> refused_;
+  struct TopicStrikes {
+    int count = 0;
+    int64_t last_ms = 0;
+    std::string error;
+  };
+  std::map<std::string, TopicStrikes> topic_strikes_;
+  std::string stuck_;
+  int64_t delay_ms_ = 0;  // backoff after a failed try
+};
+
+}  // namespace vigil
