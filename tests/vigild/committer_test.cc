@@ -9,6 +9,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include <map>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -40,14 +41,14 @@ class CommitterTest : public ::testing::Test {
     rd_kafka_destroy(host_);
   }
 
-  void Start() {
+  void Start(int interval_ms = 0) {
     CommitterOptions o;
     o.kafka = props_;
     o.instance = "test-instance";
     o.dead_letters = "dlq";
     o.progress = "progress";
     o.topics = {"alerts", "dlq", "progress"};
-    o.interval_ms = 0;
+    o.interval_ms = interval_ms;
     committer_ = std::make_unique<Committer>(o, nullptr, [](bool, const absl::Status&) {});
     ASSERT_TRUE(committer_->Start().ok());
   }
@@ -119,9 +120,12 @@ TEST_F(CommitterTest, PublishesWhatIsHandedOverOnceWithItsProgress) {
 }
 
 TEST_F(CommitterTest, ARecordTheBrokerRefusesGoesAsADeadLetterUnderItsNumber) {
-  Start();
+  Start(/*interval_ms=*/500);  // the record goes out (linger 1 ms) well before the commit's progress record
   rd_kafka_mock_push_request_errors(cluster_, kProduce, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
   committer_->Publish(p_, Records(1, 1), stop_);
+  // The record goes into the open transaction at once (linger 1 ms); the commit, with its progress record, comes
+  // at the interval. Let the record's produce request be the one the broker refuses before asking for the commit.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   ASSERT_TRUE(committer_->Drain(stop_, std::chrono::seconds(60)).ok());
   committer_->Publish(p_, Records(2, 2), stop_);
   ASSERT_TRUE(committer_->Drain(stop_, std::chrono::seconds(60)).ok());

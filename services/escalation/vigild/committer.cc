@@ -79,6 +79,7 @@ Committer::~Committer() {
 
 absl::Status Committer::Start() {
   VIGIL_RETURN_IF_ERROR(CreateProducer());
+  last_commit_ = std::chrono::steady_clock::now();
   if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
   return absl::OkStatus();
 }
@@ -87,6 +88,7 @@ absl::Status Committer::CreateProducer() {
   producer_topics_.clear();
   producer_.reset();
   txn_ = Txn::kNone;
+  ending_ = false;
   in_flight_.clear();
   std::string err;
   KafkaProps props = options_.kafka;
@@ -151,6 +153,11 @@ size_t Committer::pending() const {
 
 absl::Status Committer::Drain(const std::atomic<bool>& stop, std::chrono::milliseconds timeout) {
   const auto give_up = std::chrono::steady_clock::now() + timeout;
+  ++drains_;
+  struct Done {
+    std::atomic<int>& drains;
+    ~Done() { --drains; }
+  } done{drains_};
   std::unique_lock<std::mutex> lock(mu_);
   wake_.notify_one();
   for (;;) {
@@ -199,23 +206,42 @@ absl::Status Committer::Recreate() {
 }
 
 void Committer::Run() {
-  auto last = std::chrono::steady_clock::now() - std::chrono::milliseconds(options_.interval_ms);
+  const auto interval = std::chrono::milliseconds(options_.interval_ms);
   while (!stop_) {
+    bool due = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
+      // Something to produce (a record not yet in the open transaction, an announcement), a transaction to
+      // settle or due to commit.
       auto work = [&] {
         if (paused_ || fatal_) return false;
-        if (pending_ > 0 || txn_ != Txn::kNone) return true;
-        return std::any_of(partitions_.begin(), partitions_.end(), [](const auto& kv) { return kv.second.announce; });
+        const Txn txn = txn_;
+        if (txn == Txn::kAborting) return true;
+        if (txn == Txn::kCommitting &&
+            (drains_ > 0 || std::chrono::steady_clock::now() >= last_commit_ + interval)) {
+          return true;
+        }
+        for (const auto& [p, part] : partitions_) {
+          if (part.announce) return true;
+          auto it = in_flight_.find(p);
+          if (!part.records.empty() && (it == in_flight_.end() || part.records.back().seq() > it->second)) {
+            return true;
+          }
+        }
+        return false;
       };
-      wake_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stop_ || work(); });
+      const auto wait_until = txn_ == Txn::kCommitting ? std::min(last_commit_ + interval,
+                                                                  std::chrono::steady_clock::now() +
+                                                                      std::chrono::milliseconds(100))
+                                                       : std::chrono::steady_clock::now() +
+                                                             std::chrono::milliseconds(100);
+      wake_.wait_until(lock, wait_until, [&] { return stop_ || work(); });
       if (stop_ || !work()) continue;
       busy_ = true;
+      due = txn_ == Txn::kCommitting &&
+            (drains_ > 0 || std::chrono::steady_clock::now() >= last_commit_ + interval);
     }
-    // One transaction per interval at most: records handed over meanwhile go in the same one.
-    std::this_thread::sleep_until(last + std::chrono::milliseconds(options_.interval_ms));
-    last = std::chrono::steady_clock::now();
-    const absl::Status s = PublishOnce();
+    const absl::Status s = Step(due);
     {
       std::lock_guard<std::mutex> lock(mu_);
       busy_ = false;
@@ -235,57 +261,69 @@ void Committer::Run() {
   }
 }
 
-absl::Status Committer::PublishOnce() {
-  // A transaction the broker has not settled yet goes first; its records are not marked published.
-  if (txn_ != Txn::kNone) VIGIL_RETURN_IF_ERROR(EndTransaction());
-  // What to publish: every record held (references stay valid: the loop only appends meanwhile, and only this
-  // thread removes), and the partitions to announce.
+absl::Status Committer::Step(bool due) {
+  // A transaction that failed goes first: aborted, its records produced again in the next. One whose commit
+  // the broker has not answered is asked again (nothing more may go into it).
+  if (txn_ == Txn::kAborting || ending_) return EndTransaction();
+  // What to produce: every record handed over beyond what the open transaction holds (references stay
+  // valid: the loop only appends meanwhile, and only this thread removes), and the partitions to announce.
   struct Batch {
     PartitionId p;
     std::vector<const state::OutboxRecord*> records;
-    uint64_t progress;
+    uint64_t published_seq;
+    bool announce;
   };
   std::vector<Batch> batches;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [p, part] : partitions_) {
-      if (part.records.empty() && !part.announce) continue;
-      Batch b{p, {}, part.published_seq};
-      for (const auto& r : part.records) b.records.push_back(&r);
-      if (!b.records.empty()) b.progress = b.records.back()->seq();
-      batches.push_back(std::move(b));
+      auto held = in_flight_.find(p);
+      const uint64_t after = held == in_flight_.end() ? 0 : held->second;
+      Batch b{p, {}, part.published_seq, part.announce};
+      auto first = std::upper_bound(part.records.begin(), part.records.end(), after,
+                                    [](uint64_t seq, const state::OutboxRecord& r) { return seq < r.seq(); });
+      for (auto it = first; it != part.records.end(); ++it) b.records.push_back(&*it);
+      if (!b.records.empty() || b.announce) batches.push_back(std::move(b));
     }
   }
-  if (batches.empty()) return absl::OkStatus();
-  if (RdKafka::Error* e = producer_->begin_transaction()) {
-    std::string message = e->str();
-    const bool fatal = e->is_fatal();
-    delete e;
-    if (fatal) return absl::Status(kFatalCode, absl::StrCat("begin transaction: ", message));
-    return absl::InternalError(absl::StrCat("begin transaction: ", message));
+  if (!batches.empty() && txn_ == Txn::kNone) {
+    if (RdKafka::Error* e = producer_->begin_transaction()) {
+      std::string message = e->str();
+      const bool fatal = e->is_fatal();
+      delete e;
+      if (fatal) return absl::Status(kFatalCode, absl::StrCat("begin transaction: ", message));
+      return absl::InternalError(absl::StrCat("begin transaction: ", message));
+    }
+    txn_ = Txn::kCommitting;
+    in_flight_.clear();
+    in_flight_count_ = 0;
+    produced_.clear();
   }
-  txn_ = Txn::kCommitting;
-  in_flight_.clear();
-  in_flight_count_ = 0;
-  produced_.clear();
   for (const Batch& b : batches) {
+    uint64_t& last = in_flight_[b.p];
+    if (last == 0) last = b.published_seq;  // an announcement writes the progress it already has
     for (const state::OutboxRecord* r : b.records) {
       if (RdKafka::ErrorCode err = ProduceOutbox(b.p, *r); err != RdKafka::ERR_NO_ERROR) {
         txn_ = Txn::kAborting;
-        in_flight_.clear();
         spdlog::warn("event=produce_failed partition={} seq={} topic={} error=\"{}\"", b.p.second, r->seq(),
                      r->topic(), RdKafka::err2str(err));
         return EndTransaction();
       }
+      last = r->seq();
       ++in_flight_count_;
     }
-    const std::string key = ProgressKey(b.p.first, b.p.second);
-    const std::string value = absl::StrCat(b.progress);
+  }
+  producer_->poll(0);  // delivery reports of what went out so far
+  if (!due && drains_ == 0) return absl::OkStatus();
+  // Commit: each partition's progress, then the transaction.
+  for (const auto& [p, seq] : in_flight_) {
+    const std::string key = ProgressKey(p.first, p.second);
+    const std::string value = absl::StrCat(seq);
     producer_->produce(options_.progress, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
                        const_cast<char*>(value.data()), value.size(), key.data(), key.size(), 0,
                        static_cast<RdKafka::Headers*>(nullptr), nullptr);
-    in_flight_[b.p] = b.progress;
   }
+  ending_ = true;
   return EndTransaction();
 }
 
@@ -355,9 +393,14 @@ absl::Status Committer::EndTransaction() {
                              : producer_->abort_transaction(kTxnTimeoutMs);
   if (e == nullptr) {
     txn_ = Txn::kNone;
+    ending_ = false;
+    if (commit) last_commit_ = start;
     fatal_errors_ = 0;
     broker_(true, absl::OkStatus());
-    if (!commit) return absl::UnavailableError("the transaction was aborted; its records go again");
+    if (!commit) {
+      in_flight_.clear();  // nothing of it was published: produced again in the next
+      return absl::UnavailableError("the transaction was aborted; its records go again");
+    }
     spdlog::debug("event=published records={} commit_ms={}", in_flight_count_,
                   std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count());
     published_total_ += in_flight_count_;
@@ -393,11 +436,13 @@ absl::Status Committer::EndTransaction() {
     ++fatal_errors_;
     spdlog::error("event=producer_fatal status=\"{}\" action=rebuild_producer", message);
     txn_ = Txn::kNone;
+    ending_ = false;
     in_flight_.clear();
     return absl::Status(kFatalCode, message);
   }
   if (abortable) {
     txn_ = Txn::kAborting;
+    ending_ = false;
     in_flight_.clear();
     if (!refused_.empty()) {
       // The broker refused records for what they are: the retry sends dead letters in their place.

@@ -4,10 +4,10 @@
 //
 // The loop commits a batch to RocksDB (state, timeline, outbox, offsets: one
 // atomic write) and then hands the batch's outbox records over in memory
-// (Publish). Every commit interval the committer begins a transaction, produces
-// every record handed over and not yet published, in seq order per partition,
-// writes each partition's last seq to the progress topic in the same
-// transaction, and commits it. What a committed transaction published goes back
+// (Publish). The committer keeps a transaction open and produces each record
+// into it as it is handed over, in seq order per partition; every commit
+// interval it writes each partition's last seq to the progress topic in the
+// same transaction and commits it. What a committed transaction published goes back
 // to the loop (TakePublished), which marks it in the store. A record leaves the
 // committer only once a transaction holding it has committed; until then every
 // try produces it again. A record the broker refuses for what it is (too large)
@@ -106,8 +106,9 @@ class Committer {
 
   void Run();
   absl::Status CreateProducer();
-  // One transaction of everything waiting (or settles one left open); OK when it committed or nothing waited.
-  absl::Status PublishOnce();
+  // One step: settles a transaction left to abort, begins one if there is something to publish, produces into
+  // it every record handed over since, and commits it once it is `due` (its interval passed, or a drain).
+  absl::Status Step(bool due);
   absl::Status EndTransaction();
   RdKafka::ErrorCode ProduceOutbox(const PartitionId& p, const state::OutboxRecord& r);
   bool Strike(const PartitionId& p, uint64_t seq, const std::string& topic, const std::string& error);
@@ -136,8 +137,14 @@ class Committer {
   std::unique_ptr<RdKafka::Producer> producer_;
   std::vector<std::unique_ptr<RdKafka::Topic>> producer_topics_;
   std::atomic<Txn> txn_{Txn::kNone};  // written by the thread only; read by Drain
-  std::map<PartitionId, uint64_t> in_flight_;  // what the open transaction publishes up to
+  std::chrono::steady_clock::time_point last_commit_;  // when the last commit began: the next one begins at
+                                                      // least interval_ms later
+  bool ending_ = false;  // its commit was asked for (and not answered): only the same call again
+  // What the open transaction holds, per partition: the last seq produced into it (its progress), kept apart
+  // from partitions_ so that a Reset cannot make it produce a record twice.
+  std::map<PartitionId, uint64_t> in_flight_;
   size_t in_flight_count_ = 0;
+  std::atomic<int> drains_{0};  // callers of Drain waiting: commit at once
   std::vector<std::pair<PartitionId, uint64_t>> produced_;  // a delivery report's opaque is its index + 1
   std::map<std::pair<PartitionId, uint64_t>, std::string> refused_;
   struct TopicStrikes {
