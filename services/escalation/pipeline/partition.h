@@ -7,7 +7,8 @@
 // records (alert transitions and dead letters, numbered from 1 per partition
 // in processing order) and the next offset to consume. A crash before Commit
 // loses nothing: consumption resumes from the stored offset. The outbox is
-// published by the caller (see vigild's Publisher); MarkPublished() records it.
+// published by the caller (vigild hands what each Commit wrote to its Committer: TakeCommittedOutbox);
+// MarkPublished() records it.
 //
 // Keys: services/escalation/storage/keys.h.
 //
