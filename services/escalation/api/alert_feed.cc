@@ -226,6 +226,7 @@ class Hub {
     consumer_->close();
   }
   const std::shared_ptr<AlertRing>& ring() const { return ring_; }
+  int partitions() const { return partitions_; }
   bool failed() const { return failed_; }
 
  private:
@@ -269,8 +270,7 @@ class KafkaAlertFeed;
 // A watcher: follows the ring, or its own consumer until it reaches what the ring holds.
 class SharedSubscription : public AlertSubscription {
  public:
-  SharedSubscription(KafkaAlertFeed* feed, std::shared_ptr<Hub> hub, int partitions)
-      : feed_(feed), hub_(std::move(hub)), partitions_(partitions) {}
+  SharedSubscription(KafkaAlertFeed* feed, std::shared_ptr<Hub> hub) : feed_(feed), hub_(std::move(hub)) {}
   void Follow(AlertRing::Reader reader) { reader_.emplace(std::move(reader)); }
   void CatchUpWith(std::unique_ptr<CatchUp> catch_up) { catch_up_ = std::move(catch_up); }
 
@@ -279,7 +279,6 @@ class SharedSubscription : public AlertSubscription {
  private:
   KafkaAlertFeed* feed_;
   std::shared_ptr<Hub> hub_;
-  const int partitions_;
   std::optional<AlertRing::Reader> reader_;
   std::unique_ptr<CatchUp> catch_up_;
 };
@@ -299,28 +298,29 @@ class KafkaAlertFeed : public AlertFeed {
     if (!hub->ring()->WaitStarted(absl::Seconds(10))) {
       return absl::UnavailableError("reading alerts: the alert topic's end is not known yet");
     }
-    auto sub = std::make_unique<SharedSubscription>(this, hub, partitions_);
+    auto sub = std::make_unique<SharedSubscription>(this, hub);
     std::optional<AlertRing::Reader> reader =
         from_now ? hub->ring()->AttachNow() : hub->ring()->Attach(cursor);
     if (reader) {
       sub->Follow(*std::move(reader));
     } else {
-      VIGIL_ASSIGN_OR_RETURN(std::unique_ptr<CatchUp> catch_up, CatchUpFrom(cursor));
+      VIGIL_ASSIGN_OR_RETURN(std::unique_ptr<CatchUp> catch_up, CatchUpFrom(*hub, cursor));
       sub->CatchUpWith(std::move(catch_up));
     }
     spdlog::debug("event=watch_subscribed from={}", from_now ? "now" : cursor.empty() ? "beginning" : "cursor");
     return std::unique_ptr<AlertSubscription>(std::move(sub));
   }
 
-  // A consumer of the watcher's own from the position, when fewer than the cap have one.
-  absl::StatusOr<std::unique_ptr<CatchUp>> CatchUpFrom(const AlertCursor& position) {
+  // A consumer of the watcher's own from the position (over the hub's partitions), when fewer than the cap have
+  // one.
+  absl::StatusOr<std::unique_ptr<CatchUp>> CatchUpFrom(const Hub& hub, const AlertCursor& position) {
     if (++catching_up_ > options_.max_catching_up) {
       --catching_up_;
       return absl::ResourceExhaustedError(
           absl::StrCat("reading alerts: ", options_.max_catching_up,
                        " watchers are already reading older history; watch again from your cursor shortly"));
     }
-    auto consumer = AssignedConsumer(props_, topic_, partitions_, position, /*from_now=*/false);
+    auto consumer = AssignedConsumer(props_, topic_, hub.partitions(), position, /*from_now=*/false);
     if (!consumer.ok()) {
       --catching_up_;
       return consumer.status();
@@ -333,10 +333,10 @@ class KafkaAlertFeed : public AlertFeed {
   absl::StatusOr<std::shared_ptr<Hub>> SharedHub() {
     absl::MutexLock lock(&mu_);
     if (hub_ && !hub_->failed()) return hub_;
-    VIGIL_ASSIGN_OR_RETURN(partitions_, PartitionCount(props_, topic_, 5000));
-    VIGIL_ASSIGN_OR_RETURN(auto consumer, AssignedConsumer(props_, topic_, partitions_, {}, /*from_now=*/true));
-    hub_ = std::make_shared<Hub>(std::move(consumer), partitions_, options_.ring_bytes);
-    spdlog::info("event=watch_feed_started partitions={} ring_bytes={}", partitions_, options_.ring_bytes);
+    VIGIL_ASSIGN_OR_RETURN(const int partitions, PartitionCount(props_, topic_, 5000));
+    VIGIL_ASSIGN_OR_RETURN(auto consumer, AssignedConsumer(props_, topic_, partitions, {}, /*from_now=*/true));
+    hub_ = std::make_shared<Hub>(std::move(consumer), partitions, options_.ring_bytes);
+    spdlog::info("event=watch_feed_started partitions={} ring_bytes={}", partitions, options_.ring_bytes);
     return hub_;
   }
 
@@ -345,7 +345,6 @@ class KafkaAlertFeed : public AlertFeed {
   const AlertFeedOptions options_;
   absl::Mutex mu_;
   std::shared_ptr<Hub> hub_ ABSL_GUARDED_BY(mu_);
-  int partitions_ = 0;
   std::atomic<int> catching_up_{0};
 };
 
@@ -359,7 +358,7 @@ absl::StatusOr<std::optional<std::pair<v1::Alert, std::string>>> SharedSubscript
         return std::nullopt;
       case AlertRing::Reader::Outcome::kFellBehind: {
         // Too slow for the ring: read on from exactly where it was with a consumer of its own.
-        VIGIL_ASSIGN_OR_RETURN(catch_up_, feed_->CatchUpFrom(reader_->position()));
+        VIGIL_ASSIGN_OR_RETURN(catch_up_, feed_->CatchUpFrom(*hub_, reader_->position()));
         reader_.reset();
         spdlog::debug("event=watch_fell_behind");
         return std::nullopt;
@@ -367,7 +366,7 @@ absl::StatusOr<std::optional<std::pair<v1::Alert, std::string>>> SharedSubscript
     }
   }
   VIGIL_ASSIGN_OR_RETURN(auto next, catch_up_->Next(timeout_ms));
-  if (!next && catch_up_->ReachedEnds(partitions_)) {
+  if (!next && catch_up_->ReachedEnds(hub_->partitions())) {
     // Nothing more for now: follow the ring if it holds everything from here on.
     if (auto reader = hub_->ring()->Attach(catch_up_->position())) {
       reader_.emplace(*std::move(reader));
