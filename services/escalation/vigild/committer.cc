@@ -12,7 +12,6 @@ namespace vigil {
 namespace {
 
 constexpr int kTxnTimeoutMs = 10000;        // one try at committing or aborting a transaction
-constexpr int64_t kMaxBackoffMs = 5000;
 constexpr int kMaxFatalProducerErrors = 3;  // in a row: another instance has our transactional.id
 
 // Errors about the record itself, which no retry mends.
@@ -38,12 +37,6 @@ constexpr absl::StatusCode kFatalCode = absl::StatusCode::kAborted;
 }  // namespace
 
 std::string ProgressKey(const std::string& topic, int32_t partition) { return absl::StrCat(topic, "/", partition); }
-
-int64_t NowMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // The producer's delivery reports (on the committer's thread, inside its calls): a record the broker refused
 // for what it is (too large for the topic, say) is remembered, so that the retry replaces it (ProduceOutbox).
@@ -151,6 +144,10 @@ size_t Committer::pending() const {
   return pending_;
 }
 
+bool Committer::Announcing() const {
+  return std::any_of(partitions_.begin(), partitions_.end(), [](const auto& kv) { return kv.second.announce; });
+}
+
 absl::Status Committer::Drain(const std::atomic<bool>& stop, std::chrono::milliseconds timeout) {
   const auto give_up = std::chrono::steady_clock::now() + timeout;
   ++drains_;
@@ -161,9 +158,7 @@ absl::Status Committer::Drain(const std::atomic<bool>& stop, std::chrono::millis
   std::unique_lock<std::mutex> lock(mu_);
   wake_.notify_one();
   for (;;) {
-    const bool announcing = std::any_of(partitions_.begin(), partitions_.end(),
-                                        [](const auto& kv) { return kv.second.announce; });
-    if (pending_ == 0 && !announcing && !busy_ && txn_ == Txn::kNone) return absl::OkStatus();
+    if (pending_ == 0 && !Announcing() && !busy_ && txn_ == Txn::kNone) return absl::OkStatus();
     if (stop || stop_) return absl::UnavailableError("stopped before everything was published");
     if (fatal_) return absl::UnavailableError("the producer failed; reloading");
     if (std::chrono::steady_clock::now() > give_up) {
@@ -177,8 +172,9 @@ void Committer::Reset() {
   std::unique_lock<std::mutex> lock(mu_);
   paused_ = true;
   settled_.wait(lock, [&] { return !busy_; });
-  // An open transaction is left to settle first (the next try commits or aborts it as it was); its records go
-  // again only in a later one, so forgetting them here loses nothing the reload does not hand over again.
+  // An open transaction is left as it is: the next try commits or aborts it. What it holds is kept apart
+  // (in_flight_), so the records handed over again after the reload are not produced twice, and those it
+  // published are dropped when it commits (EndTransaction).
   partitions_.clear();
   pending_ = 0;
   paused_ = false;
@@ -249,15 +245,13 @@ void Committer::Run() {
     }
     settled_.notify_all();
     if (s.ok() || s.code() == kFatalCode) {
-      delay_ms_ = 0;
+      retry_.Reset();
       continue;
     }
     // The broker is away, or a record is being replaced: the records wait here; try again after a pause.
-    delay_ms_ = std::min<int64_t>(kMaxBackoffMs, std::max<int64_t>(100, delay_ms_ * 2));
-    spdlog::debug("event=publish_retry in_ms={} status=\"{}\"", delay_ms_, s.ToString());
-    for (int64_t waited = 0; waited < delay_ms_ && !stop_; waited += 100) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(100, delay_ms_ - waited)));
-    }
+    const int64_t pause_ms = retry_.Failed();
+    spdlog::debug("event=publish_retry in_ms={} status=\"{}\"", pause_ms, s.ToString());
+    SleepUnless(pause_ms, stop_);
   }
 }
 

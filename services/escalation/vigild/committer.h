@@ -40,6 +40,7 @@
 #include "absl/status/status.h"
 #include "common/health.h"
 #include "common/kafka.h"
+#include "services/escalation/vigild/pacing.h"
 #include "vigil/v1/state.pb.h"
 
 namespace vigil {
@@ -60,8 +61,6 @@ struct CommitterOptions {
 // The progress topic's key for a consumed partition.
 std::string ProgressKey(const std::string& topic, int32_t partition);
 
-// The wall clock, in milliseconds since the epoch (vigild's pacing and ticks; never the engine's time).
-int64_t NowMillis();
 
 class Committer {
  public:
@@ -104,6 +103,8 @@ class Committer {
   class DeliveryReports;
   enum class Txn { kNone, kCommitting, kAborting };
 
+  // A partition waits to be announced (REQUIRES mu_ held).
+  bool Announcing() const;
   void Run();
   absl::Status CreateProducer();
   // One step: settles a transaction left to abort, begins one if there is something to publish, produces into
@@ -154,7 +155,7 @@ class Committer {
   };
   std::map<std::string, TopicStrikes> topic_strikes_;
   std::string stuck_;
-  int64_t delay_ms_ = 0;  // backoff after a failed try
+  Backoff retry_;  // after a failed try
 };
 
 }  // namespace vigil

@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <optional>
-#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -12,7 +11,6 @@
 namespace vigil {
 namespace {
 
-constexpr int64_t kMaxBackoffMs = 5000;
 constexpr std::chrono::milliseconds kFinalDrain{10000};  // how long a stop waits for the last transaction
 // What the committer published is marked in the store (and its outbox records deleted) at most this often: the
 // progress topic, not the store, says what was published, so this is housekeeping, kept off the hot path.
@@ -98,7 +96,7 @@ absl::Status Service::Assign(const std::vector<PartitionId>& partitions) {
   while (!(progress = ReadProgress(options_.kafka, options_.topics.progress, 30000)).ok()) {
     if (progress.status().code() != absl::StatusCode::kUnavailable || stop_) return progress.status();
     BrokerDown(progress.status());
-    Pause(retry.Failed());
+    SleepUnless(retry.Failed(), stop_);
   }
   for (const auto& [topic, p] : partitions) {
     const PartitionKind kind =
@@ -268,20 +266,6 @@ void Service::TryRecoverStore() {
   health_.Set(kHealthStore, absl::OkStatus());
 }
 
-int64_t Service::Backoff::Failed() {
-  delay_ms_ = std::min<int64_t>(kMaxBackoffMs, std::max<int64_t>(100, delay_ms_ * 2));
-  due_ms_ = NowMillis() + delay_ms_;
-  return delay_ms_;
-}
-
-bool Service::Backoff::Due() const { return NowMillis() >= due_ms_; }
-
-void Service::Pause(int64_t ms) const {
-  for (int64_t waited = 0; waited < ms && !stop_; waited += 100) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(100, ms - waited)));
-  }
-}
-
 void Service::Tick() {
   if (options_.tick_ms <= 0) return;
   const int64_t now = NowMillis();
@@ -383,7 +367,7 @@ absl::Status Service::Run() {
   for (absl::Status s; !(s = Connect()).ok();) {
     if (s.code() != absl::StatusCode::kUnavailable) return s;
     BrokerDown(s);
-    Pause(retry.Failed());
+    SleepUnless(retry.Failed(), stop_);
     if (stop_) return absl::OkStatus();
   }
   retry.Reset();

@@ -40,6 +40,7 @@
 #include "common/watermarks.h"
 #include "services/escalation/pipeline/partition.h"
 #include "services/escalation/vigild/committer.h"
+#include "services/escalation/vigild/pacing.h"
 
 namespace vigil {
 
@@ -103,22 +104,8 @@ class Service {
   void TryRecoverStore();
   // The committer's producer failed fatally: a new one, and the partitions reloaded.
   absl::Status RecoverProducer();
-  // Sleeps `ms`, waking early when Stop() is called.
-  void Pause(int64_t ms) const;
   // The topics vigild writes and creates, from the options.
   std::vector<TopicSpec> TopicSpecs() const;
-
-  // Retry pacing after failures: 0.1 s, doubling to 5 s.
-  class Backoff {
-   public:
-    // A try failed: the pause before the next, which is due after it.
-    int64_t Failed();
-    bool Due() const;
-    void Reset() { delay_ms_ = 0, due_ms_ = 0; }
-
-   private:
-    int64_t delay_ms_ = 0, due_ms_ = 0;
-  };
 
   ServiceOptions options_;
   const Engine& engine_;
