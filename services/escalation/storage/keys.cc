@@ -26,6 +26,12 @@ std::string PartitionKeys::Record(absl::string_view kind, absl::string_view id) 
   return absl::StrCat(prefix_, kind, id);
 }
 
+std::string PartitionKeys::VictimRecords(absl::string_view kind, absl::string_view victim_id) const {
+  std::string key = Record(kind, victim_id);
+  key.push_back('\0');
+  return key;
+}
+
 namespace {
 // Big-endian with the sign bit flipped, so that the bytes sort as the signed times do.
 std::string SortableTime(Micros t) { return BigEndian(static_cast<uint64_t>(t) ^ (uint64_t{1} << 63)); }
@@ -40,11 +46,7 @@ std::string PartitionKeys::AlertByTime(Micros at, absl::string_view alert_id) co
 
 std::string PartitionKeys::AlertsByTimeFrom(Micros at) const { return absl::StrCat(AlertsByTime(), NewestFirst(at)); }
 
-std::string PartitionKeys::VictimAlerts(absl::string_view victim_id) const {
-  std::string key = Record("j/", victim_id);
-  key.push_back('\0');
-  return key;
-}
+std::string PartitionKeys::VictimAlerts(absl::string_view victim_id) const { return VictimRecords("j/", victim_id); }
 
 std::string PartitionKeys::VictimAlert(absl::string_view victim_id, Micros at, absl::string_view alert_id) const {
   return absl::StrCat(VictimAlerts(victim_id), NewestFirst(at), alert_id);
@@ -63,21 +65,13 @@ std::optional<int32_t> ParseLocation(absl::string_view value) {
   return static_cast<int32_t>(p);
 }
 
-std::string PartitionKeys::Calls(absl::string_view victim_id) const {
-  std::string key = Record("c/", victim_id);
-  key.push_back('\0');
-  return key;
-}
+std::string PartitionKeys::Calls(absl::string_view victim_id) const { return VictimRecords("c/", victim_id); }
 
 std::string PartitionKeys::Call(absl::string_view victim_id, Micros at, absl::string_view event_id) const {
   return absl::StrCat(Calls(victim_id), SortableTime(at), event_id);
 }
 
-std::string PartitionKeys::Seens(absl::string_view victim_id) const {
-  std::string key = Record("d/", victim_id);
-  key.push_back('\0');
-  return key;
-}
+std::string PartitionKeys::Seens(absl::string_view victim_id) const { return VictimRecords("d/", victim_id); }
 
 std::string PartitionKeys::Seen(absl::string_view victim_id, absl::string_view event_id) const {
   return absl::StrCat(Seens(victim_id), event_id);

@@ -86,6 +86,8 @@ class PartitionKeys {
 
  private:
   std::string Record(absl::string_view kind, absl::string_view id) const;
+  // The prefix of one victim's records of a kind: the victim id, then a 0 byte (no id holds one), then each key.
+  std::string VictimRecords(absl::string_view kind, absl::string_view victim_id) const;
   std::string prefix_;
 };
 
