@@ -134,7 +134,8 @@ void PartitionPipeline::Emit(const std::vector<v1::Alert>& alerts) {
   for (const v1::Alert& a : alerts) {
     const std::string bytes = DeterministicBytes(a);
     const Micros at = ToMicros(a.at());
-    const std::optional<Micros> before = StoredAlertAt(a.alert_id());
+    // An alert's first transition (revision 1) has nothing before it: no store read on that path.
+    const std::optional<Micros> before = a.revision() > 1 ? StoredAlertAt(a.alert_id()) : std::nullopt;
     if (!store_error_.ok()) return;  // the batch is abandoned: Commit says why
     if (before) {
       pending_.Delete(keys_.AlertByTime(*before, a.alert_id()));

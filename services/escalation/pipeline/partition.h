@@ -144,8 +144,8 @@ class PartitionPipeline {
   // A bounded dead letter (see BoundedDeadLetter) of the record, with the reason.
   void DeadLetter(const ConsumedRecord& record, const absl::Status& reason);
   void Emit(const std::vector<v1::Alert>& alerts);
-  // The time of the alert's transition stored before this one (written in this batch or before); nullopt for a
-  // new alert. A store that cannot be read abandons the batch (store_error_).
+  // The time of the alert's transition stored before this one (written in this batch or before); nullopt when
+  // none is. A store that cannot be read abandons the batch (store_error_).
   std::optional<Micros> StoredAlertAt(const std::string& alert_id);
 
   Store& store_;
