@@ -59,7 +59,7 @@ echo "== The same through the API (vigilctl; docs/api.md): the victim's risk pro
 ctl profile V-LAN-1 --purpose "demo: duty inspector review"
 echo
 echo "== The duty inspector acknowledges the repeat-calls alert: an event through Kafka, applied, then returned"
-alert=$(ctl alerts --rule repeat-calls --victim V-LAN-1 --json | head -1 | sed -E 's/.*"alert_id":"([^"]+)".*/\1/')
+alert=$(ctl alerts --rule repeat-calls --victim V-LAN-1 --purpose "demo: acknowledging it" --json | head -1 | sed -E 's/.*"alert_id":"([^"]+)".*/\1/')
 ctl ack "$alert" | sed -E 's/  \[rule: .*$//'
 echo
 echo "vigild's log has no personal data; its last lines:"
