@@ -19,9 +19,14 @@ namespace vigil {
 
 class Store {
  public:
+  // RocksDB's block cache: the stored blocks read most recently are kept decoded in this much memory
+  // (it fills only as blocks are read); a read that misses costs a file read and a copy.
+  static constexpr size_t kDefaultBlockCacheBytes = size_t{128} << 20;
+
   // Opens (creating if absent) the database in `path`, checking for corruption.
   // DATA_LOSS names the way to rebuild from the log.
-  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path,
+                                                     size_t block_cache_bytes = kDefaultBlockCacheBytes);
 
   // The value, nullopt when absent.
   absl::StatusOr<std::optional<std::string>> Get(absl::string_view key) const;
