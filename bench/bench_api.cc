@@ -11,8 +11,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -32,12 +34,13 @@ using Clock = std::chrono::steady_clock;
 // Audit records kept in memory: the baseline without Kafka.
 class MemoryLog : public Log {
  public:
-  absl::StatusOr<std::vector<Landed>> Append(const std::string& topic, const std::vector<LogRecord>& records,
-                                             absl::Time) override {
-    std::lock_guard<std::mutex> lock(mu_);
+  void AppendThen(const std::string& topic, std::vector<LogRecord> records, absl::Time, Done done) override {
     std::vector<Landed> out;
-    for (size_t i = 0; i < records.size(); ++i) out.push_back({topic, 0, count_++});
-    return out;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (size_t i = 0; i < records.size(); ++i) out.push_back({topic, 0, count_++});
+    }
+    done(std::move(out));
   }
 
  private:
@@ -84,28 +87,62 @@ struct Result {
   size_t calls = 0, errors = 0;
 };
 
-template <typename CallFn>
-Result Load(int port, int clients, double seconds, int victims, CallFn call) {
+// Starts one call for a victim and calls `done` with its status when it completes.
+using Done = std::function<void(grpc::Status)>;
+using CallFn = std::function<void(v1::RiskService::Stub&, const std::string& victim, Done done)>;
+
+// Starts one call with `request` through `start` (a stub's async method) and calls `done` with what `check`
+// makes of its status and response. The call's state lives until its callback has run.
+template <typename Response, typename Request, typename Start, typename Check>
+void Call(Start start, Request request, Check check, Done done) {
+  struct State {
+    grpc::ClientContext context;
+    Request request;
+    Response response;
+  };
+  auto c = std::make_shared<State>();
+  c->request = std::move(request);
+  start(&c->context, &c->request, &c->response,
+        [c, check, done = std::move(done)](grpc::Status s) { done(check(s, c->response)); });
+}
+
+// `clients` concurrent callers, each calling again as soon as its call returns, over `connections`
+// connections, on gRPC's callback API (no thread per caller), for `seconds`.
+Result Load(int port, int clients, int connections, double seconds, int victims, const CallFn& call) {
+  std::vector<std::unique_ptr<v1::RiskService::Stub>> stubs;
+  for (int c = 0; c < connections; ++c) {
+    grpc::ChannelArguments args;
+    args.SetInt("grpc.use_local_subchannel_pool", 1);  // a connection of its own
+    stubs.push_back(v1::RiskService::NewStub(
+        grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials(), args)));
+  }
   std::vector<std::vector<double>> latencies(clients);
   std::atomic<size_t> errors{0};
   std::atomic<bool> stop{false};
-  std::vector<std::thread> threads;
-  for (int c = 0; c < clients; ++c) {
-    threads.emplace_back([&, c] {
-      grpc::ChannelArguments args;
-      args.SetInt("grpc.use_local_subchannel_pool", 1);  // a connection of its own
-      auto stub = v1::RiskService::NewStub(grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
-                                                                    grpc::InsecureChannelCredentials(), args));
-      for (int i = c; !stop; i += clients) {
-        const auto start = Clock::now();
-        if (!call(*stub, VictimId(i % victims)).ok()) ++errors;
-        latencies[c].push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
-      }
+  std::mutex mu;
+  std::condition_variable idle;
+  int active = clients;
+  // Each caller's calls follow one another: its latencies need no lock.
+  std::function<void(int, int)> issue = [&](int caller, int i) {
+    if (stop) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (--active == 0) idle.notify_all();
+      return;
+    }
+    const auto start = Clock::now();
+    call(*stubs[caller % connections], VictimId(i % victims), [&, caller, i, start](grpc::Status s) {
+      if (!s.ok()) ++errors;
+      latencies[caller].push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+      issue(caller, i + clients);
     });
-  }
+  };
+  for (int c = 0; c < clients; ++c) issue(c, c);
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   stop = true;
-  for (auto& t : threads) t.join();
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    idle.wait(lock, [&] { return active == 0; });
+  }
   std::vector<double> all;
   for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   std::sort(all.begin(), all.end());
@@ -135,13 +172,16 @@ int main(int argc, char** argv) {
   using namespace vigil;
   CLI::App app{"vigil-bench-api: GetTimeline and GetRiskProfile under concurrent clients"};
   std::string brokers;
-  int victims = 2000, events = 50, clients = 8;
-  double seconds = 5;
+  int victims = 2000, events = 50, clients = 8, connections = 8;
+  double seconds = 5, warmup = 3;
   app.add_option("--brokers", brokers, "Kafka for the audit records (as in production); none: memory only");
   app.add_option("--victims", victims, "")->capture_default_str();
   app.add_option("--events", events, "Events per victim (the timeline's length)")->capture_default_str();
-  app.add_option("--clients", clients, "Concurrent clients, one connection each")->capture_default_str();
+  app.add_option("--clients", clients, "Concurrent callers, each calling again when its call returns")
+      ->capture_default_str();
+  app.add_option("--connections", connections, "Connections the callers share")->capture_default_str();
   app.add_option("--seconds", seconds, "Per run")->capture_default_str();
+  app.add_option("--warmup", warmup, "Unmeasured load on the broker before its runs")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   const auto dir = std::filesystem::temp_directory_path() / absl::StrCat("vigil-bench-api-", ::getpid());
@@ -151,9 +191,9 @@ int main(int argc, char** argv) {
   const Topics topics;
   const auto fill_start = Clock::now();
   Fill(store.get(), engine, topics, victims, events);
-  std::printf("store: %d victims x %d events, filled in %.1f s; %d clients, %.0f s a run, %u cores\n", victims, events,
-              std::chrono::duration<double>(Clock::now() - fill_start).count(), clients, seconds,
-              std::thread::hardware_concurrency());
+  std::printf("store: %d victims x %d events, filled in %.1f s; %d callers on %d connections, %.0f s a run, %u cores\n",
+              victims, events, std::chrono::duration<double>(Clock::now() - fill_start).count(), clients, connections,
+              seconds, std::thread::hardware_concurrency());
 
   const StateReader reader(store.get());
   auto access = *AccessPolicy::Parse("roles: {s: [GetTimeline, GetRiskProfile]}\nclients: {bench: [s]}", "bench");
@@ -174,23 +214,24 @@ int main(int argc, char** argv) {
     kafka = *std::move(log);
   }
 
-  auto timeline = [&](v1::RiskService::Stub& stub, const std::string& victim) {
-    grpc::ClientContext context;
+  auto timeline = [&](v1::RiskService::Stub& stub, const std::string& victim, Done done) {
     v1::GetTimelineRequest r;
     r.set_parent("victims/" + victim);
     r.set_purpose("benchmark");
     r.set_page_size(events);
-    v1::GetTimelineResponse response;
-    grpc::Status s = stub.GetTimeline(&context, r, &response);
-    return s.ok() && response.events_size() != events ? grpc::Status(grpc::StatusCode::INTERNAL, "short") : s;
+    Call<v1::GetTimelineResponse>(
+        [&stub](auto... args) { stub.async()->GetTimeline(args...); }, std::move(r),
+        [events](const grpc::Status& s, const v1::GetTimelineResponse& response) {
+          return s.ok() && response.events_size() != events ? grpc::Status(grpc::StatusCode::INTERNAL, "short") : s;
+        },
+        std::move(done));
   };
-  auto profile = [&](v1::RiskService::Stub& stub, const std::string& victim) {
-    grpc::ClientContext context;
+  auto profile = [&](v1::RiskService::Stub& stub, const std::string& victim, Done done) {
     v1::GetRiskProfileRequest r;
     r.set_name("victims/" + victim + "/riskProfile");
     r.set_purpose("benchmark");
-    v1::RiskProfile response;
-    return stub.GetRiskProfile(&context, r, &response);
+    Call<v1::RiskProfile>([&stub](auto... args) { stub.async()->GetRiskProfile(args...); }, std::move(r),
+                          [](const grpc::Status& s, const v1::RiskProfile&) { return s; }, std::move(done));
   };
 
   // The store alone (no gRPC, no audit), one thread: what a call costs at the bottom.
@@ -206,6 +247,18 @@ int main(int argc, char** argv) {
                 n / std::chrono::duration<double>(Clock::now() - start).count());
   }
 
+  // gRPC alone: a call refused for its malformed name before any read or audit, through the same server.
+  auto refused = [&](v1::RiskService::Stub& stub, const std::string&, Done done) {
+    v1::GetTimelineRequest r;
+    r.set_parent("not-a-victim");
+    Call<v1::GetTimelineResponse>(
+        [&stub](auto... args) { stub.async()->GetTimeline(args...); }, std::move(r),
+        [](const grpc::Status& s, const v1::GetTimelineResponse&) {
+          return s.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? grpc::Status::OK : s;
+        },
+        std::move(done));
+  };
+  bool floor_done = false;
   for (auto [name, log] : {std::pair<const char*, Log*>{"memory", &memory}, {"kafka", kafka.get()}}) {
     if (log == nullptr) continue;
     ApiOptions options;
@@ -219,11 +272,19 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "vigil-bench-api: %s\n", std::string(server.status().message()).c_str());
       return 1;
     }
+    if (!floor_done) {
+      Print("gRPC alone: GetTimeline refused unread", Load(server->port, clients, connections, seconds, victims, refused), nullptr);
+      floor_done = true;
+    }
     static Result baseline_timeline, baseline_profile;
     const bool is_baseline = std::string(name) == "memory";
-    Result t = Load(server->port, clients, seconds, victims, timeline);
+    if (!is_baseline) {
+      // The broker's JVM compiles its hot paths under the first load: not measured.
+      (void)Load(server->port, clients, connections, warmup, victims, timeline);
+    }
+    Result t = Load(server->port, clients, connections, seconds, victims, timeline);
     Print(absl::StrCat("GetTimeline (", events, " events), audit to ", name), t, is_baseline ? nullptr : &baseline_timeline);
-    Result p = Load(server->port, clients, seconds, victims, profile);
+    Result p = Load(server->port, clients, connections, seconds, victims, profile);
     Print(absl::StrCat("GetRiskProfile, audit to ", name), p, is_baseline ? nullptr : &baseline_profile);
     if (is_baseline) {
       baseline_timeline = t;

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <optional>
 #include <fstream>
 #include <mutex>
@@ -61,6 +62,7 @@ class RiskServiceTest : public ::testing::Test {
     access_ = *AccessPolicy::Parse(kAccess, "test");
   }
   ~RiskServiceTest() override {
+    log_->Release();  // a read still awaiting its audit would hold its server's shutdown
     for (auto& s : servers_) s.server->Shutdown();
   }
 
@@ -326,6 +328,85 @@ TEST_F(RiskServiceTest, AReadFailsWhenItsAuditRecordCannotBeWritten) {
   EXPECT_TRUE(profile.victim_id().empty());
 }
 
+// A timeline read on the callback API: its outcome, once it arrives.
+struct PendingRead {
+  grpc::ClientContext context;
+  v1::GetTimelineRequest request;
+  v1::GetTimelineResponse response;
+  std::promise<grpc::Status> status;
+  std::future<grpc::Status> outcome = status.get_future();
+
+  PendingRead(v1::RiskService::Stub& stub, const std::string& victim) {
+    request.set_parent("victims/" + victim);
+    request.set_purpose("review");
+    stub.async()->GetTimeline(&context, &request, &response, [this](grpc::Status s) { status.set_value(s); });
+  }
+  bool Answered() { return outcome.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }
+};
+
+// Waits (up to 10 s) until the log holds n appends.
+bool AwaitHeld(LocalLog& log, size_t n) {
+  for (int i = 0; i < 1000 && log.Held() < n; ++i) absl::SleepFor(absl::Milliseconds(10));
+  return log.Held() == n;
+}
+
+TEST_F(RiskServiceTest, AReadIsAnsweredOnlyOnceItsAuditRecordIsAcknowledged) {
+  auto stub = Serve("supervisor-console");
+  Record(*stub, {Ev("c1").At("09:00").Call(false), Ev("c2").At("10:00").Call(false)});
+  log_->Hold(ApiOptions().audit_topic);
+  PendingRead read(*stub, "V1");
+  ASSERT_TRUE(AwaitHeld(*log_, 1));  // the record is produced: the read has been served, not yet answered
+  EXPECT_FALSE(read.Answered());
+  EXPECT_TRUE(Audits().empty());
+  log_->Release();
+  const grpc::Status s = read.outcome.get();
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(read.response.events_size(), 2);
+  ASSERT_EQ(Audits().size(), 1u);
+  EXPECT_EQ(Audits()[0].resource(), "victims/V1");
+}
+
+TEST_F(RiskServiceTest, AnAuditThatFailsAfterTheReadRanReturnsNothing) {
+  auto stub = Serve("supervisor-console");
+  Record(*stub, {Ev("c1").At("09:00").Call(false)});
+  log_->Hold(ApiOptions().audit_topic);
+  PendingRead read(*stub, "V1");
+  ASSERT_TRUE(AwaitHeld(*log_, 1));
+  log_->Fail(ApiOptions().audit_topic);
+  log_->Release();
+  const grpc::Status s = read.outcome.get();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(s.error_message(), HasSubstr("audit record could not be written"));
+  EXPECT_EQ(read.response.events_size(), 0);
+}
+
+TEST_F(RiskServiceTest, ReadsBeyondTheBoundOnUnacknowledgedAuditsAreRefusedUntilOneIsAcknowledged) {
+  ApiOptions options;
+  options.insecure_identity = "supervisor-console";
+  options.max_pending_audits = 2;
+  ApiServerOptions server;
+  server.listen = "127.0.0.1:0";
+  server.insecure = true;
+  auto stub = Start(options, server, grpc::InsecureChannelCredentials());
+  Record(*stub, {Ev("c1").At("09:00").Call(false)});
+  log_->Hold(ApiOptions().audit_topic);
+  PendingRead first(*stub, "V1"), second(*stub, "V1");
+  ASSERT_TRUE(AwaitHeld(*log_, 2));
+  // The third is refused at once, having read nothing.
+  PendingRead third(*stub, "V1");
+  const grpc::Status refused = third.outcome.get();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(third.response.events_size(), 0);
+  EXPECT_EQ(log_->Held(), 2u);
+  log_->Release();
+  EXPECT_TRUE(first.outcome.get().ok());
+  EXPECT_TRUE(second.outcome.get().ok());
+  // Acknowledged, they free their places.
+  PendingRead fourth(*stub, "V1");
+  EXPECT_TRUE(fourth.outcome.get().ok());
+  EXPECT_EQ(Audits().size(), 3u);
+}
+
 TEST_F(RiskServiceTest, RiskProfileOfAVictim) {
   auto stub = Serve("supervisor-console");
   Record(*stub, Day());
@@ -506,7 +587,9 @@ TEST_F(RiskServiceTest, AcknowledgeGoesThroughTheLogAndReturnsTheAppliedAlert) {
   // The acknowledgement is an event in the victim's timeline, like any other.
   auto timeline = reader_->Timeline(reader_->FindVictim("V1").value()->partition, "V1", INT64_MIN, INT64_MAX, "", 100);
   ASSERT_TRUE(timeline.ok());
-  EXPECT_TRUE(timeline->events.back().has_escalation_acknowledged());
+  v1::Event last;
+  ASSERT_TRUE(last.ParseFromString(timeline->events.back()));
+  EXPECT_TRUE(last.has_escalation_acknowledged());
   // Again: nothing more to do, the same alert.
   {
     grpc::ClientContext context;
@@ -822,7 +905,7 @@ TEST_F(RiskServiceTest, BoundedInputIsRefusedWithTheRightCode) {
   auto page = reader_->Timeline(*(*reader_->FindVictimPartition("V1")), "V1", INT64_MIN, INT64_MAX, "", 10);
   ASSERT_TRUE(page.ok());
   ASSERT_EQ(page->events.size(), 1u);
-  EXPECT_EQ(page->events[0].SerializeAsString(), big.SerializeAsString());
+  EXPECT_EQ(page->events[0], big.SerializeAsString());
 }
 
 TEST_F(RiskServiceTest, PurposeAndTimeFiltersAreChecked) {

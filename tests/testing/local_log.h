@@ -26,8 +26,57 @@ class LocalLog : public Log {
     }
   }
 
-  absl::StatusOr<std::vector<Landed>> Append(const std::string& topic, const std::vector<LogRecord>& records,
-                                             absl::Time) override {
+  void AppendThen(const std::string& topic, std::vector<LogRecord> records, absl::Time, Done done) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (topic == held_topic_) {
+        held_.push_back({topic, std::move(records), std::move(done)});
+        return;
+      }
+    }
+    absl::StatusOr<std::vector<Landed>> landed = Write(topic, records);
+    done(std::move(landed));
+  }
+
+  // Appends to `topic` wait, unwritten and unanswered, until Release: a broker slow to acknowledge.
+  void Hold(const std::string& topic) {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_topic_ = topic;
+  }
+  // Appends held now.
+  size_t Held() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return held_.size();
+  }
+  // Writes the held appends (or fails them, as Fail says) and answers them; appends no longer wait.
+  void Release() {
+    std::vector<HeldAppend> held;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      held.swap(held_);
+      held_topic_.clear();
+    }
+    for (HeldAppend& h : held) h.done(Write(h.topic, h.records));
+  }
+
+  std::vector<std::string> Written(const std::string& topic) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return written_[topic];
+  }
+  void Fail(const std::string& topic) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fail_topic = topic;
+  }
+
+ private:
+  static constexpr int kPartitions = 3;
+  struct HeldAppend {
+    std::string topic;
+    std::vector<LogRecord> records;
+    Done done;
+  };
+
+  absl::StatusOr<std::vector<Landed>> Write(const std::string& topic, const std::vector<LogRecord>& records) {
     std::lock_guard<std::mutex> lock(mu_);
     if (topic == fail_topic) return absl::UnavailableError("the broker is down");
     std::vector<Landed> landed;
@@ -54,22 +103,13 @@ class LocalLog : public Log {
     return landed;
   }
 
-  std::vector<std::string> Written(const std::string& topic) {
-    std::lock_guard<std::mutex> lock(mu_);
-    return written_[topic];
-  }
-  void Fail(const std::string& topic) {
-    std::lock_guard<std::mutex> lock(mu_);
-    fail_topic = topic;
-  }
-
- private:
-  static constexpr int kPartitions = 3;
   const Topics& topics_;
   std::mutex mu_;
   std::vector<std::unique_ptr<PartitionPipeline>> pipelines_;
   std::map<std::string, std::vector<std::string>> written_;
   std::string fail_topic;
+  std::string held_topic_;
+  std::vector<HeldAppend> held_;
 };
 
 }  // namespace vigil::testing

@@ -2,6 +2,7 @@
 // write goes through the same log that vigild consumes and replays.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -26,13 +27,17 @@ struct LogRecord {
 
 class Log {
  public:
+  using Done = std::function<void(absl::StatusOr<std::vector<Landed>>)>;
   virtual ~Log() = default;
-  // Appends records to `topic` and returns where each landed, in order, once
-  // all are acknowledged. UNAVAILABLE when the log cannot take them by
-  // `deadline`; some may land all the same (event ids make a retry safe).
-  // RESOURCE_EXHAUSTED when a record is too large for the log.
-  virtual absl::StatusOr<std::vector<Landed>> Append(const std::string& topic, const std::vector<LogRecord>& records,
-                                                     absl::Time deadline) = 0;
+  // Appends records to `topic` and calls `done` once, with where each landed, in order, once all are
+  // acknowledged. UNAVAILABLE when the log cannot take them by `deadline`; some may land all the same
+  // (event ids make a retry safe). RESOURCE_EXHAUSTED when a record is too large for the log. `done` runs
+  // on the caller's thread when the outcome is known at once, else on the log's own thread: it must not block.
+  virtual void AppendThen(const std::string& topic, std::vector<LogRecord> records, absl::Time deadline,
+                          Done done) = 0;
+  // AppendThen, waiting for the outcome.
+  absl::StatusOr<std::vector<Landed>> Append(const std::string& topic, std::vector<LogRecord> records,
+                                             absl::Time deadline);
 };
 
 // A Log on Kafka: one idempotent producer (acks=all) shared by every caller,

@@ -1,6 +1,7 @@
 #include "services/escalation/api/risk_service.h"
 
 #include <algorithm>
+#include <future>
 #include <optional>
 #include <utility>
 
@@ -12,7 +13,10 @@
 #include "absl/strings/ascii.h"
 #include "common/fingerprint.h"
 #include "common/status_macros.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/util/time_util.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "services/escalation/engine/risk_profile.h"
@@ -212,13 +216,13 @@ grpc::Status ToGrpc(const absl::Status& status) {
                      : grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
-absl::Time RiskServiceImpl::Deadline(const grpc::ServerContext& context) const {
+absl::Time RiskServiceImpl::Deadline(const grpc::ServerContextBase& context) const {
   const absl::Time own = absl::Now() + options_.default_wait;
   const absl::Time given = absl::FromChrono(context.deadline());
   return std::min(own, given);
 }
 
-absl::StatusOr<std::string> RiskServiceImpl::Authorize(const grpc::ServerContext& context,
+absl::StatusOr<std::string> RiskServiceImpl::Authorize(const grpc::ServerContextBase& context,
                                                        absl::string_view method) const {
   std::string identity = options_.insecure_identity;
   if (identity.empty()) {
@@ -236,11 +240,64 @@ absl::StatusOr<std::string> RiskServiceImpl::Authorize(const grpc::ServerContext
   return identity;
 }
 
-absl::Status RiskServiceImpl::Audit(const grpc::ServerContext& context, const std::string& identity,
-                                    absl::string_view method, const std::vector<Read>& reads,
-                                    const std::string& purpose) {
-  if (reads.empty()) return absl::OkStatus();
-  VIGIL_RETURN_IF_ERROR(LogReachable(options_.health, "the audit record cannot be written, so nothing is returned"));
+// A read's response: sent once the read is done and its audit records, if it has any, are acknowledged.
+// Deletes itself when sent.
+class RiskServiceImpl::Reply {
+ public:
+  explicit Reply(grpc::ServerUnaryReactor* reactor) : reactor_(reactor) {}
+
+  // What AuditThen calls when the records are written, or not: the response waits for it. Once a reply.
+  Audited Await() {
+    waiting_.fetch_add(1, std::memory_order_relaxed);
+    return [this](absl::Status audit) {
+      audit_ = std::move(audit);
+      Arrive();
+    };
+  }
+  // The read itself is done, with `status`.
+  void Done(grpc::Status status) {
+    read_ = std::move(status);
+    Arrive();
+  }
+
+ private:
+  void Arrive() {
+    if (waiting_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    // Nothing is returned without its audit record.
+    reactor_->Finish(audit_.ok() ? read_ : ToGrpc(audit_));
+    delete this;
+  }
+
+  grpc::ServerUnaryReactor* const reactor_;
+  std::atomic<int> waiting_{1};
+  absl::Status audit_;
+  grpc::Status read_;
+};
+
+template <typename Request, typename Response>
+grpc::ServerUnaryReactor* RiskServiceImpl::Serve(
+    grpc::CallbackServerContext* context, const Request* request, Response* response,
+    grpc::Status (RiskServiceImpl::*serve)(const grpc::CallbackServerContext&, const Request*, Response*, Reply&)) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto* reply = new Reply(reactor);
+  reply->Done((this->*serve)(*context, request, response, *reply));
+  return reactor;
+}
+
+void RiskServiceImpl::AuditThen(const grpc::ServerContextBase& context, const std::string& identity,
+                                absl::string_view method, const std::vector<Read>& reads, const std::string& purpose,
+                                Audited done) {
+  if (reads.empty()) return done(absl::OkStatus());
+  if (absl::Status s = LogReachable(options_.health, "the audit record cannot be written, so nothing is returned");
+      !s.ok()) {
+    return done(s);
+  }
+  if (pending_audits_.fetch_add(1) >= options_.max_pending_audits) {
+    --pending_audits_;
+    return done(absl::ResourceExhaustedError(
+        absl::StrCat("the server is at its limit of ", options_.max_pending_audits,
+                     " reads awaiting their audit record; nothing was read: try again shortly")));
+  }
   v1::AuditRecord record;
   *record.mutable_at() = ToTimestamp(absl::ToUnixMicros(absl::Now()));
   record.set_identity(identity);
@@ -254,21 +311,28 @@ absl::Status RiskServiceImpl::Audit(const grpc::ServerContext& context, const st
     record.set_resource(read.resource);
     records.push_back({read.victim_id, record.SerializeAsString(), {}});
   }
-  auto landed = log_.Append(options_.audit_topic, records, Deadline(context));
-  if (!landed.ok()) {
-    return absl::UnavailableError(absl::StrCat("the audit record could not be written, so nothing is returned: ",
-                                               landed.status().message()));
-  }
-  return absl::OkStatus();
+  log_.AppendThen(options_.audit_topic, std::move(records), Deadline(context),
+                  [this, done = std::move(done)](absl::StatusOr<std::vector<Landed>> landed) {
+                    --pending_audits_;
+                    if (landed.ok()) return done(absl::OkStatus());
+                    done(absl::UnavailableError(absl::StrCat(
+                        "the audit record could not be written, so nothing is returned: ", landed.status().message())));
+                  });
 }
 
-absl::Status RiskServiceImpl::AuditAlerts(const grpc::ServerContext& context, const std::string& identity,
-                                          absl::string_view method, const std::vector<const v1::Alert*>& alerts,
-                                          const std::string& purpose) {
+absl::Status RiskServiceImpl::Audit(const grpc::ServerContextBase& context, const std::string& identity,
+                                    absl::string_view method, const std::vector<Read>& reads,
+                                    const std::string& purpose) {
+  std::promise<absl::Status> outcome;
+  AuditThen(context, identity, method, reads, purpose, [&outcome](absl::Status s) { outcome.set_value(std::move(s)); });
+  return outcome.get_future().get();
+}
+
+std::vector<RiskServiceImpl::Read> RiskServiceImpl::AlertReads(const std::vector<const v1::Alert*>& alerts) {
   std::vector<Read> reads;
   reads.reserve(alerts.size());
   for (const v1::Alert* a : alerts) reads.push_back({a->victim_id(), absl::StrCat("alerts/", a->alert_id())});
-  return Audit(context, identity, method, reads, purpose);
+  return reads;
 }
 
 absl::Status RiskServiceImpl::WaitApplied(const grpc::ServerContext& context, const Landed& landed) const {
@@ -293,10 +357,10 @@ absl::Status RiskServiceImpl::WaitApplied(const grpc::ServerContext& context, co
   }
 }
 
-grpc::Status RiskServiceImpl::ReadVictim(const grpc::ServerContext& context, const std::string& identity,
+grpc::Status RiskServiceImpl::ReadVictim(const grpc::CallbackServerContext& context, const std::string& identity,
                                          absl::string_view method, const std::string& victim_id,
                                          const std::string& resource, const std::string& purpose, bool with_state,
-                                         StateReader::Victim* victim) {
+                                         Reply& reply, StateReader::Victim* victim) {
   if (grpc::Status s = CheckPurpose(purpose); !s.ok()) return s;
   bool found = false;
   if (with_state) {
@@ -309,7 +373,7 @@ grpc::Status RiskServiceImpl::ReadVictim(const grpc::ServerContext& context, con
     if ((found = p->has_value())) victim->partition = **p;
   }
   if (!found) return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("victims/", victim_id, " not found"));
-  if (absl::Status s = Audit(context, identity, method, {{victim_id, resource}}, purpose); !s.ok()) return ToGrpc(s);
+  AuditThen(context, identity, method, {{victim_id, resource}}, purpose, reply.Await());
   return grpc::Status::OK;
 }
 
@@ -428,10 +492,22 @@ grpc::Status RiskServiceImpl::RecordEvents(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status RiskServiceImpl::GetTimeline(grpc::ServerContext* context, const v1::GetTimelineRequest* request,
-                                          v1::GetTimelineResponse* response) {
-  auto identity = Authorize(*context, "GetTimeline");
+grpc::ServerUnaryReactor* RiskServiceImpl::GetTimeline(grpc::CallbackServerContext* context,
+                                                       const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
+  return Serve(context, request, response, &RiskServiceImpl::ServeTimeline);
+}
+
+grpc::Status RiskServiceImpl::ServeTimeline(const grpc::CallbackServerContext& context,
+                                            const grpc::ByteBuffer* raw_request, grpc::ByteBuffer* response,
+                                            Reply& reply) {
+  auto identity = Authorize(context, "GetTimeline");
   if (!identity.ok()) return ToGrpc(identity.status());
+  v1::GetTimelineRequest parsed;
+  grpc::ByteBuffer raw = *raw_request;  // shares its slices
+  if (!grpc::SerializationTraits<v1::GetTimelineRequest>::Deserialize(&raw, &parsed).ok()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the request is not a vigil.v1.GetTimelineRequest");
+  }
+  const v1::GetTimelineRequest* request = &parsed;
   auto victim_id = ParseName(request->parent(), "victims", "", "parent");
   if (!victim_id.ok()) return FieldError(victim_id.status());
   auto size = PageSize(request->page_size(), kDefaultTimelinePage, options_.max_page_size);
@@ -449,33 +525,61 @@ grpc::Status RiskServiceImpl::GetTimeline(grpc::ServerContext* context, const v1
     resume = *std::move(r);
   }
   StateReader::Victim victim;
-  grpc::Status read = ReadVictim(*context, *identity, "GetTimeline", *victim_id, request->parent(),
-                                 request->purpose(), /*with_state=*/false, &victim);
+  grpc::Status read = ReadVictim(context, *identity, "GetTimeline", *victim_id, request->parent(),
+                                 request->purpose(), /*with_state=*/false, reply, &victim);
   if (!read.ok()) return read;
   auto page = reader_.Timeline(victim.partition, *victim_id, start, end, resume, *size);
   if (!page.ok()) return ToGrpc(page.status());
-  for (v1::Event& e : page->events) *response->add_events() = std::move(e);
-  if (!page->resume.empty()) response->set_next_page_token(Token(fingerprint, page->resume));
+  // The response's encoding, written here: each stored event as it is, then the token.
+  std::string body;
+  {
+    using google::protobuf::internal::WireFormatLite;
+    google::protobuf::io::StringOutputStream stream(&body);
+    google::protobuf::io::CodedOutputStream out(&stream);
+    for (const std::string& e : page->events) {
+      WireFormatLite::WriteBytes(v1::GetTimelineResponse::kEventsFieldNumber, e, &out);
+    }
+    if (!page->resume.empty()) {
+      WireFormatLite::WriteString(v1::GetTimelineResponse::kNextPageTokenFieldNumber,
+                                  Token(fingerprint, page->resume), &out);
+    }
+  }
+  grpc::Slice slice(body);
+  *response = grpc::ByteBuffer(&slice, 1);
   return grpc::Status::OK;
 }
 
-grpc::Status RiskServiceImpl::GetRiskProfile(grpc::ServerContext* context, const v1::GetRiskProfileRequest* request,
-                                             v1::RiskProfile* response) {
-  auto identity = Authorize(*context, "GetRiskProfile");
+grpc::ServerUnaryReactor* RiskServiceImpl::GetRiskProfile(grpc::CallbackServerContext* context,
+                                                          const v1::GetRiskProfileRequest* request,
+                                                          v1::RiskProfile* response) {
+  return Serve(context, request, response, &RiskServiceImpl::ServeRiskProfile);
+}
+
+grpc::Status RiskServiceImpl::ServeRiskProfile(const grpc::CallbackServerContext& context,
+                                               const v1::GetRiskProfileRequest* request, v1::RiskProfile* response,
+                                               Reply& reply) {
+  auto identity = Authorize(context, "GetRiskProfile");
   if (!identity.ok()) return ToGrpc(identity.status());
   auto victim_id = ParseName(request->name(), "victims", "/riskProfile", "name");
   if (!victim_id.ok()) return FieldError(victim_id.status());
   StateReader::Victim victim;
-  grpc::Status read = ReadVictim(*context, *identity, "GetRiskProfile", *victim_id, request->name(),
-                                 request->purpose(), /*with_state=*/true, &victim);
+  grpc::Status read = ReadVictim(context, *identity, "GetRiskProfile", *victim_id, request->name(),
+                                 request->purpose(), /*with_state=*/true, reply, &victim);
   if (!read.ok()) return read;
   *response = BuildRiskProfile(victim.state, rules_);
   return grpc::Status::OK;
 }
 
-grpc::Status RiskServiceImpl::ListAlerts(grpc::ServerContext* context, const v1::ListAlertsRequest* request,
-                                         v1::ListAlertsResponse* response) {
-  auto identity = Authorize(*context, "ListAlerts");
+grpc::ServerUnaryReactor* RiskServiceImpl::ListAlerts(grpc::CallbackServerContext* context,
+                                                      const v1::ListAlertsRequest* request,
+                                                      v1::ListAlertsResponse* response) {
+  return Serve(context, request, response, &RiskServiceImpl::ServeListAlerts);
+}
+
+grpc::Status RiskServiceImpl::ServeListAlerts(const grpc::CallbackServerContext& context,
+                                              const v1::ListAlertsRequest* request, v1::ListAlertsResponse* response,
+                                              Reply& reply) {
+  auto identity = Authorize(context, "ListAlerts");
   if (!identity.ok()) return ToGrpc(identity.status());
   if (grpc::Status s = CheckPurpose(request->purpose()); !s.ok()) return s;
   auto size = PageSize(request->page_size(), kDefaultAlertPage, options_.max_page_size);
@@ -507,9 +611,7 @@ grpc::Status RiskServiceImpl::ListAlerts(grpc::ServerContext* context, const v1:
   if (more) kept.resize(*size);
   std::vector<const v1::Alert*> page;
   for (const v1::Alert& a : kept) page.push_back(&a);
-  if (absl::Status s = AuditAlerts(*context, *identity, "ListAlerts", page, request->purpose()); !s.ok()) {
-    return ToGrpc(s);
-  }
+  AuditThen(context, *identity, "ListAlerts", AlertReads(page), request->purpose(), reply.Await());
   for (v1::Alert& a : kept) *response->add_alerts() = std::move(a);
   if (more) {
     const v1::Alert& last = response->alerts(response->alerts_size() - 1);
@@ -518,16 +620,19 @@ grpc::Status RiskServiceImpl::ListAlerts(grpc::ServerContext* context, const v1:
   return grpc::Status::OK;
 }
 
-grpc::Status RiskServiceImpl::GetAlert(grpc::ServerContext* context, const v1::GetAlertRequest* request,
-                                       v1::Alert* response) {
-  auto identity = Authorize(*context, "GetAlert");
+grpc::ServerUnaryReactor* RiskServiceImpl::GetAlert(grpc::CallbackServerContext* context,
+                                                    const v1::GetAlertRequest* request, v1::Alert* response) {
+  return Serve(context, request, response, &RiskServiceImpl::ServeAlert);
+}
+
+grpc::Status RiskServiceImpl::ServeAlert(const grpc::CallbackServerContext& context, const v1::GetAlertRequest* request,
+                                         v1::Alert* response, Reply& reply) {
+  auto identity = Authorize(context, "GetAlert");
   if (!identity.ok()) return ToGrpc(identity.status());
   if (grpc::Status s = CheckPurpose(request->purpose()); !s.ok()) return s;
   v1::Alert alert;
   if (grpc::Status s = LoadAlert(request->name(), &alert); !s.ok()) return s;
-  if (absl::Status s = AuditAlerts(*context, *identity, "GetAlert", {&alert}, request->purpose()); !s.ok()) {
-    return ToGrpc(s);
-  }
+  AuditThen(context, *identity, "GetAlert", AlertReads({&alert}), request->purpose(), reply.Await());
   *response = std::move(alert);
   return grpc::Status::OK;
 }
@@ -542,7 +647,7 @@ grpc::Status RiskServiceImpl::AcknowledgeAlert(grpc::ServerContext* context,
     return FailedPrecondition("ALERT_STATE", request->name(), "the alert is resolved: there is nothing to acknowledge");
   }
   if (current.state() == v1::ACKNOWLEDGED) {
-    if (absl::Status s = AuditAlerts(*context, *identity, "AcknowledgeAlert", {&current}, kAcknowledgePurpose);
+    if (absl::Status s = Audit(*context, *identity, "AcknowledgeAlert", AlertReads({&current}), kAcknowledgePurpose);
         !s.ok()) {
       return ToGrpc(s);
     }
@@ -575,7 +680,7 @@ grpc::Status RiskServiceImpl::AcknowledgeAlert(grpc::ServerContext* context,
     return FailedPrecondition("ALERT_STATE", request->name(),
                               "the acknowledgement was recorded but vigild did not apply it (see the dead-letter topic)");
   }
-  if (absl::Status s = AuditAlerts(*context, *identity, "AcknowledgeAlert", {response}, kAcknowledgePurpose);
+  if (absl::Status s = Audit(*context, *identity, "AcknowledgeAlert", AlertReads({response}), kAcknowledgePurpose);
       !s.ok()) {
     response->Clear();
     return ToGrpc(s);
@@ -623,7 +728,7 @@ grpc::Status RiskServiceImpl::WatchAlerts(grpc::ServerContext* context, const v1
     if (batch.empty()) continue;
     std::vector<const v1::Alert*> alerts;
     for (const auto& r : batch) alerts.push_back(&r.alert());
-    if (absl::Status s = AuditAlerts(*context, *identity, "WatchAlerts", alerts, request->purpose()); !s.ok()) {
+    if (absl::Status s = Audit(*context, *identity, "WatchAlerts", AlertReads(alerts), request->purpose()); !s.ok()) {
       return ToGrpc(s);  // the client resumes from the last cursor it had: nothing unaudited left
     }
     for (const auto& r : batch) {
@@ -634,16 +739,23 @@ grpc::Status RiskServiceImpl::WatchAlerts(grpc::ServerContext* context, const v1
   return grpc::Status::OK;
 }
 
-grpc::Status RiskServiceImpl::ExplainAlert(grpc::ServerContext* context, const v1::ExplainAlertRequest* request,
-                                           v1::AlertExplanation* response) {
-  auto identity = Authorize(*context, "ExplainAlert");
+grpc::ServerUnaryReactor* RiskServiceImpl::ExplainAlert(grpc::CallbackServerContext* context,
+                                                        const v1::ExplainAlertRequest* request,
+                                                        v1::AlertExplanation* response) {
+  return Serve(context, request, response, &RiskServiceImpl::ServeExplanation);
+}
+
+grpc::Status RiskServiceImpl::ServeExplanation(const grpc::CallbackServerContext& context,
+                                               const v1::ExplainAlertRequest* request, v1::AlertExplanation* response,
+                                               Reply& reply) {
+  auto identity = Authorize(context, "ExplainAlert");
   if (!identity.ok()) return ToGrpc(identity.status());
   v1::Alert a;
   if (grpc::Status s = LoadAlert(request->name(), &a); !s.ok()) return s;
   // The evidence is the victim's data: read as such (purpose, audit).
   StateReader::Victim victim;
-  grpc::Status read = ReadVictim(*context, *identity, "ExplainAlert", a.victim_id(), request->name(),
-                                 request->purpose(), /*with_state=*/false, &victim);
+  grpc::Status read = ReadVictim(context, *identity, "ExplainAlert", a.victim_id(), request->name(),
+                                 request->purpose(), /*with_state=*/false, reply, &victim);
   if (!read.ok()) return read;
   std::vector<std::string> ids(a.evidence_event_ids().begin(), a.evidence_event_ids().end());
   auto events = reader_.Events(victim.partition, a.victim_id(), ids);

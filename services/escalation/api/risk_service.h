@@ -4,10 +4,17 @@
 // topic (AlertFeed). Every call is authorised by the caller's identity
 // (AccessPolicy); every read of a victim's data (timeline, profile, alerts) is
 // audited before it leaves.
+// The reads (GetTimeline, GetRiskProfile, ListAlerts, GetAlert, ExplainAlert)
+// use gRPC's callback API: a read's audit record is produced as soon as it is
+// known, the store read runs alongside, and the response leaves from the
+// record's acknowledgement; no thread waits for it, and one Kafka produce
+// request acknowledges the records of many reads. Writes and WatchAlerts wait
+// on Kafka and vigild, on gRPC's synchronous pool.
 // Thread-safe: gRPC calls it from many threads.
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <string>
 
 #include "absl/time/time.h"
@@ -47,12 +54,22 @@ struct ApiOptions {
   size_t record_chunk = 500;
   // WatchAlerts streams open at once at most; more are refused (RESOURCE_EXHAUSTED).
   int max_watch_streams = 256;
+  // Reads whose audit records are awaiting Kafka's acknowledgement, at most; a read beyond is refused
+  // (RESOURCE_EXHAUSTED) rather than queued without bound.
+  int max_pending_audits = 10000;
   // Where vigild publishes how far each partition is applied (read-your-writes waits on it); when null, the
   // store's stored offsets are polled.
   const Watermarks* applied = nullptr;
 };
 
-class RiskServiceImpl final : public v1::RiskService::Service {
+// The reads on the callback API (GetTimeline raw: it sends stored events as they are); the rest on the
+// synchronous one.
+using RiskServiceBase = v1::RiskService::WithRawCallbackMethod_GetTimeline<
+    v1::RiskService::WithCallbackMethod_GetRiskProfile<v1::RiskService::WithCallbackMethod_ListAlerts<
+        v1::RiskService::WithCallbackMethod_GetAlert<v1::RiskService::WithCallbackMethod_ExplainAlert<
+            v1::RiskService::Service>>>>>;
+
+class RiskServiceImpl final : public RiskServiceBase {
  public:
   // `feed` may be null: WatchAlerts is then UNIMPLEMENTED.
   RiskServiceImpl(const StateReader* reader, Log* log, AlertFeed* feed, const AccessPolicy* access,
@@ -63,36 +80,44 @@ class RiskServiceImpl final : public v1::RiskService::Service {
                            v1::RecordEventResponse* response) override;
   grpc::Status RecordEvents(grpc::ServerContext* context, grpc::ServerReader<v1::RecordEventRequest>* reader,
                             v1::RecordEventsResponse* response) override;
-  grpc::Status GetTimeline(grpc::ServerContext* context, const v1::GetTimelineRequest* request,
-                           v1::GetTimelineResponse* response) override;
-  grpc::Status GetRiskProfile(grpc::ServerContext* context, const v1::GetRiskProfileRequest* request,
-                              v1::RiskProfile* response) override;
-  grpc::Status ListAlerts(grpc::ServerContext* context, const v1::ListAlertsRequest* request,
-                          v1::ListAlertsResponse* response) override;
-  grpc::Status GetAlert(grpc::ServerContext* context, const v1::GetAlertRequest* request,
-                        v1::Alert* response) override;
+  // A v1::GetTimelineRequest in, a v1::GetTimelineResponse out.
+  grpc::ServerUnaryReactor* GetTimeline(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* GetRiskProfile(grpc::CallbackServerContext* context,
+                                           const v1::GetRiskProfileRequest* request,
+                                           v1::RiskProfile* response) override;
+  grpc::ServerUnaryReactor* ListAlerts(grpc::CallbackServerContext* context, const v1::ListAlertsRequest* request,
+                                       v1::ListAlertsResponse* response) override;
+  grpc::ServerUnaryReactor* GetAlert(grpc::CallbackServerContext* context, const v1::GetAlertRequest* request,
+                                     v1::Alert* response) override;
   grpc::Status AcknowledgeAlert(grpc::ServerContext* context, const v1::AcknowledgeAlertRequest* request,
                                 v1::Alert* response) override;
   grpc::Status WatchAlerts(grpc::ServerContext* context, const v1::WatchAlertsRequest* request,
                            grpc::ServerWriter<v1::WatchAlertsResponse>* writer) override;
-  grpc::Status ExplainAlert(grpc::ServerContext* context, const v1::ExplainAlertRequest* request,
-                            v1::AlertExplanation* response) override;
+  grpc::ServerUnaryReactor* ExplainAlert(grpc::CallbackServerContext* context,
+                                         const v1::ExplainAlertRequest* request,
+                                         v1::AlertExplanation* response) override;
 
  private:
+  class Reply;
   // The caller's identity when it may call `method`; UNAUTHENTICATED or PERMISSION_DENIED otherwise.
-  absl::StatusOr<std::string> Authorize(const grpc::ServerContext& context, absl::string_view method) const;
+  absl::StatusOr<std::string> Authorize(const grpc::ServerContextBase& context, absl::string_view method) const;
   // One victim's data read: whose, and which resource.
   struct Read {
     std::string victim_id;
     std::string resource;
   };
-  // Writes the audit records of reads (one each, in one append); the read fails (UNAVAILABLE) when they
-  // cannot be written. Nothing to write for no reads.
-  absl::Status Audit(const grpc::ServerContext& context, const std::string& identity, absl::string_view method,
+  using Audited = std::function<void(absl::Status)>;
+  // Writes the audit records of reads (one each, in one append) and calls `done` once with OK when Kafka
+  // has them, or with why the read must fail: UNAVAILABLE when they cannot be written, RESOURCE_EXHAUSTED
+  // when too many reads await theirs. OK at once for no reads.
+  void AuditThen(const grpc::ServerContextBase& context, const std::string& identity, absl::string_view method,
+                 const std::vector<Read>& reads, const std::string& purpose, Audited done);
+  // AuditThen, waiting for the outcome.
+  absl::Status Audit(const grpc::ServerContextBase& context, const std::string& identity, absl::string_view method,
                      const std::vector<Read>& reads, const std::string& purpose);
-  // The alerts' audit records (alerts/{id}, under the alert's victim).
-  absl::Status AuditAlerts(const grpc::ServerContext& context, const std::string& identity, absl::string_view method,
-                           const std::vector<const v1::Alert*>& alerts, const std::string& purpose);
+  // The alerts' reads (alerts/{id}, under the alert's victim).
+  static std::vector<Read> AlertReads(const std::vector<const v1::Alert*>& alerts);
   // An event a force system may record: present, valid, not one only vigild writes, within the size
   // limit and not from the future. Unknown fields are dropped from it.
   grpc::Status CheckRecordable(v1::RecordEventRequest& request, const std::string& path) const;
@@ -103,15 +128,31 @@ class RiskServiceImpl final : public v1::RiskService::Service {
   // Waits until vigild has applied every record up to `landed` in each partition.
   absl::Status WaitAllApplied(const grpc::ServerContext& context, const std::vector<Landed>& landed) const;
   absl::Status WaitApplied(const grpc::ServerContext& context, const Landed& landed) const;
-  // A read of one victim's data by an authorised caller: a purpose is stated, the victim is
-  // stored, and the audit record (naming `resource`) is written first. Otherwise the status that
+  // A read of one victim's data by an authorised caller: a purpose is stated, the victim is stored, and
+  // its audit record (naming `resource`) is on its way, `reply` awaiting it. Otherwise the status that
   // says why not. Fills `victim` (its state only when `with_state`).
-  grpc::Status ReadVictim(const grpc::ServerContext& context, const std::string& identity, absl::string_view method,
-                          const std::string& victim_id, const std::string& resource, const std::string& purpose,
-                          bool with_state, StateReader::Victim* victim);
+  grpc::Status ReadVictim(const grpc::CallbackServerContext& context, const std::string& identity,
+                          absl::string_view method, const std::string& victim_id, const std::string& resource,
+                          const std::string& purpose, bool with_state, Reply& reply, StateReader::Victim* victim);
   // The alert that `name` (alerts/{id}) names: INVALID_ARGUMENT or NOT_FOUND otherwise.
   grpc::Status LoadAlert(const std::string& name, v1::Alert* alert) const;
-  absl::Time Deadline(const grpc::ServerContext& context) const;
+  absl::Time Deadline(const grpc::ServerContextBase& context) const;
+  // The bodies of the reads: the status of the read itself; the response waits for `reply`'s audit.
+  grpc::Status ServeTimeline(const grpc::CallbackServerContext& context, const grpc::ByteBuffer* request,
+                             grpc::ByteBuffer* response, Reply& reply);
+  grpc::Status ServeRiskProfile(const grpc::CallbackServerContext& context, const v1::GetRiskProfileRequest* request,
+                                v1::RiskProfile* response, Reply& reply);
+  grpc::Status ServeListAlerts(const grpc::CallbackServerContext& context, const v1::ListAlertsRequest* request,
+                               v1::ListAlertsResponse* response, Reply& reply);
+  grpc::Status ServeAlert(const grpc::CallbackServerContext& context, const v1::GetAlertRequest* request,
+                          v1::Alert* response, Reply& reply);
+  grpc::Status ServeExplanation(const grpc::CallbackServerContext& context, const v1::ExplainAlertRequest* request,
+                                v1::AlertExplanation* response, Reply& reply);
+  // Serves a read on the callback API with `serve`, a Serve* above.
+  template <typename Request, typename Response>
+  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* context, const Request* request, Response* response,
+                                  grpc::Status (RiskServiceImpl::*serve)(const grpc::CallbackServerContext&,
+                                                                          const Request*, Response*, Reply&));
 
   const StateReader& reader_;
   Log& log_;
@@ -120,6 +161,7 @@ class RiskServiceImpl final : public v1::RiskService::Service {
   const RulesConfig& rules_;
   const ApiOptions options_;
   std::atomic<int> watch_streams_{0};
+  std::atomic<int> pending_audits_{0};
 };
 
 // absl::Status to grpc::Status, with the same code and message.

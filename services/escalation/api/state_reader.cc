@@ -5,11 +5,21 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "services/escalation/storage/keys.h"
 #include "services/escalation/storage/victim_store.h"
 
 namespace vigil {
 namespace {
+
+// Whether `bytes` are a well-formed protobuf wire encoding (every field's tag, length and wire type),
+// without parsing them into a message.
+bool IsWellFormedMessage(absl::string_view bytes) {
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                            static_cast<int>(bytes.size()));
+  return google::protobuf::internal::WireFormatLite::SkipMessage(&in) && in.ConsumedEntireMessage();
+}
 
 template <typename Message>
 absl::StatusOr<std::optional<Message>> GetMessage(const Store& store, const std::string& key) {
@@ -173,20 +183,21 @@ absl::StatusOr<StateReader::TimelinePage> StateReader::Timeline(int32_t partitio
   const std::string prefix = TimelinePrefix(partition, victim_id);
   const std::string from = resume.empty() ? TimelineKey(partition, victim_id, start, "")
                                           : absl::StrCat(prefix, resume);
+  // The key holds the time an event occurred: the first key at or after this one is past the range.
+  const std::string past = TimelineKey(partition, victim_id, end, "");
   TimelinePage page;
   absl::Status parse = absl::OkStatus();
   VIGIL_RETURN_IF_ERROR(store_.Scan(prefix, [&](absl::string_view key, absl::string_view value) {
-    v1::Event event;
-    if (!event.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-      parse = absl::DataLossError(absl::StrCat("stored event is unreadable in the timeline of partition ", partition));
-      return false;
-    }
-    if (ToMicros(event.occurred_at()) >= end) return false;
+    if (key >= past) return false;
     if (page.events.size() == limit) {
       page.resume = std::string(key.substr(prefix.size()));
       return false;
     }
-    page.events.push_back(std::move(event));
+    if (!IsWellFormedMessage(value)) {
+      parse = absl::DataLossError(absl::StrCat("stored event is unreadable in the timeline of partition ", partition));
+      return false;
+    }
+    page.events.emplace_back(value);
     return true;
   }, from));
   VIGIL_RETURN_IF_ERROR(parse);
@@ -201,7 +212,11 @@ absl::StatusOr<std::vector<v1::Event>> StateReader::Events(int32_t partition, ab
   do {
     VIGIL_ASSIGN_OR_RETURN(TimelinePage page,
                            Timeline(partition, victim_id, INT64_MIN, INT64_MAX, resume, 1000));
-    for (v1::Event& e : page.events) {
+    for (const std::string& bytes : page.events) {
+      v1::Event e;
+      if (!e.ParseFromString(bytes)) {
+        return absl::DataLossError(absl::StrCat("stored event is unreadable in the timeline of partition ", partition));
+      }
       if (wanted.contains(e.event_id())) out.push_back(std::move(e));
     }
     resume = std::move(page.resume);

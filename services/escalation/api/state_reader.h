@@ -55,7 +55,9 @@ class StateReader {
                                                    size_t limit) const;
 
   struct TimelinePage {
-    std::vector<v1::Event> events;
+    // Each a v1::Event as stored (its wire encoding, checked to be well formed, not parsed): the API
+    // sends them on as they are.
+    std::vector<std::string> events;
     // Where the next page starts (opaque; for `resume`); empty after the last event.
     std::string resume;
   };

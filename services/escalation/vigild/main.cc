@@ -86,6 +86,10 @@ int main(int argc, char** argv) {
   app.add_option("--watch-max-streams", api_options.max_watch_streams,
                  "API: WatchAlerts streams open at once at most; more are refused (RESOURCE_EXHAUSTED)")
       ->envname("VIGIL_WATCH_MAX_STREAMS")->capture_default_str()->check(CLI::Range(1, 100000));
+  app.add_option("--api-max-pending-audits", api_options.max_pending_audits,
+                 "API: reads awaiting Kafka's acknowledgement of their audit record, at most; more are refused "
+                 "(RESOURCE_EXHAUSTED)")
+      ->envname("VIGIL_API_MAX_PENDING_AUDITS")->capture_default_str()->check(CLI::Range(1, 1000000));
   vigil::AlertFeedOptions feed_options;
   size_t watch_buffer_mb = feed_options.ring_bytes >> 20;
   app.add_option("--watch-buffer-mb", watch_buffer_mb,
@@ -96,6 +100,11 @@ int main(int argc, char** argv) {
                  "API: watchers reading history older than that buffer at once (each has its own consumer)")
       ->envname("VIGIL_WATCH_MAX_CATCHING_UP")->capture_default_str()->check(CLI::Range(1, 1000));
   uint64_t min_free_mb = 128;
+  size_t block_cache_mb = vigil::Store::kDefaultBlockCacheBytes >> 20;
+  app.add_option("--block-cache-mb", block_cache_mb,
+                 "RocksDB's cache of stored blocks read recently (filled as they are read): API reads it serves "
+                 "cost no file read")
+      ->envname("VIGIL_BLOCK_CACHE_MB")->capture_default_str()->check(CLI::Range(1, 1 << 20));
   app.add_option("--min-free-disk-mb", min_free_mb,
                  "Stop consuming (not ready) while the data directory's disk has less free than this")
       ->envname("VIGIL_MIN_FREE_DISK_MB")->capture_default_str();
@@ -213,7 +222,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.admission.signer = &*signer;
-  auto store = vigil::Store::Open(o.data_dir);
+  auto store = vigil::Store::Open(o.data_dir, block_cache_mb << 20);
   if (!store.ok()) {
     std::cerr << "vigild: " << store.status().message() << "\n";
     return 3;
