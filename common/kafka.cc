@@ -1,5 +1,7 @@
 #include "common/kafka.h"
 
+#include <algorithm>
+
 #include <chrono>
 #include <thread>
 
@@ -50,9 +52,23 @@ absl::Status EnsureTopics(const KafkaProps& props, const std::vector<TopicSpec>&
   auto rk = NewAdmin(props);
   if (!rk.ok()) return rk.status();
   AdminHandle admin{*rk};
+  // Only what is missing is created: with the topics made beforehand (by an operator, or a principal without
+  // the right to create topics), no CreateTopics request is made at all.
+  std::vector<TopicSpec> missing = topics;
+  const rd_kafka_metadata_t* md = nullptr;
+  if (rd_kafka_metadata(admin.rk, 1, nullptr, &md, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (int i = 0; i < md->topic_cnt; ++i) {
+      if (md->topics[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+      const std::string name = md->topics[i].topic;
+      missing.erase(std::remove_if(missing.begin(), missing.end(), [&](const TopicSpec& t) { return t.name == name; }),
+                    missing.end());
+    }
+    rd_kafka_metadata_destroy(md);
+    if (missing.empty()) return absl::OkStatus();
+  }
   std::vector<rd_kafka_NewTopic_t*> news;
   char err[512];
-  for (const auto& t : topics) {
+  for (const auto& t : missing) {
     rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(t.name.c_str(), t.partitions, -1, err, sizeof(err));
     if (nt == nullptr) return absl::InvalidArgumentError(absl::StrCat("topic ", t.name, ": ", err));
     for (const auto& [k, v] : t.config) rd_kafka_NewTopic_set_config(nt, k.c_str(), v.c_str());
