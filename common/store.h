@@ -4,6 +4,7 @@
 // Thread-safe as RocksDB is: concurrent reads and writes are allowed.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -52,7 +53,7 @@ class Store {
   // disk stops vigild before RocksDB itself runs out of room: RocksDB 7.8 cannot
   // go on after its log fails to write (it aborts), and a restart is then the way back.
   absl::Status CheckWritable() const;
-  void set_min_free_bytes(uint64_t bytes) { min_free_bytes_ = bytes; }
+  void set_min_free_bytes(uint64_t bytes) { min_free_bytes_ = bytes; }  // any thread
 
   // After a write error: clears RocksDB's background error and proves that a
   // synced write succeeds again. OK once the store takes writes; UNAVAILABLE
@@ -63,7 +64,7 @@ class Store {
   Store(std::unique_ptr<rocksdb::DB> db, std::string path) : db_(std::move(db)), path_(std::move(path)) {}
   std::unique_ptr<rocksdb::DB> db_;
   const std::string path_;
-  uint64_t min_free_bytes_ = 0;
+  std::atomic<uint64_t> min_free_bytes_{0};
 };
 
 // Translates a RocksDB status to an absl status, with `what` as context.

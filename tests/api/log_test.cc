@@ -3,15 +3,13 @@
 // comes first. A real broker is tests/integration/api_test.py's.
 #include "services/escalation/api/log.h"
 
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
-
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <set>
 
 #include "gtest/gtest.h"
+#include "tests/testing/mock_kafka.h"
 
 namespace vigil {
 namespace {
@@ -21,21 +19,11 @@ constexpr int16_t kProduce = 0;
 class KafkaLogTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char err[256];
-    host_ = rd_kafka_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), err, sizeof(err));
-    ASSERT_NE(host_, nullptr) << err;
-    cluster_ = rd_kafka_mock_cluster_new(host_, 1);
-    ASSERT_NE(cluster_, nullptr);
-    rd_kafka_mock_topic_create(cluster_, "audit", 2, 1);
-    auto log = NewKafkaLog({{"bootstrap.servers", rd_kafka_mock_cluster_bootstraps(cluster_)}}, {"audit"});
+    auto log = NewKafkaLog(kafka_.props(), {"audit"});
     ASSERT_TRUE(log.ok()) << log.status();
     log_ = *std::move(log);
   }
-  void TearDown() override {
-    log_.reset();
-    rd_kafka_mock_cluster_destroy(cluster_);
-    rd_kafka_destroy(host_);
-  }
+  void TearDown() override { log_.reset(); }
 
   // Outcomes of appends, counted as they are reported.
   struct Outcomes {
@@ -63,8 +51,7 @@ class KafkaLogTest : public ::testing::Test {
     return out;
   }
 
-  rd_kafka_t* host_ = nullptr;
-  rd_kafka_mock_cluster_t* cluster_ = nullptr;
+  testing::MockKafka kafka_{{{"audit", 2}}};
   std::unique_ptr<Log> log_;
 };
 
@@ -100,14 +87,14 @@ TEST_F(KafkaLogTest, ConcurrentAppendsEachCompleteOnce) {
 }
 
 TEST_F(KafkaLogTest, AnAppendNotAcknowledgedByItsDeadlineFailsOnceAndLateAcknowledgementsAreIgnored) {
-  rd_kafka_mock_broker_set_down(cluster_, 1);
+  rd_kafka_mock_broker_set_down(kafka_.cluster(), 1);
   Outcomes outcomes;
   log_->AppendThen("audit", Records(2, "victim-1"), absl::Now() + absl::Milliseconds(300), outcomes.Next());
   ASSERT_TRUE(outcomes.Await(1));
   EXPECT_EQ(outcomes.all[0].status().code(), absl::StatusCode::kUnavailable);
   EXPECT_NE(outcomes.all[0].status().message().find("did not acknowledge the write to audit in time"),
             std::string::npos);
-  rd_kafka_mock_broker_set_up(cluster_, 1);
+  rd_kafka_mock_broker_set_up(kafka_.cluster(), 1);
   // The same key, the same partition: once this lands, the records before it have landed and reported.
   auto after = log_->Append("audit", Records(1, "victim-1"), absl::Now() + absl::Seconds(20));
   ASSERT_TRUE(after.ok()) << after.status();
@@ -116,7 +103,7 @@ TEST_F(KafkaLogTest, AnAppendNotAcknowledgedByItsDeadlineFailsOnceAndLateAcknowl
 }
 
 TEST_F(KafkaLogTest, ARecordTheBrokerRefusesAsTooLargeIsTheCallersToMend) {
-  rd_kafka_mock_push_request_errors(cluster_, kProduce, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+  rd_kafka_mock_push_request_errors(kafka_.cluster(), kProduce, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
   auto landed = log_->Append("audit", Records(1, "victim-1"), absl::Now() + absl::Seconds(20));
   EXPECT_EQ(landed.status().code(), absl::StatusCode::kResourceExhausted) << landed.status();
 }

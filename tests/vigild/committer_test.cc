@@ -5,9 +5,6 @@
 // faults, chaos).
 #include "services/escalation/vigild/committer.h"
 
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
-
 #include <map>
 #include <thread>
 #include <string>
@@ -16,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/mock_kafka.h"
 #include "services/escalation/pipeline/partition.h"
 
 namespace vigil {
@@ -25,21 +23,7 @@ constexpr int16_t kProduce = 0, kEndTxn = 26;
 
 class CommitterTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char err[256];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    host_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    ASSERT_NE(host_, nullptr) << err;
-    cluster_ = rd_kafka_mock_cluster_new(host_, 1);
-    ASSERT_NE(cluster_, nullptr);
-    for (const char* topic : {"alerts", "dlq", "progress"}) rd_kafka_mock_topic_create(cluster_, topic, 1, 1);
-    props_ = {{"bootstrap.servers", rd_kafka_mock_cluster_bootstraps(cluster_)}};
-  }
-  void TearDown() override {
-    committer_.reset();
-    rd_kafka_mock_cluster_destroy(cluster_);
-    rd_kafka_destroy(host_);
-  }
+  void TearDown() override { committer_.reset(); }
 
   void Start(int interval_ms = 0) {
     CommitterOptions o;
@@ -99,9 +83,8 @@ class CommitterTest : public ::testing::Test {
     return progress.ok() ? (*progress)[ProgressKey(p_.first, p_.second)] : 0;
   }
 
-  rd_kafka_t* host_ = nullptr;
-  rd_kafka_mock_cluster_t* cluster_ = nullptr;
-  KafkaProps props_;
+  testing::MockKafka kafka_{{{"alerts", 1}, {"dlq", 1}, {"progress", 1}}};
+  const KafkaProps& props_ = kafka_.props();
   std::unique_ptr<Committer> committer_;
   std::atomic<bool> stop_{false};
   const PartitionId p_{"events", 0};
@@ -128,7 +111,7 @@ TEST_F(CommitterTest, PublishesWhatIsHandedOverOnceWithItsProgress) {
 
 TEST_F(CommitterTest, ARecordTheBrokerRefusesGoesAsADeadLetterUnderItsNumber) {
   Start(/*interval_ms=*/500);  // the record goes out (linger 1 ms) well before the commit's progress record
-  rd_kafka_mock_push_request_errors(cluster_, kProduce, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+  rd_kafka_mock_push_request_errors(kafka_.cluster(), kProduce, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
   committer_->Publish(p_, Records(1, 1), stop_);
   // The record goes into the open transaction at once (linger 1 ms); the commit, with its progress record, comes
   // at the interval. Let the record's produce request be the one the broker refuses before asking for the commit.
@@ -143,7 +126,7 @@ TEST_F(CommitterTest, ARecordTheBrokerRefusesGoesAsADeadLetterUnderItsNumber) {
 
 TEST_F(CommitterTest, AFencedProducerWaitsToBeRebuiltThenPublishesEverythingHandedOverAgain) {
   Start();
-  rd_kafka_mock_push_request_errors(cluster_, kEndTxn, 1, RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
+  rd_kafka_mock_push_request_errors(kafka_.cluster(), kEndTxn, 1, RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
   committer_->Publish(p_, Records(1, 2), stop_);
   EXPECT_FALSE(committer_->Drain(stop_, std::chrono::seconds(30)).ok());
   ASSERT_TRUE(committer_->Fatal());

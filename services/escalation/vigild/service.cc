@@ -268,7 +268,7 @@ void Service::TryRecoverStore() {
 
 void Service::Tick() {
   if (options_.tick_ms <= 0) return;
-  const int64_t now = NowMillis();
+  const int64_t now = options_.clock ? options_.clock() : NowMillis();
   if (now - last_tick_ms_ < options_.tick_ms) return;
   last_tick_ms_ = now;
   for (auto& [tp, pipeline] : pipelines_) {

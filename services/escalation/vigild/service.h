@@ -28,6 +28,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -62,6 +63,8 @@ struct ServiceOptions {
   size_t max_held_victims = kDefaultMaxHeldVictims;
   // When given (it must outlive the service): each events partition's applied offset, set after each commit.
   Watermarks* applied = nullptr;
+  // The wall clock the clock ticks carry, in Unix milliseconds: NowMillis when empty (tests give their own).
+  std::function<int64_t()> clock;
 };
 
 class Service {

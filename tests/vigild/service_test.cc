@@ -1,0 +1,205 @@
+// vigild's streaming loop (Service) against librdkafka's mock cluster (a fake broker in process that speaks
+// the Kafka protocol: groups, transactions, fetches), with a clock of the test's own and a store the test can
+// make refuse writes. End to end on a real broker: tests/integration/streaming_test.py and faults_test.py.
+// The mock does not hide aborted transactions from read_committed consumers: these tests stop cleanly, so
+// that none is left, or only count what a fence may repeat.
+#include "services/escalation/vigild/service.h"
+
+#include <atomic>
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "common/watermarks.h"
+#include "tests/testing/builders.h"
+#include "tests/testing/mock_kafka.h"
+#include "tests/testing/signing.h"
+#include "tests/testing/test_dir.h"
+
+namespace vigil {
+namespace {
+
+using testing::Ev;
+
+constexpr int16_t kEndTxn = 26;
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = *Store::Open((dir_ / "db").string());
+    KafkaProps p = props_;
+    p.emplace_back("linger.ms", "0");
+    producer_.reset(RdKafka::Producer::create(MakeKafkaConf(p)->get(), err_));
+    ASSERT_NE(producer_, nullptr) << err_;
+  }
+  void TearDown() override {
+    Stop();
+    producer_.reset();
+    store_.reset();
+  }
+
+  void Start(int tick_ms = 0) {
+    ServiceOptions o;
+    o.kafka = props_;
+    o.instance = "service-test";
+    o.data_dir = (dir_ / "db").string();
+    o.topics = topics_;
+    o.admission = testing::TestAdmission();
+    o.partitions = 2;
+    o.tick_ms = tick_ms;
+    o.clock = [this] { return now_ms_.load(); };
+    o.applied = &applied_;
+    service_ = std::make_unique<Service>(o, &engine_, store_.get(), &health_);
+    thread_ = std::thread([this] { status_ = service_->Run(); });
+  }
+  // Stops the service (a final commit and publish) and says how its run ended.
+  absl::Status Stop() {
+    if (!service_) return absl::OkStatus();
+    service_->Stop();
+    thread_.join();
+    service_.reset();
+    return status_;
+  }
+
+  void Produce(const v1::Event& e, int32_t partition = RdKafka::Topic::PARTITION_UA) {
+    const std::string bytes = e.SerializeAsString();
+    RdKafka::Headers* headers = RdKafka::Headers::create();
+    headers->add(kHeaderSignature, testing::TestSigner().Sign(bytes));
+    ASSERT_EQ(producer_->produce(topics_.events, partition, RdKafka::Producer::RK_MSG_COPY,
+                                 const_cast<char*>(bytes.data()), bytes.size(), e.victim_id().data(),
+                                 e.victim_id().size(), 0, headers, nullptr),
+              RdKafka::ERR_NO_ERROR);
+    producer_->flush(10000);
+  }
+
+  // The committed alert transitions, read from the beginning of the alert topic until `n` have arrived or
+  // `wait` has passed.
+  std::vector<v1::Alert> Alerts(size_t n, std::chrono::milliseconds wait = std::chrono::seconds(30)) {
+    KafkaProps p = props_;
+    p.emplace_back("group.id", "service-test-reader");
+    p.emplace_back("isolation.level", "read_committed");
+    std::unique_ptr<RdKafka::KafkaConsumer> c(RdKafka::KafkaConsumer::create(MakeKafkaConf(p)->get(), err_));
+    std::vector<RdKafka::TopicPartition*> tps = {
+        RdKafka::TopicPartition::create(topics_.alerts, 0, RdKafka::Topic::OFFSET_BEGINNING),
+        RdKafka::TopicPartition::create(topics_.alerts, 1, RdKafka::Topic::OFFSET_BEGINNING)};
+    c->assign(tps);
+    RdKafka::TopicPartition::destroy(tps);
+    std::vector<v1::Alert> out;
+    const auto until = std::chrono::steady_clock::now() + wait;
+    while (out.size() < n && std::chrono::steady_clock::now() < until) {
+      std::unique_ptr<RdKafka::Message> m(c->consume(100));
+      if (m->err() != RdKafka::ERR_NO_ERROR) continue;
+      out.emplace_back().ParseFromArray(m->payload(), static_cast<int>(m->len()));
+    }
+    c->close();
+    return out;
+  }
+
+  static std::vector<std::string> Rules(const std::vector<v1::Alert>& alerts) {
+    std::vector<std::string> out;
+    for (const auto& a : alerts) out.push_back(absl::StrCat(a.victim_id(), " ", a.rule(), " r", a.revision()));
+    return out;
+  }
+
+  testing::TestDir dir_{"service"};
+  const Topics topics_;
+  testing::MockKafka kafka_{
+      {{topics_.events, 2}, {topics_.alerts, 2}, {topics_.dead_letters, 1}, {topics_.progress, 1}}};
+  const KafkaProps& props_ = kafka_.props();
+  std::string err_;
+  std::unique_ptr<RdKafka::Producer> producer_;
+  const Engine engine_{RulesConfig::Defaults()};
+  std::unique_ptr<Store> store_;
+  Health health_;
+  std::atomic<int64_t> now_ms_{0};
+  Watermarks applied_;
+  std::unique_ptr<Service> service_;
+  std::thread thread_;
+  absl::Status status_;
+};
+
+// An incident closed with no assessment: an alert at once.
+std::vector<v1::Event> ClosedUnassessed(const std::string& victim, Micros at) {
+  return {Ev(victim + "-call").Victim(victim).Incident(victim + "-I").AtMicros(at).Call(),
+          Ev(victim + "-close").Victim(victim).Incident(victim + "-I").AtMicros(at + kMicrosPerMinute).Closed()};
+}
+
+TEST_F(ServiceTest, EventsBecomeAlertsPublishedOnceAndARestartRepeatsNone) {
+  const Micros at = absl::ToUnixMicros(absl::Now()) - kMicrosPerHour;
+  Start();
+  for (const auto& e : ClosedUnassessed("V1", at)) Produce(e);
+  EXPECT_THAT(Rules(Alerts(1)), ::testing::ElementsAre("V1 closed-without-assessment r1"));
+  ASSERT_TRUE(Stop().ok());
+  // Started again on the same store: it resumes after what it applied and publishes nothing twice.
+  Start();
+  for (const auto& e : ClosedUnassessed("V2", at)) Produce(e);
+  Produce(ClosedUnassessed("V1", at)[1]);  // delivered again: applied once
+  // (The group gives the first run's partitions to the second once the first's session has expired.)
+  EXPECT_THAT(Rules(Alerts(2)),
+              ::testing::UnorderedElementsAre("V1 closed-without-assessment r1", "V2 closed-without-assessment r1"));
+  EXPECT_TRUE(Stop().ok());
+  EXPECT_EQ(Alerts(3, std::chrono::seconds(2)).size(), 2u);
+}
+
+TEST_F(ServiceTest, ClockTicksCarryTheServicesClockAndDeadlinesFallDueByIt) {
+  const Micros requested = absl::ToUnixMicros(absl::Now()) - 3 * kMicrosPerHour;
+  now_ms_ = requested / 1000;  // the clock stands at the request: nothing is due
+  Start(/*tick_ms=*/1);
+  Produce(Ev("a1").Victim("V1").Incident("I1").AtMicros(requested).ArrestRequested("R1"), 0);
+  Produce(Ev("c1").Victim("V9").Incident("I9").AtMicros(requested).Call(), 1);
+  ASSERT_TRUE(applied_.WaitPast(0, 0, absl::Now() + absl::Seconds(30)));  // assigned, and the request applied
+  ASSERT_TRUE(applied_.WaitPast(1, 0, absl::Now() + absl::Seconds(30)));
+  EXPECT_TRUE(Alerts(1, std::chrono::seconds(2)).empty());
+  // Two hours on by this clock (the urgent arrest's deadline is one hour): the next tick raises it.
+  now_ms_ = (requested + 2 * kMicrosPerHour) / 1000;
+  const std::vector<v1::Alert> alerts = Alerts(1);
+  ASSERT_THAT(Rules(alerts), ::testing::ElementsAre("V1 arrest-overdue r1"));
+  EXPECT_EQ(ToMicros(alerts[0].at()), requested + kMicrosPerHour);  // the deadline, not the tick
+  EXPECT_TRUE(Stop().ok());
+}
+
+TEST_F(ServiceTest, AStoreThatRefusesWritesPausesConsumptionUntilItTakesThemAndNothingIsLost) {
+  const Micros at = absl::ToUnixMicros(absl::Now()) - kMicrosPerHour;
+  Start();
+  for (const auto& e : ClosedUnassessed("V1", at)) Produce(e);
+  ASSERT_EQ(Alerts(1).size(), 1u);
+  store_->set_min_free_bytes(std::numeric_limits<uint64_t>::max());  // "the disk is full"
+  for (const auto& e : ClosedUnassessed("V2", at)) Produce(e);
+  for (int i = 0; i < 300 && health_.Of(kHealthStore).ok(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(health_.Of(kHealthStore).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Alerts(2, std::chrono::seconds(2)).size(), 1u);  // V2's batch was not stored, nor published
+  store_->set_min_free_bytes(0);
+  EXPECT_THAT(Rules(Alerts(2)),
+              ::testing::UnorderedElementsAre("V1 closed-without-assessment r1", "V2 closed-without-assessment r1"));
+  EXPECT_TRUE(health_.Of(kHealthStore).ok());
+  EXPECT_TRUE(Stop().ok());
+  EXPECT_EQ(Alerts(3, std::chrono::seconds(2)).size(), 2u);
+}
+
+TEST_F(ServiceTest, AFencedProducerIsRebuiltAndWhatItHeldIsPublished) {
+  const Micros at = absl::ToUnixMicros(absl::Now()) - kMicrosPerHour;
+  Start();
+  for (const auto& e : ClosedUnassessed("V1", at)) Produce(e);
+  ASSERT_EQ(Alerts(1).size(), 1u);
+  // The next commit is refused: another producer has our transactional id. The loop builds a new producer,
+  // reloads its partitions from the store and the progress topic, and publishes what was held.
+  rd_kafka_mock_push_request_errors(kafka_.cluster(), kEndTxn, 1, RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
+  for (const auto& e : ClosedUnassessed("V2", at)) Produce(e);
+  ASSERT_EQ(Alerts(2).size(), 2u);  // V2's transition is out (the mock shows it even from the fenced transaction)
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // the loop rebuilds its producer meanwhile
+  // Only the rebuilt producer can publish this one.
+  for (const auto& e : ClosedUnassessed("V3", at)) Produce(e);
+  std::vector<std::string> rules = Rules(Alerts(3));
+  EXPECT_THAT(rules, ::testing::IsSupersetOf({"V2 closed-without-assessment r1", "V3 closed-without-assessment r1"}));
+  EXPECT_TRUE(Stop().ok());
+  // Whatever the fenced transaction held is published again, at most once more (the mock shows aborted records).
+  rules = Rules(Alerts(5, std::chrono::seconds(3)));
+  EXPECT_EQ(std::count(rules.begin(), rules.end(), "V1 closed-without-assessment r1"), 1);
+  EXPECT_LE(std::count(rules.begin(), rules.end(), "V2 closed-without-assessment r1"), 2);
+  EXPECT_EQ(std::count(rules.begin(), rules.end(), "V3 closed-without-assessment r1"), 1);
+}
+
+}  // namespace
+}  // namespace vigil
