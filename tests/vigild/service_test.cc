@@ -6,6 +6,7 @@
 #include "services/escalation/vigild/service.h"
 
 #include <atomic>
+#include <set>
 #include <thread>
 
 #include "gmock/gmock.h"
@@ -38,7 +39,7 @@ class ServiceTest : public ::testing::Test {
     store_.reset();
   }
 
-  void Start(int tick_ms = 0) {
+  void Start(int tick_ms = 0, int partition_batch_max = 500, int batch_max = 5000) {
     ServiceOptions o;
     o.kafka = props_;
     o.instance = "service-test";
@@ -47,6 +48,8 @@ class ServiceTest : public ::testing::Test {
     o.admission = testing::TestAdmission();
     o.partitions = 2;
     o.tick_ms = tick_ms;
+    o.partition_batch_max = partition_batch_max;
+    o.batch_max = batch_max;
     o.clock = [this] { return now_ms_.load(); };
     o.applied = &applied_;
     service_ = std::make_unique<Service>(o, &engine_, store_.get(), &health_);
@@ -61,7 +64,7 @@ class ServiceTest : public ::testing::Test {
     return status_;
   }
 
-  void Produce(const v1::Event& e, int32_t partition = RdKafka::Topic::PARTITION_UA) {
+  void Produce(const v1::Event& e, int32_t partition = RdKafka::Topic::PARTITION_UA, bool flush = true) {
     const std::string bytes = e.SerializeAsString();
     RdKafka::Headers* headers = RdKafka::Headers::create();
     headers->add(kHeaderSignature, testing::TestSigner().Sign(bytes));
@@ -69,7 +72,7 @@ class ServiceTest : public ::testing::Test {
                                  const_cast<char*>(bytes.data()), bytes.size(), e.victim_id().data(),
                                  e.victim_id().size(), 0, headers, nullptr),
               RdKafka::ERR_NO_ERROR);
-    producer_->flush(10000);
+    if (flush) producer_->flush(10000);
   }
 
   // The committed alert transitions, read from the beginning of the alert topic until `n` have arrived or
@@ -199,6 +202,26 @@ TEST_F(ServiceTest, AFencedProducerIsRebuiltAndWhatItHeldIsPublished) {
   EXPECT_EQ(std::count(rules.begin(), rules.end(), "V1 closed-without-assessment r1"), 1);
   EXPECT_LE(std::count(rules.begin(), rules.end(), "V2 closed-without-assessment r1"), 2);
   EXPECT_EQ(std::count(rules.begin(), rules.end(), "V3 closed-without-assessment r1"), 1);
+}
+
+TEST_F(ServiceTest, APartitionsBacklogTakesTurnsWithTheOthersAndNothingIsLostOrRepeated) {
+  const Micros at = absl::ToUnixMicros(absl::Now()) - kMicrosPerHour;
+  // Batches of 30, 20 records of a partition at most, its fetching paused whenever 40 wait: 600 closed
+  // incidents on partition 0 pause and resume it again and again while partition 1's records take turns.
+  for (int v = 0; v < 600; ++v) {
+    for (const auto& e : ClosedUnassessed(absl::StrCat("B", v), at)) Produce(e, 0, /*flush=*/false);
+  }
+  for (int v = 0; v < 5; ++v) {
+    for (const auto& e : ClosedUnassessed(absl::StrCat("Q", v), at)) Produce(e, 1, /*flush=*/false);
+  }
+  producer_->flush(10000);
+  Start(/*tick_ms=*/0, /*partition_batch_max=*/20, /*batch_max=*/30);
+  ASSERT_TRUE(applied_.WaitPast(0, 1199, absl::Now() + absl::Seconds(60)));
+  ASSERT_TRUE(applied_.WaitPast(1, 9, absl::Now() + absl::Seconds(60)));
+  EXPECT_TRUE(Stop().ok());
+  const std::vector<std::string> rules = Rules(Alerts(606, std::chrono::seconds(3)));  // all 605, and no more
+  EXPECT_EQ(rules.size(), 605u);
+  EXPECT_EQ(std::set<std::string>(rules.begin(), rules.end()).size(), 605u);  // each once
 }
 
 }  // namespace

@@ -51,6 +51,10 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(0, 3600000));
   app.add_option("--batch-max", o.batch_max, "Records per batch at most")
       ->capture_default_str()->check(CLI::Range(1, 1000000));
+  app.add_option("--partition-batch-max", o.partition_batch_max,
+                 "Records of one partition per batch at most: a backlog in one partition (one victim's flood) "
+                 "takes turns with the others; beyond twice this read ahead, its fetching pauses")
+      ->capture_default_str()->check(CLI::Range(1, 1000000));
   app.add_option("--batch-ms", o.batch_ms,
                  "How long a batch waits for records before it is applied and stored (its outbox then goes to the "
                  "committer)")

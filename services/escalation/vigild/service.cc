@@ -1,5 +1,6 @@
 #include "services/escalation/vigild/service.h"
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <utility>
@@ -57,6 +58,7 @@ class Service::Rebalancer : public RdKafka::RebalanceCb {
       // What was applied is committed and published before the partitions go,
       // so that their next owner reads a progress topic with no open transaction of ours.
       if (!service_.store_fault_) service_.FlushUntilDone();
+      service_.DropReadAhead();  // read, not applied: the next owner reads them from the committed offsets
       service_.pipelines_.clear();
       service_.committer_->Reset();  // nothing more of theirs is published from here
       consumer->unassign();
@@ -123,6 +125,7 @@ absl::Status Service::Assign(const std::vector<PartitionId>& partitions) {
 
 absl::Status Service::Reload() {
   committer_->Reset();  // what it held is handed over again, from the store
+  DropReadAhead();       // read again, from the stored offsets
   std::vector<PartitionId> ids;
   for (const auto& [id, pipeline] : pipelines_) ids.push_back(id);
   pipelines_.clear();
@@ -246,6 +249,7 @@ void Service::StoreFault(const absl::Status& why) {
   spdlog::error("event=store_write_failed status=\"{}\" action=pause_consumption", why.ToString());
   health_.Set(kHealthStore, absl::UnavailableError(absl::StrCat("the state store refuses writes: ", why.message())));
   // Nothing more is fetched until Reload() assigns the partitions again from the stored offsets.
+  DropReadAhead();
   consumer_->unassign();
 }
 
@@ -361,6 +365,86 @@ absl::Status Service::Connect() {
   return absl::OkStatus();
 }
 
+void Service::ReadAhead(int wait_ms) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  // Reading stops once a whole batch is ready (a partition counts for its turn at most), or at the time.
+  while (ready_ < static_cast<size_t>(options_.batch_max) && !stop_) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+    std::unique_ptr<RdKafka::Message> m(consumer_->consume(std::max<int>(0, static_cast<int>(left.count()))));
+    if (m->err() == RdKafka::ERR__TIMED_OUT) break;
+    if (m->err() != RdKafka::ERR_NO_ERROR) {
+      if (BrokerUnreachable(m->err())) {
+        BrokerDown(absl::UnavailableError(m->errstr()));
+      } else if (m->err() != RdKafka::ERR__PARTITION_EOF) {
+        spdlog::warn("event=consume_error error=\"{}\"", m->errstr());
+      }
+      continue;
+    }
+    BrokerUp();
+    const PartitionId id(m->topic_name(), m->partition());
+    auto it = pipelines_.find(id);
+    if (it == pipelines_.end()) continue;  // revoked meanwhile
+    std::deque<std::unique_ptr<RdKafka::Message>>& line = waiting_[id];
+    // Fetched before a reassignment: applied, or waiting, already.
+    if (m->offset() < (line.empty() ? it->second->next_offset() : line.back()->offset() + 1)) continue;
+    if (line.size() < static_cast<size_t>(options_.partition_batch_max)) ++ready_;
+    line.push_back(std::move(m));
+    if (line.size() >= PauseAt() && paused_.insert(id).second) {
+      // Its backlog waits in the broker, not ahead of the other partitions' records in the consumer's queue.
+      spdlog::debug("event=partition_paused topic={} partition={} waiting={}", id.first, id.second, line.size());
+      std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(id.first, id.second)};
+      consumer_->pause(tps);
+      RdKafka::TopicPartition::destroy(tps);
+    }
+  }
+}
+
+int Service::ApplyBatch() {
+  std::vector<PartitionId> ready;
+  for (const auto& [id, line] : waiting_) {
+    if (!line.empty()) ready.push_back(id);
+  }
+  // Which partition goes first turns from batch to batch, so that none is always last when the batch fills.
+  if (!ready.empty()) std::rotate(ready.begin(), ready.begin() + (batches_++ % ready.size()), ready.end());
+  int n = 0;
+  for (const PartitionId& id : ready) {
+    std::deque<std::unique_ptr<RdKafka::Message>>& line = waiting_[id];
+    PartitionPipeline& pipeline = *pipelines_.at(id);
+    for (int taken = 0; taken < options_.partition_batch_max && n < options_.batch_max && !line.empty(); ++taken) {
+      if (line.size() <= static_cast<size_t>(options_.partition_batch_max)) --ready_;
+      std::unique_ptr<RdKafka::Message> m = std::move(line.front());
+      line.pop_front();
+      const std::string* key = m->key();
+      const RdKafka::MessageTimestamp ts = m->timestamp();
+      pipeline.Apply({.offset = m->offset(),
+                      .key = key ? absl::string_view(*key) : absl::string_view(),
+                      .value = absl::string_view(static_cast<const char*>(m->payload()), m->len()),
+                      .timestamp_ms =
+                          ts.type == RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE ? -1 : ts.timestamp,
+                      .signature = HeaderValue(*m, kHeaderSignature)});
+      ++n;
+    }
+    if (line.size() < 2 * static_cast<size_t>(options_.partition_batch_max) && paused_.erase(id) > 0) {
+      std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(id.first, id.second)};
+      consumer_->resume(tps);
+      RdKafka::TopicPartition::destroy(tps);
+    }
+  }
+  return n;
+}
+
+void Service::DropReadAhead() {
+  if (!paused_.empty()) {
+    std::vector<RdKafka::TopicPartition*> tps;
+    for (const PartitionId& id : paused_) tps.push_back(RdKafka::TopicPartition::create(id.first, id.second));
+    consumer_->resume(tps);
+    RdKafka::TopicPartition::destroy(tps);
+  }
+  paused_.clear();
+  waiting_.clear();
+  ready_ = 0;
+}
+
 absl::Status Service::Run() {
   // A broker that is not there yet is waited for, with backoff.
   Backoff retry;
@@ -387,36 +471,8 @@ absl::Status Service::Run() {
       Tick();
       continue;
     }
-    int n = 0;
-    const auto batch_end = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.batch_ms);
-    while (n < options_.batch_max && !stop_) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(batch_end -
-                                                                              std::chrono::steady_clock::now());
-      std::unique_ptr<RdKafka::Message> m(consumer_->consume(std::max<int>(0, static_cast<int>(left.count()))));
-      if (m->err() == RdKafka::ERR__TIMED_OUT) break;
-      if (m->err() != RdKafka::ERR_NO_ERROR) {
-        if (BrokerUnreachable(m->err())) {
-          BrokerDown(absl::UnavailableError(m->errstr()));
-        } else if (m->err() != RdKafka::ERR__PARTITION_EOF) {
-          spdlog::warn("event=consume_error error=\"{}\"", m->errstr());
-        }
-        continue;
-      }
-      BrokerUp();
-      auto it = pipelines_.find({m->topic_name(), m->partition()});
-      if (it == pipelines_.end()) continue;  // revoked meanwhile
-      if (m->offset() < it->second->next_offset()) continue;  // fetched before a reassignment: applied already
-      const std::string* key = m->key();
-      const std::string signature = HeaderValue(*m, kHeaderSignature);
-      const RdKafka::MessageTimestamp ts = m->timestamp();
-      it->second->Apply({.offset = m->offset(),
-                         .key = key ? absl::string_view(*key) : absl::string_view(),
-                         .value = absl::string_view(static_cast<const char*>(m->payload()), m->len()),
-                         .timestamp_ms = ts.type == RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE
-                                             ? -1 : ts.timestamp,
-                         .signature = signature});
-      ++n;
-    }
+    ReadAhead(options_.batch_ms);
+    const int n = ApplyBatch();
     events_ += n;
     if (!rebalance_error_.ok()) break;
     if (auto down = broker_events_->Take(); down && n == 0) BrokerDown(absl::UnavailableError(*down));

@@ -27,11 +27,14 @@
 // return after a final commit and publish.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "absl/status/status.h"
@@ -56,6 +59,10 @@ struct ServiceOptions {
   int partitions = 4;        // for the events topic, when vigild creates it
   int tick_ms = 250;         // clock ticks per owned partition; 0: none
   int batch_max = 5000;      // records per batch at most
+  // Records of one partition per batch at most: a partition with a backlog (one victim's flood) takes its
+  // turn beside the others instead of ahead of them. Read ahead of their turn, at most batch_max (or twice
+  // this) wait per partition; beyond, its fetching is paused.
+  int partition_batch_max = 500;
   int batch_ms = 5;          // how long a batch may wait for records
   int commit_interval_ms = 10;  // a Kafka transaction at most this often (the committer's)
   // Victims held in memory per partition after a commit; idle ones beyond it are read back from the store
@@ -98,6 +105,18 @@ class Service {
   // The partition's committed offset, to options_.applied.
   void Applied(const PartitionPipeline& pipeline);
   void Tick();
+  // Reads records into their partitions' waiting lines, for up to `wait_ms` while fewer than a batch wait.
+  void ReadAhead(int wait_ms);
+  // Applies the next batch: round the partitions with records waiting, each's oldest first, at most
+  // partition_batch_max each. How many.
+  int ApplyBatch();
+  // Forgets what was read ahead (the partitions are revoked, or assigned again from their stored offsets).
+  void DropReadAhead();
+  // A partition's fetching pauses while this many of its records wait (and resumes below two turns'):
+  // rarely, since pausing drops what librdkafka fetched ahead, to be fetched again.
+  size_t PauseAt() const {
+    return std::max<size_t>(options_.batch_max, 2 * static_cast<size_t>(options_.partition_batch_max));
+  }
   // Consumed a record, or the broker answered: mark it reachable; down: say why. Any thread.
   void BrokerUp();
   void BrokerDown(const absl::Status& why);
@@ -123,6 +142,12 @@ class Service {
   std::unique_ptr<BrokerEvents> broker_events_;  // "all brokers down", heard while polling
   // By (topic, partition): events partitions and suspect-links partitions.
   std::map<PartitionId, std::unique_ptr<PartitionPipeline>> pipelines_;
+  // Records read, not yet applied, per partition in offset order; and which partitions' fetching is paused
+  // because their line is long.
+  std::map<PartitionId, std::deque<std::unique_ptr<RdKafka::Message>>> waiting_;
+  size_t ready_ = 0;  // records the next batch may take: each line's, up to partition_batch_max
+  std::set<PartitionId> paused_;
+  uint64_t batches_ = 0;
   absl::Status rebalance_error_;
   int64_t last_tick_ms_ = 0;
   int64_t last_marked_ms_ = 0;
