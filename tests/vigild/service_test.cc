@@ -206,8 +206,8 @@ TEST_F(ServiceTest, AFencedProducerIsRebuiltAndWhatItHeldIsPublished) {
 
 TEST_F(ServiceTest, APartitionsBacklogTakesTurnsWithTheOthersAndNothingIsLostOrRepeated) {
   const Micros at = absl::ToUnixMicros(absl::Now()) - kMicrosPerHour;
-  // Batches of 30, 20 records of a partition at most, its fetching paused whenever 40 wait: 600 closed
-  // incidents on partition 0 pause and resume it again and again while partition 1's records take turns.
+  // Batches of 10, 5 records of a partition at most, its fetching paused whenever 40 wait (and resumed at 20):
+  // 600 closed incidents on partition 0 pause and resume it again and again while partition 1's take turns.
   for (int v = 0; v < 600; ++v) {
     for (const auto& e : ClosedUnassessed(absl::StrCat("B", v), at)) Produce(e, 0, /*flush=*/false);
   }
@@ -215,7 +215,7 @@ TEST_F(ServiceTest, APartitionsBacklogTakesTurnsWithTheOthersAndNothingIsLostOrR
     for (const auto& e : ClosedUnassessed(absl::StrCat("Q", v), at)) Produce(e, 1, /*flush=*/false);
   }
   producer_->flush(10000);
-  Start(/*tick_ms=*/0, /*partition_batch_max=*/20, /*batch_max=*/30);
+  Start(/*tick_ms=*/0, /*partition_batch_max=*/5, /*batch_max=*/10);
   ASSERT_TRUE(applied_.WaitPast(0, 1199, absl::Now() + absl::Seconds(60)));
   ASSERT_TRUE(applied_.WaitPast(1, 9, absl::Now() + absl::Seconds(60)));
   EXPECT_TRUE(Stop().ok());

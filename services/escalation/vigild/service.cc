@@ -367,9 +367,13 @@ absl::Status Service::Connect() {
 
 void Service::ReadAhead(int wait_ms) {
   const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
-  // Reading stops once a whole batch is ready (a partition counts for its turn at most), or at the time.
-  while (ready_ < static_cast<size_t>(options_.batch_max) && !stop_) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+  // Reading stops once a whole batch is ready, or at the time; with a backlog, once nothing more has
+  // arrived (the records of the other partitions may be behind it).
+  while (!BatchReady() && !stop_) {
+    // A partition with a whole turn waiting is a backlog: the batch takes what has arrived and goes.
+    const auto left = full_ > 0 ? std::chrono::milliseconds(0)
+                                : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      end - std::chrono::steady_clock::now());
     std::unique_ptr<RdKafka::Message> m(consumer_->consume(std::max<int>(0, static_cast<int>(left.count()))));
     if (m->err() == RdKafka::ERR__TIMED_OUT) break;
     if (m->err() != RdKafka::ERR_NO_ERROR) {
@@ -387,8 +391,8 @@ void Service::ReadAhead(int wait_ms) {
     std::deque<std::unique_ptr<RdKafka::Message>>& line = waiting_[id];
     // Fetched before a reassignment: applied, or waiting, already.
     if (m->offset() < (line.empty() ? it->second->next_offset() : line.back()->offset() + 1)) continue;
-    if (line.size() < static_cast<size_t>(options_.partition_batch_max)) ++ready_;
     line.push_back(std::move(m));
+    if (line.size() == static_cast<size_t>(options_.partition_batch_max)) ++full_;
     if (line.size() >= PauseAt() && paused_.insert(id).second) {
       // Its backlog waits in the broker, not ahead of the other partitions' records in the consumer's queue.
       spdlog::debug("event=partition_paused topic={} partition={} waiting={}", id.first, id.second, line.size());
@@ -399,6 +403,19 @@ void Service::ReadAhead(int wait_ms) {
   }
 }
 
+int Service::Turn(size_t busy) const {
+  return busy == 0 ? 0 : std::max(options_.partition_batch_max, options_.batch_max / static_cast<int>(busy));
+}
+
+bool Service::BatchReady() const {
+  // Each line counts for its turn as if every owned partition had records: a partition's records behind
+  // another's backlog in the consumer's queue are read before the batch is deemed full.
+  const size_t turn = Turn(pipelines_.size());
+  size_t ready = 0;
+  for (const auto& [id, line] : waiting_) ready += std::min(line.size(), turn);
+  return ready >= static_cast<size_t>(options_.batch_max);
+}
+
 int Service::ApplyBatch() {
   std::vector<PartitionId> ready;
   for (const auto& [id, line] : waiting_) {
@@ -406,12 +423,13 @@ int Service::ApplyBatch() {
   }
   // Which partition goes first turns from batch to batch, so that none is always last when the batch fills.
   if (!ready.empty()) std::rotate(ready.begin(), ready.begin() + (batches_++ % ready.size()), ready.end());
+  const int turn = Turn(ready.size());
   int n = 0;
   for (const PartitionId& id : ready) {
     std::deque<std::unique_ptr<RdKafka::Message>>& line = waiting_[id];
     PartitionPipeline& pipeline = *pipelines_.at(id);
-    for (int taken = 0; taken < options_.partition_batch_max && n < options_.batch_max && !line.empty(); ++taken) {
-      if (line.size() <= static_cast<size_t>(options_.partition_batch_max)) --ready_;
+    for (int taken = 0; taken < turn && n < options_.batch_max && !line.empty(); ++taken) {
+      if (line.size() == static_cast<size_t>(options_.partition_batch_max)) --full_;
       std::unique_ptr<RdKafka::Message> m = std::move(line.front());
       line.pop_front();
       const std::string* key = m->key();
@@ -424,7 +442,7 @@ int Service::ApplyBatch() {
                       .signature = HeaderValue(*m, kHeaderSignature)});
       ++n;
     }
-    if (line.size() < 2 * static_cast<size_t>(options_.partition_batch_max) && paused_.erase(id) > 0) {
+    if (line.size() < PauseAt() / 2 && paused_.erase(id) > 0) {
       std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(id.first, id.second)};
       consumer_->resume(tps);
       RdKafka::TopicPartition::destroy(tps);
@@ -442,7 +460,7 @@ void Service::DropReadAhead() {
   }
   paused_.clear();
   waiting_.clear();
-  ready_ = 0;
+  full_ = 0;
 }
 
 absl::Status Service::Run() {

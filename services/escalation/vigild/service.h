@@ -60,8 +60,8 @@ struct ServiceOptions {
   int tick_ms = 250;         // clock ticks per owned partition; 0: none
   int batch_max = 5000;      // records per batch at most
   // Records of one partition per batch at most: a partition with a backlog (one victim's flood) takes its
-  // turn beside the others instead of ahead of them. Read ahead of their turn, at most batch_max (or twice
-  // this) wait per partition; beyond, its fetching is paused.
+  // turn beside the others instead of ahead of them. Read ahead of their turn, at most 4 x batch_max (or
+  // twice this) wait per partition; beyond, its fetching is paused.
   int partition_batch_max = 500;
   int batch_ms = 5;          // how long a batch may wait for records
   int commit_interval_ms = 10;  // a Kafka transaction at most this often (the committer's)
@@ -107,15 +107,23 @@ class Service {
   void Tick();
   // Reads records into their partitions' waiting lines, for up to `wait_ms` while fewer than a batch wait.
   void ReadAhead(int wait_ms);
-  // Applies the next batch: round the partitions with records waiting, each's oldest first, at most
-  // partition_batch_max each. How many.
+  // A partition's turn in a batch when `busy` partitions have records waiting: an equal share of the batch,
+  // and at least partition_batch_max. All busy (a replay), the batch is full; one flooded, the others' few
+  // records go in every batch.
+  int Turn(size_t busy) const;
+  // Whether the lines hold a whole batch, each counted up to its turn were every owned partition busy.
+  bool BatchReady() const;
+  // Applies the next batch: round the partitions with records waiting, each's oldest first, a turn each.
+  // How many.
   int ApplyBatch();
   // Forgets what was read ahead (the partitions are revoked, or assigned again from their stored offsets).
   void DropReadAhead();
-  // A partition's fetching pauses while this many of its records wait (and resumes below two turns'):
-  // rarely, since pausing drops what librdkafka fetched ahead, to be fetched again.
+  // A partition's fetching pauses while this many of its records wait, and resumes when half as many do:
+  // rarely, and early, since a resumed partition's next records take about half a second to arrive (pausing
+  // drops what librdkafka had fetched ahead, and it fetches again from the position).
   size_t PauseAt() const {
-    return std::max<size_t>(options_.batch_max, 2 * static_cast<size_t>(options_.partition_batch_max));
+    return std::max<size_t>(4 * static_cast<size_t>(options_.batch_max),
+                            2 * static_cast<size_t>(options_.partition_batch_max));
   }
   // Consumed a record, or the broker answered: mark it reachable; down: say why. Any thread.
   void BrokerUp();
@@ -145,7 +153,7 @@ class Service {
   // Records read, not yet applied, per partition in offset order; and which partitions' fetching is paused
   // because their line is long.
   std::map<PartitionId, std::deque<std::unique_ptr<RdKafka::Message>>> waiting_;
-  size_t ready_ = 0;  // records the next batch may take: each line's, up to partition_batch_max
+  size_t full_ = 0;   // lines holding partition_batch_max or more
   std::set<PartitionId> paused_;
   uint64_t batches_ = 0;
   absl::Status rebalance_error_;
