@@ -105,7 +105,7 @@ class ServiceTest : public ::testing::Test {
   }
 
   testing::TestDir dir_{"service"};
-  const Topics topics_;
+  const Topics topics_{};
   testing::MockKafka kafka_{
       {{topics_.events, 2}, {topics_.alerts, 2}, {topics_.dead_letters, 1}, {topics_.progress, 1}}};
   const KafkaProps& props_ = kafka_.props();
