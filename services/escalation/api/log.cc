@@ -1,7 +1,7 @@
 #include "services/escalation/api/log.h"
 
 #include <atomic>
-#include <condition_variable>
+#include <future>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -178,20 +178,10 @@ class KafkaLog : public Log, public RdKafka::DeliveryReportCb {
 
 absl::StatusOr<std::vector<Landed>> Log::Append(const std::string& topic, std::vector<LogRecord> records,
                                                 absl::Time deadline) {
-  struct Outcome {
-    std::mutex mu;
-    std::condition_variable known;
-    std::optional<absl::StatusOr<std::vector<Landed>>> value;
-  };
-  auto outcome = std::make_shared<Outcome>();
-  AppendThen(topic, std::move(records), deadline, [outcome](absl::StatusOr<std::vector<Landed>> value) {
-    std::lock_guard<std::mutex> lock(outcome->mu);
-    outcome->value = std::move(value);
-    outcome->known.notify_all();
-  });
-  std::unique_lock<std::mutex> lock(outcome->mu);
-  outcome->known.wait(lock, [&] { return outcome->value.has_value(); });
-  return *std::move(outcome->value);
+  std::promise<absl::StatusOr<std::vector<Landed>>> outcome;  // `done` is called once, before this returns
+  AppendThen(topic, std::move(records), deadline,
+             [&outcome](absl::StatusOr<std::vector<Landed>> value) { outcome.set_value(std::move(value)); });
+  return outcome.get_future().get();
 }
 
 absl::StatusOr<std::unique_ptr<Log>> NewKafkaLog(const KafkaProps& props, const std::vector<std::string>& topics) {

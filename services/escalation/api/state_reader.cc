@@ -21,6 +21,10 @@ bool IsWellFormedMessage(absl::string_view bytes) {
   return google::protobuf::internal::WireFormatLite::SkipMessage(&in) && in.ConsumedEntireMessage();
 }
 
+absl::Status UnreadableEvent(int32_t partition) {
+  return absl::DataLossError(absl::StrCat("stored event is unreadable in the timeline of partition ", partition));
+}
+
 template <typename Message>
 absl::StatusOr<std::optional<Message>> GetMessage(const Store& store, const std::string& key) {
   VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> bytes, store.Get(key));
@@ -194,7 +198,7 @@ absl::StatusOr<StateReader::TimelinePage> StateReader::Timeline(int32_t partitio
       return false;
     }
     if (!IsWellFormedMessage(value)) {
-      parse = absl::DataLossError(absl::StrCat("stored event is unreadable in the timeline of partition ", partition));
+      parse = UnreadableEvent(partition);
       return false;
     }
     page.events.emplace_back(value);
@@ -215,7 +219,7 @@ absl::StatusOr<std::vector<v1::Event>> StateReader::Events(int32_t partition, ab
     for (const std::string& bytes : page.events) {
       v1::Event e;
       if (!e.ParseFromString(bytes)) {
-        return absl::DataLossError(absl::StrCat("stored event is unreadable in the timeline of partition ", partition));
+        return UnreadableEvent(partition);
       }
       if (wanted.contains(e.event_id())) out.push_back(std::move(e));
     }

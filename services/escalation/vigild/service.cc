@@ -369,11 +369,11 @@ void Service::ReadAhead(int wait_ms) {
   const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
   // Reading stops once a whole batch is ready, or at the time; with a backlog, once nothing more has
   // arrived (the records of the other partitions may be behind it).
-  while (!BatchReady() && !stop_) {
-    // A partition with a whole turn waiting is a backlog: the batch takes what has arrived and goes.
-    const auto left = full_ > 0 ? std::chrono::milliseconds(0)
-                                : std::chrono::duration_cast<std::chrono::milliseconds>(
-                                      end - std::chrono::steady_clock::now());
+  for (Lines lines; !(lines = Waiting()).batch && !stop_;) {
+    // A backlog: the batch takes what has arrived and goes.
+    const auto left = lines.backlog ? std::chrono::milliseconds(0)
+                                    : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          end - std::chrono::steady_clock::now());
     std::unique_ptr<RdKafka::Message> m(consumer_->consume(std::max<int>(0, static_cast<int>(left.count()))));
     if (m->err() == RdKafka::ERR__TIMED_OUT) break;
     if (m->err() != RdKafka::ERR_NO_ERROR) {
@@ -392,13 +392,10 @@ void Service::ReadAhead(int wait_ms) {
     // Fetched before a reassignment: applied, or waiting, already.
     if (m->offset() < (line.empty() ? it->second->next_offset() : line.back()->offset() + 1)) continue;
     line.push_back(std::move(m));
-    if (line.size() == static_cast<size_t>(options_.partition_batch_max)) ++full_;
     if (line.size() >= PauseAt() && paused_.insert(id).second) {
       // Its backlog waits in the broker, not ahead of the other partitions' records in the consumer's queue.
       spdlog::debug("event=partition_paused topic={} partition={} waiting={}", id.first, id.second, line.size());
-      std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(id.first, id.second)};
-      consumer_->pause(tps);
-      RdKafka::TopicPartition::destroy(tps);
+      Fetch({id}, /*paused=*/true);
     }
   }
 }
@@ -407,13 +404,25 @@ int Service::Turn(size_t busy) const {
   return busy == 0 ? 0 : std::max(options_.partition_batch_max, options_.batch_max / static_cast<int>(busy));
 }
 
-bool Service::BatchReady() const {
+Service::Lines Service::Waiting() const {
   // Each line counts for its turn as if every owned partition had records: a partition's records behind
   // another's backlog in the consumer's queue are read before the batch is deemed full.
   const size_t turn = Turn(pipelines_.size());
   size_t ready = 0;
-  for (const auto& [id, line] : waiting_) ready += std::min(line.size(), turn);
-  return ready >= static_cast<size_t>(options_.batch_max);
+  Lines out;
+  for (const auto& [id, line] : waiting_) {
+    ready += std::min(line.size(), turn);
+    out.backlog = out.backlog || line.size() >= static_cast<size_t>(options_.partition_batch_max);
+  }
+  out.batch = ready >= static_cast<size_t>(options_.batch_max);
+  return out;
+}
+
+void Service::Fetch(const std::vector<PartitionId>& ids, bool paused) {
+  std::vector<RdKafka::TopicPartition*> tps;
+  for (const PartitionId& id : ids) tps.push_back(RdKafka::TopicPartition::create(id.first, id.second));
+  paused ? consumer_->pause(tps) : consumer_->resume(tps);
+  RdKafka::TopicPartition::destroy(tps);
 }
 
 int Service::ApplyBatch() {
@@ -429,7 +438,6 @@ int Service::ApplyBatch() {
     std::deque<std::unique_ptr<RdKafka::Message>>& line = waiting_[id];
     PartitionPipeline& pipeline = *pipelines_.at(id);
     for (int taken = 0; taken < turn && n < options_.batch_max && !line.empty(); ++taken) {
-      if (line.size() == static_cast<size_t>(options_.partition_batch_max)) --full_;
       std::unique_ptr<RdKafka::Message> m = std::move(line.front());
       line.pop_front();
       const std::string* key = m->key();
@@ -442,25 +450,15 @@ int Service::ApplyBatch() {
                       .signature = HeaderValue(*m, kHeaderSignature)});
       ++n;
     }
-    if (line.size() < PauseAt() / 2 && paused_.erase(id) > 0) {
-      std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(id.first, id.second)};
-      consumer_->resume(tps);
-      RdKafka::TopicPartition::destroy(tps);
-    }
+    if (line.size() < PauseAt() / 2 && paused_.erase(id) > 0) Fetch({id}, /*paused=*/false);
   }
   return n;
 }
 
 void Service::DropReadAhead() {
-  if (!paused_.empty()) {
-    std::vector<RdKafka::TopicPartition*> tps;
-    for (const PartitionId& id : paused_) tps.push_back(RdKafka::TopicPartition::create(id.first, id.second));
-    consumer_->resume(tps);
-    RdKafka::TopicPartition::destroy(tps);
-  }
+  if (!paused_.empty()) Fetch({paused_.begin(), paused_.end()}, /*paused=*/false);
   paused_.clear();
   waiting_.clear();
-  full_ = 0;
 }
 
 absl::Status Service::Run() {

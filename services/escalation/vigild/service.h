@@ -111,8 +111,15 @@ class Service {
   // and at least partition_batch_max. All busy (a replay), the batch is full; one flooded, the others' few
   // records go in every batch.
   int Turn(size_t busy) const;
-  // Whether the lines hold a whole batch, each counted up to its turn were every owned partition busy.
-  bool BatchReady() const;
+  // What the waiting lines hold: a whole batch, each line counted up to its turn were every owned partition
+  // busy; a backlog, some line holding partition_batch_max or more.
+  struct Lines {
+    bool batch = false;
+    bool backlog = false;
+  };
+  Lines Waiting() const;
+  // Pauses or resumes fetching these partitions.
+  void Fetch(const std::vector<PartitionId>& ids, bool paused);
   // Applies the next batch: round the partitions with records waiting, each's oldest first, a turn each.
   // How many.
   int ApplyBatch();
@@ -153,7 +160,6 @@ class Service {
   // Records read, not yet applied, per partition in offset order; and which partitions' fetching is paused
   // because their line is long.
   std::map<PartitionId, std::deque<std::unique_ptr<RdKafka::Message>>> waiting_;
-  size_t full_ = 0;   // lines holding partition_batch_max or more
   std::set<PartitionId> paused_;
   uint64_t batches_ = 0;
   absl::Status rebalance_error_;
