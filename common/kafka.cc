@@ -8,12 +8,52 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "librdkafka/rdkafka.h"
+#include "spdlog/spdlog.h"
 
 namespace vigil {
+namespace {
+
+// syslog(3) levels, as librdkafka gives them.
+spdlog::level::level_enum KafkaLevel(int severity) {
+  return severity <= 2 ? spdlog::level::critical
+         : severity == 3 ? spdlog::level::err
+         : severity == 4 ? spdlog::level::warn
+         : severity <= 6 ? spdlog::level::info
+                         : spdlog::level::debug;
+}
+
+void LogKafka(int severity, const std::string& facility, const std::string& message) {
+  if (std::shared_ptr<spdlog::logger> logger = spdlog::get("librdkafka")) {
+    logger->log(KafkaLevel(severity), "{}: {}", facility, message);
+  } else {
+    std::fprintf(stderr, "%%%d|%s|%s\n", severity, facility.c_str(), message.c_str());
+  }
+}
+
+void LogKafkaC(const rd_kafka_t*, int level, const char* facility, const char* message) {
+  LogKafka(level, facility ? facility : "", message ? message : "");
+}
+
+class LogEvents final : public RdKafka::EventCb {
+ public:
+  void event_cb(RdKafka::Event& event) override { LogKafkaEvent(event); }
+};
+
+}  // namespace
+
+void LogKafkaEvent(const RdKafka::Event& event) {
+  if (event.type() == RdKafka::Event::EVENT_LOG) {
+    LogKafka(static_cast<int>(event.severity()), event.fac(), event.str());
+  } else if (event.type() == RdKafka::Event::EVENT_ERROR) {
+    LogKafka(event.fatal() ? 2 : 4, "ERROR", absl::StrCat(RdKafka::err2str(event.err()), ": ", event.str()));
+  }
+}
 
 absl::StatusOr<std::unique_ptr<RdKafka::Conf>> MakeKafkaConf(const KafkaProps& props) {
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   std::string err;
+  static LogEvents log_events;  // stateless; lives as long as any client
+  conf->set("event_cb", static_cast<RdKafka::EventCb*>(&log_events), err);
   for (const auto& [k, v] : props) {
     if (conf->set(k, v, err) != RdKafka::Conf::CONF_OK) {
       return absl::InvalidArgumentError(absl::StrCat("Kafka property '", k, "': ", err));
@@ -34,6 +74,7 @@ struct AdminHandle {
 
 absl::StatusOr<rd_kafka_t*> NewAdmin(const KafkaProps& props) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set_log_cb(conf, LogKafkaC);
   char err[512];
   for (const auto& [k, v] : props) {
     if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {

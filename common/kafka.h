@@ -19,8 +19,14 @@ namespace vigil {
 // (security.protocol, ssl.*, sasl.* included).
 using KafkaProps = std::vector<std::pair<std::string, std::string>>;
 
-// A global configuration with the properties set. INVALID_ARGUMENT naming the property otherwise.
+// A global configuration with the properties set, and librdkafka's log lines and error events going to
+// LogKafkaEvent (an event_cb set later takes them over, and should pass them on). INVALID_ARGUMENT naming the
+// property otherwise.
 absl::StatusOr<std::unique_ptr<RdKafka::Conf>> MakeKafkaConf(const KafkaProps& props);
+
+// A librdkafka log line or error event, to the "librdkafka" logger (common/logging.h); to standard error, as
+// librdkafka writes it, when that logger does not exist. Other events are ignored. Any thread.
+void LogKafkaEvent(const RdKafka::Event& event);
 
 struct TopicSpec {
   std::string name;

@@ -8,6 +8,8 @@ PACKAGES=(
   protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgrpc++-dev
   libabsl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev
   librdkafka-dev librocksdb-dev libxxhash-dev
+  libcpp-httplib-dev nlohmann-json3-dev
+  prometheus kcat
   libgtest-dev libgmock-dev
   clang-14 libclang-rt-14-dev
 )

@@ -34,6 +34,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::Ev;
 using testing::LocalLog;
 
@@ -72,10 +73,12 @@ class RiskServiceTest : public ::testing::Test {
     options.insecure_identity = identity;
     options.default_wait = absl::Seconds(2);
     options.signer = &testing::TestSigner();
+    options.metrics = &metrics_;
     ApiServerOptions server;
     server.listen = "127.0.0.1:0";
     server.insecure = true;
     server.max_message_bytes = max_message_bytes;
+    server.metrics = &metrics_;
     return Start(options, server, grpc::InsecureChannelCredentials());
   }
 
@@ -136,6 +139,8 @@ class RiskServiceTest : public ::testing::Test {
   std::unique_ptr<LocalLog> log_;
   std::unique_ptr<StateReader> reader_;
   AccessPolicy access_;
+  MetricsRegistry registry_;
+  VigilMetrics metrics_{&registry_};
   std::vector<std::unique_ptr<RiskServiceImpl>> services_;
   std::vector<ApiServer> servers_;
 };
@@ -326,6 +331,12 @@ TEST_F(RiskServiceTest, AReadFailsWhenItsAuditRecordCannotBeWritten) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(s.error_message(), HasSubstr("audit"));
   EXPECT_TRUE(profile.victim_id().empty());
+  // Counted: the audit failure, and each call by method and code.
+  EXPECT_EQ(metrics_.audit_failures.Get().value(), 1);
+  EXPECT_EQ(metrics_.api_requests.With({"vigil.v1.RiskService/GetRiskProfile", "UNAVAILABLE"}).value(), 1);
+  EXPECT_EQ(metrics_.api_requests.With({"vigil.v1.RiskService/RecordEvent", "OK"}).value(), 1);
+  EXPECT_EQ(metrics_.api_request_seconds.With({"vigil.v1.RiskService/GetRiskProfile"}).count(), 1u);
+  EXPECT_THAT(registry_.Render(), Not(HasSubstr("V1")));  // no victim in any label
 }
 
 // A timeline read on the callback API: its outcome, once it arrives.

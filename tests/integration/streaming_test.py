@@ -57,6 +57,20 @@ def ctl(*args, **kw):
     return run(os.path.join(BIN, "vigilctl"), *args[:1], "--brokers", BROKERS, *args[1:], **kw)
 
 
+def check_log(path, start=0):
+    """Every line vigild wrote (its own, librdkafka's and gRPC's) is one JSON object with its time, level,
+    logger and message; raises naming the first that is not."""
+    with open(path, encoding="utf-8", errors="strict") as f:
+        f.seek(start)
+        for n, line in enumerate(f, 1):
+            try:
+                record = json.loads(line)
+            except ValueError as e:
+                raise AssertionError(f"{path}: line {n} is not JSON ({e}): {line!r}")
+            if not isinstance(record, dict) or set(record) != {"ts", "level", "logger", "msg"}:
+                raise AssertionError(f"{path}: line {n} is not a log record: {line!r}")
+
+
 class Vigild:
     """One vigild process with its own topics, group and data directory."""
 
@@ -72,6 +86,7 @@ class Vigild:
         self.instance = instance or f"{name}-0"
         self.proc = None
         self.log = open(os.path.join(tempfile.gettempdir(), f"vigild-{name}.log"), "a")
+        self.log_from = self.log.tell()  # this run's lines start here
 
     @property
     def topics(self):
@@ -108,6 +123,7 @@ class Vigild:
     def close(self):
         self.stop(signal.SIGKILL)
         self.log.close()
+        check_log(self.log.name, self.log_from)
 
     def digest(self):
         return run(os.path.join(BIN, "vigild"), "--data-dir", self.data_dir, "--digest").stdout

@@ -16,6 +16,7 @@ start() {  # start ARGS...: vigild with the API on, an unreachable broker; its e
   timeout 20 "$vigild" --brokers 127.0.0.1:1 --data-dir "$tmp/data" --grpc-listen 127.0.0.1:0 \
     --insecure-dev-identity dev "$@" >"$tmp/out" 2>"$tmp/err"
   rc=$?
+  cat "$tmp/err" >>"$tmp/all-err"
 }
 
 printf 'roles: {r: [GetAlert]}\nclients:\n  ? [a, b]\n  : [r]\n' >"$tmp/list-key.yaml"
@@ -58,6 +59,23 @@ printf 'history:\n  horizon: 2h\n' >"$tmp/horizon.yaml"
 start --access deploy/config/access.yaml --rules "$tmp/horizon.yaml"
 check "a horizon under a day: exit 2" [ "$rc" -eq 2 ]
 check "  with the range" grep -q "expected a duration from 1d to 36500d" "$tmp/err"
+
+start --access deploy/config/access.yaml --metrics-listen nowhere
+check "a metrics address without a port: exit 2" [ "$rc" -eq 2 ]
+check "  naming the flag" grep -q "metrics-listen wants HOST:PORT" "$tmp/err"
+
+start --access deploy/config/access.yaml --rules "$tmp/a \"quoted\"
+name.yaml"
+check "a rules file that is not there, its name with quotes and a newline: exit 2" [ "$rc" -eq 2 ]
+check "every line written to standard error is one JSON log record" python3 -c '
+import json, sys
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+assert lines, "nothing written"
+for line in lines:
+    r = json.loads(line)
+    assert set(r) == {"ts", "level", "logger", "msg"}, line
+assert any("quoted\"\nname" in json.loads(l)["msg"] for l in lines), "the quoted name is not in any message"
+' "$tmp/all-err"
 
 echo "$passes passed, $failures failed"
 [ $failures -eq 0 ]

@@ -20,6 +20,9 @@
 namespace vigil {
 namespace {
 
+using ::testing::HasSubstr;
+using ::testing::Not;
+
 using testing::Ev;
 
 constexpr int16_t kEndTxn = 26;
@@ -52,6 +55,7 @@ class ServiceTest : public ::testing::Test {
     o.batch_max = batch_max;
     o.clock = [this] { return now_ms_.load(); };
     o.applied = &applied_;
+    o.metrics = &metrics_;
     service_ = std::make_unique<Service>(o, &engine_, store_.get(), &health_);
     thread_ = std::thread([this] { status_ = service_->Run(); });
   }
@@ -116,6 +120,8 @@ class ServiceTest : public ::testing::Test {
   Health health_;
   std::atomic<int64_t> now_ms_{0};
   Watermarks applied_;
+  MetricsRegistry registry_;
+  VigilMetrics metrics_{&registry_};
   std::unique_ptr<Service> service_;
   std::thread thread_;
   absl::Status status_;
@@ -142,6 +148,39 @@ TEST_F(ServiceTest, EventsBecomeAlertsPublishedOnceAndARestartRepeatsNone) {
               ::testing::UnorderedElementsAre("V1 closed-without-assessment r1", "V2 closed-without-assessment r1"));
   EXPECT_TRUE(Stop().ok());
   EXPECT_EQ(Alerts(3, std::chrono::seconds(2)).size(), 2u);
+}
+
+TEST_F(ServiceTest, WhatItAppliesRefusesAndPublishesIsCounted) {
+  const Micros at = absl::ToUnixMicros(absl::Now()) - kMicrosPerHour;
+  Start();
+  for (const auto& e : ClosedUnassessed("V1", at)) Produce(e, 0);
+  const std::string junk = "not an event";
+  ASSERT_EQ(producer_->produce(topics_.events, 0, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(junk.data()),
+                               junk.size(), "V9", 2, 0, nullptr, nullptr),
+            RdKafka::ERR_NO_ERROR);
+  producer_->flush(10000);
+  const std::vector<v1::Alert> alerts = Alerts(1);
+  ASSERT_EQ(alerts.size(), 1u);
+  // The lag of each owned partition, from the log's end as fetched: nothing left once all is applied.
+  for (int i = 0; i < 100 && metrics_.consumer_lag.With({"0"}).value() != 0; ++i) absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(metrics_.consumer_lag.With({"0"}).value(), 0);
+  EXPECT_EQ(metrics_.restore_remaining.With({"0"}).value(), 0);
+  EXPECT_EQ(metrics_.owned_partitions.Get().value(), 2);
+  ASSERT_TRUE(Stop().ok());
+  EXPECT_EQ(metrics_.events_applied.Get().value(), 2);
+  EXPECT_EQ(metrics_.dead_letters.With({"INVALID_ARGUMENT"}).value(), 1);
+  const v1::Alert& a = alerts[0];
+  EXPECT_EQ(metrics_.alert_transitions.With({a.rule(), v1::Level_Name(a.level()), v1::AlertState_Name(a.state())})
+                .value(),
+            1);
+  EXPECT_GT(metrics_.store_write_seconds.Get().count(), 0u);
+  EXPECT_GT(metrics_.commit_seconds.Get().count(), 0u);
+  // Revoked on the way out: no partition's gauges linger; no victim is named in any series.
+  EXPECT_EQ(metrics_.owned_partitions.Get().value(), 0);
+  const std::string text = registry_.Render();
+  EXPECT_THAT(text, Not(HasSubstr("partition=\"1\"")));
+  EXPECT_THAT(text, Not(HasSubstr("V1")));
+  EXPECT_THAT(text, Not(HasSubstr("V9")));
 }
 
 TEST_F(ServiceTest, ClockTicksCarryTheServicesClockAndDeadlinesFallDueByIt) {

@@ -3,9 +3,14 @@
 #include <fstream>
 #include <sstream>
 
+#include <chrono>
+#include <iterator>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/support/server_interceptor.h"
 #include "grpc/health/v1/health.pb.h"
 
 namespace vigil {
@@ -19,6 +24,58 @@ absl::StatusOr<std::string> ReadPem(const std::string& path, const std::string& 
   text << in.rdbuf();
   return text.str();
 }
+
+const char* CodeName(grpc::StatusCode code) {
+  static constexpr const char* kNames[] = {
+      "OK",           "CANCELLED",         "UNKNOWN",           "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+      "NOT_FOUND",    "ALREADY_EXISTS",    "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+      "ABORTED",      "OUT_OF_RANGE",      "UNIMPLEMENTED",     "INTERNAL",         "UNAVAILABLE",
+      "DATA_LOSS",    "UNAUTHENTICATED"};
+  const int i = static_cast<int>(code);
+  return i >= 0 && i < static_cast<int>(std::size(kNames)) ? kNames[i] : "UNKNOWN";
+}
+
+// Counts and times every call, whichever API (synchronous or callback) serves it: one interceptor per call,
+// made when the call arrives, counting when its status is sent (or, for a call that never sends one, when it
+// is destroyed, as CANCELLED).
+class CallMetrics final : public grpc::experimental::Interceptor {
+ public:
+  CallMetrics(grpc::experimental::ServerRpcInfo* info, VigilMetrics* metrics)
+      : metrics_(*metrics), method_(absl::StripPrefix(info->method(), "/")),
+        start_(std::chrono::steady_clock::now()) {}
+  ~CallMetrics() override {
+    if (!counted_) Count(grpc::StatusCode::CANCELLED);
+  }
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
+      Count(methods->GetSendStatus().error_code());
+    }
+    methods->Proceed();
+  }
+
+ private:
+  void Count(grpc::StatusCode code) {
+    counted_ = true;
+    metrics_.api_requests.With({method_, CodeName(code)}).Inc();
+    metrics_.api_request_seconds.With({method_})
+        .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+  }
+  VigilMetrics& metrics_;
+  const std::string method_;
+  const std::chrono::steady_clock::time_point start_;
+  bool counted_ = false;
+};
+
+class CallMetricsFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit CallMetricsFactory(VigilMetrics* metrics) : metrics_(metrics) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(grpc::experimental::ServerRpcInfo* info) override {
+    return new CallMetrics(info, metrics_);
+  }
+
+ private:
+  VigilMetrics* metrics_;
+};
 
 }  // namespace
 
@@ -51,6 +108,9 @@ absl::StatusOr<ApiServer> StartApiServer(const ApiServerOptions& options, grpc::
   builder.AddListeningPort(options.listen, credentials, &out.port);
   builder.RegisterService(service);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<CallMetricsFactory>(options.metrics));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   out.server = builder.BuildAndStart();
   if (!out.server || out.port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot serve the API on ", options.listen));

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "common/health.h"
 #include "grpcpp/grpcpp.h"
+#include "services/escalation/vigild/metrics.h"
 
 namespace vigil {
 
@@ -20,6 +21,8 @@ struct ApiServerOptions {
   // Plaintext, for local development only.
   bool insecure = false;
   int max_message_bytes = 4 << 20;  // larger requests: RESOURCE_EXHAUSTED
+  // Every call counted by method and status code, and timed (must outlive the server).
+  VigilMetrics* metrics = VigilMetrics::Unexposed();
 };
 
 struct ApiServer {

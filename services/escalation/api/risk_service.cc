@@ -290,6 +290,7 @@ void RiskServiceImpl::AuditThen(const grpc::ServerContextBase& context, const st
   if (reads.empty()) return done(absl::OkStatus());
   if (absl::Status s = LogReachable(options_.health, "the audit record cannot be written, so nothing is returned");
       !s.ok()) {
+    options_.metrics->audit_failures.Get().Inc();
     return done(s);
   }
   if (pending_audits_.fetch_add(1) >= options_.max_pending_audits) {
@@ -315,6 +316,7 @@ void RiskServiceImpl::AuditThen(const grpc::ServerContextBase& context, const st
                   [this, done = std::move(done)](absl::StatusOr<std::vector<Landed>> landed) {
                     --pending_audits_;
                     if (landed.ok()) return done(absl::OkStatus());
+                    options_.metrics->audit_failures.Get().Inc();
                     done(absl::UnavailableError(absl::StrCat(
                         "the audit record could not be written, so nothing is returned: ", landed.status().message())));
                   });

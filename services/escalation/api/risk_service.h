@@ -28,6 +28,7 @@
 #include "services/escalation/api/log.h"
 #include "services/escalation/api/state_reader.h"
 #include "services/escalation/engine/rules_config.h"
+#include "services/escalation/vigild/metrics.h"
 #include "vigil/v1/risk_service.grpc.pb.h"
 
 namespace vigil {
@@ -60,6 +61,8 @@ struct ApiOptions {
   // Where vigild publishes how far each partition is applied (read-your-writes waits on it); when null, the
   // store's stored offsets are polled.
   const Watermarks* applied = nullptr;
+  // Counts audit failures (must outlive the service).
+  VigilMetrics* metrics = VigilMetrics::Unexposed();
 };
 
 // The reads on the callback API (GetTimeline raw: it sends stored events as they are); the rest on the

@@ -222,6 +222,7 @@ void PartitionPipeline::Apply(const ConsumedRecord& record) {
     DeadLetter(record, status);
     return;
   }
+  ++applied_;
   if (event.has_suspect_finding()) return;  // derived by vigild: not part of the victim's timeline
   if (event.has_rules_changed()) {
     // Not a victim's: kept by version, so that an alert raised under it can be explained (ExplainAlert).

@@ -113,6 +113,9 @@ class PartitionPipeline {
   uint64_t outbox_seq() const { return meta_.outbox_seq(); }
   uint64_t published_seq() const { return meta_.published_seq(); }
   Micros stream_time() const { return processor_.stream_time(); }
+  // Events applied to state since Load (clock ticks and dead letters not counted); including those of a batch
+  // not yet committed.
+  uint64_t applied() const { return applied_; }
   const Processor& processor() const { return processor_; }
 
   // A digest of the partition's committed engine state (victims and suspects, as stored), for comparing a
@@ -164,6 +167,7 @@ class PartitionPipeline {
   absl::flat_hash_map<std::string, Micros> batch_alert_at_;  // alerts written since the last Commit: their time
   size_t max_held_victims_ = kDefaultMaxHeldVictims;
   size_t last_commit_bytes_ = 0;
+  uint64_t applied_ = 0;
 };
 
 }  // namespace vigil

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "services/escalation/pipeline/partition.h"
+#include "vigil/v1/alert.pb.h"
 #include "spdlog/spdlog.h"
 
 namespace vigil {
@@ -380,6 +381,21 @@ bool Committer::Strike(const PartitionId& p, uint64_t seq, const std::string& to
   return t.count >= kMaxTopicStrikes;
 }
 
+void Committer::CountPublished(const state::OutboxRecord& r) const {
+  if (r.topic() == options_.dead_letters) {
+    // The reason starts with the status code's name ("INVALID_ARGUMENT: ..."): a bounded label.
+    auto it = r.headers().find(kHeaderReason);
+    const std::string reason = it == r.headers().end() ? "UNKNOWN" : it->second.substr(0, it->second.find(':'));
+    options_.metrics->dead_letters.With({reason}).Inc();
+  } else if (r.topic() == options_.alerts) {
+    v1::Alert alert;
+    if (!alert.ParseFromString(r.value())) return;
+    options_.metrics->alert_transitions
+        .With({alert.rule(), v1::Level_Name(alert.level()), v1::AlertState_Name(alert.state())})
+        .Inc();
+  }
+}
+
 absl::Status Committer::EndTransaction() {
   const auto start = std::chrono::steady_clock::now();
   const bool commit = txn_ == Txn::kCommitting;
@@ -388,7 +404,11 @@ absl::Status Committer::EndTransaction() {
   if (e == nullptr) {
     txn_ = Txn::kNone;
     ending_ = false;
-    if (commit) last_commit_ = start;
+    if (commit) {
+      last_commit_ = start;
+      options_.metrics->commit_seconds.Get().Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
     fatal_errors_ = 0;
     broker_(true, absl::OkStatus());
     if (!commit) {
@@ -408,6 +428,7 @@ absl::Status Committer::EndTransaction() {
         // records, handed over again, are not taken a second time (Publish skips seqs up to published_seq).
         Partition& part = partitions_[p];
         while (!part.records.empty() && part.records.front().seq() <= seq) {
+          CountPublished(part.records.front());
           part.records.pop_front();
           --pending_;
         }

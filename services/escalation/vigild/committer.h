@@ -40,6 +40,7 @@
 #include "absl/status/status.h"
 #include "common/health.h"
 #include "common/kafka.h"
+#include "services/escalation/vigild/metrics.h"
 #include "services/escalation/vigild/pacing.h"
 #include "vigil/v1/state.pb.h"
 
@@ -56,6 +57,9 @@ struct CommitterOptions {
   std::vector<std::string> topics;    // every topic it may write (warmed up front)
   int interval_ms = 10;               // a transaction at most this often
   size_t max_pending = 200000;        // records handed over and not yet published, at most (Publish waits)
+  std::string alerts = "vigil.alerts";  // the alerts topic: its records are counted as alert transitions
+  // Counts transactions' commit time, and what they published (must outlive the committer).
+  VigilMetrics* metrics = VigilMetrics::Unexposed();
 };
 
 // The progress topic's key for a consumed partition.
@@ -113,6 +117,8 @@ class Committer {
   absl::Status EndTransaction();
   RdKafka::ErrorCode ProduceOutbox(const PartitionId& p, const state::OutboxRecord& r);
   bool Strike(const PartitionId& p, uint64_t seq, const std::string& topic, const std::string& error);
+  // Counts a published record: a dead letter by its reason's code, an alert transition by rule, level, state.
+  void CountPublished(const state::OutboxRecord& r) const;
 
   const CommitterOptions options_;
   Health& health_;

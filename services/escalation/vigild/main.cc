@@ -9,8 +9,11 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
 #include "services/escalation/api/api_server.h"
 #include "services/escalation/api/risk_service.h"
+#include "common/logging.h"
+#include "common/metrics.h"
 #include "common/signer.h"
 #include "services/escalation/engine/rules_config.h"
 #include "services/escalation/vigild/service.h"
@@ -18,6 +21,13 @@
 
 namespace {
 vigil::Service* g_service = nullptr;
+
+// vigild cannot start, or go on: why, as a JSON log line on standard error (logging.h), and its exit status.
+int Fail(int code, absl::string_view why) {
+  spdlog::critical("event=exit code={} status={}", code, std::string(why));
+  return code;
+}
+
 void OnSignal(int) {
   if (g_service) g_service->Stop();
 }
@@ -66,7 +76,12 @@ int main(int argc, char** argv) {
   app.add_option("--kafka", kafka_props, "librdkafka property KEY=VALUE, passed through (repeatable): "
                                          "security.protocol, ssl.*, sasl.*, ...")
       ->envname("VIGIL_KAFKA");
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error: JSON lines on standard error")
+      ->envname("VIGIL_LOG_LEVEL")->capture_default_str();
+  std::string metrics_listen;
+  app.add_option("--metrics-listen", metrics_listen,
+                 "Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464); default: none")
+      ->envname("VIGIL_METRICS_LISTEN");
   std::vector<int32_t> drop;
   app.add_option("--drop-partition", drop, "Delete one partition's stored state (events and suspect links), then "
                                            "exit (no Kafka); the next run rebuilds it from the log (repeatable)");
@@ -130,50 +145,46 @@ int main(int argc, char** argv) {
   app.add_option("--future-tolerance", future_tolerance,
                  "An event whose occurred_at is later than its Kafka record's timestamp plus this is refused")
       ->envname("VIGIL_FUTURE_TOLERANCE")->capture_default_str();
+  (void)vigil::InitJsonLogging("info");  // until --log-level is read
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);  // prints the error (or --help)
-    return code == 0 ? 0 : 2;      // bad configuration: 2, as for the checks below
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help: text, on standard output
+    return Fail(2, e.what());                          // bad configuration: 2, as for the checks below
   }
 
-  spdlog::set_pattern("{\"ts\":\"%Y-%m-%dT%H:%M:%S.%eZ\",\"level\":\"%l\",\"msg\":\"%v\"}", spdlog::pattern_time_type::utc);
-  spdlog::set_level(spdlog::level::from_str(log_level));
+  if (absl::Status s = vigil::InitJsonLogging(log_level); !s.ok()) {
+    return Fail(2, s.message());
+  }
 
   o.kafka.emplace_back("bootstrap.servers", brokers);
   for (const auto& kv : kafka_props) {
     const auto eq = kv.find('=');
     if (eq == std::string::npos) {
-      std::cerr << "vigild: --kafka wants KEY=VALUE, got '" << kv << "'\n";
-      return 2;
+      return Fail(2, absl::StrCat("--kafka wants KEY=VALUE, got '", kv, "'"));
     }
     o.kafka.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
   }
   absl::StatusOr<vigil::RulesConfig> config =
       rules.empty() ? vigil::RulesConfig::Defaults() : vigil::LoadRulesFile(rules);
   if (!config.ok()) {
-    std::cerr << "vigild: " << config.status().message() << "\n";
-    return 2;
+    return Fail(2, config.status().message());
   }
   const vigil::Engine engine(*std::move(config));
   if (absl::StatusOr<vigil::Micros> t = vigil::ParseDuration(future_tolerance); !t.ok() || *t > vigil::kMicrosPerDay) {
-    std::cerr << "vigild: --future-tolerance: "
-              << (t.ok() ? "at most 1d" : std::string(t.status().message())) << "\n";
-    return 2;
+    return Fail(2, absl::StrCat("--future-tolerance: ", t.ok() ? "at most 1d" : t.status().message()));
   } else {
     o.admission.future_tolerance = *t;
   }
   if (!drop.empty()) {
     auto store = vigil::Store::Open(o.data_dir);
     if (!store.ok()) {
-      std::cerr << "vigild: " << store.status().message() << "\n";
-      return 3;
+      return Fail(3, store.status().message());
     }
     for (int32_t p : drop) {
       for (auto kind : {vigil::PartitionKind::kEvents, vigil::PartitionKind::kSuspectLinks}) {
         if (absl::Status s = (*store)->DeletePrefix(vigil::PartitionPrefix(p, kind)); !s.ok()) {
-          std::cerr << "vigild: " << s.message() << "\n";
-          return 1;
+          return Fail(1, s.message());
         }
       }
       std::cout << "dropped partition " << p << " (events and suspect links); it is rebuilt from the log on the "
@@ -184,25 +195,21 @@ int main(int argc, char** argv) {
   if (digest) {
     auto store = vigil::Store::Open(o.data_dir);
     if (!store.ok()) {
-      std::cerr << "vigild: " << store.status().message() << "\n";
-      return 3;
+      return Fail(3, store.status().message());
     }
     for (auto kind : {vigil::PartitionKind::kEvents, vigil::PartitionKind::kSuspectLinks}) {
       auto partitions = vigil::StoredPartitions(**store, kind);
       if (!partitions.ok()) {
-        std::cerr << "vigild: " << partitions.status().message() << "\n";
-        return 3;
+        return Fail(3, partitions.status().message());
       }
       for (int32_t p : *partitions) {
         auto pipeline = vigil::PartitionPipeline::Load(store->get(), &engine, &o.topics, &o.admission, p, kind);
         if (!pipeline.ok()) {
-          std::cerr << "vigild: " << pipeline.status().message() << "\n";
-          return 3;
+          return Fail(3, pipeline.status().message());
         }
         auto state_digest = (*pipeline)->StateDigest();
         if (!state_digest.ok()) {
-          std::cerr << "vigild: " << state_digest.status().message() << "\n";
-          return 3;
+          return Fail(3, state_digest.status().message());
         }
         std::cout << (kind == vigil::PartitionKind::kEvents ? "events" : "suspect-links") << " partition " << p
                   << " next_offset " << (*pipeline)->next_offset() << " outbox_seq " << (*pipeline)->outbox_seq()
@@ -216,27 +223,40 @@ int main(int argc, char** argv) {
     // (--signing-key-file), and a rebuild from the log needs the key that signed it.
     signing_key_file = (std::filesystem::path(o.data_dir) / "signing.key").string();
     if (absl::Status made = vigil::CreateSigningKeyIfAbsent(signing_key_file); !made.ok()) {
-      std::cerr << "vigild: " << made.message() << "\n";
-      return 2;
+      return Fail(2, made.message());
     }
   }
   absl::StatusOr<vigil::Signer> signer = vigil::Signer::FromFile(signing_key_file);
   if (!signer.ok()) {
-    std::cerr << "vigild: --signing-key-file: " << signer.status().message() << "\n";
-    return 2;
+    return Fail(2, absl::StrCat("--signing-key-file: ", signer.status().message()));
   }
   o.admission.signer = &*signer;
   auto store = vigil::Store::Open(o.data_dir, block_cache_mb << 20);
   if (!store.ok()) {
-    std::cerr << "vigild: " << store.status().message() << "\n";
-    return 3;
+    return Fail(3, store.status().message());
   }
   // The broker's and the store's state, as the service finds them: the API's health service says it.
+  vigil::MetricsRegistry registry;
+  vigil::VigilMetrics metrics(&registry);
+  o.metrics = &metrics;
+  api.metrics = &metrics;
+  api_options.metrics = &metrics;
+  std::unique_ptr<vigil::MetricsServer> metrics_server;
+  if (!metrics_listen.empty()) {
+    auto started = vigil::MetricsServer::Start(&registry, metrics_listen);
+    if (!started.ok()) {
+      return Fail(2, started.status().message());
+    }
+    metrics_server = *std::move(started);
+    spdlog::info("event=metrics_serving port={} path=/metrics", metrics_server->port());
+  }
   vigil::Health health;
-  health.Listen([](bool ready, const absl::Status& why) {
+  health.Listen([&metrics](bool ready, const absl::Status& why) {
+    metrics.ready.Get().Set(ready ? 1 : 0);
     if (ready) spdlog::info("event=ready");
     else spdlog::warn("event=not_ready status=\"{}\"", why.ToString());
   });
+  metrics.ready.Get().Set(health.Ready() ? 1 : 0);
   // The API, when asked for: reads from the store, writes through Kafka.
   std::optional<vigil::AccessPolicy> access;
   std::unique_ptr<vigil::Log> log;
@@ -248,13 +268,11 @@ int main(int argc, char** argv) {
   vigil::ApiServer server;
   if (!api.listen.empty()) {
     if (access_file.empty()) {
-      std::cerr << "vigild: --access is required to serve the API (see deploy/config/access.yaml)\n";
-      return 2;
+      return Fail(2, "--access is required to serve the API (see deploy/config/access.yaml)");
     }
     auto policy = vigil::AccessPolicy::Load(access_file);
     if (!policy.ok()) {
-      std::cerr << "vigild: " << policy.status().message() << "\n";
-      return 2;
+      return Fail(2, policy.status().message());
     }
     access = *std::move(policy);
     api.insecure = !insecure_identity.empty();
@@ -276,8 +294,7 @@ int main(int argc, char** argv) {
     }
     auto kafka_log = vigil::NewKafkaLog(o.kafka, {o.topics.events, api_options.audit_topic});
     if (!kafka_log.ok()) {
-      std::cerr << "vigild: " << kafka_log.status().message() << "\n";
-      return 1;
+      return Fail(1, kafka_log.status().message());
     }
     log = *std::move(kafka_log);
     feed_options.ring_bytes = watch_buffer_mb << 20;
@@ -287,8 +304,7 @@ int main(int argc, char** argv) {
                                                             &engine.rules(), api_options);
     auto started = vigil::StartApiServer(api, risk_service.get(), &health);
     if (!started.ok()) {
-      std::cerr << "vigild: " << started.status().message() << "\n";
-      return 2;
+      return Fail(2, started.status().message());
     }
     server = *std::move(started);
     spdlog::info("event=api_serving port={} tls={}", server.port, api.insecure ? "off (development only)" : "mutual");
@@ -301,9 +317,7 @@ int main(int argc, char** argv) {
   absl::Status status = service.Run();
   if (server.server) server.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (!status.ok()) {
-    spdlog::critical("event=exit status=\"{}\"", std::string(status.message()));
-    std::cerr << "vigild: " << status.message() << "\n";
-    return status.code() == absl::StatusCode::kDataLoss ? 3 : 1;
+    return Fail(status.code() == absl::StatusCode::kDataLoss ? 3 : 1, status.message());
   }
   return 0;
 }

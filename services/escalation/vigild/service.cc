@@ -59,7 +59,9 @@ class Service::Rebalancer : public RdKafka::RebalanceCb {
       // so that their next owner reads a progress topic with no open transaction of ours.
       if (!service_.store_fault_) service_.FlushUntilDone();
       service_.DropReadAhead();  // read, not applied: the next owner reads them from the committed offsets
+      for (const auto& [id, pipeline] : service_.pipelines_) service_.Forget(id);
       service_.pipelines_.clear();
+      service_.SetGauges(/*now=*/true);
       service_.committer_->Reset();  // nothing more of theirs is published from here
       consumer->unassign();
       spdlog::info("event=revoked partitions={}", partitions.size());
@@ -75,6 +77,7 @@ class Service::Rebalancer : public RdKafka::RebalanceCb {
 class Service::BrokerEvents : public RdKafka::EventCb {
  public:
   void event_cb(RdKafka::Event& event) override {
+    LogKafkaEvent(event);
     if (event.type() == RdKafka::Event::EVENT_ERROR && BrokerUnreachable(event.err())) {
       down_ = RdKafka::err2str(event.err());
     }
@@ -118,8 +121,10 @@ absl::Status Service::Assign(const std::vector<PartitionId>& partitions) {
     committer_->Announce({topic, p}, pipeline->published_seq());
     committer_->Publish({topic, p}, std::move(unpublished), stop_);
     Applied(*pipeline);
+    counted_[{topic, p}] = {.applied = pipeline->applied(), .too_late = pipeline->processor().too_late()};
     pipelines_[{topic, p}] = std::move(pipeline);
   }
+  SetGauges(/*now=*/true);
   return absl::OkStatus();
 }
 
@@ -160,9 +165,52 @@ absl::Status Service::CommitStore() {
     Applied(*pipeline);
     committer_->Publish(p, pipeline->TakeCommittedOutbox(), stop_);
   }
-  spdlog::debug("event=committed store_ms={}", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                   std::chrono::steady_clock::now() - start).count());
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+  options_.metrics->store_write_seconds.Get().Observe(took.count());
+  CountCommitted();
+  spdlog::debug("event=committed store_ms={}", static_cast<int64_t>(took.count() * 1000));
   return absl::OkStatus();
+}
+
+void Service::CountCommitted() {
+  for (const auto& [id, pipeline] : pipelines_) {
+    Counted& c = counted_[id];
+    options_.metrics->events_applied.Get().Inc(static_cast<double>(pipeline->applied() - c.applied));
+    options_.metrics->events_too_late.Get().Inc(static_cast<double>(pipeline->processor().too_late() - c.too_late));
+    c.applied = pipeline->applied();
+    c.too_late = pipeline->processor().too_late();
+  }
+}
+
+void Service::SetGauges(bool now) {
+  const int64_t at = NowMillis();
+  if (!now && at - last_gauged_ms_ < 1000) return;
+  last_gauged_ms_ = at;
+  int owned = 0;
+  for (const auto& [id, pipeline] : pipelines_) {
+    if (pipeline->kind() != PartitionKind::kEvents) continue;
+    ++owned;
+    const std::vector<std::string> label = {std::to_string(id.second)};
+    int64_t low = 0, high = -1;
+    // The log's end as the last fetch saw it (no request to the broker).
+    if (consumer_ == nullptr ||
+        consumer_->get_watermark_offsets(id.first, id.second, &low, &high) != RdKafka::ERR_NO_ERROR || high < 0) {
+      continue;  // not fetched yet
+    }
+    const int64_t next = pipeline->next_offset();
+    options_.metrics->consumer_lag.With(label).Set(static_cast<double>(std::max<int64_t>(0, high - next)));
+    Counted& c = counted_[id];
+    if (c.restore_until < 0) c.restore_until = high;
+    options_.metrics->restore_remaining.With(label).Set(
+        static_cast<double>(std::max<int64_t>(0, c.restore_until - next)));
+  }
+  options_.metrics->owned_partitions.Get().Set(owned);
+}
+
+void Service::Forget(const PartitionId& id) {
+  counted_.erase(id);
+  options_.metrics->consumer_lag.Remove({std::to_string(id.second)});
+  options_.metrics->restore_remaining.Remove({std::to_string(id.second)});
 }
 
 absl::Status Service::MarkPublished() {
@@ -320,6 +368,8 @@ absl::Status Service::Connect() {
   committer.progress = t.progress;
   for (const TopicSpec& spec : TopicSpecs()) committer.topics.push_back(spec.name);
   committer.interval_ms = options_.commit_interval_ms;
+  committer.alerts = t.alerts;
+  committer.metrics = options_.metrics;
   committer_ = std::make_unique<Committer>(committer, &health_, [this](bool up, const absl::Status& why) {
     up ? BrokerUp() : BrokerDown(why);
   });
@@ -503,6 +553,7 @@ absl::Status Service::Run() {
     if (!s.ok() && s.code() != absl::StatusCode::kUnavailable) return s;
     ProbeBroker();
     Tick();
+    SetGauges(/*now=*/false);
     if (NowMillis() - last_report > 10000) {
       last_report = NowMillis();
       spdlog::info("event=progress records={} published={} partitions={} unpublished={}", events_,

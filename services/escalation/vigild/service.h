@@ -44,6 +44,7 @@
 #include "common/watermarks.h"
 #include "services/escalation/pipeline/partition.h"
 #include "services/escalation/vigild/committer.h"
+#include "services/escalation/vigild/metrics.h"
 #include "services/escalation/vigild/pacing.h"
 
 namespace vigil {
@@ -72,6 +73,8 @@ struct ServiceOptions {
   Watermarks* applied = nullptr;
   // The wall clock the clock ticks carry, in Unix milliseconds: NowMillis when empty (tests give their own).
   std::function<int64_t()> clock;
+  // Where the loop and the committer count what they do (must outlive the service).
+  VigilMetrics* metrics = VigilMetrics::Unexposed();
 };
 
 class Service {
@@ -143,6 +146,19 @@ class Service {
   absl::Status RecoverProducer();
   // The topics vigild writes and creates, from the options.
   std::vector<TopicSpec> TopicSpecs() const;
+  // Counts what the partitions' last commits applied; sets the lag gauges (at most once a second unless `now`).
+  void CountCommitted();
+  void SetGauges(bool now);
+  void Forget(const PartitionId& id);  // its gauges, once it is no longer owned
+
+  // Per partition, for the metrics: what was counted so far, and where a restore ends (the log's end when the
+  // partition was assigned, learnt from the first fetch; -1 until then).
+  struct Counted {
+    uint64_t applied = 0, too_late = 0;
+    int64_t restore_until = -1;
+  };
+  std::map<PartitionId, Counted> counted_;
+  int64_t last_gauged_ms_ = 0;
 
   ServiceOptions options_;
   const Engine& engine_;

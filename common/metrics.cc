@@ -1,0 +1,226 @@
+#include "common/metrics.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <regex>
+#include <chrono>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "httplib.h"
+
+namespace vigil {
+namespace {
+
+std::string Number(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  char buf[32];
+  if (v == std::floor(v) && std::fabs(v) < 9007199254740992.0) {
+    std::snprintf(buf, sizeof(buf), "%.0f", v);
+    return buf;
+  }
+  // The shortest text that reads back as the same double (0.0005, not 0.00050000000000000001).
+  return std::string(buf, std::to_chars(buf, buf + sizeof(buf), v).ptr);
+}
+
+std::string Escape(absl::string_view s, bool quotes) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else if (c == '"' && quotes) out += "\\\"";
+    else out += c;
+  }
+  return out;
+}
+
+// {a="x",b="y"}, with `extra` (le="...") last; empty when there are no labels.
+std::string Labels(const std::vector<std::string>& names, const std::vector<std::string>& values,
+                   const std::string& extra = "") {
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    absl::StrAppend(&out, out.empty() ? "" : ",", names[i], "=\"", Escape(values[i], true), "\"");
+  }
+  if (!extra.empty()) absl::StrAppend(&out, out.empty() ? "" : ",", extra);
+  return out.empty() ? out : absl::StrCat("{", out, "}");
+}
+
+void RenderSeries(const std::string& name, const std::vector<std::string>& labels,
+                  const std::vector<std::string>& values, const Counter& c, std::string* out) {
+  absl::StrAppend(out, name, Labels(labels, values), " ", Number(c.value()), "\n");
+}
+void RenderSeries(const std::string& name, const std::vector<std::string>& labels,
+                  const std::vector<std::string>& values, const Gauge& g, std::string* out) {
+  absl::StrAppend(out, name, Labels(labels, values), " ", Number(g.value()), "\n");
+}
+void RenderSeries(const std::string& name, const std::vector<std::string>& labels,
+                  const std::vector<std::string>& values, const Histogram& h, std::string* out) {
+  const std::vector<uint64_t> counts = h.Cumulative();
+  for (size_t i = 0; i < h.bounds().size(); ++i) {
+    absl::StrAppend(out, name, "_bucket", Labels(labels, values, absl::StrCat("le=\"", Number(h.bounds()[i]), "\"")),
+                    " ", counts[i], "\n");
+  }
+  absl::StrAppend(out, name, "_bucket", Labels(labels, values, "le=\"+Inf\""), " ", counts.back(), "\n");
+  absl::StrAppend(out, name, "_sum", Labels(labels, values), " ", Number(h.sum()), "\n");
+  absl::StrAppend(out, name, "_count", Labels(labels, values), " ", counts.back(), "\n");
+}
+
+template <typename T>
+std::unique_ptr<T> NewSeries(const std::vector<double>&) {
+  return std::make_unique<T>();
+}
+template <>
+std::unique_ptr<Histogram> NewSeries<Histogram>(const std::vector<double>& bounds) {
+  return std::make_unique<Histogram>(bounds);
+}
+
+}  // namespace
+
+Histogram::Histogram(std::vector<double> bounds)
+    : bounds_(std::move(bounds)), buckets_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
+  for (size_t i = 0; i <= bounds_.size(); ++i) buckets_[i].store(0);
+}
+
+void Histogram::Observe(double v) {
+  const size_t i = std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin();  // first bound >= v
+  buckets_[i].fetch_add(1, std::memory_order_relaxed);
+  sum_.fetch_add(v, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::vector<uint64_t> Histogram::Cumulative() const {
+  std::vector<uint64_t> out(bounds_.size() + 1);
+  uint64_t total = 0;
+  for (size_t i = 0; i <= bounds_.size(); ++i) out[i] = total += buckets_[i].load(std::memory_order_relaxed);
+  return out;
+}
+
+std::vector<double> SecondsBuckets() {
+  return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+}
+
+template <typename T>
+T& Family<T>::With(const std::vector<std::string>& values) {
+  if (values.size() != labels_.size()) {
+    std::fprintf(stderr, "metric %s: %zu label values for %zu labels\n", name_.c_str(), values.size(),
+                 labels_.size());
+    std::abort();  // a programming error
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_ptr<T>& s = series_[values];
+  if (!s) s = NewSeries<T>(bounds_);
+  return *s;
+}
+
+template <typename T>
+void Family<T>::Remove(const std::vector<std::string>& values) {
+  std::lock_guard<std::mutex> lock(mu_);
+  series_.erase(values);
+}
+
+template <typename T>
+void Family<T>::Render(const char* type, std::string* out) const {
+  absl::StrAppend(out, "# HELP ", name_, " ", Escape(help_, false), "\n# TYPE ", name_, " ", type, "\n");
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [values, series] : series_) RenderSeries(name_, labels_, values, *series, out);
+}
+
+template class Family<Counter>;
+template class Family<Gauge>;
+template class Family<Histogram>;
+
+void MetricsRegistry::Claim(const std::string& name, const std::vector<std::string>& labels) {
+  static const std::regex kName("[a-zA-Z_:][a-zA-Z0-9_:]*"), kLabel("[a-zA-Z_][a-zA-Z0-9_]*");
+  bool ok = std::regex_match(name, kName) && std::find(order_.begin(), order_.end(), name) == order_.end();
+  for (const auto& l : labels) ok = ok && std::regex_match(l, kLabel) && l != "le" && l.rfind("__", 0) != 0;
+  if (!ok) {
+    std::fprintf(stderr, "metric %s: an invalid or repeated name or label\n", name.c_str());
+    std::abort();  // a programming error
+  }
+  order_.push_back(name);
+}
+
+Family<Counter>& MetricsRegistry::AddCounter(const std::string& name, const std::string& help,
+                                             std::vector<std::string> labels) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Claim(name, labels);
+  counters_.emplace_back(new Family<Counter>(name, help, std::move(labels), {}));
+  return *counters_.back();
+}
+
+Family<Gauge>& MetricsRegistry::AddGauge(const std::string& name, const std::string& help,
+                                         std::vector<std::string> labels) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Claim(name, labels);
+  gauges_.emplace_back(new Family<Gauge>(name, help, std::move(labels), {}));
+  return *gauges_.back();
+}
+
+Family<Histogram>& MetricsRegistry::AddHistogram(const std::string& name, const std::string& help,
+                                                 std::vector<double> bounds, std::vector<std::string> labels) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Claim(name, labels);
+  histograms_.emplace_back(new Family<Histogram>(name, help, std::move(labels), std::move(bounds)));
+  return *histograms_.back();
+}
+
+std::string MetricsRegistry::Render() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string out;
+  for (const std::string& name : order_) {
+    for (const auto& f : counters_) if (f->name_ == name) f->Render("counter", &out);
+    for (const auto& f : gauges_) if (f->name_ == name) f->Render("gauge", &out);
+    for (const auto& f : histograms_) if (f->name_ == name) f->Render("histogram", &out);
+  }
+  return out;
+}
+
+struct MetricsServer::Impl {
+  httplib::Server http;
+  std::thread thread;
+};
+
+absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const MetricsRegistry* registry,
+                                                                    absl::string_view listen) {
+  const size_t colon = listen.rfind(':');
+  int port = -1;
+  if (colon == absl::string_view::npos || colon == 0 || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
+      port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("--metrics-listen wants HOST:PORT, got '", listen, "'"));
+  }
+  std::string host(listen.substr(0, colon));
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  auto impl = std::make_unique<Impl>();
+  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, with which a second vigild on the same port would
+  // share it (and a scrape reach either) instead of being refused.
+  impl->http.set_socket_options([](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
+  impl->http.Get("/metrics", [registry](const httplib::Request&, httplib::Response& res) {
+    res.set_content(registry->Render(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  impl->http.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("vigild: metrics at /metrics\n", "text/plain");
+  });
+  const int bound = port == 0 ? impl->http.bind_to_any_port(host) : (impl->http.bind_to_port(host, port) ? port : -1);
+  if (bound < 0) return absl::UnavailableError(absl::StrCat("metrics: cannot listen on ", listen));
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->http.listen_after_bind(); });
+  // stop() does nothing to a server not yet listening: the destructor's must not come before it is.
+  while (!impl->http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return std::unique_ptr<MetricsServer>(new MetricsServer(std::move(impl), bound));
+}
+
+MetricsServer::MetricsServer(std::unique_ptr<Impl> impl, int port) : impl_(std::move(impl)), port_(port) {}
+
+MetricsServer::~MetricsServer() {
+  impl_->http.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+}  // namespace vigil
