@@ -18,6 +18,25 @@ absl::Status ParseJsonLine(absl::string_view line, google::protobuf::Message* me
   return absl::OkStatus();
 }
 
+absl::Status ParseProtobufOrJson(absl::string_view bytes, google::protobuf::Message* message) {
+  if (!bytes.empty() && bytes.front() == '{') {
+    message->Clear();
+    google::protobuf::util::JsonParseOptions options;
+    options.ignore_unknown_fields = true;
+    auto status = google::protobuf::util::JsonStringToMessage(
+        google::protobuf::StringPiece(bytes.data(), bytes.size()), message, options);
+    if (!status.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("not a ", message->GetTypeName(), " in JSON: ",
+                                                     std::string(status.message())));
+    }
+    return absl::OkStatus();
+  }
+  if (!message->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::InvalidArgumentError(absl::StrCat("not a ", message->GetTypeName(), " (protobuf or JSON)"));
+  }
+  return absl::OkStatus();
+}
+
 std::string ToJsonLine(const google::protobuf::Message& message) {
   std::string out;
   google::protobuf::util::JsonPrintOptions options;

@@ -69,6 +69,14 @@ void RenderSeries(const std::string& name, const std::vector<std::string>& label
   absl::StrAppend(out, name, "_count", Labels(labels, values), " ", counts.back(), "\n");
 }
 
+// A family without labels has its one series from the start: exposed at 0 before anything happens, so that
+// a query (or an alert on its increase) sees it.
+template <typename T>
+Family<T>& Exposed(Family<T>& family) {
+  if (family.labels().empty()) family.Get();
+  return family;
+}
+
 template <typename T>
 std::unique_ptr<T> NewSeries(const std::vector<double>&) {
   return std::make_unique<T>();
@@ -149,7 +157,7 @@ Family<Counter>& MetricsRegistry::AddCounter(const std::string& name, const std:
   std::lock_guard<std::mutex> lock(mu_);
   Claim(name, labels);
   counters_.emplace_back(new Family<Counter>(name, help, std::move(labels), {}));
-  return *counters_.back();
+  return Exposed(*counters_.back());
 }
 
 Family<Gauge>& MetricsRegistry::AddGauge(const std::string& name, const std::string& help,
@@ -157,7 +165,7 @@ Family<Gauge>& MetricsRegistry::AddGauge(const std::string& name, const std::str
   std::lock_guard<std::mutex> lock(mu_);
   Claim(name, labels);
   gauges_.emplace_back(new Family<Gauge>(name, help, std::move(labels), {}));
-  return *gauges_.back();
+  return Exposed(*gauges_.back());
 }
 
 Family<Histogram>& MetricsRegistry::AddHistogram(const std::string& name, const std::string& help,
@@ -165,7 +173,7 @@ Family<Histogram>& MetricsRegistry::AddHistogram(const std::string& name, const 
   std::lock_guard<std::mutex> lock(mu_);
   Claim(name, labels);
   histograms_.emplace_back(new Family<Histogram>(name, help, std::move(labels), std::move(bounds)));
-  return *histograms_.back();
+  return Exposed(*histograms_.back());
 }
 
 std::string MetricsRegistry::Render() const {

@@ -63,7 +63,8 @@ class Histogram {
 // Buckets for durations in seconds, 0.5 ms to 10 s.
 std::vector<double> SecondsBuckets();
 
-// One metric: its series by label values (as many values as label names, in order).
+// One metric: its series by label values (as many values as label names, in order). A metric without
+// labels is exposed (at 0) from its registration.
 template <typename T>
 class Family {
  public:
@@ -73,6 +74,7 @@ class Family {
   T& Get() { return With({}); }
   // Forgets a series (a partition no longer owned), so that it is no longer exposed.
   void Remove(const std::vector<std::string>& values);
+  const std::vector<std::string>& labels() const { return labels_; }
 
  private:
   friend class MetricsRegistry;

@@ -9,6 +9,7 @@ build=$(cd "${1:-build}" && pwd)
 work=$(mktemp -d -t vigil-demo-XXXXXX)
 port=${VIGIL_DEMO_PORT:-29092}
 api=127.0.0.1:${VIGIL_DEMO_API_PORT:-7443}
+metrics=127.0.0.1:${VIGIL_DEMO_METRICS_PORT:-9464}
 brokers=127.0.0.1:$port
 vigild_pid=""
 cleanup() {
@@ -24,13 +25,15 @@ deploy/kafka/kafka.sh start "$port" "$work/kafka"
 echo "== Starting vigild (state in $work/state; rules deploy/config/rules.yaml; clock ticks every 250 ms)"
 echo "   Its gRPC API is on $api WITHOUT TLS, every caller taken to be 'local-dev': for local"
 echo "   development only. Real deployments use mutual TLS (docs/api.md, docs/operations.md)."
+echo "   Its Prometheus metrics are at http://$metrics/metrics (dashboard and alerting rules: deploy/grafana,"
+echo "   deploy/prometheus; docs/operations.md). Its log is JSON lines: $work/vigild.log"
 # The key that signs what only vigild writes (acknowledgements, ticks); the case's own acknowledgement is
 # published with it below, as an operator holding it may (docs/reliability.md).
 head -c 32 /dev/urandom >"$work/signing.key"
 export VIGIL_SIGNING_KEY_FILE="$work/signing.key"
 "$build/bin/vigild" --brokers "$brokers" --data-dir "$work/state" --rules deploy/config/rules.yaml \
   --route INSPECTOR=vigil.alerts.inspector --grpc-listen "$api" --access deploy/config/access.yaml \
-  --insecure-dev-identity local-dev >"$work/vigild.log" 2>&1 &
+  --insecure-dev-identity local-dev --metrics-listen "$metrics" >"$work/vigild.log" 2>&1 &
 vigild_pid=$!
 for _ in $(seq 1 100); do grep -q 'event=assigned' "$work/vigild.log" && break; sleep 0.2; done
 
@@ -64,9 +67,22 @@ ctl ack "$alert" | sed -E 's/  \[rule: .*$//'
 echo
 echo "vigild's log has no personal data; its last lines:"
 tail -3 "$work/vigild.log"
+echo
+echo "== What it counted (http://$metrics/metrics):"
+python3 - "http://$metrics/metrics" <<'PY'
+import sys, urllib.request
+text = urllib.request.urlopen(sys.argv[1]).read().decode()
+samples = [l.rsplit(" ", 1) for l in text.splitlines() if l and not l.startswith("#")]
+for name in ("vigil_ready", "vigil_events_applied_total"):
+    print(" ", *[f"{k} {v}" for k, v in samples if k == name])
+print("  vigil_alert_transitions_total, all rules:",
+      int(sum(float(v) for k, v in samples if k.startswith("vigil_alert_transitions_total{"))))
+print("  vigil_consumer_lag, all partitions:", int(sum(float(v) for k, v in samples if k.startswith("vigil_consumer_lag{"))))
+PY
 if [ "${VIGIL_DEMO_KEEP:-0}" = 1 ]; then
   echo
-  echo "== Still running: Kafka on $brokers, the API on $api (plaintext). Try docs/api.md's walk-through,"
+  echo "== Still running: Kafka on $brokers, the API on $api (plaintext), metrics at http://$metrics/metrics."
+  echo "   Try docs/api.md's walk-through,"
   echo "   e.g.: build/bin/vigilctl alerts --server $api --insecure --purpose \"demo: shift handover\""
   echo "   Press Ctrl-C to stop everything."
   while kill -0 "$vigild_pid" 2>/dev/null; do sleep 1; done

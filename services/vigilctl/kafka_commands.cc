@@ -167,6 +167,9 @@ int Publish(const PublishOptions& options, std::istream& in, std::ostream& out, 
 
 int Tail(const TailOptions& options, std::ostream& out, std::ostream& err) {
   KafkaProps props = Props(options.kafka);
+  // Assigned, not subscribed: no group to join, so the first alert shows at once. (Asked before the
+  // consumer's properties are added: the metadata client is a producer, which would warn of them.)
+  absl::StatusOr<int> partitions = PartitionCount(props, options.topic, 10000);
   props.emplace_back("group.id", "vigilctl-tail");  // required by the client; no offsets are committed
   props.emplace_back("enable.auto.commit", "false");
   props.emplace_back("isolation.level", "read_committed");
@@ -176,8 +179,6 @@ int Tail(const TailOptions& options, std::ostream& out, std::ostream& err) {
     err << "vigilctl tail: " << conf.status().message() << "\n";
     return kExitBadInput;
   }
-  // Assigned, not subscribed: no group to join, so the first alert shows at once.
-  absl::StatusOr<int> partitions = PartitionCount(props, options.topic, 10000);
   if (!partitions.ok()) {
     err << "vigilctl tail: " << partitions.status().message() << "\n";
     return kExitFailure;
@@ -226,7 +227,7 @@ int Tail(const TailOptions& options, std::ostream& out, std::ostream& err) {
         ++count;
         continue;
       }
-      if (!alert.ParseFromArray(m->payload(), static_cast<int>(m->len()))) {
+      if (!ParseProtobufOrJson(absl::string_view(static_cast<const char*>(m->payload()), m->len()), &alert).ok()) {
         err << "vigilctl tail: partition " << m->partition() << " offset " << m->offset() << ": not an Alert\n";
         continue;
       }

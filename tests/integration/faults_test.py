@@ -28,11 +28,11 @@ ACCESS = os.path.join(st.ROOT, "deploy", "config", "access.yaml")
 class ApiVigild(st.Vigild):
     """vigild with its API on a free port, plaintext, every caller the access file's local-dev."""
 
-    def __init__(self, name, data_dir, **kw):
+    def __init__(self, name, data_dir, extra=(), **kw):
         self.api = f"127.0.0.1:{st.free_port()}"
         super().__init__(name, data_dir, extra=["--grpc-listen", self.api, "--access", ACCESS,
                                                 "--insecure-dev-identity", "local-dev",
-                                                "--audit-topic", f"{name}.audit"], **kw)
+                                                "--audit-topic", f"{name}.audit"] + list(extra), **kw)
 
     def call(self, *args, stdin=None, timeout=60):
         return st.run(os.path.join(st.BIN, "vigilctl"), *args[:1], "--server", self.api, "--insecure",
@@ -173,14 +173,5 @@ class FaultsTest(unittest.TestCase):
               f"to offline replay", file=sys.stderr)
 
 
-def main():
-    st.start_broker(sys.argv[1])
-    try:
-        result = unittest.main(argv=[sys.argv[0]] + sys.argv[2:], exit=False, verbosity=2).result
-    finally:
-        st.stop_broker()
-    st.report(result)
-
-
 if __name__ == "__main__":
-    main()
+    st.main()  # the broker for the run, then the tests of this module

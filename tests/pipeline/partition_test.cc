@@ -12,6 +12,7 @@
 #include "tests/testing/signing.h"
 #include "tests/testing/builders.h"
 #include "tests/testing/test_dir.h"
+#include "common/jsonl.h"
 #include "services/escalation/storage/victim_store.h"
 #include "services/synthetic/synthetic_stream.h"
 
@@ -161,6 +162,44 @@ TEST_F(PartitionTest, ClockTicksFireDeadlinesAndRoutesCopyAlerts) {
   const auto outbox = *p->Unpublished();
   for (const auto& r : outbox) topics.push_back(r.topic());
   EXPECT_THAT(topics, ::testing::ElementsAre("vigil.alerts", "sup.alerts", "lancs.alerts"));
+}
+
+TEST_F(PartitionTest, AlertsInJsonAreTheStoredAlertsInTheProto3JsonMappingOnEveryRoute) {
+  topics_.alerts_format = Topics::AlertFormat::kJson;
+  topics_.routes = {"SUPERVISOR=sup.alerts"};
+  auto store = OpenStore();
+  auto p = Load(store.get());
+  int64_t offset = 0;
+  for (const auto& e : Day()) p->Apply(offset++, e.victim_id(), Bytes(e));
+  ASSERT_TRUE(p->Commit().ok());
+  const auto outbox = *p->Unpublished();
+  ASSERT_EQ(outbox.size(), 8u);  // six transitions, two of them (the firings) routed to the supervisors too
+  for (const auto& r : outbox) {
+    ASSERT_EQ(r.value().front(), '{') << r.value();
+    v1::Alert alert;
+    ASSERT_TRUE(ParseJsonLine(r.value(), &alert).ok()) << r.value();  // strict: no field outside vigil.v1.Alert
+    // The same alert as the store keeps (in protobuf), and as a protobuf reader of the topic would get.
+    auto stored = store->Get(PartitionKeys(3, PartitionKind::kEvents).Alert(alert.alert_id()));
+    ASSERT_TRUE(stored.ok() && stored->has_value());
+    v1::Alert latest;
+    ASSERT_TRUE(latest.ParseFromString(**stored));
+    EXPECT_EQ(alert.alert_id(), latest.alert_id());
+    EXPECT_EQ(alert.victim_id(), "V1");
+    EXPECT_FALSE(alert.rule().empty());
+    EXPECT_GT(alert.evidence_event_ids_size(), 0);
+    v1::Alert again;
+    ASSERT_TRUE(ParseProtobufOrJson(r.value(), &again).ok());
+    EXPECT_EQ(again.SerializeAsString(), alert.SerializeAsString());
+  }
+  // Replayed, the JSON is the same, byte for byte.
+  auto replay_store = OpenStore("replay");
+  auto replayed = Load(replay_store.get());
+  offset = 0;
+  for (const auto& e : Day()) replayed->Apply(offset++, e.victim_id(), Bytes(e));
+  ASSERT_TRUE(replayed->Commit().ok());
+  const auto again = *replayed->Unpublished();
+  ASSERT_EQ(again.size(), outbox.size());
+  for (size_t i = 0; i < outbox.size(); ++i) EXPECT_EQ(again[i].value(), outbox[i].value());
 }
 
 TEST_F(PartitionTest, SuspectViewThroughItsOwnTopic) {

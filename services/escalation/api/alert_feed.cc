@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/jsonl.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -175,7 +176,7 @@ absl::StatusOr<Consumed> ConsumeOne(RdKafka::KafkaConsumer& consumer, int timeou
     return Consumed{};
   }
   Consumed c{.kind = Consumed::kTransition, .partition = m->partition(), .offset = m->offset()};
-  if (!c.alert.ParseFromArray(m->payload(), static_cast<int>(m->len()))) {
+  if (!ParseProtobufOrJson(absl::string_view(static_cast<const char*>(m->payload()), m->len()), &c.alert).ok()) {
     return absl::DataLossError(absl::StrCat("alert topic partition ", m->partition(), " offset ", m->offset(),
                                             ": not an alert"));
   }

@@ -9,6 +9,7 @@
 #include "common/fingerprint.h"
 #include "common/status_macros.h"
 #include "services/escalation/storage/victim_store.h"
+#include "common/jsonl.h"
 #include "spdlog/spdlog.h"
 
 namespace vigil {
@@ -147,14 +148,15 @@ void PartitionPipeline::Emit(const std::vector<v1::Alert>& alerts) {
     pending_.Put(keys_.Alert(a.alert_id()), bytes);
     pending_.Put(keys_.AlertByTime(at, a.alert_id()), bytes);
     pending_.Put(keys_.VictimAlert(a.victim_id(), at, a.alert_id()), "");
-    AddOutbox(topics_.alerts, a.victim_id(), bytes);
+    const std::string& published = topics_.alerts_format == Topics::AlertFormat::kJson ? ToJsonLine(a) : bytes;
+    AddOutbox(topics_.alerts, a.victim_id(), published);
     for (const std::string& route : topics_.routes) {
       const size_t eq = route.find('=');
       if (eq == std::string::npos) continue;
       const std::string match = route.substr(0, eq);
       const bool hit = absl::StartsWith(match, "force:") ? match.substr(6) == a.force()
                                                           : match == v1::Level_Name(a.level());
-      if (hit) AddOutbox(route.substr(eq + 1), a.victim_id(), bytes);
+      if (hit) AddOutbox(route.substr(eq + 1), a.victim_id(), published);
     }
   }
 }

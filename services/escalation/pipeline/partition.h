@@ -45,6 +45,10 @@ struct Topics {
   // Further topics for alerts: "LEVEL=topic" (e.g. INSPECTOR=vigil.alerts.inspector)
   // or "force:NAME=topic"; an alert goes to every route it matches, as well as `alerts`.
   std::vector<std::string> routes;
+  // How alerts are written to the alert topics: binary protobuf (vigil.v1.Alert), or its proto3 JSON mapping
+  // for consumers without Vigil's .proto files. The store keeps protobuf either way.
+  enum class AlertFormat { kProtobuf, kJson };
+  AlertFormat alerts_format = AlertFormat::kProtobuf;
 };
 
 // Dead-letter headers.

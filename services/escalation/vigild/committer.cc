@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "common/jsonl.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "services/escalation/pipeline/partition.h"
@@ -389,7 +390,7 @@ void Committer::CountPublished(const state::OutboxRecord& r) const {
     options_.metrics->dead_letters.With({reason}).Inc();
   } else if (r.topic() == options_.alerts) {
     v1::Alert alert;
-    if (!alert.ParseFromString(r.value())) return;
+    if (!ParseProtobufOrJson(r.value(), &alert).ok()) return;
     options_.metrics->alert_transitions
         .With({alert.rule(), v1::Level_Name(alert.level()), v1::AlertState_Name(alert.state())})
         .Inc();

@@ -54,6 +54,11 @@ int main(int argc, char** argv) {
                  "Topic for one suspect view across all partitions (e.g. vigil.suspect-links); "
                  "default: a view per partition, in process")
       ->envname("VIGIL_SUSPECT_LINKS_TOPIC")->capture_default_str();
+  std::string alerts_format = "protobuf";
+  app.add_option("--alerts-format", alerts_format,
+                 "How alerts are written to the alert topics: protobuf (vigil.v1.Alert) or json (its proto3 JSON "
+                 "mapping, for consumers without Vigil's .proto files)")
+      ->envname("VIGIL_ALERTS_FORMAT")->check(CLI::IsMember({"protobuf", "json"}))->capture_default_str();
   app.add_option("--route", o.topics.routes, "More alert topics: LEVEL=topic or force:NAME=topic (repeatable)");
   app.add_option("--partitions", o.partitions, "Partitions of topics vigild creates")
       ->capture_default_str()->check(CLI::Range(1, 10000));
@@ -157,6 +162,8 @@ int main(int argc, char** argv) {
     return Fail(2, s.message());
   }
 
+  o.topics.alerts_format =
+      alerts_format == "json" ? vigil::Topics::AlertFormat::kJson : vigil::Topics::AlertFormat::kProtobuf;
   o.kafka.emplace_back("bootstrap.servers", brokers);
   for (const auto& kv : kafka_props) {
     const auto eq = kv.find('=');

@@ -1,5 +1,7 @@
 #include "services/escalation/vigild/metrics.h"
 
+#include "absl/status/status.h"
+
 namespace vigil {
 
 VigilMetrics::VigilMetrics(MetricsRegistry* r)
@@ -30,7 +32,13 @@ VigilMetrics::VigilMetrics(MetricsRegistry* r)
       api_request_seconds(r->AddHistogram("vigil_api_request_seconds", "gRPC request time, by method.",
                                           SecondsBuckets(), {"method"})),
       audit_failures(r->AddCounter("vigil_audit_failures_total",
-                                   "Reads refused because their audit record could not be written.")) {}
+                                   "Reads refused because their audit record could not be written.")) {
+  // Every reason a record can be refused for, at 0 from the start: a series first seen at 1 shows no increase
+  // (Prometheus's increase() needs a sample before the first dead letter), and an alert on it would never fire.
+  for (int code = 1; code <= static_cast<int>(absl::StatusCode::kUnauthenticated); ++code) {
+    dead_letters.With({absl::StatusCodeToString(static_cast<absl::StatusCode>(code))});
+  }
+}
 
 VigilMetrics* VigilMetrics::Unexposed() {
   static MetricsRegistry* registry = new MetricsRegistry();

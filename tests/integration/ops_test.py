@@ -1,0 +1,185 @@
+"""vigild as an operator runs it, on a real Apache Kafka broker: a real Prometheus (Debian's) scrapes its
+/metrics, loads deploy/prometheus/vigild-alerts.yml and fires an alert from what vigild reports; every line
+vigild writes is a JSON log record (checked as each vigild is closed).
+
+    ops_test.py BUILD_BIN_DIR [unittest args]
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import streaming_test as st  # noqa: E402
+import faults_test as ft  # noqa: E402
+
+RULES = os.path.join(st.ROOT, "deploy", "prometheus", "vigild-alerts.yml")
+READ_ALERTS = os.path.join(st.ROOT, "deploy", "examples", "read_alerts.py")
+KAFKA_PY = "confluent-kafka==2.6.1"
+
+
+def kafka_python():
+    """A Python with confluent-kafka (pinned, from PyPI), in a virtualenv cached under ~/.cache/vigil."""
+    venv = os.path.join(os.environ.get("VIGIL_CACHE", os.path.expanduser("~/.cache/vigil")), "pyenv-kafka-2.6.1")
+    python = os.path.join(venv, "bin", "python")
+    if not (os.path.exists(python)
+            and subprocess.run([python, "-c", "import confluent_kafka"], capture_output=True).returncode == 0):
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", KAFKA_PY], check=True)
+    return python
+
+
+class Prometheus:
+    """A Prometheus server scraping the given targets every second, with vigild's alerting rules."""
+
+    def __init__(self, directory, targets):
+        self.port = st.free_port()
+        config = os.path.join(directory, "prometheus.yml")
+        with open(config, "w") as f:
+            f.write("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+                    f"rule_files: [{json.dumps(RULES)}]\n"
+                    "scrape_configs:\n  - job_name: vigild\n"
+                    f"    static_configs: [{{targets: {json.dumps(targets)}}}]\n")
+        self.log = open(os.path.join(directory, "prometheus.log"), "w")
+        self.proc = subprocess.Popen(
+            ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={directory}/tsdb",
+             f"--web.listen-address=127.0.0.1:{self.port}"], stdout=self.log, stderr=self.log)
+
+    def api(self, path, **params):
+        url = f"http://127.0.0.1:{self.port}/api/v1/{path}"
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        with urllib.request.urlopen(url, timeout=10) as r:
+            body = json.load(r)
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def value(self, query):
+        """The query's single value, or None while it has none."""
+        try:
+            result = self.api("query", query=query)["result"]
+        except OSError:
+            return None  # not serving yet
+        return float(result[0]["value"][1]) if result else None
+
+    def wait(self, query, want, timeout=120):
+        deadline = time.time() + timeout
+        got = None
+        while time.time() < deadline:
+            got = self.value(query)
+            if got is not None and want(got):
+                return got
+            time.sleep(1)
+        raise AssertionError(f"Prometheus: {query} is {got} after {timeout}s")
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+class OpsTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="vigil-ops-")
+        self.name = f"ops{st.random.randrange(10**8)}"
+        self.closing = []
+
+    def tearDown(self):
+        for c in reversed(self.closing):
+            c.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def test_prometheus_scrapes_vigild_and_fires_its_alerting_rules(self):
+        if shutil.which("prometheus") is None:
+            self.fail("prometheus is missing: deploy/install-deps.sh installs it")
+        metrics = f"127.0.0.1:{st.free_port()}"
+        v = ft.ApiVigild(self.name, os.path.join(self.dir, "data"),
+                         extra=["--metrics-listen", metrics])
+        self.closing.append(v)
+        v.start()
+        v.wait_health("SERVING", timeout=60)
+        # Prometheus scrapes from the start, as it would in service.
+        p = Prometheus(self.dir, [metrics])
+        self.closing.append(p)
+        p.wait('up{job="vigild"}', lambda x: x == 1)
+        lines = ft.synth(os.path.join(self.dir, "events.jsonl"), 6000, 600, 21)
+        ft.publish(v, lines)
+        # An event no rule can take (no payload): a dead letter.
+        st.ctl("publish", "--topic", v.topics["events"], "--events", "-", "--no-validate",
+               stdin=json.dumps({"event_id": "ops-bad-1", "victim_id": "V-ops-bad", "source": "ops-test",
+                                 "occurred_at": "2026-01-01T00:00:00Z"}) + "\n")
+        self.assertTrue(st.wait_for_alerts(v, 1, timeout=90), "no alert was published")
+        self.assertEqual(v.health(), "SERVING")  # a call of the API, counted
+
+        p.wait("vigil_ready", lambda x: x == 1)
+        p.wait("sum(vigil_owned_partitions)", lambda x: x == 4)
+        applied = p.wait("sum(vigil_events_applied_total)", lambda x: x >= 5000)
+        self.assertLessEqual(applied, 6000)
+        p.wait("sum(vigil_alert_transitions_total)", lambda x: x >= 1)
+        p.wait("sum(vigil_dead_letters_total)", lambda x: x == 1)
+        p.wait('sum(vigil_api_requests_total{method="grpc.health.v1.Health/Check",code="OK"})', lambda x: x >= 1)
+        p.wait("sum(vigil_consumer_lag)", lambda x: x == 0)
+        p.wait("sum(vigil_restore_remaining_records)", lambda x: x == 0)
+        p.wait("sum(vigil_commit_seconds_count)", lambda x: x >= 1)
+        p.wait("sum(vigil_store_write_seconds_count)", lambda x: x >= 1)
+        p.wait("vigil_audit_failures_total", lambda x: x == 0)
+        p.wait("vigil_events_too_late_total", lambda x: x >= 0)
+        # No label of any series names a victim.
+        for series in p.api("series", **{"match[]": '{__name__=~"vigil_.*"}'}):
+            for label, value in series.items():
+                self.assertNotIn("V-", value, series)
+
+        # The rules load and evaluate; the dead letter fires its alert, by reason.
+        groups = p.api("rules")["groups"]
+        rules = [r for g in groups for r in g["rules"]]
+        self.assertEqual(sorted(r["name"] for r in rules),
+                         ["VigildAuditFailures", "VigildConsumerLagGrowing", "VigildDeadLetters", "VigildDown",
+                          "VigildNotReady"])
+        for r in rules:
+            self.assertEqual(r["health"], "ok", r)
+        deadline = time.time() + 60
+        firing = []
+        while time.time() < deadline and not firing:
+            firing = [a for a in p.api("alerts")["alerts"]
+                      if a["labels"]["alertname"] == "VigildDeadLetters" and a["state"] == "firing"]
+            time.sleep(1)
+        self.assertTrue(firing, p.api("alerts"))
+        self.assertEqual(firing[0]["labels"]["reason"], "INVALID_ARGUMENT")
+        self.assertEqual(firing[0]["labels"]["severity"], "warning")
+
+    def test_alerts_in_json_are_read_without_vigils_code(self):
+        v = ft.ApiVigild(self.name, os.path.join(self.dir, "data"), extra=["--alerts-format", "json"])
+        self.closing.append(v)
+        v.start()
+        lines = ft.synth(os.path.join(self.dir, "events.jsonl"), 6000, 600, 21)
+        ft.publish(v, lines)
+        expected = st.wait_for_alerts(v, 1, timeout=90)  # vigilctl tail reads JSON as it reads protobuf
+        self.assertTrue(expected, "no alert was published")
+        expected = [json.loads(l) for l in v.alerts(idle_ms=3000)]
+        # kcat (Debian's), committed records only: every value is one JSON object, the same alerts.
+        kcat = subprocess.run(["kcat", "-C", "-b", st.BROKERS, "-t", v.topics["alerts"], "-o", "beginning", "-e",
+                               "-q", "-X", "isolation.level=read_committed", "-f", "%s\n"],
+                              capture_output=True, text=True, timeout=120, check=True)
+        read = [json.loads(l) for l in kcat.stdout.splitlines() if l.strip()]
+        key = lambda a: (a["alert_id"], a["revision"])
+        self.assertEqual(sorted(map(key, read)), sorted(map(key, expected)))
+        for a in read:
+            self.assertTrue({"alert_id", "victim_id", "rule", "level", "state", "at", "reason",
+                             "evidence_event_ids"} <= set(a), a)
+        # The plain Python consumer docs/operations.md shows: one line per transition.
+        out = subprocess.run([kafka_python(), READ_ALERTS, "--brokers", st.BROKERS, "--topic", v.topics["alerts"],
+                              "--from-beginning", "--idle-seconds", "5"],
+                             capture_output=True, text=True, timeout=180, check=True).stdout.splitlines()
+        self.assertEqual(len(out), len(read))
+        self.assertEqual(sorted(l.rsplit("[alert ", 1)[1].rstrip("]") for l in out),
+                         sorted(a["alert_id"] for a in read))
+
+
+if __name__ == "__main__":
+    st.main()  # the broker for the run, then the tests of this module
