@@ -49,6 +49,10 @@ void LogKafkaEvent(const RdKafka::Event& event) {
   }
 }
 
+int32_t KeyPartition(absl::string_view key, int32_t partitions) {
+  return rd_kafka_msg_partitioner_consistent(nullptr, key.data(), key.size(), partitions, nullptr, nullptr);
+}
+
 absl::StatusOr<std::unique_ptr<RdKafka::Conf>> MakeKafkaConf(const KafkaProps& props) {
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   std::string err;

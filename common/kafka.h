@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "librdkafka/rdkafkacpp.h"
 
 namespace vigil {
@@ -33,6 +34,11 @@ struct TopicSpec {
   int partitions = 4;
   std::map<std::string, std::string> config;
 };
+
+// The partition a record keyed `key` goes to among `partitions`, as Vigil's producers (librdkafka's default
+// partitioner, consistent_random: CRC32 of the key) place it: a victim's partition, computed anywhere.
+// REQUIRES: a non-empty key, partitions > 0.
+int32_t KeyPartition(absl::string_view key, int32_t partitions);
 
 // Creates the topics that do not exist yet (replication factor 1 unless the
 // broker's default says otherwise). UNAVAILABLE when the broker cannot be reached.

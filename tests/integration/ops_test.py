@@ -84,6 +84,25 @@ class Prometheus:
         self.log.close()
 
 
+class TlsVigild(st.Vigild):
+    """vigild with its API on mutual TLS (dev certificates), forwarding to the group's other instances as
+    vigild-peer."""
+
+    def __init__(self, name, data_dir, certs, instance, **kw):
+        self.api = f"127.0.0.1:{st.free_port()}"
+        self.certs = certs
+        super().__init__(name, data_dir, instance=instance, extra=[
+            "--grpc-listen", self.api, "--access", ft.ACCESS, "--audit-topic", f"{name}.audit",
+            "--tls-cert", f"{certs}/server.pem", "--tls-key", f"{certs}/server.key",
+            "--tls-client-ca", f"{certs}/ca.pem", "--peer-tls-cert", f"{certs}/vigild-peer.pem",
+            "--peer-tls-key", f"{certs}/vigild-peer.key", "--instances-topic", f"{name}.instances"], **kw)
+
+    def call(self, *args, client="supervisor-console", timeout=60):
+        return st.run(os.path.join(st.BIN, "vigilctl"), *args[:1], "--server", self.api,
+                      "--tls-ca", f"{self.certs}/ca.pem", "--tls-cert", f"{self.certs}/{client}.pem",
+                      "--tls-key", f"{self.certs}/{client}.key", *args[1:], check=False, timeout=timeout)
+
+
 class OpsTest(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="vigil-ops-")
@@ -152,6 +171,61 @@ class OpsTest(unittest.TestCase):
         self.assertTrue(firing, p.api("alerts"))
         self.assertEqual(firing[0]["labels"]["reason"], "INVALID_ARGUMENT")
         self.assertEqual(firing[0]["labels"]["severity"], "warning")
+
+    def test_any_of_three_instances_answers_for_any_victim_and_one_killed_changes_nothing(self):
+        certs = os.path.join(self.dir, "certs")
+        subprocess.run([os.path.join(st.ROOT, "deploy", "tls", "make-dev-certs.sh"), certs, "vigild-peer",
+                        "supervisor-console", "command-and-control"], check=True, capture_output=True)
+        group = [TlsVigild(self.name, os.path.join(self.dir, f"data-{i}"), certs, f"{self.name}-{i}")
+                 for i in range(3)]
+        self.closing.extend(group)
+        for v in group:
+            v.start()
+        lines = ft.synth(os.path.join(self.dir, "events.jsonl"), 3000, 60, 9)
+        ft.publish(group[0], lines)
+        victims = sorted({json.loads(l)["victim_id"] for l in lines})
+        # Each victim's last event: once every instance shows it, all are applied.
+        last = {}
+        for l in lines:
+            e = json.loads(l)
+            last[e["victim_id"]] = e["event_id"]
+
+        def profiles(instances, timeout=120):
+            """Every victim's risk profile read through every instance (retried while UNAVAILABLE: a rebalance)."""
+            seen = {}
+            for v in instances:
+                for victim in victims:
+                    deadline = time.time() + timeout
+                    while True:
+                        r = v.call("profile", victim, "--purpose", "ops test")
+                        if r.returncode == 0:
+                            break
+                        self.assertIn("UNAVAILABLE", r.stderr, r.stderr)  # never stale, never NOT_FOUND
+                        self.assertLess(time.time(), deadline, f"{victim} through {v.instance}: {r.stderr}")
+                        time.sleep(0.5)
+                    seen.setdefault(victim, set()).add(r.stdout)
+            return seen
+
+        def settled(instances):
+            """Waits until every instance's reads of every victim include its last event."""
+            deadline = time.time() + 180
+            while time.time() < deadline:
+                stale = [v.instance for v in instances for victim in victims[:5]
+                         if last[victim] not in v.call("timeline", victim, "--purpose", "ops test").stdout]
+                if not stale:
+                    return
+                time.sleep(1)
+            self.fail(f"not every event applied and readable after 180s: {stale}")
+
+        settled(group)
+        seen = profiles(group)
+        for victim, answers in seen.items():
+            self.assertEqual(len(answers), 1, f"{victim}: the instances disagree")
+        # One instance killed: once the group has rebalanced, the other two answer for every victim, the same.
+        group[1].stop(st.signal.SIGKILL)
+        after = profiles([group[0], group[2]], timeout=180)
+        for victim in victims:
+            self.assertEqual(after[victim], seen[victim], victim)
 
     def test_alerts_in_json_are_read_without_vigils_code(self):
         v = ft.ApiVigild(self.name, os.path.join(self.dir, "data"), extra=["--alerts-format", "json"])

@@ -13,7 +13,10 @@ namespace vigil {
 const std::vector<std::string>& RiskServiceMethods() {
   static const std::vector<std::string> methods = {"RecordEvent",     "RecordEvents", "GetTimeline",
                                                    "GetRiskProfile",  "ListAlerts",   "GetAlert",
-                                                   "AcknowledgeAlert", "WatchAlerts", "ExplainAlert"};
+                                                   "AcknowledgeAlert", "WatchAlerts", "ExplainAlert",
+                                                   // Not a method: the right of another vigild instance to
+                                                   // forward a call in its caller's name (api/peers.h).
+                                                   "Forward"};
   return methods;
 }
 

@@ -1,5 +1,7 @@
 #include "services/escalation/api/api_server.h"
 
+#include <unistd.h>
+
 #include <fstream>
 #include <sstream>
 
@@ -78,6 +80,32 @@ class CallMetricsFactory final : public grpc::experimental::ServerInterceptorFac
 };
 
 }  // namespace
+
+std::string AdvertisedAddress(const std::string& listen, int port) {
+  std::string host = listen.substr(0, listen.rfind(':'));
+  if (host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::") {
+    char name[256] = {};
+    host = gethostname(name, sizeof(name) - 1) == 0 ? name : "localhost";
+  }
+  return absl::StrCat(host, ":", port);
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> PeerCredentials(bool insecure, const std::string& cert,
+                                                                         const std::string& key,
+                                                                         const std::string& ca) {
+  if (insecure) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  auto c = ReadPem(cert, "--peer-tls-cert");
+  if (!c.ok()) return c.status();
+  auto k = ReadPem(key, "--peer-tls-key");
+  if (!k.ok()) return k.status();
+  auto r = ReadPem(ca, "--peer-tls-ca");
+  if (!r.ok()) return r.status();
+  ssl.pem_cert_chain = *c;
+  ssl.pem_private_key = *k;
+  ssl.pem_root_certs = *r;
+  return grpc::SslCredentials(ssl);
+}
 
 absl::StatusOr<ApiServer> StartApiServer(const ApiServerOptions& options, grpc::Service* service,
                                          Health* health) {

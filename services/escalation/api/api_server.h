@@ -30,6 +30,17 @@ struct ApiServer {
   int port = 0;  // the port bound
 };
 
+// How this instance calls another's API (forwarding, api/peers.h): plaintext when `insecure`; otherwise TLS,
+// trusting servers signed by `ca`, presenting the client certificate `cert` with its key. INVALID_ARGUMENT for
+// missing or unreadable files.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> PeerCredentials(bool insecure, const std::string& cert,
+                                                                         const std::string& key,
+                                                                         const std::string& ca);
+
+// The address other instances reach this API on: `listen`'s host (this host's name for a wildcard one)
+// with the port bound.
+std::string AdvertisedAddress(const std::string& listen, int port);
+
 // Starts serving `service`. INVALID_ARGUMENT for missing or unreadable TLS
 // files; UNAVAILABLE when the address cannot be bound. The health service says
 // SERVING while `health` (when given, outliving the server) is ready, NOT_SERVING otherwise.

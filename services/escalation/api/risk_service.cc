@@ -204,6 +204,25 @@ grpc::Status RiskServiceImpl::CheckRecordable(v1::RecordEventRequest& request, c
   return grpc::Status::OK;
 }
 
+namespace {
+
+// The caller a forwarding instance names (api/peers.h); nullopt for a call not forwarded.
+std::optional<std::string> ForwardedFor(const grpc::ServerContextBase& context) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find(kCallerHeader);
+  if (it == metadata.end()) return std::nullopt;
+  return std::string(it->second.data(), it->second.size());
+}
+
+// The client certificate's common name ("" without one).
+std::string AuthenticatedIdentity(const grpc::ServerContextBase& context) {
+  const auto auth = context.auth_context();
+  const auto names = auth ? auth->FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME) : std::vector<grpc::string_ref>{};
+  return names.empty() ? "" : std::string(names.front().data(), names.front().size());
+}
+
+}  // namespace
+
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.code() == absl::StatusCode::kDataLoss) {
     // The detail (files, keys) is the operator's: logged here, never sent to a client.
@@ -233,6 +252,17 @@ absl::StatusOr<std::string> RiskServiceImpl::Authorize(const grpc::ServerContext
       return absl::UnauthenticatedError("a client certificate is required (mutual TLS)");
     }
     identity.assign(names.front().data(), names.front().size());
+  }
+  // A call another instance forwarded: in the name of the caller it names, if that instance may forward.
+  // (Without TLS every caller is the development identity, forwarded or not.)
+  if (std::optional<std::string> caller = ForwardedFor(context); caller && options_.insecure_identity.empty()) {
+    if (!access_.Allows(identity, "Forward")) {
+      return absl::PermissionDeniedError(absl::StrCat("client ", identity, " may not act for another caller"));
+    }
+    if (caller->empty() || caller->size() > 256) {
+      return absl::InvalidArgumentError(absl::StrCat(kCallerHeader, " must name the caller"));
+    }
+    identity = *std::move(caller);
   }
   if (!access_.Allows(identity, method)) {
     return absl::PermissionDeniedError(absl::StrCat("client ", identity, " may not call ", method));
@@ -305,6 +335,7 @@ void RiskServiceImpl::AuditThen(const grpc::ServerContextBase& context, const st
   record.set_method(std::string(method));
   record.set_purpose(purpose);
   record.set_peer(context.peer());
+  if (ForwardedFor(context)) record.set_forwarded_by(AuthenticatedIdentity(context));
   std::vector<LogRecord> records;
   records.reserve(reads.size());
   for (const Read& read : reads) {
@@ -337,7 +368,62 @@ std::vector<RiskServiceImpl::Read> RiskServiceImpl::AlertReads(const std::vector
   return reads;
 }
 
+grpc::Status RiskServiceImpl::RouteVictim(const grpc::ServerContextBase& context, absl::string_view victim_id,
+                                          std::string* owner) const {
+  owner->clear();
+  if (options_.ownership == nullptr || options_.partitions <= 0 || victim_id.empty()) return grpc::Status::OK;
+  const int32_t p = KeyPartition(victim_id, options_.partitions);
+  if (options_.ownership->Owns(p)) return grpc::Status::OK;
+  auto unavailable = [&](absl::string_view why) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        absl::StrCat("this victim's partition (", p, ") ", why, ": retry shortly"));
+  };
+  if (ForwardedFor(context)) return unavailable("has just moved from this instance (a rebalance)");
+  if (options_.ownership->Rebalancing()) return unavailable("is being reassigned (a rebalance is under way)");
+  Peers* peers = peers_.load();
+  if (peers == nullptr) return unavailable("is owned by another instance, and forwarding is off");
+  std::optional<std::string> found = peers->OwnerOf(p);
+  if (!found) return unavailable("has no owner known yet (a rebalance is under way)");
+  *owner = *std::move(found);
+  return grpc::Status::OK;
+}
+
+void RiskServiceImpl::ForwardThen(const grpc::ServerContextBase& context, const std::string& owner,
+                                  absl::string_view method, const grpc::ByteBuffer& request,
+                                  const std::string& identity, Reply& reply,
+                                  std::function<grpc::Status(grpc::ByteBuffer)> answered) {
+  Audited done = reply.Await();  // the owner audits; the reply waits for its answer
+  peers_.load()->Forward(owner, absl::StrCat("/vigil.v1.RiskService/", method), request, identity,
+                          Deadline(context), [done = std::move(done), answered = std::move(answered)](
+                                                 grpc::Status status, grpc::ByteBuffer response) {
+                            if (status.ok()) status = answered(std::move(response));
+                            done(absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                                              status.error_message()));
+                          });
+}
+
+template <typename Request, typename Response>
+void RiskServiceImpl::ForwardThen(const grpc::ServerContextBase& context, const std::string& owner,
+                                  absl::string_view method, const Request& request, const std::string& identity,
+                                  Reply& reply, Response* response) {
+  grpc::ByteBuffer bytes;
+  bool own = false;
+  (void)grpc::SerializationTraits<Request>::Serialize(request, &bytes, &own);
+  ForwardThen(context, owner, method, bytes, identity, reply, [response](grpc::ByteBuffer answer) {
+    if (!grpc::SerializationTraits<Response>::Deserialize(&answer, response).ok()) {
+      return grpc::Status(grpc::StatusCode::INTERNAL, "the owning instance's answer is unreadable");
+    }
+    return grpc::Status::OK;
+  });
+}
+
 absl::Status RiskServiceImpl::WaitApplied(const grpc::ServerContext& context, const Landed& landed) const {
+  if (options_.ownership != nullptr && !options_.ownership->Owns(landed.partition)) {
+    return absl::UnavailableError(absl::StrCat(
+        "recorded at partition ", landed.partition, " offset ", landed.offset,
+        "; another instance owns that partition, so whether it is applied yet cannot be seen here: read it back "
+        "(any instance forwards the read), or record it with RecordEvent, which waits at the owner"));
+  }
   const absl::Time deadline = Deadline(context);
   for (;;) {
     if (options_.applied != nullptr) {
@@ -431,6 +517,28 @@ grpc::Status RiskServiceImpl::RecordEvent(grpc::ServerContext* context, const v1
   if (!identity.ok()) return ToGrpc(identity.status());
   v1::RecordEventRequest checked = *request;
   if (grpc::Status s = CheckRecordable(checked, "event"); !s.ok()) return s;
+  if (checked.wait_applied()) {
+    // Only the owner of the victim's partition sees it applied: the call goes there.
+    std::string owner;
+    if (grpc::Status routed = RouteVictim(*context, checked.event().victim_id(), &owner); !routed.ok()) return routed;
+    if (!owner.empty()) {
+      grpc::ByteBuffer bytes;
+      bool own = false;
+      (void)grpc::SerializationTraits<v1::RecordEventRequest>::Serialize(*request, &bytes, &own);
+      std::promise<grpc::Status> outcome;
+      peers_.load()->Forward(owner, "/vigil.v1.RiskService/RecordEvent", bytes, *identity, Deadline(*context),
+                              [&](grpc::Status status, grpc::ByteBuffer answer) {
+                                if (status.ok() &&
+                                    !grpc::SerializationTraits<v1::RecordEventResponse>::Deserialize(&answer, response)
+                                         .ok()) {
+                                  status = grpc::Status(grpc::StatusCode::INTERNAL,
+                                                        "the owning instance's answer is unreadable");
+                                }
+                                outcome.set_value(std::move(status));
+                              });
+      return outcome.get_future().get();
+    }
+  }
   auto out = Record(*context, {checked.event()}, checked.wait_applied());
   if (!out.ok()) return ToGrpc(out.status());
   *response = out->front();
@@ -526,6 +634,15 @@ grpc::Status RiskServiceImpl::ServeTimeline(const grpc::CallbackServerContext& c
     if (!r.ok()) return FieldError(r.status());
     resume = *std::move(r);
   }
+  std::string owner;
+  if (grpc::Status routed = RouteVictim(context, *victim_id, &owner); !routed.ok()) return routed;
+  if (!owner.empty()) {
+    ForwardThen(context, owner, "GetTimeline", *raw_request, *identity, reply, [response](grpc::ByteBuffer answer) {
+      *response = std::move(answer);
+      return grpc::Status::OK;
+    });
+    return grpc::Status::OK;
+  }
   StateReader::Victim victim;
   grpc::Status read = ReadVictim(context, *identity, "GetTimeline", *victim_id, request->parent(),
                                  request->purpose(), /*with_state=*/false, reply, &victim);
@@ -564,6 +681,12 @@ grpc::Status RiskServiceImpl::ServeRiskProfile(const grpc::CallbackServerContext
   if (!identity.ok()) return ToGrpc(identity.status());
   auto victim_id = ParseName(request->name(), "victims", "/riskProfile", "name");
   if (!victim_id.ok()) return FieldError(victim_id.status());
+  std::string owner;
+  if (grpc::Status routed = RouteVictim(context, *victim_id, &owner); !routed.ok()) return routed;
+  if (!owner.empty()) {
+    ForwardThen(context, owner, "GetRiskProfile", *request, *identity, reply, response);
+    return grpc::Status::OK;
+  }
   StateReader::Victim victim;
   grpc::Status read = ReadVictim(context, *identity, "GetRiskProfile", *victim_id, request->name(),
                                  request->purpose(), /*with_state=*/true, reply, &victim);

@@ -26,6 +26,7 @@
 #include "services/escalation/api/access.h"
 #include "services/escalation/api/alert_feed.h"
 #include "services/escalation/api/log.h"
+#include "services/escalation/api/peers.h"
 #include "services/escalation/api/state_reader.h"
 #include "services/escalation/engine/rules_config.h"
 #include "services/escalation/vigild/metrics.h"
@@ -63,6 +64,11 @@ struct ApiOptions {
   const Watermarks* applied = nullptr;
   // Counts audit failures (must outlive the service).
   VigilMetrics* metrics = VigilMetrics::Unexposed();
+  // With several instances (outliving the service): which events partitions this one owns; `partitions`,
+  // the events topic's partition count, places a victim. Without `ownership`, every stored partition is
+  // answered from. A victim owned elsewhere is forwarded to its owner (set_peers), or UNAVAILABLE.
+  const Ownership* ownership = nullptr;
+  int32_t partitions = 0;
 };
 
 // The reads on the callback API (GetTimeline raw: it sends stored events as they are); the rest on the
@@ -74,6 +80,9 @@ using RiskServiceBase = v1::RiskService::WithRawCallbackMethod_GetTimeline<
 
 class RiskServiceImpl final : public RiskServiceBase {
  public:
+  // The other instances, to forward calls to (outliving the service); until set, none are forwarded.
+  void set_peers(Peers* peers) { peers_ = peers; }
+
   // `feed` may be null: WatchAlerts is then UNIMPLEMENTED.
   RiskServiceImpl(const StateReader* reader, Log* log, AlertFeed* feed, const AccessPolicy* access,
                   const RulesConfig* rules, ApiOptions options)
@@ -137,6 +146,19 @@ class RiskServiceImpl final : public RiskServiceBase {
   grpc::Status ReadVictim(const grpc::CallbackServerContext& context, const std::string& identity,
                           absl::string_view method, const std::string& victim_id, const std::string& resource,
                           const std::string& purpose, bool with_state, Reply& reply, StateReader::Victim* victim);
+  // Where a victim's data is answered: OK with `owner` empty, here; OK with an owner, by forwarding the call
+  // to it; UNAVAILABLE, saying why, when its partition has no owner that can answer now (a rebalance).
+  grpc::Status RouteVictim(const grpc::ServerContextBase& context, absl::string_view victim_id,
+                           std::string* owner) const;
+  // Forwards this call, its request as received, to `owner` for `identity`; `reply` waits for the answer, which
+  // `answered` writes into the response.
+  void ForwardThen(const grpc::ServerContextBase& context, const std::string& owner, absl::string_view method,
+                   const grpc::ByteBuffer& request, const std::string& identity, Reply& reply,
+                   std::function<grpc::Status(grpc::ByteBuffer)> answered);
+  // ForwardThen for a typed request and response.
+  template <typename Request, typename Response>
+  void ForwardThen(const grpc::ServerContextBase& context, const std::string& owner, absl::string_view method,
+                   const Request& request, const std::string& identity, Reply& reply, Response* response);
   // The alert that `name` (alerts/{id}) names: INVALID_ARGUMENT or NOT_FOUND otherwise.
   grpc::Status LoadAlert(const std::string& name, v1::Alert* alert) const;
   absl::Time Deadline(const grpc::ServerContextBase& context) const;
@@ -163,6 +185,7 @@ class RiskServiceImpl final : public RiskServiceBase {
   const AccessPolicy& access_;
   const RulesConfig& rules_;
   const ApiOptions options_;
+  std::atomic<Peers*> peers_{nullptr};
   std::atomic<int> watch_streams_{0};
   std::atomic<int> pending_audits_{0};
 };

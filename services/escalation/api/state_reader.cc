@@ -41,7 +41,11 @@ absl::StatusOr<std::vector<int32_t>> StateReader::Partitions(bool refresh) const
   if (refresh || !partitions_) {
     VIGIL_ASSIGN_OR_RETURN(partitions_, StoredPartitions(store_));
   }
-  return *partitions_;
+  std::vector<int32_t> readable;
+  for (int32_t p : *partitions_) {
+    if (Readable(p)) readable.push_back(p);
+  }
+  return readable;
 }
 
 absl::StatusOr<std::optional<std::pair<int32_t, std::string>>> StateReader::Probe(RecordKey key,
@@ -64,7 +68,7 @@ absl::StatusOr<std::optional<std::pair<int32_t, std::string>>> StateReader::Loca
                                                                                    absl::string_view id) const {
   VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> where, store_.Get(location));
   if (!where) return std::nullopt;
-  if (std::optional<int32_t> p = ParseLocation(*where)) {
+  if (std::optional<int32_t> p = ParseLocation(*where); p && Readable(*p)) {
     VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> value, store_.Get((PartitionKeys(*p).*key)(id)));
     if (value) return std::make_pair(*p, *std::move(value));
   }

@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/ownership.h"
 #include "common/store.h"
 #include "common/time_util.h"
 #include "services/escalation/storage/keys.h"
@@ -24,7 +25,9 @@ namespace vigil {
 
 class StateReader {
  public:
-  explicit StateReader(const Store* store) : store_(*store) {}
+  // With `owned` (outliving the reader), only the partitions it says this instance owns are read: a copy of
+  // a partition handed over to another instance is never answered from. Without, every stored partition.
+  explicit StateReader(const Store* store, const Ownership* owned = nullptr) : store_(*store), owned_(owned) {}
 
   struct Victim {
     int32_t partition = 0;
@@ -77,7 +80,7 @@ class StateReader {
   absl::StatusOr<std::optional<std::string>> RulesYaml(int32_t partition, absl::string_view version) const;
 
  private:
-  // The stored partitions, listed once and again when `refresh` (a lookup that
+  // The stored partitions this instance may read (see the constructor), listed once and again when `refresh` (a lookup that
   // missed: a partition may have been assigned since).
   absl::StatusOr<std::vector<int32_t>> Partitions(bool refresh) const;
   // The first stored partition that holds the record `key` names for `id`, and the value.
@@ -89,7 +92,10 @@ class StateReader {
   absl::StatusOr<std::optional<std::pair<int32_t, std::string>>> Locate(const std::string& location, RecordKey key,
                                                                         absl::string_view id) const;
 
+  bool Readable(int32_t partition) const { return owned_ == nullptr || owned_->Owns(partition); }
+
   const Store& store_;
+  const Ownership* const owned_;
   mutable std::mutex mu_;
   mutable std::optional<std::vector<int32_t>> partitions_;
 };

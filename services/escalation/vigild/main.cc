@@ -105,6 +105,25 @@ int main(int argc, char** argv) {
   app.add_option("--insecure-dev-identity", insecure_identity,
                  "API without TLS, every caller taken to be this client of the access file: local development only")
       ->envname("VIGIL_INSECURE_DEV_IDENTITY");
+  vigil::PeerOptions peer_options;
+  std::string peer_cert, peer_key, peer_ca;
+  app.add_option("--instances-topic", peer_options.topic,
+                 "API: where instances say which partitions they own and where their API is (compacted), so that "
+                 "any instance forwards a call for a victim to the one that owns its partition")
+      ->envname("VIGIL_INSTANCES_TOPIC")->capture_default_str();
+  app.add_option("--advertise-address", peer_options.api_address,
+                 "API: host:port other instances reach this one's API on; default: the --grpc-listen address "
+                 "(this host's name for a wildcard host)")
+      ->envname("VIGIL_ADVERTISE_ADDRESS");
+  app.add_option("--peer-tls-cert", peer_cert,
+                 "API: the client certificate (PEM) this instance forwards calls to others with; its CN needs "
+                 "the Forward right in every instance's access file. Without it (and TLS on), calls are not "
+                 "forwarded")
+      ->envname("VIGIL_PEER_TLS_CERT");
+  app.add_option("--peer-tls-key", peer_key, "API: its private key (PEM)")->envname("VIGIL_PEER_TLS_KEY");
+  app.add_option("--peer-tls-ca", peer_ca, "API: the CA that signs other instances' server certificates (PEM); "
+                                           "default: --tls-client-ca")
+      ->envname("VIGIL_PEER_TLS_CA");
   app.add_option("--audit-topic", api_options.audit_topic, "Audit records of reads of victims' data")
       ->envname("VIGIL_AUDIT_TOPIC")->capture_default_str();
   app.add_option("--watch-max-streams", api_options.max_watch_streams,
@@ -272,6 +291,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<vigil::RiskServiceImpl> risk_service;
   vigil::Watermarks applied;  // the loop's applied offsets, for the API's read-your-writes
   o.applied = &applied;
+  vigil::Ownership ownership;  // the loop's partitions: the API answers only from these
+  o.ownership = &ownership;
+  std::unique_ptr<vigil::Peers> peers;
   vigil::ApiServer server;
   if (!api.listen.empty()) {
     if (access_file.empty()) {
@@ -295,18 +317,26 @@ int main(int argc, char** argv) {
     api.max_message_bytes = static_cast<int>(o.admission.max_event_bytes) + 4096;
     // A broker that is away now is not a reason to refuse reads: the API starts, and writes wait for it.
     if (absl::Status topics = vigil::EnsureTopics(
-            o.kafka, {{o.topics.events, o.partitions, {}}, {api_options.audit_topic, 1, {}}}, 30000);
+            o.kafka,
+            {{o.topics.events, o.partitions, {}},
+             {api_options.audit_topic, 1, {}},
+             {peer_options.topic, 1, {{"cleanup.policy", "compact"}}}},
+            30000);
         !topics.ok()) {
       spdlog::warn("event=api_topics_not_checked status=\"{}\"", topics.ToString());
     }
-    auto kafka_log = vigil::NewKafkaLog(o.kafka, {o.topics.events, api_options.audit_topic});
+    // Where a victim is: the events topic's partition count (as created, if the broker does not say now).
+    absl::StatusOr<int> partition_count = vigil::PartitionCount(o.kafka, o.topics.events, 10000);
+    api_options.partitions = partition_count.ok() ? *partition_count : o.partitions;
+    auto kafka_log = vigil::NewKafkaLog(o.kafka, {o.topics.events, api_options.audit_topic, peer_options.topic});
     if (!kafka_log.ok()) {
       return Fail(1, kafka_log.status().message());
     }
     log = *std::move(kafka_log);
     feed_options.ring_bytes = watch_buffer_mb << 20;
     feed = vigil::NewKafkaAlertFeed(o.kafka, o.topics.alerts, feed_options);
-    reader = std::make_unique<vigil::StateReader>(store->get());
+    reader = std::make_unique<vigil::StateReader>(store->get(), &ownership);
+    api_options.ownership = &ownership;
     risk_service = std::make_unique<vigil::RiskServiceImpl>(reader.get(), log.get(), feed.get(), &*access,
                                                             &engine.rules(), api_options);
     auto started = vigil::StartApiServer(api, risk_service.get(), &health);
@@ -315,6 +345,25 @@ int main(int argc, char** argv) {
     }
     server = *std::move(started);
     spdlog::info("event=api_serving port={} tls={}", server.port, api.insecure ? "off (development only)" : "mutual");
+    // The other instances: found on the instances topic; calls for their victims forwarded to them.
+    if (api.insecure || !peer_cert.empty()) {
+      auto credentials = vigil::PeerCredentials(api.insecure, peer_cert, peer_key,
+                                                peer_ca.empty() ? api.tls_client_ca : peer_ca);
+      if (!credentials.ok()) return Fail(2, credentials.status().message());
+      peer_options.credentials = *credentials;
+      peer_options.instance = o.instance;
+      peer_options.events_topic = o.topics.events;
+      if (peer_options.api_address.empty()) peer_options.api_address = vigil::AdvertisedAddress(api.listen, server.port);
+      auto started_peers = vigil::Peers::Start(o.kafka, peer_options, log.get());
+      if (!started_peers.ok()) return Fail(1, started_peers.status().message());
+      peers = *std::move(started_peers);
+      ownership.Listen([p = peers.get()](const std::set<int32_t>& owned) { p->Announce(owned); });
+      risk_service->set_peers(peers.get());
+      spdlog::info("event=peers_on topic={}", peer_options.topic);
+    } else {
+      spdlog::warn("event=peers_off reason=\"no --peer-tls-cert: calls for victims other instances own are "
+                   "answered UNAVAILABLE\"");
+    }
   }
   (*store)->set_min_free_bytes(min_free_mb << 20);
   vigil::Service service(std::move(o), &engine, store->get(), &health);

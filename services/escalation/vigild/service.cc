@@ -53,8 +53,17 @@ class Service::Rebalancer : public RdKafka::RebalanceCb {
         tp->set_offset(next > 0 ? next : RdKafka::Topic::OFFSET_BEGINNING);
       }
       consumer->assign(partitions);
+      if (Ownership* owned = service_.options_.ownership) {
+        std::set<int32_t> events;
+        for (const auto& [topic, p] : ids) {
+          if (topic == service_.options_.topics.events) events.insert(p);
+        }
+        owned->Assigned(std::move(events));
+      }
       spdlog::info("event=assigned partitions={}", ids.size());
     } else {
+      // The API stops answering from them at once: from here their next owner's copy is the one that counts.
+      if (service_.options_.ownership) service_.options_.ownership->Revoked();
       // What was applied is committed and published before the partitions go,
       // so that their next owner reads a progress topic with no open transaction of ours.
       if (!service_.store_fault_) service_.FlushUntilDone();
@@ -576,6 +585,7 @@ absl::Status Service::Run() {
   // A store that refuses writes is not a failed stop: what was not committed is consumed again, and what was
   // not published is published, by the next start.
   if (final_flush.code() == absl::StatusCode::kUnavailable && store_fault_) final_flush = absl::OkStatus();
+  if (options_.ownership) options_.ownership->Revoked();
   consumer_->close();
   ticker_->flush(5000);
   const uint64_t published = committer_->published_total();

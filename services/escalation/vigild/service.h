@@ -40,6 +40,7 @@
 #include "absl/status/status.h"
 #include "common/health.h"
 #include "common/kafka.h"
+#include "common/ownership.h"
 #include "common/store.h"
 #include "common/watermarks.h"
 #include "services/escalation/pipeline/partition.h"
@@ -71,6 +72,9 @@ struct ServiceOptions {
   size_t max_held_victims = kDefaultMaxHeldVictims;
   // When given (it must outlive the service): each events partition's applied offset, set after each commit.
   Watermarks* applied = nullptr;
+  // When given (it must outlive the service): which events partitions this instance owns, set on each
+  // assignment and revocation.
+  Ownership* ownership = nullptr;
   // The wall clock the clock ticks carry, in Unix milliseconds: NowMillis when empty (tests give their own).
   std::function<int64_t()> clock;
   // Where the loop and the committer count what they do (must outlive the service).

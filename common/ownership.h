@@ -1,0 +1,63 @@
+// Which events partitions this instance owns, published by vigild's loop on
+// each assignment and revocation, for the API: it answers only from partitions
+// it owns (never from a copy it has handed over), and says a rebalance is under
+// way between a revocation and the next assignment. Listeners hear each
+// assignment (the instance directory announces it). Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <set>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+
+namespace vigil {
+
+class Ownership {
+ public:
+  using Listener = std::function<void(const std::set<int32_t>& owned)>;
+
+  // Owned from now: exactly these. Listeners are told, under no lock.
+  void Assigned(std::set<int32_t> partitions) {
+    std::vector<Listener> listeners;
+    {
+      absl::MutexLock lock(&mu_);
+      owned_ = partitions;
+      rebalancing_ = false;
+      listeners = listeners_;
+    }
+    for (const Listener& l : listeners) l(partitions);
+  }
+  // None owned; a rebalance is under way until the next Assigned.
+  void Revoked() {
+    absl::MutexLock lock(&mu_);
+    owned_.clear();
+    rebalancing_ = true;
+  }
+  bool Owns(int32_t partition) const {
+    absl::MutexLock lock(&mu_);
+    return owned_.contains(partition);
+  }
+  std::set<int32_t> Owned() const {
+    absl::MutexLock lock(&mu_);
+    return owned_;
+  }
+  // Between a revocation and the next assignment, and before the first.
+  bool Rebalancing() const {
+    absl::MutexLock lock(&mu_);
+    return rebalancing_;
+  }
+  void Listen(Listener listener) {
+    absl::MutexLock lock(&mu_);
+    listeners_.push_back(std::move(listener));
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::set<int32_t> owned_ ABSL_GUARDED_BY(mu_);
+  bool rebalancing_ ABSL_GUARDED_BY(mu_) = true;
+  std::vector<Listener> listeners_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace vigil
