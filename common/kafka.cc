@@ -203,6 +203,27 @@ absl::StatusOr<std::vector<std::unique_ptr<RdKafka::Topic>>> WarmTopics(RdKafka:
   return handles;
 }
 
+absl::StatusOr<std::unique_ptr<RdKafka::KafkaConsumer>> AssignedConsumer(KafkaProps props, const std::string& reader,
+                                                                         const std::string& topic,
+                                                                         const std::map<int32_t, int64_t>& offsets) {
+  props.emplace_back("group.id", reader);  // never joined (assign only)
+  props.emplace_back("enable.auto.commit", "false");
+  props.emplace_back("enable.auto.offset.store", "false");
+  auto conf = MakeKafkaConf(props);
+  if (!conf.ok()) return conf.status();
+  std::string err;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), err));
+  if (!consumer) return absl::InvalidArgumentError(absl::StrCat("Kafka consumer: ", err));
+  std::vector<RdKafka::TopicPartition*> tps;
+  for (const auto& [partition, offset] : offsets) tps.push_back(RdKafka::TopicPartition::create(topic, partition, offset));
+  const RdKafka::ErrorCode code = consumer->assign(tps);
+  RdKafka::TopicPartition::destroy(tps);
+  if (code != RdKafka::ERR_NO_ERROR) {
+    return absl::UnavailableError(absl::StrCat("reading ", topic, ": ", RdKafka::err2str(code)));
+  }
+  return consumer;
+}
+
 absl::StatusOr<std::map<std::string, uint64_t>> ReadProgress(const KafkaProps& props, const std::string& topic,
                                                              int timeout_ms) {
   auto partitions = PartitionCount(props, topic, timeout_ms);

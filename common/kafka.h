@@ -56,6 +56,13 @@ absl::StatusOr<std::vector<std::unique_ptr<RdKafka::Topic>>> WarmTopics(RdKafka:
                                                                        const std::vector<std::string>& topics,
                                                                        int timeout_ms);
 
+// A consumer that joins no group and commits nothing (`reader` is its group.id, which librdkafka requires),
+// with `props`, assigned the partitions of `topic` in `offsets` at their offsets (an offset, or
+// RdKafka::Topic::OFFSET_BEGINNING / OFFSET_END). UNAVAILABLE when the assignment fails.
+absl::StatusOr<std::unique_ptr<RdKafka::KafkaConsumer>> AssignedConsumer(KafkaProps props, const std::string& reader,
+                                                                         const std::string& topic,
+                                                                         const std::map<int32_t, int64_t>& offsets);
+
 // Reads a compacted progress topic (committed records only) to its end: for
 // each key, the last value as a number.
 absl::StatusOr<std::map<std::string, uint64_t>> ReadProgress(const KafkaProps& props, const std::string& topic,

@@ -66,6 +66,20 @@ TEST_F(KafkaLogTest, AnAppendSaysWhereEachRecordLandedInOrder) {
   }
 }
 
+TEST_F(KafkaLogTest, EachKeyLandsInThePartitionKeyPartitionComputes) {
+  // What any instance computes to find a victim's owner is where the producer put the victim's records.
+  std::vector<LogRecord> records;
+  for (int i = 0; i < 40; ++i) records.push_back({"V-" + std::to_string(i * 7919), "record", {}});
+  auto landed = log_->Append("audit", records, absl::Now() + absl::Seconds(20));
+  ASSERT_TRUE(landed.ok()) << landed.status();
+  std::set<int32_t> used;
+  for (size_t i = 0; i < records.size(); ++i) {
+    EXPECT_EQ((*landed)[i].partition, KeyPartition(records[i].key, 2)) << records[i].key;
+    used.insert((*landed)[i].partition);
+  }
+  EXPECT_EQ(used.size(), 2u);  // both partitions: not a constant
+}
+
 TEST_F(KafkaLogTest, ConcurrentAppendsEachCompleteOnce) {
   Outcomes outcomes;
   constexpr int kAppends = 300;

@@ -339,6 +339,59 @@ TEST_F(RiskServiceTest, AReadFailsWhenItsAuditRecordCannotBeWritten) {
   EXPECT_THAT(registry_.Render(), Not(HasSubstr("V1")));  // no victim in any label
 }
 
+TEST_F(RiskServiceTest, AVictimIsAnsweredOnlyWhereItsPartitionIsOwnedAndRestored) {
+  // This instance's store holds V1, in the partition its key places it in.
+  auto stub = Serve("supervisor-console");
+  Record(*stub, {Ev("c1").At("09:00").Call(false)});
+  const int32_t p = KeyPartition("V1", LocalLog::kPartitions);
+  Ownership owned;
+  ApiOptions options;
+  options.insecure_identity = "supervisor-console";
+  options.ownership = &owned;
+  options.partitions = LocalLog::kPartitions;
+  ApiServerOptions server;
+  server.listen = "127.0.0.1:0";
+  server.insecure = true;
+  StateReader reader(store_.get(), &owned);
+  services_.push_back(std::make_unique<RiskServiceImpl>(&reader, log_.get(), nullptr, &access_, &engine_.rules(),
+                                                        options));
+  auto started = StartApiServer(server, services_.back().get());
+  ASSERT_TRUE(started.ok());
+  auto owned_stub = v1::RiskService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", started->port), grpc::InsecureChannelCredentials()));
+  servers_.push_back(*std::move(started));
+  auto profile = [&](std::string* message) {
+    grpc::ClientContext context;
+    v1::GetRiskProfileRequest r;
+    r.set_name("victims/V1/riskProfile");
+    r.set_purpose("review");
+    v1::RiskProfile out;
+    grpc::Status s = owned_stub->GetRiskProfile(&context, r, &out);
+    *message = s.error_message();
+    return s.error_code();
+  };
+  std::string why;
+  // Before any assignment: a rebalance is under way.
+  EXPECT_EQ(profile(&why), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(why, HasSubstr("rebalance"));
+  // Another partition owned: V1's is another instance's, and there is no one to forward to.
+  owned.Assigned({(p + 1) % LocalLog::kPartitions});
+  EXPECT_EQ(profile(&why), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(why, HasSubstr("owned by another instance"));
+  // Owned but still restoring: not answered from a copy that is behind.
+  owned.Assigned({p}, {p});
+  EXPECT_EQ(profile(&why), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(why, HasSubstr("being restored"));
+  owned.Restored(p);
+  EXPECT_EQ(profile(&why), grpc::StatusCode::OK) << why;
+  // Handed over: the copy in this store is never read again.
+  owned.Revoked();
+  EXPECT_EQ(profile(&why), grpc::StatusCode::UNAVAILABLE);
+  auto found = reader.FindVictim("V1");
+  ASSERT_TRUE(found.ok());
+  EXPECT_FALSE(found->has_value());
+}
+
 // A timeline read on the callback API: its outcome, once it arrives.
 struct PendingRead {
   grpc::ClientContext context;

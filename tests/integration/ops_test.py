@@ -6,6 +6,7 @@ vigild writes is a JSON log record (checked as each vigild is closed).
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -218,14 +219,45 @@ class OpsTest(unittest.TestCase):
             self.fail(f"not every event applied and readable after 180s: {stale}")
 
         settled(group)
+
+        def listed(instances):
+            """Every alert, listed (all pages) through each instance: the same list from each."""
+            out = []
+            for v in instances:
+                r = v.call("alerts", "--all", "--page-size", "7", "--purpose", "ops test")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                out.append(r.stdout.splitlines())
+            for other in out[1:]:
+                self.assertEqual(other, out[0])
+            return out[0]
+
+        alerts = listed(group)
+        ids = sorted(set(re.findall(r"al-[0-9a-f]{16}", "\n".join(alerts))))
+        self.assertGreater(len(ids), 3, alerts)
+        # Each alert through each instance: the same; acknowledged through an instance that may not hold it.
+        for alert_id in ids[:4]:
+            answers = {v.call("alert", alert_id, "--purpose", "ops test").stdout for v in group}
+            self.assertEqual(len(answers), 1, answers)
+            self.assertIn(alert_id, answers.pop())
+        firing = [l for l in alerts if " FIRING " in l or " ESCALATED " in l]
+        self.assertTrue(firing, alerts)
+        acked = re.search(r"al-[0-9a-f]{16}", firing[0]).group(0)
+        for v in group:
+            r = v.call("ack", acked)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("ACKNOWLEDGED", r.stdout)
+        # (An acknowledgement is an event at the present: it moves its partition's stream time on, and what fell
+        # due meanwhile fires. The picture to keep is the one after it.)
         seen = profiles(group)
         for victim, answers in seen.items():
             self.assertEqual(len(answers), 1, f"{victim}: the instances disagree")
+        alerts = listed(group)
         # One instance killed: once the group has rebalanced, the other two answer for every victim, the same.
         group[1].stop(st.signal.SIGKILL)
         after = profiles([group[0], group[2]], timeout=180)
         for victim in victims:
             self.assertEqual(after[victim], seen[victim], victim)
+        self.assertEqual(listed([group[0], group[2]]), alerts)
 
     def test_alerts_in_json_are_read_without_vigils_code(self):
         v = ft.ApiVigild(self.name, os.path.join(self.dir, "data"), extra=["--alerts-format", "json"])

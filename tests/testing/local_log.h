@@ -18,6 +18,9 @@ namespace vigil::testing {
 // The events topic applied in process, by partition pipelines on the store; other topics kept in memory.
 class LocalLog : public Log {
  public:
+  // The events topic's partitions, each applied by its own pipeline; a key's is KeyPartition's.
+  static constexpr int kPartitions = 3;
+
   // REQUIRES: every argument outlives the log. The records' timestamps are now, as the broker's would be.
   LocalLog(Store* store, const Engine* engine, const Topics* topics, const AdmissionPolicy* admission)
       : topics_(*topics) {
@@ -69,7 +72,6 @@ class LocalLog : public Log {
   }
 
  private:
-  static constexpr int kPartitions = 3;
   struct HeldAppend {
     std::string topic;
     std::vector<LogRecord> records;
@@ -84,7 +86,7 @@ class LocalLog : public Log {
       const std::string& key = r.key;
       const std::string& value = r.value;
       if (topic == topics_.events) {
-        const int32_t p = static_cast<int32_t>(Fnv1a64(key) % kPartitions);
+        const int32_t p = KeyPartition(key, kPartitions);  // as Kafka's producers place it
         const int64_t offset = pipelines_[p]->next_offset();
         std::string signature;
         for (const auto& [k, v] : r.headers) {

@@ -132,29 +132,18 @@ absl::StatusOr<std::unique_ptr<RdKafka::KafkaConsumer>> AssignedConsumer(const K
                                                                          const std::string& topic, int partitions,
                                                                          const AlertCursor& cursor, bool from_now) {
   KafkaProps p = props;
-  p.emplace_back("group.id", "vigil-watch");  // required by the client; never joined (assign only)
-  p.emplace_back("enable.auto.commit", "false");
-  p.emplace_back("enable.auto.offset.store", "false");
   p.emplace_back("isolation.level", "read_committed");
   p.emplace_back("enable.partition.eof", "true");
   p.emplace_back("auto.offset.reset", "earliest");  // a cursor past retention: the oldest still kept
   p.emplace_back("fetch.wait.max.ms", "20");
-  VIGIL_ASSIGN_OR_RETURN(auto conf, MakeKafkaConf(p));
-  std::string err;
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf.get(), err));
-  if (!consumer) return absl::InvalidArgumentError(absl::StrCat("Kafka consumer: ", err));
-  std::vector<RdKafka::TopicPartition*> tps;
+  std::map<int32_t, int64_t> offsets;
   for (int32_t i = 0; i < partitions; ++i) {
-    int64_t offset = from_now ? RdKafka::Topic::OFFSET_END : RdKafka::Topic::OFFSET_BEGINNING;
-    if (auto it = cursor.find(i); it != cursor.end()) offset = it->second;
-    tps.push_back(RdKafka::TopicPartition::create(topic, i, offset));
+    auto it = cursor.find(i);
+    offsets[i] = it != cursor.end() ? it->second
+                 : from_now        ? RdKafka::Topic::OFFSET_END
+                                   : RdKafka::Topic::OFFSET_BEGINNING;
   }
-  RdKafka::ErrorCode code = consumer->assign(tps);
-  for (auto* tp : tps) delete tp;
-  if (code != RdKafka::ERR_NO_ERROR) {
-    return absl::UnavailableError(absl::StrCat("reading alerts: ", RdKafka::err2str(code)));
-  }
-  return consumer;
+  return vigil::AssignedConsumer(p, "vigil-watch", topic, offsets);
 }
 
 // One message of the alert topic: a transition at (partition, offset), a partition's end, or nothing.

@@ -10,26 +10,13 @@ namespace vigil {
 
 absl::StatusOr<std::unique_ptr<Peers>> Peers::Start(const KafkaProps& props, PeerOptions options, Log* log) {
   KafkaProps p = props;
-  p.emplace_back("group.id", "vigil-peers");  // required by the client; never joined (assign only)
-  p.emplace_back("enable.auto.commit", "false");
-  p.emplace_back("enable.auto.offset.store", "false");
   p.emplace_back("auto.offset.reset", "earliest");
   p.emplace_back("fetch.wait.max.ms", "100");
-  auto conf = MakeKafkaConf(p);
-  if (!conf.ok()) return conf.status();
-  std::string err;
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), err));
-  if (!consumer) return absl::InvalidArgumentError(absl::StrCat("Kafka consumer: ", err));
-  std::vector<RdKafka::TopicPartition*> tps = {
-      RdKafka::TopicPartition::create(options.topic, 0, RdKafka::Topic::OFFSET_BEGINNING)};
-  const RdKafka::ErrorCode assigned = consumer->assign(tps);
-  RdKafka::TopicPartition::destroy(tps);
-  if (assigned != RdKafka::ERR_NO_ERROR) {
-    return absl::UnavailableError(absl::StrCat("reading ", options.topic, ": ", RdKafka::err2str(assigned)));
-  }
+  auto consumer = AssignedConsumer(p, "vigil-peers", options.topic, {{0, RdKafka::Topic::OFFSET_BEGINNING}});
+  if (!consumer.ok()) return consumer.status();
   std::unique_ptr<Peers> peers(new Peers(std::move(options), log));
   Peers* raw = peers.get();
-  peers->reader_ = std::thread([raw, c = std::move(consumer)]() mutable { raw->Read(std::move(c)); });
+  peers->reader_ = std::thread([raw, c = *std::move(consumer)]() mutable { raw->Read(std::move(c)); });
   return peers;
 }
 

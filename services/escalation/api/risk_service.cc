@@ -373,11 +373,14 @@ grpc::Status RiskServiceImpl::RouteVictim(const grpc::ServerContextBase& context
   owner->clear();
   if (options_.ownership == nullptr || options_.partitions <= 0 || victim_id.empty()) return grpc::Status::OK;
   const int32_t p = KeyPartition(victim_id, options_.partitions);
-  if (options_.ownership->Owns(p)) return grpc::Status::OK;
   auto unavailable = [&](absl::string_view why) {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                         absl::StrCat("this victim's partition (", p, ") ", why, ": retry shortly"));
   };
+  if (options_.ownership->Owns(p)) {
+    if (options_.ownership->Restoring(p)) return unavailable("is being restored from the log here (a rebalance)");
+    return grpc::Status::OK;
+  }
   if (ForwardedFor(context)) return unavailable("has just moved from this instance (a rebalance)");
   if (options_.ownership->Rebalancing()) return unavailable("is being reassigned (a rebalance is under way)");
   Peers* peers = peers_.load();
@@ -415,6 +418,155 @@ void RiskServiceImpl::ForwardThen(const grpc::ServerContextBase& context, const 
     }
     return grpc::Status::OK;
   });
+}
+
+template <typename Request, typename Response>
+grpc::Status RiskServiceImpl::ForwardAndWait(const grpc::ServerContextBase& context, const std::string& owner,
+                                             absl::string_view method, const Request& request,
+                                             const std::string& identity, Response* response) {
+  grpc::ByteBuffer bytes;
+  bool own = false;
+  (void)grpc::SerializationTraits<Request>::Serialize(request, &bytes, &own);
+  std::promise<grpc::Status> outcome;
+  peers_.load()->Forward(owner, absl::StrCat("/vigil.v1.RiskService/", method), bytes, identity, Deadline(context),
+                         [&](grpc::Status status, grpc::ByteBuffer answer) {
+                           if (status.ok() &&
+                               !grpc::SerializationTraits<Response>::Deserialize(&answer, response).ok()) {
+                             status = grpc::Status(grpc::StatusCode::INTERNAL,
+                                                   "the owning instance's answer is unreadable");
+                           }
+                           outcome.set_value(std::move(status));
+                         });
+  return outcome.get_future().get();
+}
+
+absl::StatusOr<std::vector<std::string>> RiskServiceImpl::OthersToAsk(const grpc::ServerContextBase& context) const {
+  Peers* peers = peers_.load();
+  if (options_.ownership == nullptr) return std::vector<std::string>{};
+  // What is not found may be in a partition still catching up here: not an answer yet.
+  if (std::optional<int32_t> p = options_.ownership->AnyRestoring()) {
+    return absl::UnavailableError(
+        absl::StrCat("partition ", *p, " is being restored from the log here (a rebalance): retry shortly"));
+  }
+  if (peers == nullptr || ForwardedFor(context)) return std::vector<std::string>{};
+  if (options_.ownership->Rebalancing()) {
+    return absl::UnavailableError("partitions are being reassigned (a rebalance is under way): retry shortly");
+  }
+  return peers->Others();
+}
+
+template <typename Request, typename Response>
+grpc::Status RiskServiceImpl::ElsewhereThen(const grpc::ServerContextBase& context, grpc::Status missing,
+                                            absl::string_view method, const Request& request,
+                                            const std::string& identity, Reply& reply, Response* response) {
+  // Held here only if its victim's partition is: another instance may hold it.
+  if (missing.error_code() != grpc::StatusCode::NOT_FOUND) return missing;
+  absl::StatusOr<std::vector<std::string>> others = OthersToAsk(context);
+  if (!others.ok()) return ToGrpc(others.status());
+  if (others->empty()) return missing;
+  struct Asking {
+    std::vector<std::string> others;
+    size_t next = 0;
+    grpc::ByteBuffer request;
+    std::string method, identity;
+    absl::Time deadline;
+    Peers* peers;
+    Response* response;
+    Audited done;
+    void Ask(std::shared_ptr<Asking> self) {
+      peers->Forward(others[next++], method, request, identity, deadline,
+                     [self](grpc::Status status, grpc::ByteBuffer answer) {
+                       if (status.error_code() == grpc::StatusCode::NOT_FOUND && self->next < self->others.size()) {
+                         return self->Ask(self);
+                       }
+                       if (status.ok() &&
+                           !grpc::SerializationTraits<Response>::Deserialize(&answer, self->response).ok()) {
+                         status = grpc::Status(grpc::StatusCode::INTERNAL, "another instance's answer is unreadable");
+                       }
+                       self->done(absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                                               status.error_message()));
+                     });
+    }
+  };
+  auto asking = std::make_shared<Asking>();
+  asking->others = *std::move(others);
+  bool own = false;
+  (void)grpc::SerializationTraits<Request>::Serialize(request, &asking->request, &own);
+  asking->method = absl::StrCat("/vigil.v1.RiskService/", method);
+  asking->identity = identity;
+  asking->deadline = Deadline(context);
+  asking->peers = peers_.load();
+  asking->response = response;
+  asking->done = reply.Await();
+  asking->Ask(asking);
+  return grpc::Status::OK;
+}
+
+void RiskServiceImpl::GatherAlertsThen(const grpc::ServerContextBase& context, std::vector<std::string> others,
+                                       const v1::ListAlertsRequest& request, const std::string& identity,
+                                       std::vector<v1::Alert> local, int size, uint64_t fingerprint, Reply& reply,
+                                       v1::ListAlertsResponse* response) {
+  struct Gathering {
+    std::mutex mu;
+    std::vector<v1::Alert> alerts;  // this instance's first size + 1, then every other's page
+    std::set<std::string> local_ids;
+    bool more = false;
+    grpc::Status failed;
+    size_t pending = 0;
+    Audited gathered, audited;
+  };
+  auto g = std::make_shared<Gathering>();
+  for (const v1::Alert& a : local) g->local_ids.insert(a.alert_id());
+  g->more = local.size() > static_cast<size_t>(size);
+  g->alerts = std::move(local);
+  g->pending = others.size();
+  g->gathered = reply.Await();  // the others' pages
+  g->audited = reply.Await();   // the audit of this instance's share of the merged page
+  grpc::ByteBuffer bytes;
+  bool own = false;
+  (void)grpc::SerializationTraits<v1::ListAlertsRequest>::Serialize(request, &bytes, &own);
+  const std::string purpose = request.purpose();
+  for (const std::string& other : others) {
+    peers_.load()->Forward(
+        other, "/vigil.v1.RiskService/ListAlerts", bytes, identity, Deadline(context),
+        [this, g, size, fingerprint, response, identity, purpose, &context](grpc::Status status,
+                                                                            grpc::ByteBuffer answer) {
+          std::unique_lock<std::mutex> lock(g->mu);
+          v1::ListAlertsResponse page;
+          if (status.ok() && !grpc::SerializationTraits<v1::ListAlertsResponse>::Deserialize(&answer, &page).ok()) {
+            status = grpc::Status(grpc::StatusCode::INTERNAL, "another instance's answer is unreadable");
+          }
+          if (!status.ok() && g->failed.ok()) g->failed = status;
+          for (v1::Alert& a : *page.mutable_alerts()) g->alerts.push_back(std::move(a));
+          g->more = g->more || !page.next_page_token().empty();
+          if (--g->pending > 0) return;
+          lock.unlock();  // the last answer: merge
+          if (!g->failed.ok()) {
+            g->audited(absl::OkStatus());
+            return g->gathered(absl::Status(static_cast<absl::StatusCode>(g->failed.error_code()),
+                                            absl::StrCat("listing every instance's alerts: ", g->failed.error_message())));
+          }
+          std::vector<v1::Alert>& all = g->alerts;
+          std::sort(all.begin(), all.end(), [](const v1::Alert& a, const v1::Alert& b) {
+            const Micros x = ToMicros(a.at()), y = ToMicros(b.at());
+            return x != y ? x > y : a.alert_id() < b.alert_id();
+          });
+          const bool more = g->more || all.size() > static_cast<size_t>(size);
+          if (all.size() > static_cast<size_t>(size)) all.resize(size);
+          std::vector<const v1::Alert*> mine;
+          for (const v1::Alert& a : all) {
+            if (g->local_ids.contains(a.alert_id())) mine.push_back(&a);
+          }
+          for (const v1::Alert& a : all) *response->add_alerts() = a;
+          if (more && !all.empty()) {
+            const v1::Alert& last = all.back();
+            response->set_next_page_token(Token(fingerprint, absl::StrCat(ToMicros(last.at()), "\n", last.alert_id())));
+          }
+          // The others audited what they sent; this instance audits its own share of the page.
+          AuditThen(context, identity, "ListAlerts", AlertReads(mine), purpose, std::move(g->audited));
+          g->gathered(absl::OkStatus());
+        });
+  }
 }
 
 absl::Status RiskServiceImpl::WaitApplied(const grpc::ServerContext& context, const Landed& landed) const {
@@ -521,23 +673,7 @@ grpc::Status RiskServiceImpl::RecordEvent(grpc::ServerContext* context, const v1
     // Only the owner of the victim's partition sees it applied: the call goes there.
     std::string owner;
     if (grpc::Status routed = RouteVictim(*context, checked.event().victim_id(), &owner); !routed.ok()) return routed;
-    if (!owner.empty()) {
-      grpc::ByteBuffer bytes;
-      bool own = false;
-      (void)grpc::SerializationTraits<v1::RecordEventRequest>::Serialize(*request, &bytes, &own);
-      std::promise<grpc::Status> outcome;
-      peers_.load()->Forward(owner, "/vigil.v1.RiskService/RecordEvent", bytes, *identity, Deadline(*context),
-                              [&](grpc::Status status, grpc::ByteBuffer answer) {
-                                if (status.ok() &&
-                                    !grpc::SerializationTraits<v1::RecordEventResponse>::Deserialize(&answer, response)
-                                         .ok()) {
-                                  status = grpc::Status(grpc::StatusCode::INTERNAL,
-                                                        "the owning instance's answer is unreadable");
-                                }
-                                outcome.set_value(std::move(status));
-                              });
-      return outcome.get_future().get();
-    }
+    if (!owner.empty()) return ForwardAndWait(*context, owner, "RecordEvent", *request, *identity, response);
   }
   auto out = Record(*context, {checked.event()}, checked.wait_applied());
   if (!out.ok()) return ToGrpc(out.status());
@@ -712,6 +848,20 @@ grpc::Status RiskServiceImpl::ServeListAlerts(const grpc::CallbackServerContext&
   if (grpc::Status s = CheckRule(request->rule()); !s.ok()) return s;
   if (grpc::Status s = CheckTime("start_time", request->start_time(), request->has_start_time()); !s.ok()) return s;
   if (grpc::Status s = CheckTime("end_time", request->end_time(), request->has_end_time()); !s.ok()) return s;
+  // One victim's alerts are where the victim is.
+  std::string owner;
+  if (grpc::Status routed = RouteVictim(context, request->victim_id(), &owner); !routed.ok()) return routed;
+  if (!owner.empty()) {
+    ForwardThen(context, owner, "ListAlerts", *request, *identity, reply, response);
+    return grpc::Status::OK;
+  }
+  if (request->victim_id().empty() && options_.ownership != nullptr) {
+    if (std::optional<int32_t> p = options_.ownership->AnyRestoring()) {  // the list would miss its alerts
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          absl::StrCat("partition ", *p, " is being restored from the log here (a rebalance): "
+                                       "retry shortly"));
+    }
+  }
   const uint64_t fingerprint = RequestFingerprint(*request);
   // The page starts after the token's alert in the order.
   StateReader::AlertQuery query;
@@ -732,6 +882,17 @@ grpc::Status RiskServiceImpl::ServeListAlerts(const grpc::CallbackServerContext&
   auto listed = reader_.ListAlerts(query, [&](const v1::Alert& a) { return Matches(a, *request); }, *size + 1);
   if (!listed.ok()) return ToGrpc(listed.status());
   std::vector<v1::Alert>& kept = *listed;
+  // Every victim's: this instance's partitions and every other instance's, merged (the order and the token are
+  // the same everywhere).
+  if (request->victim_id().empty()) {
+    auto others = OthersToAsk(context);
+    if (!others.ok()) return ToGrpc(others.status());
+    if (!others->empty()) {
+      GatherAlertsThen(context, *std::move(others), *request, *identity, std::move(kept), *size, fingerprint,
+                       reply, response);
+      return grpc::Status::OK;
+    }
+  }
   const bool more = kept.size() > static_cast<size_t>(*size);
   if (more) kept.resize(*size);
   std::vector<const v1::Alert*> page;
@@ -756,7 +917,9 @@ grpc::Status RiskServiceImpl::ServeAlert(const grpc::CallbackServerContext& cont
   if (!identity.ok()) return ToGrpc(identity.status());
   if (grpc::Status s = CheckPurpose(request->purpose()); !s.ok()) return s;
   v1::Alert alert;
-  if (grpc::Status s = LoadAlert(request->name(), &alert); !s.ok()) return s;
+  if (grpc::Status s = LoadAlert(request->name(), &alert); !s.ok()) {
+    return ElsewhereThen(context, s, "GetAlert", *request, *identity, reply, response);
+  }
   AuditThen(context, *identity, "GetAlert", AlertReads({&alert}), request->purpose(), reply.Await());
   *response = std::move(alert);
   return grpc::Status::OK;
@@ -767,7 +930,16 @@ grpc::Status RiskServiceImpl::AcknowledgeAlert(grpc::ServerContext* context,
   auto identity = Authorize(*context, "AcknowledgeAlert");
   if (!identity.ok()) return ToGrpc(identity.status());
   v1::Alert current;
-  if (grpc::Status s = LoadAlert(request->name(), &current); !s.ok()) return s;
+  if (grpc::Status s = LoadAlert(request->name(), &current); !s.ok()) {
+    if (s.error_code() != grpc::StatusCode::NOT_FOUND) return s;
+    auto others = OthersToAsk(*context);
+    if (!others.ok()) return ToGrpc(others.status());
+    for (const std::string& other : *others) {
+      grpc::Status answered = ForwardAndWait(*context, other, "AcknowledgeAlert", *request, *identity, response);
+      if (answered.error_code() != grpc::StatusCode::NOT_FOUND) return answered;
+    }
+    return s;
+  }
   if (current.state() == v1::RESOLVED) {
     return FailedPrecondition("ALERT_STATE", request->name(), "the alert is resolved: there is nothing to acknowledge");
   }
@@ -876,7 +1048,9 @@ grpc::Status RiskServiceImpl::ServeExplanation(const grpc::CallbackServerContext
   auto identity = Authorize(context, "ExplainAlert");
   if (!identity.ok()) return ToGrpc(identity.status());
   v1::Alert a;
-  if (grpc::Status s = LoadAlert(request->name(), &a); !s.ok()) return s;
+  if (grpc::Status s = LoadAlert(request->name(), &a); !s.ok()) {
+    return ElsewhereThen(context, s, "ExplainAlert", *request, *identity, reply, response);
+  }
   // The evidence is the victim's data: read as such (purpose, audit).
   StateReader::Victim victim;
   grpc::Status read = ReadVictim(context, *identity, "ExplainAlert", a.victim_id(), request->name(),

@@ -159,6 +159,27 @@ class RiskServiceImpl final : public RiskServiceBase {
   template <typename Request, typename Response>
   void ForwardThen(const grpc::ServerContextBase& context, const std::string& owner, absl::string_view method,
                    const Request& request, const std::string& identity, Reply& reply, Response* response);
+  // Forwards this call to `owner` and waits for its answer (the synchronous handlers).
+  template <typename Request, typename Response>
+  grpc::Status ForwardAndWait(const grpc::ServerContextBase& context, const std::string& owner,
+                              absl::string_view method, const Request& request, const std::string& identity,
+                              Response* response);
+  // The other instances that may hold what this one did not find (an alert): none for a call already
+  // forwarded, or without peers. UNAVAILABLE while a rebalance is under way.
+  absl::StatusOr<std::vector<std::string>> OthersToAsk(const grpc::ServerContextBase& context) const;
+  // What this instance did not find (`missing` NOT_FOUND) asked of the others in turn: the answer is the
+  // first that does not say NOT_FOUND (NOT_FOUND when none has it), and `reply` waits for it. Any other
+  // `missing` is returned as it is, as NOT_FOUND is when there is no one to ask.
+  template <typename Request, typename Response>
+  grpc::Status ElsewhereThen(const grpc::ServerContextBase& context, grpc::Status missing, absl::string_view method,
+                             const Request& request, const std::string& identity, Reply& reply,
+                             Response* response);
+  // ListAlerts of every victim with other instances: asks each for the same page, merges their pages with
+  // `local` (this instance's first size + 1), and answers with the first `size` in the order.
+  void GatherAlertsThen(const grpc::ServerContextBase& context, std::vector<std::string> others,
+                        const v1::ListAlertsRequest& request, const std::string& identity,
+                        std::vector<v1::Alert> local, int size, uint64_t fingerprint, Reply& reply,
+                        v1::ListAlertsResponse* response);
   // The alert that `name` (alerts/{id}) names: INVALID_ARGUMENT or NOT_FOUND otherwise.
   grpc::Status LoadAlert(const std::string& name, v1::Alert* alert) const;
   absl::Time Deadline(const grpc::ServerContextBase& context) const;

@@ -25,8 +25,9 @@ namespace vigil {
 
 class StateReader {
  public:
-  // With `owned` (outliving the reader), only the partitions it says this instance owns are read: a copy of
-  // a partition handed over to another instance is never answered from. Without, every stored partition.
+  // With `owned` (outliving the reader), only the partitions it says this instance owns and has restored are
+  // read: a copy of a partition handed over to another instance, or one still catching up, is never answered
+  // from. Without, every stored partition.
   explicit StateReader(const Store* store, const Ownership* owned = nullptr) : store_(*store), owned_(owned) {}
 
   struct Victim {
@@ -92,7 +93,7 @@ class StateReader {
   absl::StatusOr<std::optional<std::pair<int32_t, std::string>>> Locate(const std::string& location, RecordKey key,
                                                                         absl::string_view id) const;
 
-  bool Readable(int32_t partition) const { return owned_ == nullptr || owned_->Owns(partition); }
+  bool Readable(int32_t partition) const { return owned_ == nullptr || owned_->Readable(partition); }
 
   const Store& store_;
   const Ownership* const owned_;

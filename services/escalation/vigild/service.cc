@@ -54,11 +54,13 @@ class Service::Rebalancer : public RdKafka::RebalanceCb {
       }
       consumer->assign(partitions);
       if (Ownership* owned = service_.options_.ownership) {
-        std::set<int32_t> events;
+        std::set<int32_t> events, restoring;
         for (const auto& [topic, p] : ids) {
-          if (topic == service_.options_.topics.events) events.insert(p);
+          if (topic != service_.options_.topics.events) continue;
+          events.insert(p);
+          if (!service_.Current({topic, p})) restoring.insert(p);
         }
-        owned->Assigned(std::move(events));
+        owned->Assigned(std::move(events), std::move(restoring));
       }
       spdlog::info("event=assigned partitions={}", ids.size());
     } else {
@@ -130,7 +132,14 @@ absl::Status Service::Assign(const std::vector<PartitionId>& partitions) {
     committer_->Announce({topic, p}, pipeline->published_seq());
     committer_->Publish({topic, p}, std::move(unpublished), stop_);
     Applied(*pipeline);
-    counted_[{topic, p}] = {.applied = pipeline->applied(), .too_late = pipeline->processor().too_late()};
+    // Where the log ends now: the partition is restoring until it has applied this far.
+    int64_t low = 0, high = -1;
+    if (kind == PartitionKind::kEvents &&
+        consumer_->query_watermark_offsets(topic, p, &low, &high, 5000) != RdKafka::ERR_NO_ERROR) {
+      high = -1;  // learnt from the first fetch instead
+    }
+    counted_[{topic, p}] = {
+        .applied = pipeline->applied(), .too_late = pipeline->processor().too_late(), .restore_until = high};
     pipelines_[{topic, p}] = std::move(pipeline);
   }
   SetGauges(/*now=*/true);
@@ -210,10 +219,30 @@ void Service::SetGauges(bool now) {
     options_.metrics->consumer_lag.With(label).Set(static_cast<double>(std::max<int64_t>(0, high - next)));
     Counted& c = counted_[id];
     if (c.restore_until < 0) c.restore_until = high;
+    const bool current = Current(id);
+    if (current && options_.ownership != nullptr && options_.ownership->Restoring(id.second)) {
+      options_.ownership->Restored(id.second);
+      spdlog::info("event=partition_restored partition={} next_offset={}", id.second, next);
+    }
     options_.metrics->restore_remaining.With(label).Set(
-        static_cast<double>(std::max<int64_t>(0, c.restore_until - next)));
+        current ? 0 : static_cast<double>(std::max<int64_t>(0, c.restore_until - next)));
   }
   options_.metrics->owned_partitions.Get().Set(owned);
+}
+
+bool Service::Current(const PartitionId& id) {
+  auto c = counted_.find(id);
+  auto pipeline = pipelines_.find(id);
+  if (c == counted_.end() || pipeline == pipelines_.end() || c->second.restore_until < 0) return false;
+  if (pipeline->second->next_offset() >= c->second.restore_until) return true;
+  // Transaction markers take offsets no record is applied at: the consumer's position says it has read past
+  // them, and nothing of the partition waits to be applied.
+  auto line = waiting_.find(id);
+  if (line != waiting_.end() && !line->second.empty()) return false;
+  std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(id.first, id.second)};
+  const bool past = consumer_->position(tps) == RdKafka::ERR_NO_ERROR && tps[0]->offset() >= c->second.restore_until;
+  RdKafka::TopicPartition::destroy(tps);
+  return past;
 }
 
 void Service::Forget(const PartitionId& id) {

@@ -154,6 +154,8 @@ class Service {
   void CountCommitted();
   void SetGauges(bool now);
   void Forget(const PartitionId& id);  // its gauges, once it is no longer owned
+  // The partition has applied the log as far as it reached when the partition was assigned (not restoring).
+  bool Current(const PartitionId& id);
 
   // Per partition, for the metrics: what was counted so far, and where a restore ends (the log's end when the
   // partition was assigned, learnt from the first fetch; -1 until then).
