@@ -259,6 +259,44 @@ class OpsTest(unittest.TestCase):
             self.assertEqual(after[victim], seen[victim], victim)
         self.assertEqual(listed([group[0], group[2]]), alerts)
 
+    def test_a_source_gone_quiet_is_reported_and_its_return_too(self):
+        v = ft.ApiVigild(self.name, os.path.join(self.dir, "data"), tick_ms=250,
+                         extra=["--alerts-format", "json", "--source-quiet-after", "10s",
+                                "--source-alerts-topic", f"{self.name}.source-alerts"])
+        self.closing.append(v)
+        v.start()
+
+        def publish(event_id, source):
+            st.ctl("publish", "--topic", v.topics["events"], "--events", "-", "--shift-to-now",
+                   stdin=json.dumps({"event_id": event_id, "victim_id": "V-ops-1", "incident_id": "I-ops-1",
+                                     "force": "lancashire", "source": source, "occurred_at": "2026-01-01T00:00:00Z",
+                                     "call_received": {"caller_role": "VICTIM", "channel": "EMERGENCY"}}) + "\n")
+
+        def source_alerts(want, timeout=60):
+            deadline = time.time() + timeout
+            got = []
+            while time.time() < deadline:
+                out = subprocess.run(["kcat", "-C", "-b", st.BROKERS, "-t", f"{self.name}.source-alerts", "-o",
+                                      "beginning", "-e", "-q", "-X", "isolation.level=read_committed", "-f", "%s\n"],
+                                     capture_output=True, text=True, timeout=60)
+                got = [json.loads(l) for l in out.stdout.splitlines() if l.strip()]
+                if len(got) >= want:
+                    return got
+                time.sleep(1)
+            self.fail(f"{want} source alerts expected in {timeout}s, got {got}")
+
+        publish("ops-c1", "command-and-control")
+        fired = source_alerts(1)
+        self.assertEqual([(a["source"], a["state"]) for a in fired], [("command-and-control", "FIRING")])
+        # Quiet from its last event's broker time, by the ticks: exactly 10s later.
+        at, last = (st.calendar.timegm(time.strptime(fired[0][k][:19], "%Y-%m-%dT%H:%M:%S"))
+                    for k in ("at", "last_event_at"))
+        self.assertEqual(at - last, 10)  # (the same fraction of a second on both)
+        self.assertIn("has sent no events", fired[0]["reason"])
+        publish("ops-c2", "command-and-control")
+        back = source_alerts(2)
+        self.assertEqual((back[1]["source"], back[1]["state"]), ("command-and-control", "RESOLVED"))
+
     def test_alerts_in_json_are_read_without_vigils_code(self):
         v = ft.ApiVigild(self.name, os.path.join(self.dir, "data"), extra=["--alerts-format", "json"])
         self.closing.append(v)

@@ -202,6 +202,67 @@ TEST_F(PartitionTest, AlertsInJsonAreTheStoredAlertsInTheProto3JsonMappingOnEver
   for (size_t i = 0; i < outbox.size(); ++i) EXPECT_EQ(again[i].value(), outbox[i].value());
 }
 
+// What the source-alerts topic got, as "STATE source at last_event_at", in order.
+std::vector<std::string> SourceAlerts(const std::vector<state::OutboxRecord>& outbox) {
+  std::vector<std::string> out;
+  for (const auto& r : outbox) {
+    if (r.topic() != "vigil.source-alerts") continue;
+    v1::SourceAlert a;
+    EXPECT_TRUE(a.ParseFromString(r.value()));
+    EXPECT_EQ(r.key(), a.source());
+    out.push_back(absl::StrCat(v1::AlertState_Name(a.state()), " ", a.source(), " ", FormatRfc3339(ToMicros(a.at())),
+                               " last ", FormatRfc3339(ToMicros(a.last_event_at()))));
+  }
+  return out;
+}
+
+TEST_F(PartitionTest, ASourceGoneQuietIsReportedByTheTicksAndAgainWhenItReturns) {
+  topics_.source_quiet_after = kMicrosPerHour;
+  auto store = OpenStore();
+  auto p = Load(store.get());
+  int64_t offset = 0;
+  auto tick = [&](PartitionPipeline& pipeline, const std::string& at) {
+    v1::Event t;
+    t.set_event_id("tick-" + at);
+    t.set_source("vigild");
+    *t.mutable_occurred_at() = ToTimestamp(testing::T(at));
+    t.mutable_clock_tick();
+    const std::string bytes = Bytes(t);
+    pipeline.Apply({.offset = offset++, .key = kClockKey, .value = bytes,
+                    .timestamp_ms = testing::T(at) / 1000, .signature = testing::TestSigner().Sign(bytes)});
+  };
+  auto event = [&](PartitionPipeline& pipeline, v1::Event e, const std::string& taken_at) {
+    const std::string bytes = Bytes(e);
+    pipeline.Apply({.offset = offset++, .key = e.victim_id(), .value = bytes,
+                    .timestamp_ms = testing::T(taken_at) / 1000});
+  };
+  v1::Event from_cad = Ev("c1").At("09:00").Call(false);
+  from_cad.set_source("cad");
+  v1::Event from_rms = Ev("c2").At("09:00").Call(false);
+  from_rms.set_source("rms");
+  // The broker's time, not the event's, says when a source sent: cad's (about 09:00) arrives at 10:00.
+  event(*p, from_cad, "10:00");
+  event(*p, from_rms, "10:20");
+  tick(*p, "10:59");
+  tick(*p, "11:00");  // cad: an hour since it sent
+  tick(*p, "11:30");  // rms too; cad is not reported twice
+  ASSERT_TRUE(p->Commit().ok());
+  EXPECT_THAT(SourceAlerts(*p->Unpublished()),
+              ::testing::ElementsAre("FIRING cad 2024-09-07T11:00:00Z last 2024-09-07T10:00:00Z",
+                                     "FIRING rms 2024-09-07T11:20:00Z last 2024-09-07T10:20:00Z"));
+  // What was reported is stored: after a restart, the next tick reports nothing again; cad's return does.
+  auto reloaded = Load(store.get());
+  const size_t before = reloaded->Unpublished()->size();
+  tick(*reloaded, "12:00");
+  v1::Event again = Ev("c3").At("12:05").Call(false);
+  again.set_source("cad");
+  event(*reloaded, again, "12:06");
+  ASSERT_TRUE(reloaded->Commit().ok());
+  const auto outbox = *reloaded->Unpublished();
+  EXPECT_THAT(SourceAlerts({outbox.begin() + before, outbox.end()}),
+              ::testing::ElementsAre("RESOLVED cad 2024-09-07T12:06:00Z last 2024-09-07T10:00:00Z"));
+}
+
 TEST_F(PartitionTest, SuspectViewThroughItsOwnTopic) {
   topics_.suspect_links = "links";
   auto store = OpenStore();

@@ -161,6 +161,53 @@ void PartitionPipeline::Emit(const std::vector<v1::Alert>& alerts) {
   }
 }
 
+void PartitionPipeline::SourceSent(const std::string& source, Micros at) {
+  if (topics_.source_quiet_after <= 0) return;
+  auto* sources = meta_.mutable_sources();
+  auto it = std::lower_bound(sources->begin(), sources->end(), source,
+                             [](const state::SourceSeen& s, const std::string& name) { return s.source() < name; });
+  if (it == sources->end() || it->source() != source) {
+    if (sources->size() >= kMaxWatchedSources) return;
+    const int index = static_cast<int>(it - sources->begin());
+    sources->Add()->set_source(source);
+    for (int i = sources->size() - 1; i > index; --i) sources->SwapElements(i, i - 1);  // kept sorted
+    it = sources->begin() + index;
+  }
+  if (it->quiet()) {
+    it->set_quiet(false);
+    EmitSourceAlert(*it, v1::RESOLVED, at);
+  }
+  it->set_last_event_at(std::max(it->last_event_at(), at));
+}
+
+void PartitionPipeline::SourcesQuietBy(Micros now) {
+  if (topics_.source_quiet_after <= 0) return;
+  for (state::SourceSeen& seen : *meta_.mutable_sources()) {
+    const Micros due = seen.last_event_at() + topics_.source_quiet_after;
+    if (seen.quiet() || now < due) continue;
+    seen.set_quiet(true);
+    EmitSourceAlert(seen, v1::FIRING, due);
+  }
+}
+
+void PartitionPipeline::EmitSourceAlert(const state::SourceSeen& seen, v1::AlertState state, Micros at) {
+  v1::SourceAlert a;
+  a.set_source(seen.source());
+  a.set_partition(partition_);
+  a.set_state(state);
+  *a.mutable_at() = ToTimestamp(at);
+  *a.mutable_last_event_at() = ToTimestamp(seen.last_event_at());
+  a.set_quiet_after_seconds(topics_.source_quiet_after / kMicrosPerSecond);
+  a.set_reason(state == v1::FIRING
+                   ? absl::StrCat("Source system '", seen.source(), "' has sent no events to partition ", partition_,
+                                  " since ", FormatRfc3339(seen.last_event_at()), " (", FormatDuration(topics_.source_quiet_after),
+                                  "): check that it is running and connected; calls it records may not be reaching Vigil.")
+                   : absl::StrCat("Source system '", seen.source(), "' is sending events to partition ", partition_,
+                                  " again."));
+  AddOutbox(topics_.source_alerts, seen.source(),
+            topics_.alerts_format == Topics::AlertFormat::kJson ? ToJsonLine(a) : DeterministicBytes(a));
+}
+
 void PartitionPipeline::ApplyLink(const ConsumedRecord& record) {
   v1::SuspectLink link;
   if (record.value.size() > admission_.max_event_bytes ||
@@ -212,7 +259,11 @@ void PartitionPipeline::Apply(const ConsumedRecord& record) {
   if (event.has_clock_tick()) {
     processor_.AdvanceTo(ToMicros(event.occurred_at()), &alerts);
     Emit(alerts);
+    SourcesQuietBy(ToMicros(event.occurred_at()));
     return;
+  }
+  if (!event.source().empty() && event.source() != "vigild") {
+    SourceSent(event.source(), record.timestamp_ms >= 0 ? record.timestamp_ms * 1000 : ToMicros(event.occurred_at()));
   }
   absl::Status status = processor_.Apply(event, &alerts);
   if (!store_error_.ok()) return;

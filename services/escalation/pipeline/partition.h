@@ -49,7 +49,14 @@ struct Topics {
   // for consumers without Vigil's .proto files. The store keeps protobuf either way.
   enum class AlertFormat { kProtobuf, kJson };
   AlertFormat alerts_format = AlertFormat::kProtobuf;
+  // Operational alerts (vigil.v1.SourceAlert, in the same format): a source that has sent nothing to a
+  // partition for `source_quiet_after` by its clock ticks. 0 (the default here; vigild's is an hour): none.
+  std::string source_alerts = "vigil.source-alerts";
+  Micros source_quiet_after = 0;
 };
+
+// Sources a partition keeps track of, at most: one more is not watched (its events are applied as any).
+inline constexpr int kMaxWatchedSources = 256;
 
 // Dead-letter headers.
 inline constexpr char kHeaderReason[] = "vigil-reason";
@@ -151,6 +158,11 @@ class PartitionPipeline {
   // A bounded dead letter (see BoundedDeadLetter) of the record, with the reason.
   void DeadLetter(const ConsumedRecord& record, const absl::Status& reason);
   void Emit(const std::vector<v1::Alert>& alerts);
+  // A source sent an event the broker took at `at`: remembered; a quiet one reported back (RESOLVED).
+  void SourceSent(const std::string& source, Micros at);
+  // The partition's clock reads `now`: each source silent for source_quiet_after is reported quiet (FIRING).
+  void SourcesQuietBy(Micros now);
+  void EmitSourceAlert(const state::SourceSeen& seen, v1::AlertState state, Micros at);
   // The time of the alert's transition stored before this one (written in this batch or before); nullopt when
   // none is. A store that cannot be read abandons the batch (store_error_).
   std::optional<Micros> StoredAlertAt(const std::string& alert_id);

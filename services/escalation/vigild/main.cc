@@ -59,6 +59,14 @@ int main(int argc, char** argv) {
                  "How alerts are written to the alert topics: protobuf (vigil.v1.Alert) or json (its proto3 JSON "
                  "mapping, for consumers without Vigil's .proto files)")
       ->envname("VIGIL_ALERTS_FORMAT")->check(CLI::IsMember({"protobuf", "json"}))->capture_default_str();
+  app.add_option("--source-alerts-topic", o.topics.source_alerts,
+                 "Operational alerts (vigil.v1.SourceAlert): a source system gone quiet, and back")
+      ->envname("VIGIL_SOURCE_ALERTS_TOPIC")->capture_default_str();
+  std::string source_quiet_after = "1h";
+  app.add_option("--source-quiet-after", source_quiet_after,
+                 "A source that has sent nothing to a partition for this long, by its clock ticks, is reported "
+                 "quiet; 0 turns it off")
+      ->envname("VIGIL_SOURCE_QUIET_AFTER")->capture_default_str();
   app.add_option("--route", o.topics.routes, "More alert topics: LEVEL=topic or force:NAME=topic (repeatable)");
   app.add_option("--partitions", o.partitions, "Partitions of topics vigild creates")
       ->capture_default_str()->check(CLI::Range(1, 10000));
@@ -197,6 +205,14 @@ int main(int argc, char** argv) {
     return Fail(2, config.status().message());
   }
   const vigil::Engine engine(*std::move(config));
+  if (source_quiet_after == "0") {
+    o.topics.source_quiet_after = 0;
+  } else if (absl::StatusOr<vigil::Micros> q = vigil::ParseDuration(source_quiet_after);
+             !q.ok() || *q < 10 * vigil::kMicrosPerSecond || *q > 30 * vigil::kMicrosPerDay) {
+    return Fail(2, absl::StrCat("--source-quiet-after: ", q.ok() ? "from 10s to 30d, or 0" : q.status().message()));
+  } else {
+    o.topics.source_quiet_after = *q;
+  }
   if (absl::StatusOr<vigil::Micros> t = vigil::ParseDuration(future_tolerance); !t.ok() || *t > vigil::kMicrosPerDay) {
     return Fail(2, absl::StrCat("--future-tolerance: ", t.ok() ? "at most 1d" : t.status().message()));
   } else {

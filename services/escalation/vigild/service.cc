@@ -390,6 +390,7 @@ std::vector<TopicSpec> Service::TopicSpecs() const {
                                    {t.dead_letters, 1, {}},
                                    {t.progress, 1, {{"cleanup.policy", "compact"}}}};
   if (!t.suspect_links.empty()) topics.push_back({t.suspect_links, options_.partitions, {}});
+  if (t.source_quiet_after > 0) topics.push_back({t.source_alerts, 1, {}});
   for (const auto& route : t.routes) {
     if (auto eq = route.find('='); eq != std::string::npos) topics.push_back({route.substr(eq + 1), 1, {}});
   }
