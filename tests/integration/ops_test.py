@@ -252,6 +252,15 @@ class OpsTest(unittest.TestCase):
         for victim, answers in seen.items():
             self.assertEqual(len(answers), 1, f"{victim}: the instances disagree")
         alerts = listed(group)
+        # Forwarded reads are audited by the owner in the caller's name, naming the instance that passed them on.
+        audits = [json.loads(l) for l in st.ctl("tail", "--topic", f"{self.name}.audit", "--audit", "--from-beginning",
+                                               "--idle-ms", "3000").stdout.splitlines() if l.strip()]
+        self.assertTrue(audits)
+        self.assertEqual({a["identity"] for a in audits}, {"supervisor-console"})
+        forwarded = [a for a in audits if a.get("forwarded_by")]
+        self.assertTrue(forwarded, "no read was forwarded")
+        self.assertEqual({a["forwarded_by"] for a in forwarded}, {"vigild-peer"})
+        self.assertLess(len(forwarded), len(audits))  # and some were not: each instance owns a share
         # One instance killed: once the group has rebalanced, the other two answer for every victim, the same.
         group[1].stop(st.signal.SIGKILL)
         after = profiles([group[0], group[2]], timeout=180)
