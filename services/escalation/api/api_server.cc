@@ -135,6 +135,7 @@ absl::StatusOr<ApiServer> StartApiServer(const ApiServerOptions& options, grpc::
   ApiServer out;
   builder.AddListeningPort(options.listen, credentials, &out.port);
   builder.RegisterService(service);
+  for (grpc::Service* more : options.more_services) builder.RegisterService(more);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<CallMetricsFactory>(options.metrics));

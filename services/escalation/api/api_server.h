@@ -23,6 +23,8 @@ struct ApiServerOptions {
   int max_message_bytes = 4 << 20;  // larger requests: RESOURCE_EXHAUSTED
   // Every call counted by method and status code, and timed (must outlive the server).
   VigilMetrics* metrics = VigilMetrics::Unexposed();
+  // More services on the same server (vigild's PeerService), outliving it.
+  std::vector<grpc::Service*> more_services;
 };
 
 struct ApiServer {

@@ -241,18 +241,18 @@ absl::Time RiskServiceImpl::Deadline(const grpc::ServerContextBase& context) con
   return std::min(own, given);
 }
 
+absl::StatusOr<std::string> RiskServiceImpl::Authenticate(const grpc::ServerContextBase& context) const {
+  if (!options_.insecure_identity.empty()) return options_.insecure_identity;
+  std::string identity = AuthenticatedIdentity(context);
+  if (identity.empty()) return absl::UnauthenticatedError("a client certificate is required (mutual TLS)");
+  return identity;
+}
+
 absl::StatusOr<std::string> RiskServiceImpl::Authorize(const grpc::ServerContextBase& context,
                                                        absl::string_view method) const {
-  std::string identity = options_.insecure_identity;
-  if (identity.empty()) {
-    const auto auth = context.auth_context();
-    const auto names = auth ? auth->FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME)
-                            : std::vector<grpc::string_ref>{};
-    if (names.empty()) {
-      return absl::UnauthenticatedError("a client certificate is required (mutual TLS)");
-    }
-    identity.assign(names.front().data(), names.front().size());
-  }
+  absl::StatusOr<std::string> authenticated = Authenticate(context);
+  if (!authenticated.ok()) return authenticated.status();
+  std::string identity = *std::move(authenticated);
   // A call another instance forwarded: in the name of the caller it names, if that instance may forward.
   // (Without TLS every caller is the development identity, forwarded or not.)
   if (std::optional<std::string> caller = ForwardedFor(context); caller && options_.insecure_identity.empty()) {
@@ -367,6 +367,35 @@ std::vector<RiskServiceImpl::Read> RiskServiceImpl::AlertReads(const std::vector
   for (const v1::Alert* a : alerts) reads.push_back({a->victim_id(), absl::StrCat("alerts/", a->alert_id())});
   return reads;
 }
+
+// Read-your-writes for the other instances: how far this one has applied a partition it owns.
+class RiskServiceImpl::PeerServiceImpl final : public v1::PeerService::Service {
+ public:
+  explicit PeerServiceImpl(RiskServiceImpl* api) : api_(*api) {}
+  grpc::Status WaitApplied(grpc::ServerContext* context, const v1::WaitAppliedRequest* request,
+                           v1::WaitAppliedResponse*) override {
+    // Another instance, by its own certificate (no caller is acting through it here).
+    auto identity = api_.Authenticate(*context);
+    if (!identity.ok()) return ToGrpc(identity.status());
+    if (!api_.access_.Allows(*identity, "Forward")) {
+      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                          absl::StrCat("client ", *identity, " is not a vigild instance of this group (Forward)"));
+    }
+    return ToGrpc(api_.WaitApplied(*context, Landed{.partition = request->partition(), .offset = request->offset()}));
+  }
+
+ private:
+  RiskServiceImpl& api_;
+};
+
+RiskServiceImpl::RiskServiceImpl(const StateReader* reader, Log* log, AlertFeed* feed, const AccessPolicy* access,
+                                 const RulesConfig* rules, ApiOptions options)
+    : reader_(*reader), log_(*log), feed_(feed), access_(*access), rules_(*rules), options_(std::move(options)),
+      peer_service_(std::make_unique<PeerServiceImpl>(this)) {}
+
+RiskServiceImpl::~RiskServiceImpl() = default;
+
+grpc::Service* RiskServiceImpl::peer_service() { return peer_service_.get(); }
 
 grpc::Status RiskServiceImpl::RouteVictim(const grpc::ServerContextBase& context, absl::string_view victim_id,
                                           std::string* owner) const {
@@ -571,10 +600,28 @@ void RiskServiceImpl::GatherAlertsThen(const grpc::ServerContextBase& context, s
 
 absl::Status RiskServiceImpl::WaitApplied(const grpc::ServerContext& context, const Landed& landed) const {
   if (options_.ownership != nullptr && !options_.ownership->Owns(landed.partition)) {
-    return absl::UnavailableError(absl::StrCat(
-        "recorded at partition ", landed.partition, " offset ", landed.offset,
-        "; another instance owns that partition, so whether it is applied yet cannot be seen here: read it back "
-        "(any instance forwards the read), or record it with RecordEvent, which waits at the owner"));
+    // Another instance applies it: asked there (unless this is that question, come to the wrong instance).
+    const std::string where = absl::StrCat("recorded at partition ", landed.partition, " offset ", landed.offset);
+    Peers* peers = peers_.load();
+    std::optional<std::string> owner;
+    if (peers == nullptr || ForwardedFor(context) || !(owner = peers->OwnerOf(landed.partition))) {
+      return absl::UnavailableError(absl::StrCat(
+          where, "; that partition is owned by no instance this one can ask just now (a rebalance): whether it is "
+                 "applied cannot be seen here; read it back shortly"));
+    }
+    v1::WaitAppliedRequest ask;
+    ask.set_partition(landed.partition);
+    ask.set_offset(landed.offset);
+    grpc::ByteBuffer bytes;
+    bool own = false;
+    (void)grpc::SerializationTraits<v1::WaitAppliedRequest>::Serialize(ask, &bytes, &own);
+    std::promise<grpc::Status> outcome;
+    peers->Forward(*owner, "/vigil.v1.PeerService/WaitApplied", bytes, "vigild", Deadline(context),
+                   [&outcome](grpc::Status status, grpc::ByteBuffer) { outcome.set_value(std::move(status)); });
+    const grpc::Status waited = outcome.get_future().get();
+    if (waited.ok()) return absl::OkStatus();
+    return absl::Status(static_cast<absl::StatusCode>(waited.error_code()),
+                        absl::StrCat(where, "; its owner says: ", waited.error_message()));
   }
   const absl::Time deadline = Deadline(context);
   for (;;) {

@@ -82,11 +82,13 @@ class RiskServiceImpl final : public RiskServiceBase {
  public:
   // The other instances, to forward calls to (outliving the service); until set, none are forwarded.
   void set_peers(Peers* peers) { peers_ = peers; }
+  // vigil.v1.PeerService, for the other instances (serve it beside this one).
+  grpc::Service* peer_service();
 
   // `feed` may be null: WatchAlerts is then UNIMPLEMENTED.
+  ~RiskServiceImpl() override;
   RiskServiceImpl(const StateReader* reader, Log* log, AlertFeed* feed, const AccessPolicy* access,
-                  const RulesConfig* rules, ApiOptions options)
-      : reader_(*reader), log_(*log), feed_(feed), access_(*access), rules_(*rules), options_(std::move(options)) {}
+                  const RulesConfig* rules, ApiOptions options);
 
   grpc::Status RecordEvent(grpc::ServerContext* context, const v1::RecordEventRequest* request,
                            v1::RecordEventResponse* response) override;
@@ -112,7 +114,11 @@ class RiskServiceImpl final : public RiskServiceBase {
 
  private:
   class Reply;
-  // The caller's identity when it may call `method`; UNAUTHENTICATED or PERMISSION_DENIED otherwise.
+  // Who is calling: the client certificate's common name (the development identity without TLS);
+  // UNAUTHENTICATED without one.
+  absl::StatusOr<std::string> Authenticate(const grpc::ServerContextBase& context) const;
+  // The caller's identity when it may call `method` (for a forwarded call, the caller it was forwarded for);
+  // UNAUTHENTICATED or PERMISSION_DENIED otherwise.
   absl::StatusOr<std::string> Authorize(const grpc::ServerContextBase& context, absl::string_view method) const;
   // One victim's data read: whose, and which resource.
   struct Read {
@@ -207,6 +213,8 @@ class RiskServiceImpl final : public RiskServiceBase {
   const RulesConfig& rules_;
   const ApiOptions options_;
   std::atomic<Peers*> peers_{nullptr};
+  class PeerServiceImpl;
+  std::unique_ptr<PeerServiceImpl> peer_service_;
   std::atomic<int> watch_streams_{0};
   std::atomic<int> pending_audits_{0};
 };

@@ -355,6 +355,7 @@ int main(int argc, char** argv) {
     api_options.ownership = &ownership;
     risk_service = std::make_unique<vigil::RiskServiceImpl>(reader.get(), log.get(), feed.get(), &*access,
                                                             &engine.rules(), api_options);
+    api.more_services = {risk_service->peer_service()};
     auto started = vigil::StartApiServer(api, risk_service.get(), &health);
     if (!started.ok()) {
       return Fail(2, started.status().message());
