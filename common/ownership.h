@@ -4,8 +4,8 @@
 // partition is restoring until it has applied the log as far as it reached
 // when the partition was assigned: a copy that far behind is not answered
 // from), and says a rebalance is under way between a revocation and the next
-// assignment. Listeners hear each assignment (the instance directory announces
-// it). Thread-safe.
+// assignment. Listeners hear each assignment and revocation (the instance
+// directory announces them). Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -54,12 +54,17 @@ class Ownership {
     absl::MutexLock lock(&mu_);
     return owned_.contains(partition) && !restoring_.contains(partition);
   }
-  // None owned; a rebalance is under way until the next Assigned.
+  // None owned; a rebalance is under way until the next Assigned. Listeners are told (of none).
   void Revoked() {
-    absl::MutexLock lock(&mu_);
-    owned_.clear();
-    restoring_.clear();
-    rebalancing_ = true;
+    std::vector<Listener> listeners;
+    {
+      absl::MutexLock lock(&mu_);
+      owned_.clear();
+      restoring_.clear();
+      rebalancing_ = true;
+      listeners = listeners_;
+    }
+    for (const Listener& l : listeners) l({});
   }
   bool Owns(int32_t partition) const {
     absl::MutexLock lock(&mu_);
