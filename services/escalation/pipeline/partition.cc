@@ -1,6 +1,7 @@
 #include "services/escalation/pipeline/partition.h"
 
 #include <cstdio>
+#include <limits>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -183,7 +184,10 @@ void PartitionPipeline::SourceSent(const std::string& source, Micros at) {
 void PartitionPipeline::SourcesQuietBy(Micros now) {
   if (topics_.source_quiet_after <= 0) return;
   for (state::SourceSeen& seen : *meta_.mutable_sources()) {
-    const Micros due = seen.last_event_at() + topics_.source_quiet_after;
+    const Micros last = seen.last_event_at();
+    const Micros due = last > std::numeric_limits<Micros>::max() - topics_.source_quiet_after
+                           ? std::numeric_limits<Micros>::max()
+                           : last + topics_.source_quiet_after;
     if (seen.quiet() || now < due) continue;
     seen.set_quiet(true);
     EmitSourceAlert(seen, v1::FIRING, due);
@@ -263,7 +267,10 @@ void PartitionPipeline::Apply(const ConsumedRecord& record) {
     return;
   }
   if (!event.source().empty() && event.source() != "vigild") {
-    SourceSent(event.source(), record.timestamp_ms >= 0 ? record.timestamp_ms * 1000 : ToMicros(event.occurred_at()));
+    // When the broker took it (a record without a timestamp: when it says it happened), within range.
+    constexpr int64_t kMaxMillis = std::numeric_limits<Micros>::max() / 1000;
+    SourceSent(event.source(), record.timestamp_ms >= 0 ? std::min(record.timestamp_ms, kMaxMillis) * 1000
+                                                        : ToMicros(event.occurred_at()));
   }
   absl::Status status = processor_.Apply(event, &alerts);
   if (!store_error_.ok()) return;
