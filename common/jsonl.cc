@@ -5,12 +5,14 @@
 
 namespace vigil {
 
-absl::Status ParseJsonLine(absl::string_view line, google::protobuf::Message* message) {
+namespace {
+
+absl::Status JsonToMessage(absl::string_view json, google::protobuf::Message* message, bool ignore_unknown_fields) {
   message->Clear();
   google::protobuf::util::JsonParseOptions options;
-  options.ignore_unknown_fields = false;
+  options.ignore_unknown_fields = ignore_unknown_fields;
   auto status = google::protobuf::util::JsonStringToMessage(
-      google::protobuf::StringPiece(line.data(), line.size()), message, options);
+      google::protobuf::StringPiece(json.data(), json.size()), message, options);
   if (!status.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("not a valid ", message->GetTypeName(), " in JSON: ",
                                                    std::string(status.message())));
@@ -18,19 +20,14 @@ absl::Status ParseJsonLine(absl::string_view line, google::protobuf::Message* me
   return absl::OkStatus();
 }
 
+}  // namespace
+
+absl::Status ParseJsonLine(absl::string_view line, google::protobuf::Message* message) {
+  return JsonToMessage(line, message, /*ignore_unknown_fields=*/false);
+}
+
 absl::Status ParseProtobufOrJson(absl::string_view bytes, google::protobuf::Message* message) {
-  if (!bytes.empty() && bytes.front() == '{') {
-    message->Clear();
-    google::protobuf::util::JsonParseOptions options;
-    options.ignore_unknown_fields = true;
-    auto status = google::protobuf::util::JsonStringToMessage(
-        google::protobuf::StringPiece(bytes.data(), bytes.size()), message, options);
-    if (!status.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("not a ", message->GetTypeName(), " in JSON: ",
-                                                     std::string(status.message())));
-    }
-    return absl::OkStatus();
-  }
+  if (!bytes.empty() && bytes.front() == '{') return JsonToMessage(bytes, message, /*ignore_unknown_fields=*/true);
   if (!message->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     return absl::InvalidArgumentError(absl::StrCat("not a ", message->GetTypeName(), " (protobuf or JSON)"));
   }

@@ -203,20 +203,31 @@ absl::StatusOr<std::vector<std::unique_ptr<RdKafka::Topic>>> WarmTopics(RdKafka:
   return handles;
 }
 
-absl::StatusOr<std::unique_ptr<RdKafka::KafkaConsumer>> AssignedConsumer(KafkaProps props, const std::string& reader,
-                                                                         const std::string& topic,
-                                                                         const std::map<int32_t, int64_t>& offsets) {
-  props.emplace_back("group.id", reader);  // never joined (assign only)
+namespace {
+
+// A consumer that commits nothing and joins no group (`reader`, its group.id, is one librdkafka requires).
+absl::StatusOr<std::unique_ptr<RdKafka::KafkaConsumer>> ReaderConsumer(KafkaProps props, const std::string& reader) {
+  props.emplace_back("group.id", reader);
   props.emplace_back("enable.auto.commit", "false");
-  props.emplace_back("enable.auto.offset.store", "false");
   auto conf = MakeKafkaConf(props);
   if (!conf.ok()) return conf.status();
   std::string err;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), err));
   if (!consumer) return absl::InvalidArgumentError(absl::StrCat("Kafka consumer: ", err));
+  return consumer;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RdKafka::KafkaConsumer>> AssignedConsumer(KafkaProps props, const std::string& reader,
+                                                                         const std::string& topic,
+                                                                         const std::map<int32_t, int64_t>& offsets) {
+  props.emplace_back("enable.auto.offset.store", "false");
+  auto consumer = ReaderConsumer(std::move(props), reader);
+  if (!consumer.ok()) return consumer.status();
   std::vector<RdKafka::TopicPartition*> tps;
   for (const auto& [partition, offset] : offsets) tps.push_back(RdKafka::TopicPartition::create(topic, partition, offset));
-  const RdKafka::ErrorCode code = consumer->assign(tps);
+  const RdKafka::ErrorCode code = (*consumer)->assign(tps);
   RdKafka::TopicPartition::destroy(tps);
   if (code != RdKafka::ERR_NO_ERROR) {
     return absl::UnavailableError(absl::StrCat("reading ", topic, ": ", RdKafka::err2str(code)));
@@ -229,15 +240,11 @@ absl::StatusOr<std::map<std::string, uint64_t>> ReadProgress(const KafkaProps& p
   auto partitions = PartitionCount(props, topic, timeout_ms);
   if (!partitions.ok()) return partitions.status();
   KafkaProps p = props;
-  p.emplace_back("group.id", "vigil-progress-reader");
-  p.emplace_back("enable.auto.commit", "false");
   p.emplace_back("isolation.level", "read_committed");
   p.emplace_back("enable.partition.eof", "true");
-  auto conf = MakeKafkaConf(p);
-  if (!conf.ok()) return conf.status();
-  std::string err;
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), err));
-  if (!consumer) return absl::InvalidArgumentError(absl::StrCat("Kafka consumer: ", err));
+  auto made = ReaderConsumer(std::move(p), "vigil-progress-reader");
+  if (!made.ok()) return made.status();
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer = *std::move(made);
   std::vector<RdKafka::TopicPartition*> tps;
   int open = 0;
   for (int i = 0; i < *partitions; ++i) {

@@ -141,49 +141,42 @@ template class Family<Counter>;
 template class Family<Gauge>;
 template class Family<Histogram>;
 
-void MetricsRegistry::Claim(const std::string& name, const std::vector<std::string>& labels) {
+template <typename T>
+Family<T>& MetricsRegistry::Add(const char* type, const std::string& name, const std::string& help,
+                                std::vector<std::string> labels, std::vector<double> bounds) {
   static const std::regex kName("[a-zA-Z_:][a-zA-Z0-9_:]*"), kLabel("[a-zA-Z_][a-zA-Z0-9_]*");
-  bool ok = std::regex_match(name, kName) && std::find(order_.begin(), order_.end(), name) == order_.end();
+  std::lock_guard<std::mutex> lock(mu_);
+  bool ok = std::regex_match(name, kName) && names_.insert(name).second;
   for (const auto& l : labels) ok = ok && std::regex_match(l, kLabel) && l != "le" && l.rfind("__", 0) != 0;
   if (!ok) {
     std::fprintf(stderr, "metric %s: an invalid or repeated name or label\n", name.c_str());
     std::abort();  // a programming error
   }
-  order_.push_back(name);
+  std::shared_ptr<Family<T>> family(new Family<T>(name, help, std::move(labels), std::move(bounds)));
+  families_.push_back(family);
+  renderers_.push_back([f = family.get(), type](std::string* out) { f->Render(type, out); });
+  return Exposed(*family);
 }
 
 Family<Counter>& MetricsRegistry::AddCounter(const std::string& name, const std::string& help,
                                              std::vector<std::string> labels) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Claim(name, labels);
-  counters_.emplace_back(new Family<Counter>(name, help, std::move(labels), {}));
-  return Exposed(*counters_.back());
+  return Add<Counter>("counter", name, help, std::move(labels), {});
 }
 
 Family<Gauge>& MetricsRegistry::AddGauge(const std::string& name, const std::string& help,
                                          std::vector<std::string> labels) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Claim(name, labels);
-  gauges_.emplace_back(new Family<Gauge>(name, help, std::move(labels), {}));
-  return Exposed(*gauges_.back());
+  return Add<Gauge>("gauge", name, help, std::move(labels), {});
 }
 
 Family<Histogram>& MetricsRegistry::AddHistogram(const std::string& name, const std::string& help,
                                                  std::vector<double> bounds, std::vector<std::string> labels) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Claim(name, labels);
-  histograms_.emplace_back(new Family<Histogram>(name, help, std::move(labels), std::move(bounds)));
-  return Exposed(*histograms_.back());
+  return Add<Histogram>("histogram", name, help, std::move(labels), std::move(bounds));
 }
 
 std::string MetricsRegistry::Render() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string out;
-  for (const std::string& name : order_) {
-    for (const auto& f : counters_) if (f->name_ == name) f->Render("counter", &out);
-    for (const auto& f : gauges_) if (f->name_ == name) f->Render("gauge", &out);
-    for (const auto& f : histograms_) if (f->name_ == name) f->Render("histogram", &out);
-  }
+  for (const auto& render : renderers_) render(&out);
   return out;
 }
 

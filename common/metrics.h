@@ -12,9 +12,11 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -103,13 +105,15 @@ class MetricsRegistry {
   std::string Render() const;
 
  private:
-  void Claim(const std::string& name, const std::vector<std::string>& labels);
+  // A new family of `type` ("counter", ...), after checking its name and labels.
+  template <typename T>
+  Family<T>& Add(const char* type, const std::string& name, const std::string& help,
+                 std::vector<std::string> labels, std::vector<double> bounds);
 
   mutable std::mutex mu_;
-  std::vector<std::unique_ptr<Family<Counter>>> counters_;
-  std::vector<std::unique_ptr<Family<Gauge>>> gauges_;
-  std::vector<std::unique_ptr<Family<Histogram>>> histograms_;
-  std::vector<std::string> order_;  // names, in registration order
+  std::set<std::string> names_;
+  std::vector<std::shared_ptr<void>> families_;  // owned, each a Family<T>
+  std::vector<std::function<void(std::string*)>> renderers_;  // one per family, in registration order
 };
 
 // Serves the registry at http://HOST:PORT/metrics on threads of its own (cpp-httplib) until destroyed.

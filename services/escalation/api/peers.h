@@ -16,6 +16,7 @@
 #pragma once
 
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -68,6 +69,33 @@ class Peers {
   using Answered = std::function<void(grpc::Status, grpc::ByteBuffer)>;
   void Forward(const std::string& address, const std::string& method, const grpc::ByteBuffer& request,
                const std::string& caller, absl::Time deadline, Answered done);
+
+  // Forward for a message: `response` (outliving the call) is filled from an OK answer (INTERNAL when that
+  // cannot be read), and `done` gets the status.
+  template <typename Request, typename Response>
+  void Call(const std::string& address, const std::string& method, const Request& request,
+            const std::string& caller, absl::Time deadline, Response* response,
+            std::function<void(grpc::Status)> done) {
+    grpc::ByteBuffer bytes;
+    bool own = false;
+    (void)grpc::SerializationTraits<Request>::Serialize(request, &bytes, &own);
+    Forward(address, method, bytes, caller, deadline,
+            [response, done = std::move(done)](grpc::Status status, grpc::ByteBuffer answer) {
+              if (status.ok() && !grpc::SerializationTraits<Response>::Deserialize(&answer, response).ok()) {
+                status = grpc::Status(grpc::StatusCode::INTERNAL, "another instance's answer is unreadable");
+              }
+              done(std::move(status));
+            });
+  }
+  // Call, waiting for its answer (on a thread that may block).
+  template <typename Request, typename Response>
+  grpc::Status CallAndWait(const std::string& address, const std::string& method, const Request& request,
+                           const std::string& caller, absl::Time deadline, Response* response) {
+    std::promise<grpc::Status> outcome;
+    Call(address, method, request, caller, deadline, response,
+         [&outcome](grpc::Status status) { outcome.set_value(std::move(status)); });
+    return outcome.get_future().get();
+  }
 
  private:
   Peers(PeerOptions options, Log* log) : options_(std::move(options)), log_(*log) {}

@@ -221,6 +221,14 @@ std::string AuthenticatedIdentity(const grpc::ServerContextBase& context) {
   return names.empty() ? "" : std::string(names.front().data(), names.front().size());
 }
 
+// The same code and message (the inverse of ToGrpc).
+absl::Status FromGrpc(const grpc::Status& status) {
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+// A RiskService method's full name, for a call to another instance.
+std::string RiskMethod(absl::string_view method) { return absl::StrCat("/vigil.v1.RiskService/", method); }
+
 }  // namespace
 
 grpc::Status ToGrpc(const absl::Status& status) {
@@ -420,53 +428,13 @@ grpc::Status RiskServiceImpl::RouteVictim(const grpc::ServerContextBase& context
   return grpc::Status::OK;
 }
 
-void RiskServiceImpl::ForwardThen(const grpc::ServerContextBase& context, const std::string& owner,
-                                  absl::string_view method, const grpc::ByteBuffer& request,
-                                  const std::string& identity, Reply& reply,
-                                  std::function<grpc::Status(grpc::ByteBuffer)> answered) {
-  Audited done = reply.Await();  // the owner audits; the reply waits for its answer
-  peers_.load()->Forward(owner, absl::StrCat("/vigil.v1.RiskService/", method), request, identity,
-                          Deadline(context), [done = std::move(done), answered = std::move(answered)](
-                                                 grpc::Status status, grpc::ByteBuffer response) {
-                            if (status.ok()) status = answered(std::move(response));
-                            done(absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                                              status.error_message()));
-                          });
-}
-
 template <typename Request, typename Response>
 void RiskServiceImpl::ForwardThen(const grpc::ServerContextBase& context, const std::string& owner,
                                   absl::string_view method, const Request& request, const std::string& identity,
                                   Reply& reply, Response* response) {
-  grpc::ByteBuffer bytes;
-  bool own = false;
-  (void)grpc::SerializationTraits<Request>::Serialize(request, &bytes, &own);
-  ForwardThen(context, owner, method, bytes, identity, reply, [response](grpc::ByteBuffer answer) {
-    if (!grpc::SerializationTraits<Response>::Deserialize(&answer, response).ok()) {
-      return grpc::Status(grpc::StatusCode::INTERNAL, "the owning instance's answer is unreadable");
-    }
-    return grpc::Status::OK;
-  });
-}
-
-template <typename Request, typename Response>
-grpc::Status RiskServiceImpl::ForwardAndWait(const grpc::ServerContextBase& context, const std::string& owner,
-                                             absl::string_view method, const Request& request,
-                                             const std::string& identity, Response* response) {
-  grpc::ByteBuffer bytes;
-  bool own = false;
-  (void)grpc::SerializationTraits<Request>::Serialize(request, &bytes, &own);
-  std::promise<grpc::Status> outcome;
-  peers_.load()->Forward(owner, absl::StrCat("/vigil.v1.RiskService/", method), bytes, identity, Deadline(context),
-                         [&](grpc::Status status, grpc::ByteBuffer answer) {
-                           if (status.ok() &&
-                               !grpc::SerializationTraits<Response>::Deserialize(&answer, response).ok()) {
-                             status = grpc::Status(grpc::StatusCode::INTERNAL,
-                                                   "the owning instance's answer is unreadable");
-                           }
-                           outcome.set_value(std::move(status));
-                         });
-  return outcome.get_future().get();
+  // The owner audits; the reply waits for its answer.
+  peers_.load()->Call(owner, RiskMethod(method), request, identity, Deadline(context), response,
+                      [done = reply.Await()](grpc::Status status) { done(FromGrpc(status)); });
 }
 
 absl::StatusOr<std::vector<std::string>> RiskServiceImpl::OthersToAsk(const grpc::ServerContextBase& context) const {
@@ -496,32 +464,25 @@ grpc::Status RiskServiceImpl::ElsewhereThen(const grpc::ServerContextBase& conte
   struct Asking {
     std::vector<std::string> others;
     size_t next = 0;
-    grpc::ByteBuffer request;
+    Request request;
     std::string method, identity;
     absl::Time deadline;
     Peers* peers;
     Response* response;
     Audited done;
     void Ask(std::shared_ptr<Asking> self) {
-      peers->Forward(others[next++], method, request, identity, deadline,
-                     [self](grpc::Status status, grpc::ByteBuffer answer) {
-                       if (status.error_code() == grpc::StatusCode::NOT_FOUND && self->next < self->others.size()) {
-                         return self->Ask(self);
-                       }
-                       if (status.ok() &&
-                           !grpc::SerializationTraits<Response>::Deserialize(&answer, self->response).ok()) {
-                         status = grpc::Status(grpc::StatusCode::INTERNAL, "another instance's answer is unreadable");
-                       }
-                       self->done(absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                                               status.error_message()));
-                     });
+      peers->Call(others[next++], method, request, identity, deadline, response, [self](grpc::Status status) {
+        if (status.error_code() == grpc::StatusCode::NOT_FOUND && self->next < self->others.size()) {
+          return self->Ask(self);
+        }
+        self->done(FromGrpc(status));
+      });
     }
   };
   auto asking = std::make_shared<Asking>();
   asking->others = *std::move(others);
-  bool own = false;
-  (void)grpc::SerializationTraits<Request>::Serialize(request, &asking->request, &own);
-  asking->method = absl::StrCat("/vigil.v1.RiskService/", method);
+  asking->request = request;
+  asking->method = RiskMethod(method);
   asking->identity = identity;
   asking->deadline = Deadline(context);
   asking->peers = peers_.load();
@@ -551,29 +512,23 @@ void RiskServiceImpl::GatherAlertsThen(const grpc::ServerContextBase& context, s
   g->pending = others.size();
   g->gathered = reply.Await();  // the others' pages
   g->audited = reply.Await();   // the audit of this instance's share of the merged page
-  grpc::ByteBuffer bytes;
-  bool own = false;
-  (void)grpc::SerializationTraits<v1::ListAlertsRequest>::Serialize(request, &bytes, &own);
   const std::string purpose = request.purpose();
   for (const std::string& other : others) {
-    peers_.load()->Forward(
-        other, "/vigil.v1.RiskService/ListAlerts", bytes, identity, Deadline(context),
-        [this, g, size, fingerprint, response, identity, purpose, &context](grpc::Status status,
-                                                                            grpc::ByteBuffer answer) {
+    auto page = std::make_shared<v1::ListAlertsResponse>();
+    peers_.load()->Call(
+        other, RiskMethod("ListAlerts"), request, identity, Deadline(context), page.get(),
+        [this, g, page, size, fingerprint, response, identity, purpose, &context](grpc::Status status) {
           std::unique_lock<std::mutex> lock(g->mu);
-          v1::ListAlertsResponse page;
-          if (status.ok() && !grpc::SerializationTraits<v1::ListAlertsResponse>::Deserialize(&answer, &page).ok()) {
-            status = grpc::Status(grpc::StatusCode::INTERNAL, "another instance's answer is unreadable");
-          }
           if (!status.ok() && g->failed.ok()) g->failed = status;
-          for (v1::Alert& a : *page.mutable_alerts()) g->alerts.push_back(std::move(a));
-          g->more = g->more || !page.next_page_token().empty();
+          for (v1::Alert& a : *page->mutable_alerts()) g->alerts.push_back(std::move(a));
+          g->more = g->more || !page->next_page_token().empty();
           if (--g->pending > 0) return;
           lock.unlock();  // the last answer: merge
           if (!g->failed.ok()) {
             g->audited(absl::OkStatus());
             return g->gathered(absl::Status(static_cast<absl::StatusCode>(g->failed.error_code()),
-                                            absl::StrCat("listing every instance's alerts: ", g->failed.error_message())));
+                                            absl::StrCat("listing every instance's alerts: ",
+                                                         g->failed.error_message())));
           }
           std::vector<v1::Alert>& all = g->alerts;
           std::sort(all.begin(), all.end(), [](const v1::Alert& a, const v1::Alert& b) {
@@ -612,13 +567,9 @@ absl::Status RiskServiceImpl::WaitApplied(const grpc::ServerContext& context, co
     v1::WaitAppliedRequest ask;
     ask.set_partition(landed.partition);
     ask.set_offset(landed.offset);
-    grpc::ByteBuffer bytes;
-    bool own = false;
-    (void)grpc::SerializationTraits<v1::WaitAppliedRequest>::Serialize(ask, &bytes, &own);
-    std::promise<grpc::Status> outcome;
-    peers->Forward(*owner, "/vigil.v1.PeerService/WaitApplied", bytes, "vigild", Deadline(context),
-                   [&outcome](grpc::Status status, grpc::ByteBuffer) { outcome.set_value(std::move(status)); });
-    const grpc::Status waited = outcome.get_future().get();
+    v1::WaitAppliedResponse applied;
+    const grpc::Status waited =
+        peers->CallAndWait(*owner, "/vigil.v1.PeerService/WaitApplied", ask, "vigild", Deadline(context), &applied);
     if (waited.ok()) return absl::OkStatus();
     return absl::Status(static_cast<absl::StatusCode>(waited.error_code()),
                         absl::StrCat(where, "; its owner says: ", waited.error_message()));
@@ -720,7 +671,10 @@ grpc::Status RiskServiceImpl::RecordEvent(grpc::ServerContext* context, const v1
     // Only the owner of the victim's partition sees it applied: the call goes there.
     std::string owner;
     if (grpc::Status routed = RouteVictim(*context, checked.event().victim_id(), &owner); !routed.ok()) return routed;
-    if (!owner.empty()) return ForwardAndWait(*context, owner, "RecordEvent", *request, *identity, response);
+    if (!owner.empty()) {
+      return peers_.load()->CallAndWait(owner, RiskMethod("RecordEvent"), *request, *identity, Deadline(*context),
+                                        response);
+    }
   }
   auto out = Record(*context, {checked.event()}, checked.wait_applied());
   if (!out.ok()) return ToGrpc(out.status());
@@ -820,10 +774,12 @@ grpc::Status RiskServiceImpl::ServeTimeline(const grpc::CallbackServerContext& c
   std::string owner;
   if (grpc::Status routed = RouteVictim(context, *victim_id, &owner); !routed.ok()) return routed;
   if (!owner.empty()) {
-    ForwardThen(context, owner, "GetTimeline", *raw_request, *identity, reply, [response](grpc::ByteBuffer answer) {
-      *response = std::move(answer);
-      return grpc::Status::OK;
-    });
+    // The request as received, the answer as sent: bytes both ways.
+    peers_.load()->Forward(owner, RiskMethod("GetTimeline"), *raw_request, *identity, Deadline(context),
+                           [response, done = reply.Await()](grpc::Status status, grpc::ByteBuffer answer) {
+                             *response = std::move(answer);
+                             done(FromGrpc(status));
+                           });
     return grpc::Status::OK;
   }
   StateReader::Victim victim;
@@ -982,7 +938,8 @@ grpc::Status RiskServiceImpl::AcknowledgeAlert(grpc::ServerContext* context,
     auto others = OthersToAsk(*context);
     if (!others.ok()) return ToGrpc(others.status());
     for (const std::string& other : *others) {
-      grpc::Status answered = ForwardAndWait(*context, other, "AcknowledgeAlert", *request, *identity, response);
+      grpc::Status answered = peers_.load()->CallAndWait(other, RiskMethod("AcknowledgeAlert"), *request, *identity,
+                                                         Deadline(*context), response);
       if (answered.error_code() != grpc::StatusCode::NOT_FOUND) return answered;
     }
     return s;

@@ -156,20 +156,10 @@ class RiskServiceImpl final : public RiskServiceBase {
   // to it; UNAVAILABLE, saying why, when its partition has no owner that can answer now (a rebalance).
   grpc::Status RouteVictim(const grpc::ServerContextBase& context, absl::string_view victim_id,
                            std::string* owner) const;
-  // Forwards this call, its request as received, to `owner` for `identity`; `reply` waits for the answer, which
-  // `answered` writes into the response.
-  void ForwardThen(const grpc::ServerContextBase& context, const std::string& owner, absl::string_view method,
-                   const grpc::ByteBuffer& request, const std::string& identity, Reply& reply,
-                   std::function<grpc::Status(grpc::ByteBuffer)> answered);
-  // ForwardThen for a typed request and response.
+  // Forwards this call to `owner` for `identity`; `reply` waits for the answer, written into `response`.
   template <typename Request, typename Response>
   void ForwardThen(const grpc::ServerContextBase& context, const std::string& owner, absl::string_view method,
                    const Request& request, const std::string& identity, Reply& reply, Response* response);
-  // Forwards this call to `owner` and waits for its answer (the synchronous handlers).
-  template <typename Request, typename Response>
-  grpc::Status ForwardAndWait(const grpc::ServerContextBase& context, const std::string& owner,
-                              absl::string_view method, const Request& request, const std::string& identity,
-                              Response* response);
   // The other instances that may hold what this one did not find (an alert): none for a call already
   // forwarded, or without peers. UNAVAILABLE while a rebalance is under way.
   absl::StatusOr<std::vector<std::string>> OthersToAsk(const grpc::ServerContextBase& context) const;
