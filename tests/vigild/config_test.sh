@@ -64,6 +64,14 @@ start --access deploy/config/access.yaml --metrics-listen nowhere
 check "a metrics address without a port: exit 2" [ "$rc" -eq 2 ]
 check "  naming the flag" grep -q "metrics-listen wants HOST:PORT" "$tmp/err"
 
+start --access deploy/config/access.yaml --source-quiet-after 5s
+check "a source quiet time under 10s: exit 2" [ "$rc" -eq 2 ]
+check "  with the range" grep -q "source-quiet-after: from 10s to 30d, or 0" "$tmp/err"
+
+start --access deploy/config/access.yaml --alerts-format xml
+check "an alert format that is neither protobuf nor json: exit 2" [ "$rc" -eq 2 ]
+check "  naming the flag" grep -q "alerts-format" "$tmp/err"
+
 start --access deploy/config/access.yaml --rules "$tmp/a \"quoted\"
 name.yaml"
 check "a rules file that is not there, its name with quotes and a newline: exit 2" [ "$rc" -eq 2 ]
