@@ -10,6 +10,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/http_serving.h"
 #include "httplib.h"
 
 namespace vigil {
@@ -180,48 +181,22 @@ std::string MetricsRegistry::Render() const {
   return out;
 }
 
-struct MetricsServer::Impl {
-  httplib::Server http;
-  std::thread thread;
-};
-
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const MetricsRegistry* registry,
                                                                     absl::string_view listen) {
-  const size_t colon = listen.rfind(':');
-  int port = -1;
-  if (colon == absl::string_view::npos || colon == 0 || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
-      port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("--metrics-listen wants HOST:PORT, got '", listen, "'"));
-  }
-  std::string host(listen.substr(0, colon));
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  auto impl = std::make_unique<Impl>();
-  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, with which a second vigild on the same port would
-  // share it (and a scrape reach either) instead of being refused.
-  impl->http.set_socket_options([](int sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
-  impl->http.Get("/metrics", [registry](const httplib::Request&, httplib::Response& res) {
+  auto http = std::make_unique<httplib::Server>();
+  http->Get("/metrics", [registry](const httplib::Request&, httplib::Response& res) {
     res.set_content(registry->Render(), "text/plain; version=0.0.4; charset=utf-8");
   });
-  impl->http.Get("/", [](const httplib::Request&, httplib::Response& res) {
+  http->Get("/", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("vigild: metrics at /metrics\n", "text/plain");
   });
-  const int bound = port == 0 ? impl->http.bind_to_any_port(host) : (impl->http.bind_to_port(host, port) ? port : -1);
-  if (bound < 0) return absl::UnavailableError(absl::StrCat("metrics: cannot listen on ", listen));
-  Impl* raw = impl.get();
-  impl->thread = std::thread([raw] { raw->http.listen_after_bind(); });
-  // stop() does nothing to a server not yet listening: the destructor's must not come before it is.
-  while (!impl->http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  return std::unique_ptr<MetricsServer>(new MetricsServer(std::move(impl), bound));
+  auto serving = HttpServing::Start(std::move(http), listen, "--metrics-listen");
+  if (!serving.ok()) return serving.status();
+  return std::unique_ptr<MetricsServer>(new MetricsServer(*std::move(serving)));
 }
 
-MetricsServer::MetricsServer(std::unique_ptr<Impl> impl, int port) : impl_(std::move(impl)), port_(port) {}
-
-MetricsServer::~MetricsServer() {
-  impl_->http.stop();
-  if (impl_->thread.joinable()) impl_->thread.join();
-}
+MetricsServer::MetricsServer(std::unique_ptr<HttpServing> serving) : serving_(std::move(serving)) {}
+MetricsServer::~MetricsServer() = default;
+int MetricsServer::port() const { return serving_->port(); }
 
 }  // namespace vigil

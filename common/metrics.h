@@ -25,6 +25,8 @@
 
 namespace vigil {
 
+class HttpServing;
+
 class Counter {
  public:
   void Inc(double by = 1) { value_.fetch_add(by, std::memory_order_relaxed); }
@@ -124,13 +126,11 @@ class MetricsServer {
   static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(const MetricsRegistry* registry,
                                                               absl::string_view listen);
   ~MetricsServer();
-  int port() const { return port_; }
+  int port() const;
 
  private:
-  struct Impl;
-  explicit MetricsServer(std::unique_ptr<Impl> impl, int port);
-  std::unique_ptr<Impl> impl_;
-  int port_;
+  explicit MetricsServer(std::unique_ptr<HttpServing> serving);
+  std::unique_ptr<HttpServing> serving_;
 };
 
 }  // namespace vigil

@@ -38,6 +38,10 @@ namespace vigil {
 
 // Metadata of a forwarded call: the original caller's identity.
 inline constexpr char kCallerHeader[] = "x-vigil-caller";
+// Metadata of a call a front end of this group (vigild's console) makes for a user it has authenticated: the
+// user's identity. Trusted as kCallerHeader is (the Forward right), but the call is not yet forwarded: it may
+// be, once, to the instance that owns the victim.
+inline constexpr char kUserHeader[] = "x-vigil-user";
 
 struct PeerOptions {
   std::string instance;     // this instance (its record's key)

@@ -206,12 +206,24 @@ grpc::Status RiskServiceImpl::CheckRecordable(v1::RecordEventRequest& request, c
 
 namespace {
 
-// The caller a forwarding instance names (api/peers.h); nullopt for a call not forwarded.
-std::optional<std::string> ForwardedFor(const grpc::ServerContextBase& context) {
+// A header's value; nullopt when the call has none.
+std::optional<std::string> Header(const grpc::ServerContextBase& context, const char* name) {
   const auto& metadata = context.client_metadata();
-  auto it = metadata.find(kCallerHeader);
+  auto it = metadata.find(name);
   if (it == metadata.end()) return std::nullopt;
   return std::string(it->second.data(), it->second.size());
+}
+
+// The caller a forwarding instance names (api/peers.h); nullopt for a call not forwarded.
+std::optional<std::string> ForwardedFor(const grpc::ServerContextBase& context) {
+  return Header(context, kCallerHeader);
+}
+
+// The caller another party names, a forwarding instance or a front end acting for its user; nullopt for a
+// call in the caller's own name.
+std::optional<std::string> CallerNamed(const grpc::ServerContextBase& context) {
+  std::optional<std::string> caller = ForwardedFor(context);
+  return caller ? caller : Header(context, kUserHeader);
 }
 
 // The client certificate's common name ("" without one).
@@ -263,12 +275,12 @@ absl::StatusOr<std::string> RiskServiceImpl::Authorize(const grpc::ServerContext
   std::string identity = *std::move(authenticated);
   // A call another instance forwarded: in the name of the caller it names, if that instance may forward.
   // (Without TLS every caller is the development identity, forwarded or not.)
-  if (std::optional<std::string> caller = ForwardedFor(context); caller && options_.insecure_identity.empty()) {
+  if (std::optional<std::string> caller = CallerNamed(context); caller && options_.insecure_identity.empty()) {
     if (!access_.Allows(identity, "Forward")) {
       return absl::PermissionDeniedError(absl::StrCat("client ", identity, " may not act for another caller"));
     }
     if (caller->empty() || caller->size() > 256) {
-      return absl::InvalidArgumentError(absl::StrCat(kCallerHeader, " must name the caller"));
+      return absl::InvalidArgumentError("the header naming the caller must name one");
     }
     identity = *std::move(caller);
   }
@@ -343,7 +355,7 @@ void RiskServiceImpl::AuditThen(const grpc::ServerContextBase& context, const st
   record.set_method(std::string(method));
   record.set_purpose(purpose);
   record.set_peer(context.peer());
-  if (ForwardedFor(context)) record.set_forwarded_by(AuthenticatedIdentity(context));
+  if (CallerNamed(context)) record.set_forwarded_by(AuthenticatedIdentity(context));
   std::vector<LogRecord> records;
   records.reserve(reads.size());
   for (const Read& read : reads) {
@@ -944,6 +956,9 @@ grpc::Status RiskServiceImpl::AcknowledgeAlert(grpc::ServerContext* context,
     }
     return s;
   }
+  if (request->note().size() > kMaxTextLength) {
+    return BadField("note", absl::StrCat("longer than ", kMaxTextLength, " bytes"));
+  }
   if (current.state() == v1::RESOLVED) {
     return FailedPrecondition("ALERT_STATE", request->name(), "the alert is resolved: there is nothing to acknowledge");
   }
@@ -966,6 +981,7 @@ grpc::Status RiskServiceImpl::AcknowledgeAlert(grpc::ServerContext* context,
   *ack.mutable_occurred_at() = ToTimestamp(std::max(absl::ToUnixMicros(absl::Now()), ToMicros(current.at())));
   ack.mutable_escalation_acknowledged()->set_alert_id(current.alert_id());
   ack.mutable_escalation_acknowledged()->set_acknowledged_by(*identity);
+  ack.mutable_escalation_acknowledged()->set_note(request->note());
   if (absl::Status s = ValidateEvent(ack); !s.ok()) return ToGrpc(absl::InternalError(s.message()));
   if (options_.signer == nullptr) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "this server has no signing key: it cannot acknowledge");
@@ -1009,6 +1025,9 @@ grpc::Status RiskServiceImpl::WatchAlerts(grpc::ServerContext* context, const v1
   if (!sub.ok()) {
     return sub.status().code() == absl::StatusCode::kInvalidArgument ? FieldError(sub.status()) : ToGrpc(sub.status());
   }
+  // The headers say the watch is placed: whatever is committed from here on reaches this stream (the console
+  // reads what is already open only then).
+  writer->SendInitialMetadata();
   v1::ListAlertsRequest filter;
   *filter.mutable_levels() = request->levels();
   filter.set_rule(request->rule());
@@ -1065,6 +1084,12 @@ grpc::Status RiskServiceImpl::ServeExplanation(const grpc::CallbackServerContext
   if (!events.ok()) return ToGrpc(events.status());
   for (v1::Event& e : *events) *response->add_evidence() = std::move(e);
   *response->mutable_alert() = a;
+  auto transitions = reader_.AlertTransitions(victim.partition, a.alert_id());
+  if (!transitions.ok()) return ToGrpc(transitions.status());
+  for (v1::Alert& t : *transitions) {
+    // Up to the transition read above (a later one may have been committed since).
+    if (t.revision() <= a.revision()) *response->add_transitions() = std::move(t);
+  }
   // The settings of the version the alert was raised under, for its force.
   const RulesConfig* version = &rules_;
   std::optional<RulesConfig> stored;

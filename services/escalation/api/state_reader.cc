@@ -101,6 +101,22 @@ absl::StatusOr<std::optional<v1::Alert>> StateReader::FindAlert(absl::string_vie
   return alert;
 }
 
+absl::StatusOr<std::vector<v1::Alert>> StateReader::AlertTransitions(int32_t partition,
+                                                                    absl::string_view alert_id) const {
+  std::vector<v1::Alert> transitions;
+  bool damaged = false;
+  VIGIL_RETURN_IF_ERROR(store_.Scan(PartitionKeys(partition).AlertTransitions(alert_id),
+                                    [&](absl::string_view, absl::string_view value) {
+                                      damaged = !transitions.emplace_back().ParseFromArray(value.data(), static_cast<int>(value.size()));
+                                      return !damaged;
+                                    }));
+  if (damaged) {
+    return absl::DataLossError(absl::StrCat("a stored transition of an alert in partition ", partition,
+                                            " is unreadable"));
+  }
+  return transitions;
+}
+
 absl::Status StateReader::ForEachAlert(const std::function<bool(const v1::Alert&)>& fn) const {
   VIGIL_ASSIGN_OR_RETURN(std::vector<int32_t> partitions, Partitions(/*refresh=*/true));
   bool more = true;

@@ -42,6 +42,9 @@ class StateReader {
   // The latest transition of an alert; nullopt when no stored partition has it.
   absl::StatusOr<std::optional<v1::Alert>> FindAlert(absl::string_view alert_id) const;
 
+  // Every transition of an alert stored in `partition`, revision 1 first.
+  absl::StatusOr<std::vector<v1::Alert>> AlertTransitions(int32_t partition, absl::string_view alert_id) const;
+
   // Calls fn with the latest transition of every stored alert, until it returns false.
   absl::Status ForEachAlert(const std::function<bool(const v1::Alert&)>& fn) const;
 

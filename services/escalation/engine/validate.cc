@@ -147,8 +147,9 @@ absl::Status CheckPayload(const Event& e) {
       return CheckId("supervisor_notified.supervisor_id", e.supervisor_notified().supervisor_id(), false);
     case Event::kEscalationAcknowledged:
       VIGIL_RETURN_IF_ERROR(CheckId("escalation_acknowledged.alert_id", e.escalation_acknowledged().alert_id(), true));
-      return CheckId("escalation_acknowledged.acknowledged_by",
-                     e.escalation_acknowledged().acknowledged_by(), true);
+      VIGIL_RETURN_IF_ERROR(CheckId("escalation_acknowledged.acknowledged_by",
+                                    e.escalation_acknowledged().acknowledged_by(), true));
+      return CheckText("escalation_acknowledged.note", e.escalation_acknowledged().note());
     case Event::kIncidentClosed:
     case Event::kCallReturned:
       return CheckId("incident_id", e.incident_id(), true);

@@ -147,6 +147,7 @@ void PartitionPipeline::Emit(const std::vector<v1::Alert>& alerts) {
     }
     batch_alert_at_[a.alert_id()] = at;
     pending_.Put(keys_.Alert(a.alert_id()), bytes);
+    pending_.Put(keys_.AlertTransition(a.alert_id(), a.revision()), bytes);
     pending_.Put(keys_.AlertByTime(at, a.alert_id()), bytes);
     pending_.Put(keys_.VictimAlert(a.victim_id(), at, a.alert_id()), "");
     const std::string& published = topics_.alerts_format == Topics::AlertFormat::kJson ? ToJsonLine(a) : bytes;

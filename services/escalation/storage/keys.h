@@ -13,6 +13,7 @@
 //   e/P/a/<alert_id>                           the latest transition of each alert (v1::Alert)
 //   e/P/i/<at, newest first><alert_id>         the same again, in ListAlerts' order (newest first, then id)
 //   e/P/j/<victim>\0<at, newest first><alert_id>  (empty) each of a victim's alerts, in that order
+//   e/P/h/<alert_id>\0<revision, big-endian>    every transition of each alert (v1::Alert), in order
 //   e/P/o/<seq, big-endian>                    the outbox (state::OutboxRecord)
 // A partition is dropped with one range delete of its prefix.
 //
@@ -44,9 +45,9 @@ enum class PartitionKind { kEvents, kSuspectLinks };
 // engine's whole-history state; 3: the live state of engine/live.h, bounded by stream time, its calls and event
 // ids under keys of their own; 4: rules v2 (episodes, protections and bail, abandoned calls, first domestic-abuse
 // calls, the rules in force in the meta record), with event and evidence fingerprints taken by XXH3
-// (common/fingerprint.h ContentHash64) instead of FNV-1a. A partition stored in another format is rebuilt from
-// the log when it is loaded.
-inline constexpr uint32_t kStateFormat = 4;
+// (common/fingerprint.h ContentHash64) instead of FNV-1a; 5: every transition of each alert kept (h/). A
+// partition stored in another format is rebuilt from the log when it is loaded.
+inline constexpr uint32_t kStateFormat = 5;
 
 // 8 bytes, most significant first: sorts as the number does.
 std::string BigEndian(uint64_t v);
@@ -74,6 +75,11 @@ class PartitionKeys {
   std::string AlertsByTimeFrom(Micros at) const;
   std::string VictimAlerts(absl::string_view victim_id) const;
   std::string VictimAlert(absl::string_view victim_id, Micros at, absl::string_view alert_id) const;
+  // Each transition of an alert, by revision.
+  std::string AlertTransitions(absl::string_view alert_id) const { return VictimRecords("h/", alert_id); }
+  std::string AlertTransition(absl::string_view alert_id, uint32_t revision) const {
+    return AlertTransitions(alert_id) + BigEndian(revision).substr(4);
+  }
   std::string Victims() const { return prefix_ + "v/"; }
   // A victim's calls and applied event ids, each under its own key (a commit writes only what changed).
   std::string Call(absl::string_view victim_id, Micros at, absl::string_view event_id) const;
