@@ -14,7 +14,7 @@ export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/lsan.supp
 export TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp
 
-.PHONY: all deps configure build test test-asan test-tsan fuzz demo bench bench-stream bench-api chaos clean
+.PHONY: all deps configure build test test-asan test-tsan fuzz demo bench bench-stream bench-api bench-console chaos clean
 
 all: build
 
@@ -76,6 +76,10 @@ bench-stream: build
 
 bench-api: build
 	bench/api_bench.sh $(BUILD)
+
+# The console's board with 10,000 open alerts in headless Chromium: its load time beside the alerts read alone.
+bench-console: build
+	python3 bench/console_bench.py $(BUILD)/bin
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)

@@ -10,9 +10,14 @@ PACKAGES=(
   librdkafka-dev librocksdb-dev libxxhash-dev
   libcpp-httplib-dev nlohmann-json3-dev
   prometheus kcat
+  chromium chromium-driver
   libgtest-dev libgmock-dev
   clang-14 libclang-rt-14-dev
 )
+
+# npm vendors the console's JavaScript at build time. A Node.js that brings its own npm (NodeSource's) will do;
+# otherwise Debian's.
+command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

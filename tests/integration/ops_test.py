@@ -27,14 +27,8 @@ KAFKA_PY = "confluent-kafka==2.6.1"
 
 
 def kafka_python():
-    """A Python with confluent-kafka (pinned, from PyPI), in a virtualenv cached under ~/.cache/vigil."""
-    venv = os.path.join(os.environ.get("VIGIL_CACHE", os.path.expanduser("~/.cache/vigil")), "pyenv-kafka-2.6.1")
-    python = os.path.join(venv, "bin", "python")
-    if not (os.path.exists(python)
-            and subprocess.run([python, "-c", "import confluent_kafka"], capture_output=True).returncode == 0):
-        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-        subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", KAFKA_PY], check=True)
-    return python
+    """A Python with confluent-kafka (pinned, from PyPI)."""
+    return st.pinned_python(KAFKA_PY, "confluent_kafka")
 
 
 class Prometheus:
@@ -90,14 +84,14 @@ class TlsVigild(st.Vigild):
     """vigild with its API on mutual TLS (dev certificates), forwarding to the group's other instances as
     vigild-peer."""
 
-    def __init__(self, name, data_dir, certs, instance, **kw):
+    def __init__(self, name, data_dir, certs, instance, extra=(), **kw):
         self.api = f"127.0.0.1:{st.free_port()}"
         self.certs = certs
         super().__init__(name, data_dir, instance=instance, extra=[
             "--grpc-listen", self.api, "--access", ft.ACCESS, "--audit-topic", f"{name}.audit",
             "--tls-cert", f"{certs}/server.pem", "--tls-key", f"{certs}/server.key",
             "--tls-client-ca", f"{certs}/ca.pem", "--peer-tls-cert", f"{certs}/vigild-peer.pem",
-            "--peer-tls-key", f"{certs}/vigild-peer.key", "--instances-topic", f"{name}.instances"], **kw)
+            "--peer-tls-key", f"{certs}/vigild-peer.key", "--instances-topic", f"{name}.instances", *extra], **kw)
 
     def call(self, *args, client="supervisor-console", stdin=None, timeout=60):
         return st.run(os.path.join(st.BIN, "vigilctl"), *args[:1], "--server", self.api,

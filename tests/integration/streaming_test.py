@@ -46,6 +46,19 @@ def free_port():
     raise AssertionError("no two adjacent free ports")
 
 
+def pinned_python(requirement, module):
+    """A Python with `requirement` (pinned, e.g. "selenium==4.27.1", from PyPI) importable as `module`, in a
+    virtualenv of its own cached under ~/.cache/vigil (VIGIL_CACHE)."""
+    venv = os.path.join(os.environ.get("VIGIL_CACHE", os.path.expanduser("~/.cache/vigil")),
+                        "pyenv-" + requirement.replace("==", "-"))
+    python = os.path.join(venv, "bin", "python")
+    if not (os.path.exists(python)
+            and subprocess.run([python, "-c", f"import {module}"], capture_output=True).returncode == 0):
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", requirement], check=True)
+    return python
+
+
 def run(*args, stdin=None, check=True, timeout=300, env=None):
     r = subprocess.run([str(a) for a in args], input=stdin, capture_output=True, text=True, timeout=timeout, env=env)
     if check and r.returncode != 0:

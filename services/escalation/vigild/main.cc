@@ -11,7 +11,9 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "services/escalation/api/api_server.h"
+#include "services/escalation/api/peers.h"
 #include "services/escalation/api/risk_service.h"
+#include "services/escalation/console/console_server.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/signer.h"
@@ -132,6 +134,12 @@ int main(int argc, char** argv) {
   app.add_option("--peer-tls-ca", peer_ca, "API: the CA that signs other instances' server certificates (PEM); "
                                            "default: --tls-client-ca")
       ->envname("VIGIL_PEER_TLS_CA");
+  vigil::ConsoleOptions console_options;
+  app.add_option("--console-listen", console_options.listen,
+                 "Serve the supervisors' console (a web page; docs/console.md) on HOST:PORT: HTTPS with client "
+                 "certificates, with the API's --tls-cert, --tls-key and --tls-client-ca (plaintext with "
+                 "--insecure-dev-identity). It calls the API in each user's name, with --peer-tls-cert; default: none")
+      ->envname("VIGIL_CONSOLE_LISTEN");
   app.add_option("--audit-topic", api_options.audit_topic, "Audit records of reads of victims' data")
       ->envname("VIGIL_AUDIT_TOPIC")->capture_default_str();
   app.add_option("--watch-max-streams", api_options.max_watch_streams,
@@ -311,6 +319,14 @@ int main(int argc, char** argv) {
   o.ownership = &ownership;
   std::unique_ptr<vigil::Peers> peers;
   vigil::ApiServer server;
+  std::unique_ptr<vigil::ConsoleServer> console;
+  if (!console_options.listen.empty() && api.listen.empty()) {
+    return Fail(2, "--console-listen needs the API (--grpc-listen): the console calls it in each user's name");
+  }
+  if (!console_options.listen.empty() && insecure_identity.empty() && peer_cert.empty()) {
+    return Fail(2, "--console-listen with TLS needs --peer-tls-cert: the console calls the API with it, naming "
+                   "the user (its CN needs the Forward right in the access file)");
+  }
   if (!api.listen.empty()) {
     if (access_file.empty()) {
       return Fail(2, "--access is required to serve the API (see deploy/config/access.yaml)");
@@ -368,6 +384,22 @@ int main(int argc, char** argv) {
                                                 peer_ca.empty() ? api.tls_client_ca : peer_ca);
       if (!credentials.ok()) return Fail(2, credentials.status().message());
       peer_options.credentials = *credentials;
+      if (!console_options.listen.empty()) {
+        // The console: a page on its own port, calling this instance's API as other instances do.
+        console_options.tls_cert = api.tls_cert;
+        console_options.tls_key = api.tls_key;
+        console_options.tls_client_ca = api.tls_client_ca;
+        console_options.insecure_identity = insecure_identity;
+        for (int r = 0; r < vigil::kRuleCount; ++r) {
+          console_options.rules.emplace_back(vigil::RuleName(static_cast<vigil::RuleId>(r)));
+        }
+        auto started_console = vigil::ConsoleServer::Start(
+            console_options, grpc::CreateChannel(vigil::AdvertisedAddress(api.listen, server.port), *credentials));
+        if (!started_console.ok()) return Fail(2, started_console.status().message());
+        console = *std::move(started_console);
+        spdlog::info("event=console_serving port={} tls={}", console->port(),
+                     api.insecure ? "off (development only)" : "mutual");
+      }
       peer_options.instance = o.instance;
       peer_options.events_topic = o.topics.events;
       if (peer_options.api_address.empty()) peer_options.api_address = vigil::AdvertisedAddress(api.listen, server.port);
@@ -388,6 +420,7 @@ int main(int argc, char** argv) {
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
   absl::Status status = service.Run();
+  console.reset();
   if (server.server) server.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (!status.ok()) {
     return Fail(status.code() == absl::StatusCode::kDataLoss ? 3 : 1, status.message());
