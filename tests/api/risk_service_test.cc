@@ -22,6 +22,8 @@
 #include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
 #include "services/escalation/api/api_server.h"
+#include "services/escalation/api/peers.h"
+#include "services/escalation/engine/validate.h"
 #include "services/escalation/pipeline/partition.h"
 #include "services/synthetic/synthetic_stream.h"
 #include "tests/testing/signing.h"
@@ -42,9 +44,11 @@ constexpr char kAccess[] = R"(
 roles:
   recorder: [RecordEvent, RecordEvents]
   supervisor: [GetTimeline, GetRiskProfile, ListAlerts, GetAlert, WatchAlerts, ExplainAlert, AcknowledgeAlert]
+  peer: [Forward]
 clients:
   command-and-control: [recorder]
   supervisor-console: [supervisor, recorder]
+  vigild-peer: [peer]
 )";
 
 std::string ReadAll(const std::filesystem::path& path) {
@@ -641,6 +645,16 @@ TEST_F(RiskServiceTest, AcknowledgeGoesThroughTheLogAndReturnsTheAppliedAlert) {
   v1::AcknowledgeAlertRequest r;
   r.set_name("alerts/" + repeat_id);
   v1::Alert alert;
+  // A note longer than an event's text may be is refused, naming the field; nothing is recorded.
+  r.set_note(std::string(kMaxTextLength + 1, 'x'));
+  {
+    grpc::ClientContext context;
+    grpc::Status s = stub->AcknowledgeAlert(&context, r, &alert);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), HasSubstr("note"));
+    EXPECT_NE(reader_->FindAlert(repeat_id).value()->state(), v1::ACKNOWLEDGED);
+  }
+  r.set_note("Rang her back; a unit is on its way");
   {
     grpc::ClientContext context;
     grpc::Status s = stub->AcknowledgeAlert(&context, r, &alert);
@@ -654,6 +668,7 @@ TEST_F(RiskServiceTest, AcknowledgeGoesThroughTheLogAndReturnsTheAppliedAlert) {
   v1::Event last;
   ASSERT_TRUE(last.ParseFromString(timeline->events.back()));
   EXPECT_TRUE(last.has_escalation_acknowledged());
+  EXPECT_EQ(last.escalation_acknowledged().note(), "Rang her back; a unit is on its way");
   // Again: nothing more to do, the same alert.
   {
     grpc::ClientContext context;
@@ -700,6 +715,16 @@ TEST_F(RiskServiceTest, ExplainGivesTheEvidenceInFullAndTheRule) {
   EXPECT_EQ(e.rule_settings().count(), 2u);
   EXPECT_EQ(e.rule_settings().window().seconds(), 24 * 3600);
   EXPECT_EQ(e.rule_settings().threshold(), e.alert().threshold());
+  // Every transition, in order, up to the alert as it is: how it climbed.
+  ASSERT_GT(e.alert().revision(), 1u);
+  ASSERT_EQ(e.transitions_size(), static_cast<int>(e.alert().revision()));
+  for (int i = 0; i < e.transitions_size(); ++i) {
+    EXPECT_EQ(e.transitions(i).alert_id(), repeat_id);
+    EXPECT_EQ(e.transitions(i).revision(), static_cast<uint32_t>(i + 1));
+  }
+  EXPECT_EQ(e.transitions(0).state(), v1::FIRING);
+  EXPECT_EQ(e.transitions(0).level(), v1::SUPERVISOR);
+  EXPECT_EQ(e.transitions().rbegin()->SerializeAsString(), e.alert().SerializeAsString());
   ASSERT_EQ(Audits().size(), 1u);
   EXPECT_EQ(Audits()[0].method(), "ExplainAlert");
   EXPECT_EQ(Audits()[0].victim_id(), "V1");
@@ -780,7 +805,7 @@ class RiskServiceTlsTest : public RiskServiceTest {
   void SetUp() override {
     const std::string script = std::string(VIGIL_SOURCE_DIR) + "/deploy/tls/make-dev-certs.sh";
     const std::string command = absl::StrCat(script, " ", (dir_ / "tls").string(),
-                                             " supervisor-console command-and-control 2>/dev/null");
+                                             " supervisor-console command-and-control vigild-peer 2>/dev/null");
     ASSERT_EQ(std::system(command.c_str()), 0);
     ApiServerOptions server;
     server.listen = "127.0.0.1:0";
@@ -843,6 +868,35 @@ TEST_F(RiskServiceTlsTest, TheClientCertificateNamesTheCallerAndItsRoles) {
     EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
     EXPECT_THAT(s.error_message(), HasSubstr("client certificate is required"));
   }
+}
+
+TEST_F(RiskServiceTlsTest, AFrontEndCallsInItsUsersNameOnlyWithTheForwardRightAndOnlyWithTheUsersRights) {
+  Record(*Client("supervisor-console"), Day());
+  const size_t before = Audits().size();
+  v1::GetTimelineRequest r;
+  r.set_parent("victims/V1");
+  r.set_purpose("review from the console");
+  v1::GetTimelineResponse response;
+  auto as = [&](const std::string& client, const std::string& user) {
+    grpc::ClientContext context;
+    context.AddMetadata(kUserHeader, user);
+    return Client(client)->GetTimeline(&context, r, &response);
+  };
+  // The console's certificate may act for a user: the read is the user's, audited in their name.
+  ASSERT_TRUE(as("vigild-peer", "supervisor-console").ok());
+  EXPECT_EQ(response.events_size(), 4);
+  ASSERT_EQ(Audits().size(), before + 1);
+  EXPECT_EQ(Audits().back().identity(), "supervisor-console");
+  EXPECT_EQ(Audits().back().forwarded_by(), "vigild-peer");
+  // With the user's rights only.
+  grpc::Status s = as("vigild-peer", "command-and-control");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(), HasSubstr("command-and-control may not call GetTimeline"));
+  // No other client may name a user.
+  s = as("supervisor-console", "vigild-peer");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(), HasSubstr("may not act for another caller"));
+  EXPECT_EQ(Audits().size(), before + 1);
 }
 
 TEST_F(RiskServiceTest, AVictimInAPartitionStoredAfterTheFirstLookupIsFound) {
