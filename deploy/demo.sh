@@ -10,6 +10,7 @@ work=$(mktemp -d -t vigil-demo-XXXXXX)
 port=${VIGIL_DEMO_PORT:-29092}
 api=127.0.0.1:${VIGIL_DEMO_API_PORT:-7443}
 metrics=127.0.0.1:${VIGIL_DEMO_METRICS_PORT:-9464}
+console=127.0.0.1:${VIGIL_DEMO_CONSOLE_PORT:-8480}
 brokers=127.0.0.1:$port
 vigild_pid=""
 cleanup() {
@@ -27,15 +28,23 @@ echo "   Its gRPC API is on $api WITHOUT TLS, every caller taken to be 'local-de
 echo "   development only. Real deployments use mutual TLS (docs/api.md, docs/operations.md)."
 echo "   Its Prometheus metrics are at http://$metrics/metrics (dashboard and alerting rules: deploy/grafana,"
 echo "   deploy/prometheus; docs/operations.md). Its log is JSON lines: $work/vigild.log"
+echo "   The supervisors' console is at http://$console/ (plaintext here, as 'local-dev'; docs/console.md)."
 # The key that signs what only vigild writes (acknowledgements, ticks); the case's own acknowledgement is
 # published with it below, as an operator holding it may (docs/reliability.md).
 head -c 32 /dev/urandom >"$work/signing.key"
 export VIGIL_SIGNING_KEY_FILE="$work/signing.key"
 "$build/bin/vigild" --brokers "$brokers" --data-dir "$work/state" --rules deploy/config/rules.yaml \
   --route INSPECTOR=vigil.alerts.inspector --grpc-listen "$api" --access deploy/config/access.yaml \
-  --insecure-dev-identity local-dev --metrics-listen "$metrics" >"$work/vigild.log" 2>&1 &
+  --insecure-dev-identity local-dev --metrics-listen "$metrics" --console-listen "$console" >"$work/vigild.log" 2>&1 &
 vigild_pid=$!
 for _ in $(seq 1 100); do grep -q 'event=assigned' "$work/vigild.log" && break; sleep 0.2; done
+
+if [ "${VIGIL_DEMO_KEEP:-0}" = 1 ] && [ -t 0 ]; then
+  echo
+  echo "== Open http://$console/ in a browser now, give a purpose, and watch the case arrive."
+  read -r -t 120 -p "   Press Enter to start the case (it starts by itself in 2 minutes) " _ || true
+  echo
+fi
 
 cat <<'INTRO'
 
@@ -81,7 +90,8 @@ print("  vigil_consumer_lag, all partitions:", int(sum(float(v) for k, v in samp
 PY
 if [ "${VIGIL_DEMO_KEEP:-0}" = 1 ]; then
   echo
-  echo "== Still running: Kafka on $brokers, the API on $api (plaintext), metrics at http://$metrics/metrics."
+  echo "== Still running: Kafka on $brokers, the API on $api (plaintext), metrics at http://$metrics/metrics,"
+  echo "   and the console at http://$console/ : acknowledge the case's other alerts there, with a note."
   echo "   Try docs/api.md's walk-through,"
   echo "   e.g.: build/bin/vigilctl alerts --server $api --insecure --purpose \"demo: shift handover\""
   echo "   Press Ctrl-C to stop everything."
