@@ -83,6 +83,15 @@ def drive(url, artifacts):
                 driver.set_window_size(1400, max(1100, min(height + 150, 4000)))
                 driver.save_screenshot(os.path.join(artifacts, cmd["name"]))
                 driver.set_window_size(1400, 1100)
+            elif op == "axe":  # the page checked by axe-core (WCAG 2 A and AA): its violations, and its passes
+                with open(cmd["script"]) as f:
+                    driver.execute_script(f.read())
+                out = driver.execute_async_script("""
+                    const done = arguments[arguments.length - 1];
+                    axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']}})
+                      .then(r => done({passes: r.passes.map(p => p.id),
+                                       violations: r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                                                                 nodes: v.nodes.slice(0, 3).map(n => n.target)}))}));""")
             elif op == "console_errors":
                 out = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
             print(json.dumps({"ok": True, "out": out}), flush=True)
@@ -117,6 +126,11 @@ class Browser:
             self.proc.wait(timeout=60)
 
 
+def axe_script():
+    """axe-core, installed with the console's vendored libraries at build time (package-lock.json)."""
+    return os.path.join(os.path.dirname(st.BIN), "console-vendor", "node_modules", "axe-core", "axe.min.js")
+
+
 def artifacts_dir():
     path = os.path.join(os.path.dirname(st.BIN), "test-artifacts", "console")
     os.makedirs(path, exist_ok=True)
@@ -143,6 +157,11 @@ class ConsoleTest(unittest.TestCase):
         self.vigilds.append(v)
         v.start()
         return v
+
+    def assertAccessible(self, axe):
+        self.assertEqual(axe["violations"], [])
+        self.assertIn("color-contrast", axe["passes"])  # it did check the contrast of the text shown
+        self.assertIn("label", axe["passes"])
 
     def test_the_lancashire_case_arrives_live_and_an_inspector_acknowledges_it_on_the_page(self):
         port = st.free_port()
@@ -176,6 +195,8 @@ class ConsoleTest(unittest.TestCase):
             for fact in ("raised", "evidence events", "threshold"):
                 self.assertIn(fact, card)
             browser("screenshot", name="board.png")
+            # Readable contrast, labels, names: no WCAG 2 A or AA violation axe-core can find.
+            self.assertAccessible(browser("axe", script=axe_script()))
 
             # Keyboard: Tab reaches an alert's note, then its button.
             self.assertIsNotNone(browser("tab_to", css=".ack input"))
@@ -220,6 +241,7 @@ class ConsoleTest(unittest.TestCase):
             explained = browser("js", js="return document.querySelectorAll('details.explanation').length")
             self.assertEqual(explained, bars)
             browser("screenshot", name="victim.png")
+            self.assertAccessible(browser("axe", script=axe_script()))
             self.assertEqual(browser("console_errors"), [])
         finally:
             browser.close()
