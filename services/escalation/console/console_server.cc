@@ -27,8 +27,6 @@ using Json = nlohmann::json;
 
 // How long one API call may take before the page is told the service is slow.
 constexpr auto kCallTimeout = std::chrono::seconds(15);
-// A board with nothing new is sent a comment this often, which also finds out when it has gone.
-constexpr int kKeepAliveMs = 15000;
 
 int HttpStatus(grpc::StatusCode code) {
   switch (code) {
@@ -124,15 +122,22 @@ class WatchFeed : public grpc::ClientReadReactor<v1::WatchAlertsResponse> {
 
   void Cancel() { context_->TryCancel(); }
 
-  // The server has taken the call and placed the watch (it sends its headers once subscribed).
+  // The server has taken the call and placed the watch (it sends its headers once subscribed). gRPC may call
+  // this after OnReadDone of the first transition (on another thread): "ready" goes first all the same.
   void OnReadInitialMetadataDone(bool ok) override {
-    if (ok) Push({Item::kReady, {}, {}});
+    if (!ok) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ReadyOnce();
+    }
+    cv_.notify_one();
   }
   void OnReadDone(bool ok) override {
     if (!ok) return;  // OnDone follows
     bool full = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      ReadyOnce();  // a transition means the headers came before it
       full = items_.size() >= max_backlog_;
       if (!full) items_.push_back({Item::kTransition, incoming_, {}});
     }
@@ -153,6 +158,11 @@ class WatchFeed : public grpc::ClientReadReactor<v1::WatchAlertsResponse> {
   }
 
  private:
+  void ReadyOnce() {
+    if (ready_) return;
+    ready_ = true;
+    items_.push_back({Item::kReady, {}, {}});
+  }
   void Push(Item item) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -170,6 +180,7 @@ class WatchFeed : public grpc::ClientReadReactor<v1::WatchAlertsResponse> {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Item> items_;
+  bool ready_ = false;  // under mu_
 };
 
 }  // namespace
@@ -257,8 +268,8 @@ struct ConsoleServer::Impl {
     res.set_header("X-Accel-Buffering", "no");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [feed](size_t, httplib::DataSink& sink) {
-          WatchFeed::Item item = feed->Next(kKeepAliveMs);
+        [feed, keep_alive_ms = options.keep_alive_ms](size_t, httplib::DataSink& sink) {
+          WatchFeed::Item item = feed->Next(keep_alive_ms);
           std::string out;
           switch (item.kind) {
             case WatchFeed::Item::kNothing: out = ": still here\n\n"; break;

@@ -38,6 +38,9 @@ struct ConsoleOptions {
   std::string insecure_identity;
   // Live boards open at once; more are answered 503 until one closes.
   int max_watches = 64;
+  // A board with nothing new is sent a comment this often, which also finds out when the page has gone (and
+  // ends its watch).
+  int keep_alive_ms = 15000;
   // What the console buffers for a board that reads slowly before ending its stream (it resumes).
   size_t max_watch_backlog = 10000;
   // The rules' ids, for the board's filter.
