@@ -8,6 +8,7 @@
 #include <deque>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -370,10 +371,18 @@ struct ConsoleServer::Impl {
 
 ConsoleServer::ConsoleServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ConsoleServer::~ConsoleServer() {
-  // Each open board's call ends (its stream says so and closes), so that the server's threads can stop.
+  // Each open board's call ends, and its page is told so ("end": it reconnects, to another instance or to
+  // this one restarted, and resumes) before the server stops: httplib writes no more once it is stopping.
   {
     std::lock_guard<std::mutex> lock(impl_->feeds_mu);
     for (const auto& feed : impl_->feeds) feed->Cancel();
+  }
+  for (int i = 0; i < 200; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(impl_->feeds_mu);
+      if (impl_->feeds.empty()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   impl_->serving.reset();
 }
