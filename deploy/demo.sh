@@ -72,7 +72,7 @@ ctl profile V-LAN-1 --purpose "demo: duty inspector review"
 echo
 echo "== The duty inspector acknowledges the repeat-calls alert: an event through Kafka, applied, then returned"
 alert=$(ctl alerts --rule repeat-calls --victim V-LAN-1 --purpose "demo: acknowledging it" --json | head -1 | sed -E 's/.*"alert_id":"([^"]+)".*/\1/')
-ctl ack "$alert" | sed -E 's/  \[rule: .*$//'
+ctl ack "$alert" --note "Calls joined up; risk reviewed with the attending officer" | sed -E 's/  \[rule: .*$//'
 echo
 echo "vigild's log has no personal data; its last lines:"
 tail -3 "$work/vigild.log"

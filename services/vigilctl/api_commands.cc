@@ -279,6 +279,7 @@ class Caller {
   int Ack() {
     v1::AcknowledgeAlertRequest r;
     r.set_name(absl::StrCat("alerts/", call_.target));
+    r.set_note(call_.note);
     v1::Alert a;
     return ShowAlert(stub_->AcknowledgeAlert(Context().get(), r, &a), a);
   }

@@ -31,6 +31,7 @@ struct ApiCall {
   int page_size = 0;
   bool all_pages = false;
   std::string cursor;      // watch: "", "beginning" or a cursor
+  std::string note;        // ack: what the acknowledger did or decided
   size_t max = 0;          // watch: stop after this many
 };
 

@@ -157,6 +157,7 @@ int main(int argc, char** argv) {
   add_purpose(c);
   c = add_api("ack", "AcknowledgeAlert: acknowledge an alert, as this client");
   c->add_option("alert", call.target, "Alert id")->required();
+  c->add_option("--note", call.note, "What you did or decided (at most 1,024 bytes): kept on the victim's timeline");
   c = add_api("watch", "WatchAlerts: alert transitions as they are committed (audited)");
   add_purpose(c);
   c->add_option("--cursor", call.cursor, "Resume after this cursor; 'beginning' for all; default: from now");

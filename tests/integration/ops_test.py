@@ -239,9 +239,16 @@ class OpsTest(unittest.TestCase):
         self.assertTrue(firing, alerts)
         acked = re.search(r"al-[0-9a-f]{16}", firing[0]).group(0)
         for v in group:
-            r = v.call("ack", acked)
+            r = v.call("ack", acked, "--note", f"seen through {v.instance}")
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("ACKNOWLEDGED", r.stdout)
+        # The note went with the call to the instance that holds the alert, onto the victim's timeline (once:
+        # the first acknowledgement's).
+        acked_victim = re.search(r"victim (\S+?),? ", firing[0]).group(1)
+        timeline = group[0].call("timeline", acked_victim, "--purpose", "ops test", "--json").stdout
+        notes = [e["escalation_acknowledged"]["note"] for e in map(json.loads, filter(str.strip, timeline.splitlines()))
+                 if e.get("escalation_acknowledged", {}).get("note")]
+        self.assertEqual(notes, [f"seen through {group[0].instance}"])
         # A write that waits to be applied, through each instance, for a victim in each partition (placed as
         # librdkafka places a key: CRC-32): most are owned elsewhere, confirmed by their owner (PeerService).
         one_per_partition = {}
