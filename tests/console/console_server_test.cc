@@ -63,8 +63,32 @@ class FakeApi final : public v1::RiskService::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status GetRiskProfile(grpc::ServerContext*, const v1::GetRiskProfileRequest*, v1::RiskProfile*) override {
-    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "client local-dev may not call GetRiskProfile");
+  grpc::Status GetRiskProfile(grpc::ServerContext*, const v1::GetRiskProfileRequest* request,
+                              v1::RiskProfile* response) override {
+    if (request->name() != "victims/V2/riskProfile") {
+      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "client local-dev may not call GetRiskProfile");
+    }
+    response->set_victim_id("V2");
+    response->set_calls_total(3);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetTimeline(grpc::ServerContext*, const v1::GetTimelineRequest* request,
+                           v1::GetTimelineResponse* response) override {
+    timeline_requests.push_back(*request);
+    // Two pages of one event each.
+    response->add_events()->set_event_id(request->page_token().empty() ? "e1" : "e2");
+    if (request->page_token().empty()) response->set_next_page_token("more");
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ExplainAlert(grpc::ServerContext*, const v1::ExplainAlertRequest* request,
+                            v1::AlertExplanation* response) override {
+    explained.push_back(request->name());
+    *response->mutable_alert() = MakeAlert(request->name().substr(7), v1::INSPECTOR);
+    *response->add_transitions() = MakeAlert(request->name().substr(7), v1::SUPERVISOR);
+    *response->add_transitions() = response->alert();
+    return grpc::Status::OK;
   }
 
   grpc::Status WatchAlerts(grpc::ServerContext* context, const v1::WatchAlertsRequest* request,
@@ -87,6 +111,8 @@ class FakeApi final : public v1::RiskService::Service {
 
   std::vector<v1::ListAlertsRequest> list_requests;
   std::vector<v1::AcknowledgeAlertRequest> ack_requests;
+  std::vector<v1::GetTimelineRequest> timeline_requests;
+  std::vector<std::string> explained;
   std::string watch_cursor;
   std::atomic<int> watching{0}, watches_cancelled{0};
 };
@@ -143,6 +169,28 @@ TEST_F(ConsoleServerTest, TheBoardReadsEveryPageOfOpenAlertsWithItsFiltersAndPur
   EXPECT_THAT(first.levels(), ElementsAre(v1::INSPECTOR, v1::SUPERVISOR));
   EXPECT_THAT(first.states(), ElementsAre(v1::FIRING, v1::ESCALATED, v1::ACKNOWLEDGED));
   EXPECT_EQ(api_.list_requests[1].page_token(), "page-2");
+}
+
+TEST_F(ConsoleServerTest, AVictimsPageHasTheProfileEveryPageOfTheTimelineAndEachAlertExplained) {
+  auto res = client_->Get("/api/victims/V2?purpose=review");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  Json body = Json::parse(res->body);  // throws on malformed JSON
+  EXPECT_EQ(body["profile"]["victim_id"], "V2");
+  ASSERT_EQ(body["events"].size(), 2u);
+  EXPECT_EQ(body["events"][1]["event_id"], "e2");
+  EXPECT_EQ(body["events_truncated"], false);
+  ASSERT_EQ(body["alerts"].size(), 2u);  // both pages of the victim's alerts
+  EXPECT_EQ(body["alerts"][0]["alert"]["alert_id"], "al-1");
+  EXPECT_EQ(body["alerts"][0]["transitions"].size(), 2u);
+  EXPECT_EQ(body["alerts_truncated"], false);
+  EXPECT_THAT(api_.explained, ElementsAre("alerts/al-1", "alerts/al-2"));
+  ASSERT_EQ(api_.timeline_requests.size(), 2u);
+  EXPECT_EQ(api_.timeline_requests[0].parent(), "victims/V2");
+  EXPECT_EQ(api_.timeline_requests[0].purpose(), "review");
+  ASSERT_FALSE(api_.list_requests.empty());
+  EXPECT_EQ(api_.list_requests[0].victim_id(), "V2");
+  EXPECT_EQ(api_.list_requests[0].purpose(), "review");
 }
 
 TEST_F(ConsoleServerTest, TheApisRefusalsAreHttpStatusesWithTheirCodeAndMessage) {

@@ -26,6 +26,8 @@ namespace {
 
 using Json = nlohmann::json;
 
+// The most alerts a victim's page explains (newest first).
+constexpr int kMaxVictimAlerts = 500;
 // How long one API call may take before the page is told the service is slow.
 constexpr auto kCallTimeout = std::chrono::seconds(15);
 
@@ -350,21 +352,24 @@ struct ConsoleServer::Impl {
     v1::ListAlertsRequest alerts;
     alerts.set_victim_id(victim);
     alerts.set_purpose(purpose);
-    alerts.set_page_size(1000);
-    v1::ListAlertsResponse listed;
-    if (grpc::Status s = stub->ListAlerts(Context(user).get(), alerts, &listed); !s.ok()) return SendError(res, s);
+    alerts.set_page_size(100);
     int n = 0;
-    for (const v1::Alert& a : listed.alerts()) {
-      v1::ExplainAlertRequest explain;
-      explain.set_name(absl::StrCat("alerts/", a.alert_id()));
-      explain.set_purpose(purpose);
-      v1::AlertExplanation explanation;
-      if (grpc::Status s = stub->ExplainAlert(Context(user).get(), explain, &explanation); !s.ok()) {
-        return SendError(res, s);
+    do {
+      v1::ListAlertsResponse listed;
+      if (grpc::Status s = stub->ListAlerts(Context(user).get(), alerts, &listed); !s.ok()) return SendError(res, s);
+      for (const v1::Alert& a : listed.alerts()) {
+        v1::ExplainAlertRequest explain;
+        explain.set_name(absl::StrCat("alerts/", a.alert_id()));
+        explain.set_purpose(purpose);
+        v1::AlertExplanation explanation;
+        if (grpc::Status s = stub->ExplainAlert(Context(user).get(), explain, &explanation); !s.ok()) {
+          return SendError(res, s);
+        }
+        absl::StrAppend(&out, n++ ? "," : "", ToJsonLine(explanation));
       }
-      absl::StrAppend(&out, n++ ? "," : "", ToJsonLine(explanation));
-    }
-    absl::StrAppend(&out, "]}");
+      alerts.set_page_token(listed.next_page_token());
+    } while (!alerts.page_token().empty() && n < kMaxVictimAlerts);
+    absl::StrAppend(&out, "],\"alerts_truncated\":", alerts.page_token().empty() ? "false" : "true", "}");
     SendJson(res, out);
   }
 };

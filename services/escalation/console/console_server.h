@@ -17,7 +17,8 @@
 //   GET  /api/watch?purpose=&level=&rule=&force=    text/event-stream of transitions (WatchAlerts); resumes
 //                                                    from Last-Event-ID
 //   POST /api/alerts/{alert_id}/acknowledge {"note": ...}   AcknowledgeAlert (JSON only: no form can post it)
-//   GET  /api/victims/{victim_id}?purpose=   profile, timeline and each alert explained with its transitions
+//   GET  /api/victims/{victim_id}?purpose=   profile, timeline and each alert (the newest 500) explained with
+//                                            its transitions
 // Errors: the API's status as an HTTP status, with {"code": "PERMISSION_DENIED", "message": ...}.
 #pragma once
 

@@ -156,6 +156,9 @@ async function load() {
     showProfile(body.profile);
     chart(events, body.alerts);
     showAlerts(body.alerts);
+    if (body.alerts_truncated) {
+      $("alerts").insertAdjacentHTML("afterbegin", `<p>Only the newest ${body.alerts.length} alerts are shown.</p>`);
+    }
     showEvents(events, body.events_truncated);
     document.body.dataset.loaded = "true";
   } catch (err) {
