@@ -130,6 +130,7 @@ class ConsoleServerTest : public ::testing::Test {
     options.insecure_identity = "local-dev";
     options.rules = {"repeat-calls"};
     options.keep_alive_ms = 100;
+    options.max_watches = 1;
     auto console = ConsoleServer::Start(
         options, grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
     ASSERT_TRUE(console.ok()) << console.status();
@@ -280,6 +281,31 @@ TEST_F(ConsoleServerTest, StoppingTheConsoleEndsOpenBoardsWithAnEndTheyCanResume
   EXPECT_TRUE(Eventually([&] { return api_.watches_cancelled == 1; }));
   // The watch was ended by the console, and the page told so after what it had (not cut off).
   EXPECT_THAT(received(), HasSubstr("event: end\ndata: {\"code\":\"CANCELLED\""));
+}
+
+TEST_F(ConsoleServerTest, BoardsBeyondTheBoundAreRefusedUntilOneCloses) {
+  std::atomic<bool> stop{false};
+  std::thread board([&, port = console_->port()] {
+    httplib::Client c("127.0.0.1", port);
+    c.Get("/api/watch?purpose=x", [&](const char*, size_t) { return !stop; });
+  });
+  ASSERT_TRUE(Eventually([&] { return api_.watching == 1; }));
+  auto res = client_->Get("/api/watch?purpose=x");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 429);
+  EXPECT_EQ(Json::parse(res->body)["code"], "RESOURCE_EXHAUSTED");
+  stop = true;  // the first board goes (found at its next keep-alive)
+  board.join();
+  ASSERT_TRUE(Eventually([&] { return api_.watches_cancelled == 1; }));
+  // Its place is free again.
+  std::string stream;
+  res = client_->Get("/api/watch?purpose=x&rule=ends", [&](const char* data, size_t n) {
+    stream.append(data, n);
+    return true;
+  });
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_THAT(stream, HasSubstr("event: alert"));
 }
 
 TEST_F(ConsoleServerTest, ThePagesAndTheirFilesAreServedWithAPolicyAllowingOnlyThemselves) {

@@ -105,11 +105,11 @@ absl::StatusOr<std::vector<v1::Alert>> StateReader::AlertTransitions(int32_t par
                                                                     absl::string_view alert_id) const {
   std::vector<v1::Alert> transitions;
   bool damaged = false;
-  VIGIL_RETURN_IF_ERROR(store_.Scan(PartitionKeys(partition).AlertTransitions(alert_id),
-                                    [&](absl::string_view, absl::string_view value) {
-                                      damaged = !transitions.emplace_back().ParseFromArray(value.data(), static_cast<int>(value.size()));
-                                      return !damaged;
-                                    }));
+  auto take = [&](absl::string_view, absl::string_view value) {
+    damaged = !transitions.emplace_back().ParseFromArray(value.data(), static_cast<int>(value.size()));
+    return !damaged;
+  };
+  VIGIL_RETURN_IF_ERROR(store_.Scan(PartitionKeys(partition).AlertTransitions(alert_id), take));
   if (damaged) {
     return absl::DataLossError(absl::StrCat("a stored transition of an alert in partition ", partition,
                                             " is unreadable"));

@@ -11,14 +11,12 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "common/http_serving.h"
 #include "common/jsonl.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
 #include "services/escalation/api/peers.h"
 #include "services/escalation/console/console_assets.h"
-#include "spdlog/spdlog.h"
 #include "vigil/v1/risk_service.grpc.pb.h"
 
 namespace vigil {
@@ -26,7 +24,8 @@ namespace {
 
 using Json = nlohmann::json;
 
-// The most alerts a victim's page explains (newest first).
+// What a victim's page reads at most: events (in time order), and alerts explained (newest first).
+constexpr int kMaxVictimEvents = 50000;
 constexpr int kMaxVictimAlerts = 500;
 // How long one API call may take before the page is told the service is slow.
 constexpr auto kCallTimeout = std::chrono::seconds(15);
@@ -56,6 +55,14 @@ void SendError(httplib::Response& res, const grpc::Status& status) {
   res.status = HttpStatus(status.error_code());
   res.set_content(Json{{"code", CodeName(status.error_code())}, {"message", status.error_message()}}.dump(),
                   "application/json");
+}
+
+// One of the page's files (console_assets.h), or 404.
+void SendAsset(httplib::Response& res, const std::string& name) {
+  const ConsoleAsset* a = FindConsoleAsset(name);
+  if (a == nullptr) return SendError(res, grpc::Status(grpc::StatusCode::NOT_FOUND, "no such file"));
+  res.set_header("Cache-Control", "no-cache");
+  res.set_content(a->data, a->size, a->content_type);
 }
 
 void SendJson(httplib::Response& res, const std::string& json) {
@@ -101,11 +108,11 @@ class WatchFeed : public grpc::ClientReadReactor<v1::WatchAlertsResponse> {
     grpc::Status status;
   };
 
-  WatchFeed(size_t max_backlog) : max_backlog_(max_backlog) {}
+  // `context`: the call's (Cancel may come before Start: the call is then cancelled as it starts).
+  WatchFeed(size_t max_backlog, std::unique_ptr<grpc::ClientContext> context)
+      : max_backlog_(max_backlog), context_(std::move(context)) {}
 
-  void Start(v1::RiskService::Stub* stub, std::unique_ptr<grpc::ClientContext> context,
-             const v1::WatchAlertsRequest& request, std::shared_ptr<WatchFeed> self) {
-    context_ = std::move(context);
+  void Start(v1::RiskService::Stub* stub, const v1::WatchAlertsRequest& request, std::shared_ptr<WatchFeed> self) {
     request_ = request;
     self_ = std::move(self);  // until OnDone
     stub->async()->WatchAlerts(context_.get(), &request_, this);
@@ -175,7 +182,7 @@ class WatchFeed : public grpc::ClientReadReactor<v1::WatchAlertsResponse> {
   }
 
   const size_t max_backlog_;
-  std::unique_ptr<grpc::ClientContext> context_;
+  const std::unique_ptr<grpc::ClientContext> context_;
   v1::WatchAlertsRequest request_;
   v1::WatchAlertsResponse incoming_;
   std::atomic<bool> overflowed_{false};
@@ -191,9 +198,9 @@ class WatchFeed : public grpc::ClientReadReactor<v1::WatchAlertsResponse> {
 struct ConsoleServer::Impl {
   ConsoleOptions options;
   std::unique_ptr<v1::RiskService::Stub> stub;
-  std::atomic<int> watches{0};
   std::mutex feeds_mu;
-  std::set<std::shared_ptr<WatchFeed>> feeds;  // the live boards' calls, ended when the console stops
+  // The open live boards' calls: at most options.max_watches, and each ended when the console stops.
+  std::set<std::shared_ptr<WatchFeed>> feeds;
   std::unique_ptr<HttpServing> serving;
 
   bool insecure() const { return !options.insecure_identity.empty(); }
@@ -203,10 +210,10 @@ struct ConsoleServer::Impl {
     return insecure() ? options.insecure_identity : CertificateName(req);
   }
 
-  // A context for a call to the API in the user's name.
-  std::unique_ptr<grpc::ClientContext> Context(const std::string& user) const {
+  // A context for a call to the API in the user's name; by kCallTimeout unless `open_ended` (a live board's).
+  std::unique_ptr<grpc::ClientContext> Context(const std::string& user, bool open_ended = false) const {
     auto context = std::make_unique<grpc::ClientContext>();
-    context->set_deadline(std::chrono::system_clock::now() + kCallTimeout);
+    if (!open_ended) context->set_deadline(std::chrono::system_clock::now() + kCallTimeout);
     if (!insecure()) context->AddMetadata(kUserHeader, user);
     return context;
   }
@@ -254,19 +261,17 @@ struct ConsoleServer::Impl {
     if (grpc::Status s = ReadFilters(req, &request); !s.ok()) return SendError(res, s);
     request.set_cursor(req.has_header("Last-Event-ID") ? req.get_header_value("Last-Event-ID")
                                                        : req.get_param_value("cursor"));
-    if (watches.fetch_add(1) >= options.max_watches) {
-      watches.fetch_sub(1);
-      return SendError(res, grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                         absl::StrCat("at most ", options.max_watches, " live boards at once")));
-    }
-    auto context = std::make_unique<grpc::ClientContext>();  // no deadline: it runs until the page goes
-    if (!insecure()) context->AddMetadata(kUserHeader, user);
-    auto feed = std::make_shared<WatchFeed>(options.max_watch_backlog);
-    feed->Start(stub.get(), std::move(context), request, feed);
+    // No deadline: it runs until the page goes.
+    auto feed = std::make_shared<WatchFeed>(options.max_watch_backlog, Context(user, /*open_ended=*/true));
     {
       std::lock_guard<std::mutex> lock(feeds_mu);
+      if (static_cast<int>(feeds.size()) >= options.max_watches) {
+        return SendError(res, grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                           absl::StrCat("at most ", options.max_watches, " live boards at once")));
+      }
       feeds.insert(feed);
     }
+    feed->Start(stub.get(), request, feed);
     res.set_header("Cache-Control", "no-store");
     res.set_header("X-Accel-Buffering", "no");
     res.set_chunked_content_provider(
@@ -294,12 +299,11 @@ struct ConsoleServer::Impl {
           return sink.write(out.data(), out.size());
         },
         [this, feed](bool) {
-          feed->Cancel();
           {
             std::lock_guard<std::mutex> lock(feeds_mu);
-            feeds.erase(feed);
+            feeds.erase(feed);  // its place is free before the API hears it has gone
           }
-          watches.fetch_sub(1);
+          feed->Cancel();
         });
   }
 
@@ -346,7 +350,7 @@ struct ConsoleServer::Impl {
       }
       for (const v1::Event& e : page.events()) absl::StrAppend(&out, events++ ? "," : "", ToJsonLine(e));
       timeline.set_page_token(page.next_page_token());
-    } while (!timeline.page_token().empty() && events < options.max_alerts);
+    } while (!timeline.page_token().empty() && events < kMaxVictimEvents);
     absl::StrAppend(&out, "],\"events_truncated\":", timeline.page_token().empty() ? "false" : "true",
                     ",\"alerts\":[");
     v1::ListAlertsRequest alerts;
@@ -437,21 +441,11 @@ absl::StatusOr<std::unique_ptr<ConsoleServer>> ConsoleServer::Start(const Consol
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
-  auto asset = [](const std::string& name) {
-    return [name](const httplib::Request&, httplib::Response& res) {
-      const ConsoleAsset* a = FindConsoleAsset(name);
-      res.set_header("Cache-Control", "no-cache");
-      res.set_content(a->data, a->size, a->content_type);
-    };
-  };
-  http->Get("/", asset("board.html"));
-  http->Get(R"(/victims/([^/]+))", asset("victim.html"));
-  http->Get(R"(/static/([A-Za-z0-9._-]+))", [](const httplib::Request& req, httplib::Response& res) {
-    const ConsoleAsset* a = FindConsoleAsset(req.matches[1].str());
-    if (a == nullptr) return SendError(res, grpc::Status(grpc::StatusCode::NOT_FOUND, "no such file"));
-    res.set_header("Cache-Control", "no-cache");
-    res.set_content(a->data, a->size, a->content_type);
-  });
+  http->Get("/", [](const httplib::Request&, httplib::Response& res) { SendAsset(res, "board.html"); });
+  http->Get(R"(/victims/([^/]+))",
+            [](const httplib::Request&, httplib::Response& res) { SendAsset(res, "victim.html"); });
+  http->Get(R"(/static/([A-Za-z0-9._-]+))",
+            [](const httplib::Request& req, httplib::Response& res) { SendAsset(res, req.matches[1].str()); });
   using std::placeholders::_1, std::placeholders::_2, std::placeholders::_3;
   http->Get("/api/session", c->Authenticated(std::bind(&Impl::Session, c, _1, _2, _3)));
   http->Get("/api/alerts", c->Authenticated(std::bind(&Impl::OpenAlerts, c, _1, _2, _3)));

@@ -384,8 +384,11 @@ int main(int argc, char** argv) {
                                                 peer_ca.empty() ? api.tls_client_ca : peer_ca);
       if (!credentials.ok()) return Fail(2, credentials.status().message());
       peer_options.credentials = *credentials;
+      peer_options.instance = o.instance;
+      peer_options.events_topic = o.topics.events;
+      if (peer_options.api_address.empty()) peer_options.api_address = vigil::AdvertisedAddress(api.listen, server.port);
       if (!console_options.listen.empty()) {
-        // The console: a page on its own port, calling this instance's API as other instances do.
+        // The console: a page on its own port, calling this instance's API where other instances do.
         console_options.tls_cert = api.tls_cert;
         console_options.tls_key = api.tls_key;
         console_options.tls_client_ca = api.tls_client_ca;
@@ -394,15 +397,12 @@ int main(int argc, char** argv) {
           console_options.rules.emplace_back(vigil::RuleName(static_cast<vigil::RuleId>(r)));
         }
         auto started_console = vigil::ConsoleServer::Start(
-            console_options, grpc::CreateChannel(vigil::AdvertisedAddress(api.listen, server.port), *credentials));
+            console_options, grpc::CreateChannel(peer_options.api_address, *credentials));
         if (!started_console.ok()) return Fail(2, started_console.status().message());
         console = *std::move(started_console);
         spdlog::info("event=console_serving port={} tls={}", console->port(),
                      api.insecure ? "off (development only)" : "mutual");
       }
-      peer_options.instance = o.instance;
-      peer_options.events_topic = o.topics.events;
-      if (peer_options.api_address.empty()) peer_options.api_address = vigil::AdvertisedAddress(api.listen, server.port);
       auto started_peers = vigil::Peers::Start(o.kafka, peer_options, log.get());
       if (!started_peers.ok()) return Fail(1, started_peers.status().message());
       peers = *std::move(started_peers);

@@ -13,10 +13,10 @@ let source = null;
 let flushQueued = false;
 let loaded = false;
 
-const $ = (id) => document.getElementById(id);
 const keyOf = (a) => `${a.level}|${a.victim_id}`;
-// Unacknowledged first, then the one that climbs soonest.
+// Unacknowledged first, then the one that climbs soonest; a victim's box by its most urgent alert.
 const urgency = (a) => (a.state === "ACKNOWLEDGED" ? 1e15 : 0) + Date.parse(a.acknowledge_by || a.at || 0);
+const boxUrgency = (key) => Math.min(...[...groups.get(key).values()].map(urgency));
 
 function query() {
   const q = new URLSearchParams(filters);
@@ -86,7 +86,7 @@ function box(key, now) {
   const list = [...(groups.get(key)?.values() || [])].sort((x, y) => urgency(x) - urgency(y));
   if (!list.length) return "";
   const victim = list[0].victim_id;
-  return `<div class="victim" data-key="${Vigil.escape(key)}" data-urgency="${urgency(list[0])}">` +
+  return `<div class="victim" data-key="${Vigil.escape(key)}" data-urgency="${boxUrgency(key)}">` +
     `<h3><a href="/victims/${encodeURIComponent(victim)}">${Vigil.escape(victim)}</a>` +
     ` — ${list.length} alert${list.length > 1 ? "s" : ""}</h3>${list.map((a) => card(a, now)).join("")}</div>`;
 }
@@ -108,11 +108,7 @@ function renderAll() {
   const now = Date.now();
   const html = LEVELS.map((level) => {
     const keys = [...groups.keys()].filter((k) => k.startsWith(level + "|") && groups.get(k).size);
-    keys.sort((x, y) => {
-      const ux = Math.min(...[...groups.get(x).values()].map(urgency));
-      const uy = Math.min(...[...groups.get(y).values()].map(urgency));
-      return ux - uy || (x < y ? -1 : 1);
-    });
+    keys.sort((x, y) => boxUrgency(x) - boxUrgency(y) || (x < y ? -1 : 1));
     return `<section class="level ${level}" aria-labelledby="h-${level}"><h2 id="h-${level}"></h2>` +
       `<p class="empty" id="empty-${level}">None.</p><div class="boxes" id="boxes-${level}">` +
       keys.map((k) => box(k, now)).join("") + `</div></section>`;

@@ -2,6 +2,8 @@
 // under, and how times are shown. No library: plain browser JavaScript.
 "use strict";
 
+const $ = (id) => document.getElementById(id);
+
 const Vigil = {
   // The purpose the user gave, kept for this browser tab only.
   purpose() { return sessionStorage.getItem("vigil.purpose") || ""; },

@@ -4,7 +4,6 @@
 "use strict";
 
 const victimId = decodeURIComponent(location.pathname.split("/").pop());
-const $ = (id) => document.getElementById(id);
 const COMMON = new Set(["event_id", "victim_id", "occurred_at", "incident_id", "force", "source", "actor"]);
 // Lanes of the picture, top to bottom, and which event kinds go in each.
 const LANES = [
