@@ -72,6 +72,20 @@ start --access deploy/config/access.yaml --alerts-format xml
 check "an alert format that is neither protobuf nor json: exit 2" [ "$rc" -eq 2 ]
 check "  naming the flag" grep -q "alerts-format" "$tmp/err"
 
+bare() {  # bare ARGS...: vigild with only what ARGS give it, an unreachable broker; its exit status in $rc
+  timeout 20 "$vigild" --brokers 127.0.0.1:1 --data-dir "$tmp/data" "$@" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  cat "$tmp/err" >>"$tmp/all-err"
+}
+bare --console-listen 127.0.0.1:0
+check "a console without the API it calls: exit 2" [ "$rc" -eq 2 ]
+check "  naming both flags" grep -q "console-listen needs the API (--grpc-listen)" "$tmp/err"
+
+bare --grpc-listen 127.0.0.1:0 --access deploy/config/access.yaml --tls-cert "$tmp/c.pem" --tls-key "$tmp/c.key" \
+  --tls-client-ca "$tmp/ca.pem" --console-listen 127.0.0.1:0
+check "a console over TLS with no certificate to call the API with: exit 2" [ "$rc" -eq 2 ]
+check "  naming the flag it needs" grep -q "console-listen with TLS needs --peer-tls-cert" "$tmp/err"
+
 start --access deploy/config/access.yaml --rules "$tmp/a \"quoted\"
 name.yaml"
 check "a rules file that is not there, its name with quotes and a newline: exit 2" [ "$rc" -eq 2 ]
