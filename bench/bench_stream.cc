@@ -139,7 +139,13 @@ int main(int argc, char** argv) {
   app.add_option("--flood", flood, "Calls about one victim produced at once at the start of a second latency run "
                                    "(0: no such run)")->capture_default_str();
   app.add_option("--settle", settle, "Seconds between the phases once vigild is idle")->capture_default_str();
+  int warmup = 20;
+  app.add_option("--warmup", warmup, "Seconds of the latency workload run, unmeasured, before the latency phase")
+      ->capture_default_str();
+  std::string trace_path;
+  app.add_option("--trace", trace_path, "Write each latency probe's alert here: phase, seconds since start, ms");
   CLI11_PARSE(app, argc, argv);
+  FILE* trace = trace_path.empty() ? nullptr : std::fopen(trace_path.c_str(), "w");
   const KafkaProps base = {{"bootstrap.servers", brokers}};
 
   // --- throughput ----------------------------------------------------------------------
@@ -293,7 +299,7 @@ int main(int argc, char** argv) {
     // With a flood: the alerts' latencies split by whether their victim shares the flooded partition.
     std::vector<double> beside_ms, behind_ms;
   };
-  auto run = [&](const std::string& tag, size_t flood) {
+  auto run = [&](const std::string& tag, size_t flood, int seconds) {
     std::mutex mu;
     std::map<std::string, Clock::time_point> sent;  // close event id -> produce time
     std::map<std::string, int32_t> partition_of;   // close event id -> its events partition
@@ -315,6 +321,7 @@ int main(int argc, char** argv) {
           if (it == sent.end()) continue;
           out.vigil_ms.push_back(std::chrono::duration<double, std::milli>(now - it->second).count());
           alerted.emplace_back(id, out.vigil_ms.back());
+          if (trace) std::fprintf(trace, "%s %.3f %.1f\n", tag.c_str(), Seconds(start, now), out.vigil_ms.back());
         }
       }
     });
@@ -379,14 +386,15 @@ int main(int argc, char** argv) {
     std::printf("latency, event to committed alert (vigild):  p50 %6.1f ms  p99 %6.1f ms  p99.9 %6.1f ms\n",
                 Percentile(l.vigil_ms, 0.5), Percentile(l.vigil_ms, 0.99), Percentile(l.vigil_ms, 0.999));
   };
-  const Latencies steady = run("lat", 0);
+  if (warmup > 0) run("warm", 0, warmup);  // unmeasured: the broker's JIT compiles the transactional paths
+  const Latencies steady = run("lat", 0, seconds);
   print("latency phase", steady);
   std::printf("ratio p99 vigild/Kafka alone: %.2f   goal p99 < 50 ms at 5000 events/s: %s\n",
               Percentile(steady.vigil_ms, 0.99) / std::max(0.001, Percentile(steady.kafka_ms, 0.99)),
               Percentile(steady.vigil_ms, 0.99) < 50 ? "met" : "NOT met");
   bool flood_ok = true;
   if (flood > 0) {
-    const Latencies flooded = run("fl", flood);
+    const Latencies flooded = run("fl", flood, seconds);
     print(absl::StrCat("flood phase (", flood, " calls about one victim produced at its start)").c_str(), flooded);
     std::printf("  of which on the other partitions (%zu):     p50 %6.1f ms  p99 %6.1f ms  p99.9 %6.1f ms\n",
                 flooded.beside_ms.size(), Percentile(flooded.beside_ms, 0.5), Percentile(flooded.beside_ms, 0.99),

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/jsonl.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -96,6 +97,34 @@ TEST(ProcessorTest, StreamTimeNeverGoesBack) {
   EXPECT_EQ(p.stream_time(), testing::T("12:00"));
   p.AdvanceTo(testing::T("11:00"), &out);
   EXPECT_EQ(p.stream_time(), testing::T("12:00"));
+}
+
+TEST(ProcessorTest, EvictsTheLeastRecentlyAppliedIdleVictimsAndKeepsThoseAwaitingADeadline) {
+  Engine engine(RulesConfig::Defaults());
+  Processor p(&engine);
+  p.set_loader([](const std::string&) -> absl::StatusOr<std::optional<state::VictimState>> { return std::nullopt; });
+  std::vector<v1::Alert> out;
+  // V0 has an urgent arrest request (a deadline pending); V1..V9 one call each; then V1 again.
+  ASSERT_TRUE(p.Apply(testing::Ev("a0").Victim("V0").At("09:59").Incident("I0").ArrestRequested("R0"), &out).ok());
+  for (int i = 1; i < 10; ++i) {
+    const std::string id = absl::StrCat("V", i);
+    ASSERT_TRUE(p.Apply(testing::Ev("c" + id).Victim(id).AtMicros(testing::T("10:00") + i).Call(false), &out).ok());
+  }
+  ASSERT_TRUE(p.Apply(testing::Ev("again").Victim("V1").At("10:10").Call(false), &out).ok());
+  p.TakeChangedVictims();
+  p.Evict(5);
+  EXPECT_EQ(p.victim_count(), 5u);
+  std::vector<std::string> held;
+  for (int i = 0; i < 10; ++i) {
+    if (p.FindVictim(absl::StrCat("V", i))) held.push_back(absl::StrCat("V", i));
+  }
+  EXPECT_THAT(held, ::testing::ElementsAre("V0", "V1", "V7", "V8", "V9"));
+  // A victim changed since the last commit stays too, however long ago it was applied to before.
+  ASSERT_TRUE(p.Apply(testing::Ev("c-new").Victim("V10").At("10:20").Call(false), &out).ok());
+  p.Evict(1);
+  EXPECT_TRUE(p.FindVictim("V10")) << "changed, not yet taken by a commit";
+  EXPECT_TRUE(p.FindVictim("V0")) << "a deadline pending";
+  for (const char* idle : {"V7", "V8", "V9"}) EXPECT_FALSE(p.FindVictim(idle)) << idle;
 }
 
 }  // namespace

@@ -475,7 +475,7 @@ void Engine::Prune(Micros stream_time, live::Victim* victim) const {
   // the records still name. The victim stays where it is (the timer queue points at it).
   live::Victim fresh = std::move(*DecodeVictim(EncodeVictim(v)));
   fresh.queue = v.queue;
-  fresh.last_applied = v.last_applied;
+  fresh.recency = v.recency;
   fresh.calls_added = std::move(v.calls_added);
   fresh.calls_dropped = std::move(v.calls_dropped);
   fresh.seen_added = std::move(v.seen_added);

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <deque>
 #include <optional>
+#include <list>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -418,7 +419,8 @@ struct Victim {
 
   Micros last_event_at = 0;
   Micros pruned_at = INT64_MIN;
-  uint64_t last_applied = 0;  // the processor's count of events applied at this victim's last (not stored)
+  // Where the processor holding this victim keeps it in its order of recency, for Evict (not stored).
+  std::list<Victim*>::iterator recency;
   bool stored = false;        // decoded from a stored state, or a delta of it taken (not stored)
 
   // Calls and event ids added and dropped since the last TakeVictimDelta (codec.h), so that a commit writes

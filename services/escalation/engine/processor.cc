@@ -33,20 +33,21 @@ absl::StatusOr<live::Victim*> Processor::Victim(const std::string& victim_id, bo
 
 void Processor::Evict(size_t max_held) {
   if (!loader_ || victims_.size() <= max_held) return;
-  std::vector<std::pair<uint64_t, const std::string*>> idle;
-  for (const auto& [id, v] : victims_) {
-    if (v->deadlines.empty() && !changed_victims_.contains(id)) idle.emplace_back(v->last_applied, &id);
+  for (size_t budget = 4 * (victims_.size() - max_held) + 256; budget > 0 && victims_.size() > max_held; --budget) {
+    live::Victim* v = recency_.front();
+    if (v->deadlines.empty() && !changed_victims_.contains(v->id)) {
+      const std::string id = v->id;
+      Drop(id);
+    } else {
+      recency_.splice(recency_.end(), recency_, recency_.begin());
+    }
   }
-  const size_t n = std::min(idle.size(), victims_.size() - max_held);
-  std::nth_element(idle.begin(), idle.begin() + n, idle.end());
-  std::vector<std::string> evict;
-  for (size_t i = 0; i < n; ++i) evict.push_back(*idle[i].second);
-  for (const std::string& id : evict) Drop(id);
 }
 
 void Processor::Hold(std::unique_ptr<live::Victim> victim) {
   Drop(victim->id);
   victim->queue = &timers_;
+  victim->recency = recency_.insert(recency_.end(), victim.get());
   for (const auto& [key, d] : victim->deadlines) timers_.insert({d.due, victim.get(), d.seq});
   const std::string id = victim->id;
   victims_[id] = std::move(victim);
@@ -56,6 +57,7 @@ void Processor::Drop(const std::string& victim_id) {
   auto it = victims_.find(victim_id);
   if (it == victims_.end()) return;
   for (const auto& [key, d] : it->second->deadlines) timers_.erase({d.due, it->second.get(), d.seq});
+  recency_.erase(it->second->recency);
   victims_.erase(it);
 }
 
@@ -130,7 +132,7 @@ absl::Status Processor::Apply(const v1::Event& event, std::vector<v1::Alert>* ou
   AdvanceTo(t - 1, out);
   bool created = false;
   VIGIL_ASSIGN_OR_RETURN(live::Victim* victim, Victim(event.victim_id(), &created));
-  victim->last_applied = ++applied_;
+  recency_.splice(recency_.end(), recency_, victim->recency);
   EngineOutput output;
   absl::Status status = engine_->Apply(event, victim, &output);
   if (!status.ok()) {
@@ -210,6 +212,7 @@ std::string Processor::StateDigest() const {
 
 void Processor::Restore(const state::Snapshot& snapshot) {
   victims_.clear();
+  recency_.clear();
   suspects_.clear();
   timers_.clear();
   stream_time_ = snapshot.stream_time();

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <functional>
+#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -94,7 +95,9 @@ class Processor {
   using Loader = std::function<absl::StatusOr<std::optional<state::VictimState>>(const std::string& victim_id)>;
   void set_loader(Loader loader) { loader_ = std::move(loader); }
   // Evicts the victims least recently applied to, among those with no pending deadline and no change since
-  // TakeChangedVictims, until at most `max_held` are held (or none of those is left). Needs a loader.
+  // TakeChangedVictims, until at most `max_held` are held. One that may not go yet counts as applied to now.
+  // Its cost follows what it evicts, not what is held: it looks at no more than four held victims for each
+  // one it has to evict (plus 256), so a call may leave more than `max_held` for the next. Needs a loader.
   void Evict(size_t max_held);
 
   // Adds stored state, as when a partition is loaded. Not marked changed.
@@ -138,7 +141,7 @@ class Processor {
   absl::flat_hash_set<std::string> changed_victims_;
   absl::flat_hash_set<std::string> changed_suspects_;
   Loader loader_;
-  uint64_t applied_ = 0;  // events applied: each victim notes the count at its last one (for Evict)
+  std::list<live::Victim*> recency_;  // the held victims, least recently applied to first (for Evict)
 };
 
 }  // namespace vigil
