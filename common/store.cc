@@ -2,9 +2,11 @@
 
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -17,6 +19,40 @@ namespace vigil {
 namespace {
 // Written by Recover() to prove the store takes writes; outside every partition's keys.
 constexpr char kProbeKey[] = "~probe";
+
+// A batch's puts and deletes, to be written in key order. RocksDB inserts each key into its memtable (a skip
+// list) starting from where the previous insert left off, so keys in order cost fewer comparisons and cache
+// misses than the same keys scattered. Iterate fails on anything else (a range delete, whose place in the
+// batch matters), and the batch is then written as it is.
+class KeyOrder : public rocksdb::WriteBatch::Handler {
+ public:
+  explicit KeyOrder(size_t count) { ops_.reserve(count); }
+  struct Op {
+    rocksdb::Slice key, value;
+    bool deleted;
+  };
+  rocksdb::Status PutCF(uint32_t family, const rocksdb::Slice& key, const rocksdb::Slice& value) override {
+    return Add(family, {key, value, false});
+  }
+  rocksdb::Status DeleteCF(uint32_t family, const rocksdb::Slice& key) override {
+    return Add(family, {key, {}, true});
+  }
+  // The same operations, sorted by key; one key's keep their order.
+  rocksdb::WriteBatch Sorted(size_t reserve) {
+    std::stable_sort(ops_.begin(), ops_.end(), [](const Op& a, const Op& b) { return a.key.compare(b.key) < 0; });
+    rocksdb::WriteBatch out(reserve);
+    for (const Op& op : ops_) op.deleted ? out.Delete(op.key) : out.Put(op.key, op.value);
+    return out;
+  }
+
+ private:
+  rocksdb::Status Add(uint32_t family, Op op) {
+    if (family != 0) return rocksdb::Status::NotSupported("a column family");
+    ops_.push_back(op);
+    return rocksdb::Status::OK();
+  }
+  std::vector<Op> ops_;
+};
 }  // namespace
 
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
@@ -70,6 +106,10 @@ absl::StatusOr<std::optional<std::string>> Store::Get(absl::string_view key) con
 absl::Status Store::Write(rocksdb::WriteBatch* batch, Durability durability) {
   rocksdb::WriteOptions options;
   options.sync = durability == Durability::kSync;
+  if (KeyOrder order(batch->Count()); batch->Count() > 1 && batch->Iterate(&order).ok()) {
+    rocksdb::WriteBatch sorted = order.Sorted(batch->GetDataSize());
+    return FromRocks(db_->Write(options, &sorted), "writing state");
+  }
   return FromRocks(db_->Write(options, batch), "writing state");
 }
 

@@ -71,7 +71,7 @@ state::OutboxRecord BoundedDeadLetter(const std::string& dlq_topic, absl::string
                                       absl::string_view reason, absl::string_view source_topic, int32_t partition,
                                       int64_t offset);
 
-inline constexpr size_t kDefaultMaxHeldVictims = 50000;
+inline constexpr size_t kDefaultMaxHeldVictims = 5000;
 
 class PartitionPipeline {
  public:

@@ -146,6 +146,10 @@ class Committer {
   std::atomic<Txn> txn_{Txn::kNone};  // written by the thread only; read by Drain
   std::chrono::steady_clock::time_point last_commit_;  // when the last commit began: the next one begins at
                                                       // least interval_ms later
+  // When the last commit ended. The broker writes a transaction's markers after answering its commit, and until
+  // they are written it refuses to add partitions to the next transaction (CONCURRENT_TRANSACTIONS); librdkafka
+  // then tries again 20 ms later. So the next transaction begins kMarkerGrace after a commit, not at once.
+  std::chrono::steady_clock::time_point committed_at_;
   bool ending_ = false;  // its commit was asked for (and not answered): only the same call again
   // What the open transaction holds, per partition: the last seq produced into it (its progress), kept apart
   // from partitions_ so that a Reset cannot make it produce a record twice.
