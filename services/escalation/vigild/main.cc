@@ -74,7 +74,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(1, 10000));
   app.add_option("--tick-ms", o.tick_ms, "Clock tick interval; 0 turns ticks off")
       ->capture_default_str()->check(CLI::Range(0, 3600000));
-  app.add_option("--batch-max", o.batch_max, "Records per batch at most")
+  app.add_option("--batch-max", o.batch_max,
+                 "Records per batch at most, when every owned partition has a backlog (with fewer, a share for each "
+                 "that has one)")
       ->capture_default_str()->check(CLI::Range(1, 1000000));
   app.add_option("--partition-batch-max", o.partition_batch_max,
                  "Records of one partition per batch at most: a backlog in one partition (one victim's flood) "

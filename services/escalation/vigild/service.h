@@ -60,7 +60,9 @@ struct ServiceOptions {
   AdmissionPolicy admission;
   int partitions = 4;        // for the events topic, when vigild creates it
   int tick_ms = 250;         // clock ticks per owned partition; 0: none
-  int batch_max = 5000;      // records per batch at most
+  // Records per batch at most, when every owned partition has a backlog; with fewer, a share of it for each
+  // that has one (Service::BatchSize).
+  int batch_max = 20000;
   // Records of one partition per batch at most: a partition with a backlog (one victim's flood) takes its
   // turn beside the others instead of ahead of them. Read ahead of their turn, at most 4 x batch_max (or
   // twice this) wait per partition; beyond, its fetching is paused.
@@ -114,15 +116,21 @@ class Service {
   void Tick();
   // Reads records into their partitions' waiting lines, for up to `wait_ms` while fewer than a batch wait.
   void ReadAhead(int wait_ms);
-  // A partition's turn in a batch when `busy` partitions have records waiting: an equal share of the batch,
-  // and at least partition_batch_max. All busy (a replay), the batch is full; one flooded, the others' few
-  // records go in every batch.
-  int Turn(size_t busy) const;
+  // How many records a batch takes when `backlogged` of the owned partitions have a backlog (a line of
+  // partition_batch_max or more): batch_max when all have, a share of it for each that has (at least
+  // partition_batch_max). A bigger batch shares the store's costs (about 20% more throughput at 20,000 than
+  // at 5,000), but one flooded partition must not make the batch everyone waits for bigger.
+  int BatchSize(size_t backlogged) const;
+  // A partition's turn in a batch of `size` when `busy` partitions have records waiting: an equal share of the
+  // batch, and at least partition_batch_max. All busy (a replay), the batch is full; one flooded, the others'
+  // few records go in every batch.
+  int Turn(size_t busy, int size) const;
   // What the waiting lines hold: a whole batch, each line counted up to its turn were every owned partition
-  // busy; a backlog, some line holding partition_batch_max or more.
+  // busy; a backlog, some line holding partition_batch_max or more (and how many do).
   struct Lines {
     bool batch = false;
     bool backlog = false;
+    size_t backlogged = 0;
   };
   Lines Waiting() const;
   // Pauses or resumes fetching these partitions.
@@ -136,7 +144,7 @@ class Service {
   // rarely, and early, since a resumed partition's next records take about half a second to arrive (pausing
   // drops what librdkafka had fetched ahead, and it fetches again from the position).
   size_t PauseAt() const {
-    return std::max<size_t>(4 * static_cast<size_t>(options_.batch_max),
+    return std::max<size_t>(4 * static_cast<size_t>(options_.batch_max) / std::max<size_t>(1, pipelines_.size()),
                             2 * static_cast<size_t>(options_.partition_batch_max));
   }
   // Consumed a record, or the broker answered: mark it reachable; down: say why. Any thread.
