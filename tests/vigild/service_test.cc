@@ -265,3 +265,26 @@ TEST_F(ServiceTest, APartitionsBacklogTakesTurnsWithTheOthersAndNothingIsLostOrR
 
 }  // namespace
 }  // namespace vigil
+
+namespace vigil {
+namespace {
+
+TEST(BatchSharesTest, TheBatchGrowsWithThePartitionsThatHaveABacklogAndATurnIsAShareOfIt) {
+  const BatchShares shares{/*batch_max=*/20000, /*partition_batch_max=*/500};
+  // A replay or a burst: all four partitions have a backlog, the whole batch, a quarter each.
+  EXPECT_EQ(shares.Size(4, 4), 20000);
+  EXPECT_EQ(shares.Turn(4, shares.Size(4, 4)), 5000);
+  // One victim's flood: one backlog of four, a quarter of the batch; the flood's turn beside the others' few.
+  EXPECT_EQ(shares.Size(4, 1), 5000);
+  EXPECT_EQ(shares.Turn(4, shares.Size(4, 1)), 1250);
+  // No backlog counts as one; never below a partition's least turn; nothing waiting, no turn.
+  EXPECT_EQ(shares.Size(4, 0), 5000);
+  EXPECT_EQ(BatchShares({1000, 500}).Size(8, 1), 500);
+  EXPECT_EQ(shares.Turn(0, 20000), 0);
+  EXPECT_EQ(shares.Turn(100, 5000), 500);
+  // Owning no partition yet is owning one.
+  EXPECT_EQ(shares.Size(0, 0), 20000);
+}
+
+}  // namespace
+}  // namespace vigil

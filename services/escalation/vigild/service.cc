@@ -489,16 +489,6 @@ void Service::ReadAhead(int wait_ms) {
   }
 }
 
-int Service::BatchSize(size_t backlogged) const {
-  const size_t owned = std::max<size_t>(1, pipelines_.size());
-  const size_t share = static_cast<size_t>(options_.batch_max) * std::clamp<size_t>(backlogged, 1, owned) / owned;
-  return std::max(options_.partition_batch_max, static_cast<int>(share));
-}
-
-int Service::Turn(size_t busy, int size) const {
-  return busy == 0 ? 0 : std::max(options_.partition_batch_max, size / static_cast<int>(busy));
-}
-
 Service::Lines Service::Waiting() const {
   // Each line counts for its turn as if every owned partition had records: a partition's records behind
   // another's backlog in the consumer's queue are read before the batch is deemed full.
@@ -507,8 +497,8 @@ Service::Lines Service::Waiting() const {
     if (line.size() >= static_cast<size_t>(options_.partition_batch_max)) ++out.backlogged;
   }
   out.backlog = out.backlogged > 0;
-  const int size = BatchSize(out.backlogged);
-  const size_t turn = Turn(pipelines_.size(), size);
+  const int size = Shares().Size(pipelines_.size(), out.backlogged);
+  const size_t turn = Shares().Turn(pipelines_.size(), size);
   size_t ready = 0;
   for (const auto& [id, line] : waiting_) ready += std::min(line.size(), turn);
   out.batch = ready >= static_cast<size_t>(size);
@@ -529,8 +519,8 @@ int Service::ApplyBatch() {
   }
   // Which partition goes first turns from batch to batch, so that none is always last when the batch fills.
   if (!ready.empty()) std::rotate(ready.begin(), ready.begin() + (batches_++ % ready.size()), ready.end());
-  const int size = BatchSize(Waiting().backlogged);
-  const int turn = Turn(ready.size(), size);
+  const int size = Shares().Size(pipelines_.size(), Waiting().backlogged);
+  const int turn = Shares().Turn(ready.size(), size);
   int n = 0;
   for (const PartitionId& id : ready) {
     std::deque<std::unique_ptr<RdKafka::Message>>& line = waiting_[id];

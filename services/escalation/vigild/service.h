@@ -61,7 +61,7 @@ struct ServiceOptions {
   int partitions = 4;        // for the events topic, when vigild creates it
   int tick_ms = 250;         // clock ticks per owned partition; 0: none
   // Records per batch at most, when every owned partition has a backlog; with fewer, a share of it for each
-  // that has one (Service::BatchSize).
+  // that has one (BatchShares).
   int batch_max = 20000;
   // Records of one partition per batch at most: a partition with a backlog (one victim's flood) takes its
   // turn beside the others instead of ahead of them. Read ahead of their turn, at most 4 x batch_max (or
@@ -81,6 +81,24 @@ struct ServiceOptions {
   std::function<int64_t()> clock;
   // Where the loop and the committer count what they do (must outlive the service).
   VigilMetrics* metrics = VigilMetrics::Unexposed();
+};
+
+// How many records a batch takes, and a partition's turn in it (ServiceOptions: batch_max, partition_batch_max).
+// The batch is batch_max when every one of the `owned` partitions has a backlog, a share of it for each of the
+// `backlogged` that has (at least partition_batch_max): a bigger batch shares the store's costs, but one flooded
+// partition must not make the batch everyone waits for bigger. A turn, when `busy` partitions have records
+// waiting, is an equal share of the batch, at least partition_batch_max: all busy (a replay), the batch is
+// full; one flooded, the others' few records go in every batch beside a turn of the flood.
+struct BatchShares {
+  int batch_max, partition_batch_max;
+  int Size(size_t owned, size_t backlogged) const {
+    owned = std::max<size_t>(1, owned);
+    const size_t share = static_cast<size_t>(batch_max) * std::clamp<size_t>(backlogged, 1, owned) / owned;
+    return std::max(partition_batch_max, static_cast<int>(share));
+  }
+  int Turn(size_t busy, int size) const {
+    return busy == 0 ? 0 : std::max(partition_batch_max, size / static_cast<int>(busy));
+  }
 };
 
 class Service {
@@ -116,15 +134,7 @@ class Service {
   void Tick();
   // Reads records into their partitions' waiting lines, for up to `wait_ms` while fewer than a batch wait.
   void ReadAhead(int wait_ms);
-  // How many records a batch takes when `backlogged` of the owned partitions have a backlog (a line of
-  // partition_batch_max or more): batch_max when all have, a share of it for each that has (at least
-  // partition_batch_max). A bigger batch shares the store's costs (about 20% more throughput at 20,000 than
-  // at 5,000), but one flooded partition must not make the batch everyone waits for bigger.
-  int BatchSize(size_t backlogged) const;
-  // A partition's turn in a batch of `size` when `busy` partitions have records waiting: an equal share of the
-  // batch, and at least partition_batch_max. All busy (a replay), the batch is full; one flooded, the others'
-  // few records go in every batch.
-  int Turn(size_t busy, int size) const;
+  BatchShares Shares() const { return {options_.batch_max, options_.partition_batch_max}; }
   // What the waiting lines hold: a whole batch, each line counted up to its turn were every owned partition
   // busy; a backlog, some line holding partition_batch_max or more (and how many do).
   struct Lines {
