@@ -12,8 +12,8 @@
 #include <array>
 #include <cstdint>
 #include <deque>
-#include <optional>
 #include <list>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <utility>

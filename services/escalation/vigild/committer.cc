@@ -237,11 +237,14 @@ void Committer::Run() {
         }
         return false;
       };
+      // Until the commit is due, or the grace after the last one ends; at most 0.1 s.
       const auto now = std::chrono::steady_clock::now();
-      const auto wait_until = std::min(now + std::chrono::milliseconds(100),
-                                       txn_ == Txn::kCommitting ? last_commit_ + interval
-                                       : now < committed_at_ + grace ? committed_at_ + grace
-                                                                     : now + std::chrono::milliseconds(100));
+      auto wait_until = now + std::chrono::milliseconds(100);
+      if (txn_ == Txn::kCommitting) {
+        wait_until = std::min(wait_until, last_commit_ + interval);
+      } else if (now < committed_at_ + grace) {
+        wait_until = committed_at_ + grace;
+      }
       wake_.wait_until(lock, wait_until, [&] { return stop_ || work(); });
       if (stop_ || !work()) continue;
       busy_ = true;

@@ -460,9 +460,9 @@ void Service::ReadAhead(int wait_ms) {
   // arrived (the records of the other partitions may be behind it).
   for (Lines lines; !(lines = Waiting()).batch && !stop_;) {
     // A backlog: the batch takes what has arrived and goes.
-    const auto left = lines.backlog ? std::chrono::milliseconds(0)
-                                    : std::chrono::duration_cast<std::chrono::milliseconds>(
-                                          end - std::chrono::steady_clock::now());
+    const auto left = lines.backlogged > 0 ? std::chrono::milliseconds(0)
+                                           : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 end - std::chrono::steady_clock::now());
     std::unique_ptr<RdKafka::Message> m(consumer_->consume(std::max<int>(0, static_cast<int>(left.count()))));
     if (m->err() == RdKafka::ERR__TIMED_OUT) break;
     if (m->err() != RdKafka::ERR_NO_ERROR) {
@@ -496,7 +496,6 @@ Service::Lines Service::Waiting() const {
   for (const auto& [id, line] : waiting_) {
     if (line.size() >= static_cast<size_t>(options_.partition_batch_max)) ++out.backlogged;
   }
-  out.backlog = out.backlogged > 0;
   const int size = Shares().Size(pipelines_.size(), out.backlogged);
   const size_t turn = Shares().Turn(pipelines_.size(), size);
   size_t ready = 0;

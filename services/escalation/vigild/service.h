@@ -63,9 +63,9 @@ struct ServiceOptions {
   // Records per batch at most, when every owned partition has a backlog; with fewer, a share of it for each
   // that has one (BatchShares).
   int batch_max = 20000;
-  // Records of one partition per batch at most: a partition with a backlog (one victim's flood) takes its
-  // turn beside the others instead of ahead of them. Read ahead of their turn, at most 4 x batch_max (or
-  // twice this) wait per partition; beyond, its fetching is paused.
+  // Records of one partition per batch at least (its least turn): a partition with a backlog (one victim's
+  // flood) takes its turn beside the others instead of ahead of them. Read ahead of their turn, at most 4 x its
+  // share of batch_max (or twice this) wait per partition; beyond, its fetching is paused.
   int partition_batch_max = 500;
   int batch_ms = 5;          // how long a batch may wait for records
   int commit_interval_ms = 10;  // a Kafka transaction at most this often (the committer's)
@@ -136,10 +136,9 @@ class Service {
   void ReadAhead(int wait_ms);
   BatchShares Shares() const { return {options_.batch_max, options_.partition_batch_max}; }
   // What the waiting lines hold: a whole batch, each line counted up to its turn were every owned partition
-  // busy; a backlog, some line holding partition_batch_max or more (and how many do).
+  // busy; how many lines hold a backlog (partition_batch_max or more).
   struct Lines {
     bool batch = false;
-    bool backlog = false;
     size_t backlogged = 0;
   };
   Lines Waiting() const;
