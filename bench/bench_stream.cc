@@ -28,8 +28,10 @@
 //     up the others.
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <string>
@@ -141,11 +143,15 @@ int main(int argc, char** argv) {
   app.add_option("--settle", settle, "Seconds between the phases once vigild is idle")->capture_default_str();
   int warmup = 20;
   app.add_option("--warmup", warmup, "Seconds of the latency workload run, unmeasured, before the latency phase")
-      ->capture_default_str();
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   std::string trace_path;
   app.add_option("--trace", trace_path, "Write each latency probe's alert here: phase, seconds since start, ms");
   CLI11_PARSE(app, argc, argv);
   FILE* trace = trace_path.empty() ? nullptr : std::fopen(trace_path.c_str(), "w");
+  if (!trace_path.empty() && trace == nullptr) {
+    std::fprintf(stderr, "--trace %s: %s\n", trace_path.c_str(), std::strerror(errno));
+    return 2;
+  }
   const KafkaProps base = {{"bootstrap.servers", brokers}};
 
   // --- throughput ----------------------------------------------------------------------
