@@ -95,9 +95,8 @@ VictimDelta TakeVictimDelta(live::Victim& v) {
   d.head = EncodeVictim(v, /*records=*/false);
   d.calls_deleted = std::move(v.calls_dropped);
   d.seen_deleted = std::move(v.seen_dropped);
-  for (const auto& [at, event_id] : v.calls_added) {
+  for (const auto& [at, ref] : v.calls_added) {
     // Still held (not added and dropped in the same batch)?
-    const live::EventRef ref = v.names.Find<EventTag>(event_id);
     for (size_t i = v.FirstCallAtOrAfter(at); ref.valid() && i < v.calls.size() && v.calls[i].at == at; ++i) {
       if (v.calls[i].event == ref) {
         d.calls_put.push_back(CallMessage(v.names, v.calls[i]));
@@ -105,12 +104,11 @@ VictimDelta TakeVictimDelta(live::Victim& v) {
       }
     }
   }
-  for (const std::string& event_id : v.seen_added) {
-    const live::EventRef ref = v.names.Find<EventTag>(event_id);
+  for (const live::EventRef ref : v.seen_added) {
     const live::SeenEvent* seen = ref.valid() ? v.seen.find(ref) : nullptr;
     if (seen == nullptr) continue;
     state::SeenRecord& r = d.seen_put.emplace_back();
-    r.set_event_id(event_id);
+    r.set_event_id(v.names[ref]);
     r.set_fingerprint(seen->fingerprint);
     r.set_at(seen->at);
     r.set_order(seen->order);

@@ -75,6 +75,8 @@ class Engine {
   void Prune(Micros stream_time, live::Suspect* suspect) const;
 
  private:
+  // Check's part after dedupe: NOT_FOUND for an acknowledgement of an alert the victim does not have.
+  absl::StatusOr<bool> CheckAcknowledged(const v1::Event& event, const live::Victim& victim) const;
   // Records what the event says on the victim's records.
   void RecordFacts(const v1::Event& e, Micros t, live::Victim& v) const;
 

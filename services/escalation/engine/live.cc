@@ -96,9 +96,9 @@ const SeenEvent* Victim::FindSeen(absl::string_view event_id) const {
   return seen.find(ref);
 }
 
-void Victim::AddSeen(absl::string_view event_id, uint64_t fingerprint, Micros at) {
-  seen.try_emplace(names.Intern<EventTag>(event_id), SeenEvent{fingerprint, at, seen_count++});
-  seen_added.emplace_back(event_id);
+void Victim::AddSeen(EventRef ref, uint64_t fingerprint, Micros at) {
+  seen.try_emplace(ref, SeenEvent{fingerprint, at, seen_count++});
+  seen_added.push_back(ref);
   earliest_at = std::min(earliest_at, at);
 }
 
@@ -170,7 +170,7 @@ bool Victim::CallBefore(const Call& a, const Call& b) const {
 }
 
 size_t Victim::InsertCall(const Call& call) {
-  calls_added.emplace_back(call.at, names[call.event]);
+  calls_added.emplace_back(call.at, call.event);
   if (calls.empty() || CallBefore(calls.back(), call)) {
     calls.push_back(call);
     return calls.size() - 1;

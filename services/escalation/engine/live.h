@@ -67,13 +67,17 @@ class Names {
   Names(Names&&) = default;
   Names& operator=(Names&&) = default;
 
+  // The string's ref, interning it when new (one hash probe either way); `*inserted` says which.
   template <typename Tag>
-  Ref<Tag> Intern(absl::string_view s) {
-    auto it = index_.find(s);
-    if (it != index_.end()) return {it->second};
-    const auto index = static_cast<uint32_t>(strings_.size());
-    index_.emplace(strings_.emplace_back(s), index);
-    return {index};
+  Ref<Tag> Intern(absl::string_view s, bool* inserted = nullptr) {
+    bool made = false;
+    auto it = index_.lazy_emplace(s, [&](const auto& construct) {
+      made = true;
+      const auto index = static_cast<uint32_t>(strings_.size());
+      construct(absl::string_view(strings_.emplace_back(s)), index);
+    });
+    if (inserted != nullptr) *inserted = made;
+    return {it->second};
   }
   // The ref of a string already interned; invalid when it never was.
   template <typename Tag>
@@ -422,11 +426,14 @@ struct Victim {
   // Where the processor holding this victim keeps it in its order of recency, for Evict (not stored).
   std::list<Victim*>::iterator recency;
   bool stored = false;        // decoded from a stored state, or a delta of it taken (not stored)
+  bool changed = false;       // changed since the processor's last TakeChangedVictims (not stored)
 
   // Calls and event ids added and dropped since the last TakeVictimDelta (codec.h), so that a commit writes
-  // only those (not stored).
-  std::vector<std::pair<Micros, std::string>> calls_added, calls_dropped;
-  std::vector<std::string> seen_added, seen_dropped;
+  // only those (not stored). Those added by ref (Engine::Prune, which renumbers the names, maps them).
+  std::vector<std::pair<Micros, EventRef>> calls_added;
+  std::vector<std::pair<Micros, std::string>> calls_dropped;
+  std::vector<EventRef> seen_added;
+  std::vector<std::string> seen_dropped;
 
   // --- records by key -------------------------------------------------------
   Incident& IncidentFor(absl::string_view id);  // made when absent
@@ -442,7 +449,8 @@ struct Victim {
     return const_cast<Protection*>(static_cast<const Victim*>(this)->FindProtection(bail, id));
   }
   const SeenEvent* FindSeen(absl::string_view event_id) const;
-  void AddSeen(absl::string_view event_id, uint64_t fingerprint, Micros at);
+  // Records an event id (interned as `ref`) as applied.
+  void AddSeen(EventRef ref, uint64_t fingerprint, Micros at);
 
   // --- alerts ----------------------------------------------------------------
   Alert* OpenAlert(RuleId rule, absl::string_view key);

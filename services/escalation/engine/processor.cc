@@ -35,7 +35,7 @@ void Processor::Evict(size_t max_held) {
   if (!loader_ || victims_.size() <= max_held) return;
   for (size_t budget = 4 * (victims_.size() - max_held) + 256; budget > 0 && victims_.size() > max_held; --budget) {
     live::Victim* v = recency_.front();
-    if (v->deadlines.empty() && !changed_victims_.contains(v->id)) {
+    if (v->deadlines.empty() && !v->changed) {
       const std::string id = v->id;
       Drop(id);
     } else {
@@ -47,7 +47,7 @@ void Processor::Evict(size_t max_held) {
 void Processor::Hold(std::unique_ptr<live::Victim> victim) {
   Drop(victim->id);
   victim->queue = &timers_;
-  victim->recency = recency_.insert(recency_.end(), victim.get());
+  if (loader_) victim->recency = recency_.insert(recency_.end(), victim.get());
   for (const auto& [key, d] : victim->deadlines) timers_.insert({d.due, victim.get(), d.seq});
   const std::string id = victim->id;
   victims_[id] = std::move(victim);
@@ -57,7 +57,7 @@ void Processor::Drop(const std::string& victim_id) {
   auto it = victims_.find(victim_id);
   if (it == victims_.end()) return;
   for (const auto& [key, d] : it->second->deadlines) timers_.erase({d.due, it->second.get(), d.seq});
-  recency_.erase(it->second->recency);
+  if (loader_) recency_.erase(it->second->recency);
   victims_.erase(it);
 }
 
@@ -98,7 +98,7 @@ absl::Status Processor::Collect(EngineOutput& output, std::vector<v1::Alert>* ou
     ApplyLink(link, &findings);
     for (const auto& finding : findings) {
       VIGIL_ASSIGN_OR_RETURN(live::Victim* victim, Victim(finding.victim_id()));
-      changed_victims_.insert(finding.victim_id());
+      MarkChanged(*victim);
       EngineOutput finding_output;
       engine_->ApplyFinding(finding, victim, &finding_output);
       for (auto& a : finding_output.transitions) out->push_back(std::move(a));
@@ -132,7 +132,7 @@ absl::Status Processor::Apply(const v1::Event& event, std::vector<v1::Alert>* ou
   AdvanceTo(t - 1, out);
   bool created = false;
   VIGIL_ASSIGN_OR_RETURN(live::Victim* victim, Victim(event.victim_id(), &created));
-  recency_.splice(recency_.end(), recency_, victim->recency);
+  if (loader_) recency_.splice(recency_.end(), recency_, victim->recency);
   EngineOutput output;
   absl::Status status = engine_->Apply(event, victim, &output);
   if (!status.ok()) {
@@ -140,7 +140,7 @@ absl::Status Processor::Apply(const v1::Event& event, std::vector<v1::Alert>* ou
     return status;
   }
   if (output.duplicate) return absl::OkStatus();
-  changed_victims_.insert(event.victim_id());
+  MarkChanged(*victim);
   VIGIL_RETURN_IF_ERROR(Collect(output, out));
   AdvanceTo(t, out);
   MaybePrune(*victim);
@@ -160,24 +160,44 @@ void Processor::AdvanceTo(Micros t, std::vector<v1::Alert>* out) {
 void Processor::FireDue(Micros now, std::vector<v1::Alert>* out) {
   while (!timers_.empty() && timers_.begin()->due <= now) {
     const live::TimerEntry next = *timers_.begin();
-    changed_victims_.insert(next.victim->id);
+    MarkChanged(*next.victim);
     EngineOutput output;
     engine_->Fire({next.due, next.seq}, next.victim, &output);
     Collect(output, out).IgnoreError();  // firing sends no links, so loads nothing
   }
 }
 
-namespace {
-std::vector<std::string> TakeSorted(absl::flat_hash_set<std::string>& set) {
-  std::vector<std::string> ids(set.begin(), set.end());
+void Processor::MarkChanged(live::Victim& victim) {
+  if (victim.changed) return;
+  victim.changed = true;
+  changed_victims_.push_back(victim.id);
+}
+
+void Processor::set_loader(Loader loader) {
+  if (!loader_) {
+    for (auto& [id, v] : victims_) v->recency = recency_.insert(recency_.end(), v.get());
+  }
+  loader_ = std::move(loader);
+}
+
+std::vector<std::string> Processor::TakeChangedVictims() {
+  std::vector<std::string> ids = std::move(changed_victims_);
+  changed_victims_.clear();
   std::sort(ids.begin(), ids.end());
-  set.clear();
+  // An id is listed once per victim object: one replaced since (Hold) may be listed again.
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  for (const std::string& id : ids) {
+    if (auto it = victims_.find(id); it != victims_.end()) it->second->changed = false;
+  }
   return ids;
 }
-}  // namespace
 
-std::vector<std::string> Processor::TakeChangedVictims() { return TakeSorted(changed_victims_); }
-std::vector<std::string> Processor::TakeChangedSuspects() { return TakeSorted(changed_suspects_); }
+std::vector<std::string> Processor::TakeChangedSuspects() {
+  std::vector<std::string> ids(changed_suspects_.begin(), changed_suspects_.end());
+  std::sort(ids.begin(), ids.end());
+  changed_suspects_.clear();
+  return ids;
+}
 
 void Processor::Load(const state::VictimState& v) { Hold(DecodeVictim(v)); }
 

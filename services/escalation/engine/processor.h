@@ -93,7 +93,8 @@ class Processor {
 
   // Where evicted victims are read back from: their stored state, or nullopt when there is none.
   using Loader = std::function<absl::StatusOr<std::optional<state::VictimState>>(const std::string& victim_id)>;
-  void set_loader(Loader loader) { loader_ = std::move(loader); }
+  // Set it before anything is held: only then does the processor keep the order of recency Evict needs.
+  void set_loader(Loader loader);
   // Evicts the victims least recently applied to, among those with no pending deadline and no change since
   // TakeChangedVictims, until at most `max_held` are held. One that may not go yet counts as applied to now.
   // Its cost follows what it evicts, not what is held: it looks at no more than four held victims for each
@@ -120,6 +121,8 @@ class Processor {
   absl::StatusOr<live::Victim*> Victim(const std::string& victim_id, bool* created = nullptr);
   void Hold(std::unique_ptr<live::Victim> victim);
   void Drop(const std::string& victim_id);
+  // Notes that the victim's state changed since the last TakeChangedVictims.
+  void MarkChanged(live::Victim& victim);
   void FireDue(Micros now, std::vector<v1::Alert>* out);
   // Hands each held victim's and suspect's encoding to the callbacks, in id order (a snapshot's order).
   void EncodeSorted(const std::function<void(state::VictimState)>& victim,
@@ -138,10 +141,10 @@ class Processor {
   uint64_t too_late_ = 0;
   bool route_links_ = true;
   std::vector<v1::SuspectLink> links_out_;
-  absl::flat_hash_set<std::string> changed_victims_;
+  std::vector<std::string> changed_victims_;  // each victim once (live::Victim::changed)
   absl::flat_hash_set<std::string> changed_suspects_;
   Loader loader_;
-  std::list<live::Victim*> recency_;  // the held victims, least recently applied to first (for Evict)
+  std::list<live::Victim*> recency_;  // with a loader: the held victims, least recently applied to first (Evict)
 };
 
 }  // namespace vigil
