@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
@@ -134,7 +135,7 @@ class Processor {
   const Engine* engine_;
   std::unique_ptr<Engine> owned_engine_;  // the engine of the last rules change
   std::optional<std::pair<std::string, std::string>> rules_change_;
-  absl::node_hash_map<std::string, std::unique_ptr<live::Victim>> victims_;
+  absl::flat_hash_map<std::string, std::unique_ptr<live::Victim>> victims_;
   absl::node_hash_map<std::string, live::Suspect> suspects_;
   live::TimerQueue timers_;
   Micros stream_time_ = INT64_MIN;
