@@ -99,6 +99,26 @@ TEST(ProcessorTest, StreamTimeNeverGoesBack) {
   EXPECT_EQ(p.stream_time(), testing::T("12:00"));
 }
 
+// Deadlines due together fire in (due, victim id, the victim's order of adding) order, whatever order the
+// victims were seen in, and a victim's deadline added later but due earlier fires first.
+TEST(ProcessorTest, DeadlinesDueTogetherFireByVictimIdThenInTheOrderAdded) {
+  Engine engine(RulesConfig::Defaults());
+  Processor p(&engine);
+  std::vector<v1::Alert> out;
+  // Urgent arrest requests at 09:00 (arrest-overdue due at 10:00): V2's first, then V1's two.
+  ASSERT_TRUE(p.Apply(testing::Ev("r2").Victim("V2").At("09:00").Incident("I2").ArrestRequested("R2"), &out).ok());
+  ASSERT_TRUE(p.Apply(testing::Ev("r1b").Victim("V1").At("09:00").Incident("I1").ArrestRequested("R1b"), &out).ok());
+  ASSERT_TRUE(p.Apply(testing::Ev("r1a").Victim("V1").At("09:00").Incident("I1").ArrestRequested("R1a"), &out).ok());
+  // V3's request at 08:58 comes last but is due first (09:58).
+  ASSERT_TRUE(p.Apply(testing::Ev("r3").Victim("V3").At("08:58").Incident("I3").ArrestRequested("R3"), &out).ok());
+  ASSERT_TRUE(out.empty());
+  p.AdvanceTo(testing::T("10:05"), &out);
+  std::vector<std::string> fired;
+  for (const auto& a : out) fired.push_back(absl::StrCat(a.rule(), " ", a.victim_id(), " ", a.evidence_event_ids(0)));
+  EXPECT_THAT(fired, ::testing::ElementsAre("arrest-overdue V3 r3", "arrest-overdue V1 r1b", "arrest-overdue V1 r1a",
+                                            "arrest-overdue V2 r2"));
+}
+
 TEST(ProcessorTest, EvictsTheLeastRecentlyAppliedIdleVictimsAndKeepsThoseAwaitingADeadline) {
   Engine engine(RulesConfig::Defaults());
   Processor p(&engine);

@@ -489,6 +489,7 @@ void Engine::Prune(Micros stream_time, live::Victim* victim) const {
   // the records still name. The victim stays where it is (the timer queue points at it).
   live::Victim fresh = std::move(*DecodeVictim(EncodeVictim(v)));
   fresh.queue = v.queue;
+  fresh.queued_due = v.queued_due;
   fresh.recency = v.recency;
   fresh.stored = v.stored;
   fresh.changed = v.changed;
@@ -500,6 +501,7 @@ void Engine::Prune(Micros stream_time, live::Victim* victim) const {
   fresh.calls_dropped = std::move(v.calls_dropped);
   fresh.seen_dropped = std::move(v.seen_dropped);
   v = std::move(fresh);
+  v.Requeue();
 }
 
 void Engine::Prune(Micros stream_time, live::Suspect* suspect) const {

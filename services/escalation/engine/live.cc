@@ -29,11 +29,7 @@ std::vector<std::string> Evidence::Listed() const {
 
 bool TimerOrder::operator()(const TimerEntry& a, const TimerEntry& b) const {
   if (a.due != b.due) return a.due < b.due;
-  if (a.victim != b.victim) {
-    const int c = a.victim->id.compare(b.victim->id);
-    if (c != 0) return c < 0;
-  }
-  return a.seq < b.seq;
+  return a.victim != b.victim && a.victim->id < b.victim->id;
 }
 
 Incident& Victim::IncidentFor(absl::string_view id) {
@@ -131,21 +127,40 @@ Deadline& Victim::AddDeadline(Deadline d) {
   } else {
     escalations[d.alert_id] = key;
   }
-  if (queue != nullptr) queue->insert({d.due, this, d.seq});
-  return deadlines.emplace(key, std::move(d)).first->second;
+  Deadline& added = deadlines.emplace(key, std::move(d)).first->second;
+  Requeue();
+  return added;
 }
 
-void Victim::RemoveDeadline(DeadlineKey key) {
-  auto it = deadlines.find(key);
-  if (it == deadlines.end()) return;
-  const Deadline& d = it->second;
+void Victim::Unindex(const Deadline& d) {
   if (d.kind == Deadline::kRule) {
     rule_deadlines.erase(RuleKeyView{static_cast<int>(d.rule), d.key});
   } else {
     escalations.erase(d.alert_id);
   }
-  if (queue != nullptr) queue->erase({d.due, this, d.seq});
+}
+
+void Victim::RemoveDeadline(DeadlineKey key) {
+  auto it = deadlines.find(key);
+  if (it == deadlines.end()) return;
+  Unindex(it->second);
   deadlines.erase(it);
+  Requeue();
+}
+
+void Victim::Requeue() {
+  if (queue == nullptr) return;
+  const std::optional<Micros> due =
+      deadlines.empty() ? std::nullopt : std::optional<Micros>(deadlines.begin()->first.first);
+  if (due == queued_due) return;
+  Dequeue();
+  if (due) queue->insert({*due, this});
+  queued_due = due;
+}
+
+void Victim::Dequeue() {
+  if (queue != nullptr && queued_due) queue->erase({*queued_due, this});
+  queued_due.reset();
 }
 
 void Victim::RemoveRuleDeadline(RuleId rule, absl::string_view key) {
@@ -159,8 +174,11 @@ void Victim::RemoveEscalation(absl::string_view alert_id) {
 }
 
 Deadline Victim::TakeDeadline(DeadlineKey key) {
-  Deadline d = deadlines.at(key);
-  RemoveDeadline(key);
+  auto it = deadlines.find(key);
+  Unindex(it->second);
+  Deadline d = std::move(it->second);
+  deadlines.erase(it);
+  Requeue();
   return d;
 }
 

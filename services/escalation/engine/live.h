@@ -324,11 +324,13 @@ using RuleKeyMap = absl::flat_hash_map<RuleKey, V, RuleKeyHash, RuleKeyEq>;
 
 struct Victim;
 
-// The partition's deadlines, every victim's, in firing order: due time, then victim id, then the victim's seq.
+// The partition's timer queue: each victim with a deadline pending, once, at its earliest deadline's due time,
+// in (due, victim id) order. Popping the first and firing that victim's first deadline (its own are in
+// (due, seq) order) fires every deadline in (due, victim id, seq) order, and a victim's later deadlines cost
+// the queue nothing until they become its earliest.
 struct TimerEntry {
   Micros due;
   Victim* victim;
-  uint64_t seq;
 };
 struct TimerOrder {
   bool operator()(const TimerEntry& a, const TimerEntry& b) const;
@@ -420,6 +422,7 @@ struct Victim {
   absl::flat_hash_map<std::string, DeadlineKey> escalations;
   uint64_t next_seq = 0;
   TimerQueue* queue = nullptr;  // the partition's, when the victim is held by a processor
+  std::optional<Micros> queued_due;  // where the victim is in `queue` (not stored)
 
   Micros last_event_at = 0;
   Micros pruned_at = INT64_MIN;
@@ -467,6 +470,10 @@ struct Victim {
   void RemoveEscalation(absl::string_view alert_id);
   // Takes the deadline out (it is firing).
   Deadline TakeDeadline(DeadlineKey key);
+  // Puts the victim in `queue` at its earliest deadline (out of it with none), if not there already.
+  void Requeue();
+  // Takes the victim out of `queue`.
+  void Dequeue();
 
   // --- calls -------------------------------------------------------------------
   // Inserts in (at, event id) order; returns its index.
@@ -480,6 +487,10 @@ struct Victim {
 
   // Rebuilds every index from the records (after loading or dropping records).
   void Reindex();
+
+ private:
+  // Drops the deadline from rule_deadlines or escalations.
+  void Unindex(const Deadline& d);
 };
 
 }  // namespace vigil::live

@@ -47,8 +47,9 @@ void Processor::Evict(size_t max_held) {
 void Processor::Hold(std::unique_ptr<live::Victim> victim) {
   Drop(victim->id);
   victim->queue = &timers_;
+  victim->queued_due.reset();
+  victim->Requeue();
   if (loader_) victim->recency = recency_.insert(recency_.end(), victim.get());
-  for (const auto& [key, d] : victim->deadlines) timers_.insert({d.due, victim.get(), d.seq});
   const std::string id = victim->id;
   victims_[id] = std::move(victim);
 }
@@ -56,7 +57,7 @@ void Processor::Hold(std::unique_ptr<live::Victim> victim) {
 void Processor::Drop(const std::string& victim_id) {
   auto it = victims_.find(victim_id);
   if (it == victims_.end()) return;
-  for (const auto& [key, d] : it->second->deadlines) timers_.erase({d.due, it->second.get(), d.seq});
+  it->second->Dequeue();
   if (loader_) recency_.erase(it->second->recency);
   victims_.erase(it);
 }
@@ -159,10 +160,10 @@ void Processor::AdvanceTo(Micros t, std::vector<v1::Alert>* out) {
 
 void Processor::FireDue(Micros now, std::vector<v1::Alert>* out) {
   while (!timers_.empty() && timers_.begin()->due <= now) {
-    const live::TimerEntry next = *timers_.begin();
-    MarkChanged(*next.victim);
+    live::Victim* victim = timers_.begin()->victim;
+    MarkChanged(*victim);
     EngineOutput output;
-    engine_->Fire({next.due, next.seq}, next.victim, &output);
+    engine_->Fire(victim->deadlines.begin()->first, victim, &output);
     Collect(output, out).IgnoreError();  // firing sends no links, so loads nothing
   }
 }
