@@ -496,8 +496,9 @@ void Engine::Prune(Micros stream_time, live::Victim* victim) const {
   // What was added since the last delta, by the fresh copy's refs (invalid for what was dropped here).
   fresh.calls_added.clear();
   fresh.seen_added.clear();
-  for (const auto& [at, ref] : v.calls_added) fresh.calls_added.emplace_back(at, fresh.names.Find<live::EventTag>(n[ref]));
-  for (const live::EventRef ref : v.seen_added) fresh.seen_added.push_back(fresh.names.Find<live::EventTag>(n[ref]));
+  auto renamed = [&](live::EventRef ref) { return fresh.names.Find<live::EventTag>(n[ref]); };
+  for (const auto& [at, ref] : v.calls_added) fresh.calls_added.emplace_back(at, renamed(ref));
+  for (const live::EventRef ref : v.seen_added) fresh.seen_added.push_back(renamed(ref));
   fresh.calls_dropped = std::move(v.calls_dropped);
   fresh.seen_dropped = std::move(v.seen_dropped);
   v = std::move(fresh);
