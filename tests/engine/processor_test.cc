@@ -131,9 +131,13 @@ TEST(ProcessorTest, EvictsTheLeastRecentlyAppliedIdleVictimsAndKeepsThoseAwaitin
     ASSERT_TRUE(p.Apply(testing::Ev("c" + id).Victim(id).AtMicros(testing::T("10:00") + i).Call(false), &out).ok());
   }
   ASSERT_TRUE(p.Apply(testing::Ev("again").Victim("V1").At("10:10").Call(false), &out).ok());
+  EXPECT_EQ(p.victim_count(), 10u);
+  // V0's arrest, and V1's repeat-calls alert waiting to be acknowledged.
+  EXPECT_EQ(p.victims_awaiting_deadline(), 2u);
   p.TakeChangedVictims();
   p.Evict(5);
   EXPECT_EQ(p.victim_count(), 5u);
+  EXPECT_EQ(p.victims_awaiting_deadline(), 2u);
   std::vector<std::string> held;
   for (int i = 0; i < 10; ++i) {
     if (p.FindVictim(absl::StrCat("V", i))) held.push_back(absl::StrCat("V", i));

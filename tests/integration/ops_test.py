@@ -142,6 +142,8 @@ class OpsTest(unittest.TestCase):
         p.wait('sum(vigil_api_requests_total{method="grpc.health.v1.Health/Check",code="OK"})', lambda x: x >= 1)
         p.wait("sum(vigil_consumer_lag)", lambda x: x == 0)
         p.wait("sum(vigil_restore_remaining_records)", lambda x: x == 0)
+        held = p.wait("sum(vigil_held_victims)", lambda x: x >= 1)
+        p.wait("sum(vigil_victims_awaiting_deadline)", lambda x: 0 <= x <= held)
         p.wait("sum(vigil_commit_seconds_count)", lambda x: x >= 1)
         p.wait("sum(vigil_store_write_seconds_count)", lambda x: x >= 1)
         p.wait("vigil_audit_failures_total", lambda x: x == 0)

@@ -77,6 +77,8 @@ class Processor {
   // The last rules change applied (version, YAML), if any: what a store keeps to load the same rules again.
   const std::optional<std::pair<std::string, std::string>>& rules_change() const { return rules_change_; }
   size_t victim_count() const { return victims_.size(); }
+  // Held victims with a deadline pending (Evict may not let them go): one timer queue entry each.
+  size_t victims_awaiting_deadline() const { return timers_.size(); }
   // Events older than stream time minus the horizon, applied to no rule.
   uint64_t too_late() const { return too_late_; }
 

@@ -28,6 +28,8 @@ struct VigilMetrics {
   Family<Histogram>& store_write_seconds;     // one batch's atomic RocksDB write, every partition
   Family<Gauge>& ready;                       // 1 ready, 0 not (gRPC health says why)
   Family<Gauge>& owned_partitions;
+  Family<Gauge>& held_victims;                // {partition}: victims whose state is in memory
+  Family<Gauge>& victims_awaiting_deadline;   // {partition}: of those, the ones a pending deadline keeps held
   // The API.
   Family<Counter>& api_requests;              // {method, code}
   Family<Histogram>& api_request_seconds;     // {method}

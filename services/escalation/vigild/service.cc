@@ -215,6 +215,9 @@ void Service::SetGauges(bool now) {
         consumer_->get_watermark_offsets(id.first, id.second, &low, &high) != RdKafka::ERR_NO_ERROR || high < 0) {
       continue;  // not fetched yet
     }
+    options_.metrics->held_victims.With(label).Set(static_cast<double>(pipeline->processor().victim_count()));
+    options_.metrics->victims_awaiting_deadline.With(label).Set(
+        static_cast<double>(pipeline->processor().victims_awaiting_deadline()));
     const int64_t next = pipeline->next_offset();
     options_.metrics->consumer_lag.With(label).Set(static_cast<double>(std::max<int64_t>(0, high - next)));
     Counted& c = counted_[id];
@@ -249,6 +252,8 @@ void Service::Forget(const PartitionId& id) {
   counted_.erase(id);
   options_.metrics->consumer_lag.Remove({std::to_string(id.second)});
   options_.metrics->restore_remaining.Remove({std::to_string(id.second)});
+  options_.metrics->held_victims.Remove({std::to_string(id.second)});
+  options_.metrics->victims_awaiting_deadline.Remove({std::to_string(id.second)});
 }
 
 absl::Status Service::MarkPublished() {
