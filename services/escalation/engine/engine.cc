@@ -39,48 +39,24 @@ uint64_t EventFingerprint(const Event& event) {
   return ContentHash64(absl::string_view(buffer, size));
 }
 
-namespace {
-
-// Whether an event whose id was applied before (`seen`) is a redelivery (false) or a conflict.
-absl::StatusOr<bool> JudgeSeen(const Event& event, const live::SeenEvent& seen, uint64_t fingerprint) {
-  if (seen.fingerprint == fingerprint) return false;
-  return absl::AlreadyExistsError(
-      absl::StrCat("event_id ", event.event_id(), " was already applied with different content"));
-}
-
-}  // namespace
-
-absl::StatusOr<bool> Engine::Check(const Event& event, const live::Victim& victim) const {
-  if (const live::SeenEvent* seen = victim.FindSeen(event.event_id())) {
-    return JudgeSeen(event, *seen, EventFingerprint(event));
-  }
-  return CheckAcknowledged(event, victim);
-}
-
-absl::StatusOr<bool> Engine::CheckAcknowledged(const Event& event, const live::Victim& victim) const {
-  if (event.has_escalation_acknowledged()) {
-    const std::string& alert_id = event.escalation_acknowledged().alert_id();
-    if (!victim.alerts_by_id.contains(alert_id)) {
-      return absl::NotFoundError(
-          absl::StrCat("escalation_acknowledged.alert_id: this victim has no alert ", alert_id));
-    }
-  }
-  return true;
-}
-
 absl::Status Engine::Apply(const Event& event, live::Victim* victim, EngineOutput* out) const {
   live::Victim& v = *victim;
-  // Check's judgement with one probe of the names: the id is interned first (a name no record uses is
-  // never encoded, so one left by a refused event changes nothing).
+  // Dedupe with one probe of the names: the id is interned first (a name no record uses is never encoded,
+  // so one left by a refused event changes nothing stored).
   bool new_name = false;
   const live::EventRef ref = v.names.Intern<live::EventTag>(event.event_id(), &new_name);
   const uint64_t fingerprint = EventFingerprint(event);
-  const live::SeenEvent* seen = new_name ? nullptr : v.seen.find(ref);
-  absl::StatusOr<bool> is_new = seen != nullptr ? JudgeSeen(event, *seen, fingerprint) : CheckAcknowledged(event, v);
-  if (!is_new.ok()) return is_new.status();
-  if (!*is_new) {
+  if (const live::SeenEvent* seen = new_name ? nullptr : v.seen.find(ref)) {
+    if (seen->fingerprint != fingerprint) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("event_id ", event.event_id(), " was already applied with different content"));
+    }
     out->duplicate = true;
     return absl::OkStatus();
+  }
+  if (event.has_escalation_acknowledged() && !v.alerts_by_id.contains(event.escalation_acknowledged().alert_id())) {
+    return absl::NotFoundError(absl::StrCat("escalation_acknowledged.alert_id: this victim has no alert ",
+                                            event.escalation_acknowledged().alert_id()));
   }
   const Micros t = ToMicros(event.occurred_at());
   if (v.id.empty()) v.id = event.victim_id();
@@ -494,8 +470,6 @@ void Engine::Prune(Micros stream_time, live::Victim* victim) const {
   fresh.stored = v.stored;
   fresh.changed = v.changed;
   // What was added since the last delta, by the fresh copy's refs (invalid for what was dropped here).
-  fresh.calls_added.clear();
-  fresh.seen_added.clear();
   auto renamed = [&](live::EventRef ref) { return fresh.names.Find<live::EventTag>(n[ref]); };
   for (const auto& [at, ref] : v.calls_added) fresh.calls_added.emplace_back(at, renamed(ref));
   for (const live::EventRef ref : v.seen_added) fresh.seen_added.push_back(renamed(ref));

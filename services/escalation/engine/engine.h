@@ -53,10 +53,6 @@ class Engine {
   // On an error the state is unchanged.
   absl::Status Apply(const v1::Event& event, live::Victim* victim, EngineOutput* out) const;
 
-  // What Apply would say of the event, without applying it: true when it is
-  // new, false when it is a duplicate, or the error Apply would return.
-  absl::StatusOr<bool> Check(const v1::Event& event, const live::Victim& victim) const;
-
   // Applies a finding of the suspect view to the victim it names.
   void ApplyFinding(const v1::SuspectFinding& finding, live::Victim* victim, EngineOutput* out) const;
 
@@ -75,8 +71,6 @@ class Engine {
   void Prune(Micros stream_time, live::Suspect* suspect) const;
 
  private:
-  // Check's part after dedupe: NOT_FOUND for an acknowledgement of an alert the victim does not have.
-  absl::StatusOr<bool> CheckAcknowledged(const v1::Event& event, const live::Victim& victim) const;
   // Records what the event says on the victim's records.
   void RecordFacts(const v1::Event& e, Micros t, live::Victim& v) const;
 

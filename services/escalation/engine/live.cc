@@ -86,12 +86,6 @@ Micros Victim::LastReferralAtOrBefore(Micros t) const {
   return last;
 }
 
-const SeenEvent* Victim::FindSeen(absl::string_view event_id) const {
-  const EventRef ref = names.Find<EventTag>(event_id);
-  if (!ref.valid()) return nullptr;
-  return seen.find(ref);
-}
-
 void Victim::AddSeen(EventRef ref, uint64_t fingerprint, Micros at) {
   seen.try_emplace(ref, SeenEvent{fingerprint, at, seen_count++});
   seen_added.push_back(ref);

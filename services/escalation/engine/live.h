@@ -451,7 +451,6 @@ struct Victim {
   Protection* FindProtection(bool bail, absl::string_view id) {
     return const_cast<Protection*>(static_cast<const Victim*>(this)->FindProtection(bail, id));
   }
-  const SeenEvent* FindSeen(absl::string_view event_id) const;
   // Records an event id (interned as `ref`) as applied.
   void AddSeen(EventRef ref, uint64_t fingerprint, Micros at);
 

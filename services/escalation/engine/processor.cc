@@ -47,7 +47,6 @@ void Processor::Evict(size_t max_held) {
 void Processor::Hold(std::unique_ptr<live::Victim> victim) {
   Drop(victim->id);
   victim->queue = &timers_;
-  victim->queued_due.reset();
   victim->Requeue();
   if (loader_) victim->recency = recency_.insert(recency_.end(), victim.get());
   const std::string id = victim->id;
