@@ -263,12 +263,6 @@ TEST_F(ServiceTest, APartitionsBacklogTakesTurnsWithTheOthersAndNothingIsLostOrR
   EXPECT_EQ(std::set<std::string>(rules.begin(), rules.end()).size(), 605u);  // each once
 }
 
-}  // namespace
-}  // namespace vigil
-
-namespace vigil {
-namespace {
-
 TEST(BatchSharesTest, TheBatchGrowsWithThePartitionsThatHaveABacklogAndATurnIsAShareOfIt) {
   const BatchShares shares{/*batch_max=*/20000, /*partition_batch_max=*/500};
   // A replay or a burst: all four partitions have a backlog, the whole batch, a quarter each.
