@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# vigil-bench-stream refuses bad arguments before it touches a broker: a clear message and a failing exit
+# status, never a run whose figures were not what was asked (no trace written, a negative warm-up).
+#   args_test.sh VIGIL_BENCH_STREAM
+set -u
+bench=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+check() {
+  local what=$1; shift
+  if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; failures=$((failures + 1)); fi
+}
+
+timeout 20 "$bench" --brokers 127.0.0.1:1 --trace "$tmp/no-such-dir/trace.txt" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "a --trace file that cannot be opened: exit 2" [ "$rc" -eq 2 ]
+check "  naming the file and why" grep -q -- "--trace $tmp/no-such-dir/trace.txt: No such file or directory" "$tmp/err"
+
+timeout 20 "$bench" --brokers 127.0.0.1:1 --warmup -1 >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "a negative --warmup: refused (not run, not timed out)" test "$rc" -ne 0 -a "$rc" -ne 124
+check "  naming the option" grep -q -- "--warmup: Value -1 not in range" "$tmp/err"
+
+[ "$failures" -eq 0 ]
