@@ -22,6 +22,9 @@
 //     latency is from that event's produce to its alert being visible to a
 //     read_committed consumer. Baseline: produce-to-consume of the same
 //     events on the events topic itself.
+//  With --cpu NAME=PID (stream_bench.sh names vigild and the broker): the CPU each process and the whole machine
+//  used over phases 0 and 1, in cores and in microseconds per event. The two cores are shared, so whether a ratio
+//  is CPU-bound, and whose CPU bounds it, is read here, not guessed.
 //  3. The same again with a flood (--flood, 3,000): that many calls about one
 //     victim, spread over the last hour, produced at once as the run starts.
 //     The other victims' latency, beside phase 2's: one victim must not hold
@@ -32,14 +35,21 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <map>
+#include <optional>
+#include <sstream>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/kafka.h"
 #include "librdkafka/rdkafka.h"
 #include "common/time_util.h"
@@ -117,6 +127,76 @@ vigil::Micros NowMicros() {
       .count();
 }
 
+// CPU time in clock ticks: a process's (user and system, all its threads) from /proc/PID/stat, or the machine's
+// busy time (all but idle and iowait, every core) from /proc/stat. nullopt when it cannot be read.
+std::optional<uint64_t> ProcessTicks(int pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  const size_t end = line.rfind(')');  // the command name may hold spaces
+  if (end == std::string::npos) return std::nullopt;
+  std::istringstream fields(line.substr(end + 2));
+  std::string field;
+  uint64_t utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {  // fields 14 and 15 (utime, stime), counted from 1
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return fields ? std::optional<uint64_t>(utime + stime) : std::nullopt;
+}
+
+std::optional<uint64_t> MachineBusyTicks() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  uint64_t user, nice, system, idle, iowait, irq, softirq, steal;
+  if (!(in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal) || cpu != "cpu") {
+    return std::nullopt;
+  }
+  return user + nice + system + irq + softirq + steal;
+}
+
+// The CPU that the named processes and the machine used between Start and Print.
+class CpuUse {
+ public:
+  struct Process {
+    std::string name;
+    int pid;
+  };
+  explicit CpuUse(std::vector<Process> processes) : processes_(std::move(processes)) {}
+  void Start() {
+    start_ = Clock::now();
+    machine_ = MachineBusyTicks().value_or(0);
+    ticks_.clear();
+    for (const auto& p : processes_) ticks_.push_back(ProcessTicks(p.pid).value_or(0));
+    self_ = ProcessTicks(getpid()).value_or(0);
+  }
+  // "CPU, <what>: machine 1.86 of 2 cores busy; vigild 1.05 cores (21.3 us an event); ..."
+  std::string Line(const char* what, size_t events) const {
+    const double seconds = std::chrono::duration<double>(Clock::now() - start_).count();
+    const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+    auto describe = [&](const std::string& name, uint64_t from, std::optional<uint64_t> to) {
+      if (!to) return absl::StrCat(name, " (gone)");
+      const double cpu = static_cast<double>(*to - from) / hz;
+      return absl::StrFormat("%s %.2f cores (%.1f us an event)", name, cpu / seconds, cpu * 1e6 / events);
+    };
+    std::string line = absl::StrFormat("CPU, %s: machine %.2f of %ld cores busy", what,
+                                       static_cast<double>(MachineBusyTicks().value_or(machine_) - machine_) / hz /
+                                           seconds,
+                                       sysconf(_SC_NPROCESSORS_ONLN));
+    for (size_t i = 0; i < processes_.size(); ++i) {
+      absl::StrAppend(&line, "; ", describe(processes_[i].name, ticks_[i], ProcessTicks(processes_[i].pid)));
+    }
+    absl::StrAppend(&line, "; ", describe("this program", self_, ProcessTicks(getpid())));
+    return line;
+  }
+
+ private:
+  std::vector<Process> processes_;
+  Clock::time_point start_;
+  uint64_t machine_ = 0, self_ = 0;
+  std::vector<uint64_t> ticks_;
+};
+
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -146,7 +226,22 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   std::string trace_path;
   app.add_option("--trace", trace_path, "Write each latency probe's alert here: phase, seconds since start, ms");
+  std::vector<std::string> cpu_specs;
+  app.add_option("--cpu", cpu_specs, "NAME=PID (repeatable): print the CPU that process used in the throughput "
+                                     "phases, beside the machine's");
   CLI11_PARSE(app, argc, argv);
+  std::vector<CpuUse::Process> watched;
+  for (const std::string& spec : cpu_specs) {
+    const size_t eq = spec.find('=');
+    int pid = 0;
+    if (eq == std::string::npos || eq == 0 || !absl::SimpleAtoi(spec.substr(eq + 1), &pid) || pid <= 0 ||
+        !ProcessTicks(pid)) {
+      std::fprintf(stderr, "--cpu %s: not NAME=PID of a running process\n", spec.c_str());
+      return 2;
+    }
+    watched.push_back({spec.substr(0, eq), pid});
+  }
+  CpuUse cpu(watched);
   FILE* trace = trace_path.empty() ? nullptr : std::fopen(trace_path.c_str(), "w");
   if (!trace_path.empty() && trace == nullptr) {
     std::fprintf(stderr, "--trace %s: %s\n", trace_path.c_str(), std::strerror(errno));
@@ -176,6 +271,7 @@ int main(int argc, char** argv) {
   }
   auto raw = MakeConsumer(base, baseline_topic, true, RdKafka::Topic::OFFSET_END);
   std::this_thread::sleep_for(std::chrono::seconds(2));  // assignments settle
+  cpu.Start();
   const auto base_start = Clock::now();
   std::atomic<size_t> read_back{0};
   Clock::time_point raw_done = base_start;
@@ -192,11 +288,13 @@ int main(int argc, char** argv) {
   producer->flush(60000);
   base_reader.join();
   const double kafka_rate = read_back / Seconds(base_start, raw_done);
+  const std::string kafka_cpu = cpu.Line("Kafka alone", read_back);
 
   // 1. Through vigild.
   auto alerts = MakeConsumer(base, alerts_topic, true, RdKafka::Topic::OFFSET_END);
   std::this_thread::sleep_for(std::chrono::seconds(2));
   const vigil::Micros probe_at = vigil::ToMicros(stream.back().occurred_at()) + vigil::kMicrosPerSecond;
+  cpu.Start();
   const auto start = Clock::now();
   for (const auto& e : stream) Produce(*producer, events_topic, e);
   // A probe last in every partition: its alert says the partition has been applied, committed and published.
@@ -224,6 +322,7 @@ int main(int argc, char** argv) {
       probes_seen = Clock::now();
     }
   }
+  const std::string vigild_cpu = cpu.Line("through vigild", stream.size());
   if (probes < partitions) {
     std::fprintf(stderr, "only %d of %d probes' alerts arrived\n", probes, partitions);
     return 1;
@@ -282,6 +381,7 @@ int main(int argc, char** argv) {
               replayed);
   std::printf("ratio vigild/Kafka alone: %.2f   goal >= 0.8: %s\n", vigil_rate / kafka_rate,
               vigil_rate / kafka_rate >= 0.8 ? "met" : "NOT met");
+  std::printf("%s\n%s\n", kafka_cpu.c_str(), vigild_cpu.c_str());
 
   // --- latency ----------------------------------------------------------------------
   // Steady state, not the throughput phase's tail: vigild idle (nothing new on the alert topic for 2 s), then

@@ -25,6 +25,6 @@ deploy/kafka/kafka.sh start "$port" "$work/kafka"
 "$build/bin/vigild" --brokers "127.0.0.1:$port" --data-dir "$work/state" --tick-ms 0 ${VIGILD_FLAGS:-} >"$work/vigild.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 150); do grep -q 'event=assigned' "$work/vigild.log" && break; sleep 0.2; done
-"$build/bin/vigil-bench-stream" --brokers "127.0.0.1:$port" "$@"
+"$build/bin/vigil-bench-stream" --brokers "127.0.0.1:$port" --cpu "vigild=$pid" --cpu "broker=$(cat "$work/kafka/broker.pid")" "$@"
 # vigild's peak resident memory over the whole run (the kernel's high-water mark).
 echo "vigild peak memory (VmHWM): $(awk '/VmHWM/ {printf "%d MB", $2 / 1024}' "/proc/$pid/status")"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # vigil-bench-stream refuses bad arguments before it touches a broker: a clear message and a failing exit
-# status, never a run whose figures were not what was asked (no trace written, a negative warm-up).
+# status, never a run whose figures were not what was asked (no trace written, a negative warm-up, a process
+# to measure that is not there).
 #   args_test.sh VIGIL_BENCH_STREAM
 set -u
 bench=$1
@@ -21,5 +22,12 @@ timeout 20 "$bench" --brokers 127.0.0.1:1 --warmup -1 >"$tmp/out" 2>"$tmp/err"
 rc=$?
 check "a negative --warmup: refused (not run, not timed out)" test "$rc" -ne 0 -a "$rc" -ne 124
 check "  naming the option" grep -q -- "--warmup: Value -1 not in range" "$tmp/err"
+
+timeout 20 "$bench" --brokers 127.0.0.1:1 --cpu vigild=not-a-pid >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "a --cpu that names no process: exit 2" [ "$rc" -eq 2 ]
+check "  naming what was given" grep -q -- "--cpu vigild=not-a-pid: not NAME=PID of a running process" "$tmp/err"
+timeout 20 "$bench" --brokers 127.0.0.1:1 --cpu "=$$" >"$tmp/out" 2>&1
+check "a --cpu with no name: exit 2" [ "$?" -eq 2 ]
 
 [ "$failures" -eq 0 ]
