@@ -23,7 +23,7 @@
 //     read_committed consumer. Baseline: produce-to-consume of the same
 //     events on the events topic itself.
 //  With --cpu NAME=PID (stream_bench.sh names vigild and the broker): the CPU each process and the whole machine
-//  used over phases 0 and 1, in cores and in microseconds per event. The two cores are shared, so whether a ratio
+//  used over phases 0 and 1, in cores and in microseconds per event, and over the settle before phase 2 (idle). The two cores are shared, so whether a ratio
 //  is CPU-bound, and whose CPU bounds it, is read here, not guessed.
 //  3. The same again with a flood (--flood, 3,000): that many calls about one
 //     victim, spread over the last hour, produced at once as the run starts.
@@ -177,6 +177,7 @@ class CpuUse {
     auto describe = [&](const std::string& name, uint64_t from, std::optional<uint64_t> to) {
       if (!to) return absl::StrCat(name, " (gone)");
       const double cpu = static_cast<double>(*to - from) / hz;
+      if (events == 0) return absl::StrFormat("%s %.2f cores", name, cpu / seconds);
       return absl::StrFormat("%s %.2f cores (%.1f us an event)", name, cpu / seconds, cpu * 1e6 / events);
     };
     std::string line = absl::StrFormat("CPU, %s: machine %.2f of %ld cores busy", what,
@@ -391,9 +392,13 @@ int main(int argc, char** argv) {
     std::unique_ptr<RdKafka::Message> m(alerts->consume(100));
     if (m->err() == RdKafka::ERR_NO_ERROR) quiet = Clock::now();
   }
+  cpu.Start();
   for (const auto settled = Clock::now(); Seconds(settled, Clock::now()) < settle;) {
     std::unique_ptr<RdKafka::Message> m(alerts->consume(100));
   }
+  // What the processes cost with nothing to do (consumers waiting on the broker, background work): part of
+  // every phase's figures above.
+  if (settle > 0) std::printf("%s\n", cpu.Line("idle (the settle)", 0).c_str());
   // One run of the latency workload: --rate events per second for --seconds, every 50th closing an incident
   // with no assessment (an alert at once). With `flood` > 0, that many calls about one victim are produced at
   // once as the run starts, all on that victim's partition: the other victims' alerts should not wait for them.
