@@ -2,6 +2,10 @@
 // alert topic, with exactly-once on (vigild always publishes in transactions).
 // Run by bench/stream_bench.sh, which starts the broker and vigild.
 //
+//  Before phase 0, --warmup seconds of the broker alone (unmeasured): the stream produced in transactions to a
+//  scratch topic and read back read_committed, so that the broker's JIT has compiled the produce, fetch and
+//  transaction paths the phases use (a broker in service compiled them long ago; a cold one spends most of a
+//  core compiling through phase 1).
 //  0. Kafka alone: the synthetic stream (--events, moved to the present as a
 //     live force's events are) produced to a topic of its own and read back by
 //     a read_committed consumer at the same time, on the same cores, while
@@ -51,6 +55,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/kafka.h"
+#include "common/status_macros.h"
 #include "librdkafka/rdkafka.h"
 #include "common/time_util.h"
 #include "services/escalation/engine/processor.h"
@@ -198,6 +203,45 @@ class CpuUse {
   std::vector<uint64_t> ticks_;
 };
 
+// The broker warmed (see the top of this file): `events` produced in transactions of 500 to `topic` and read back
+// read_committed, round and round, for `seconds`. Returns an error when the topic or the transactions fail.
+absl::Status WarmBroker(const KafkaProps& base, const std::string& topic, int partitions,
+                        const std::vector<vigil::v1::Event>& events, int seconds) {
+  VIGIL_RETURN_IF_ERROR(vigil::EnsureTopics(base, {{topic, partitions, {}}}, 30000));
+  KafkaProps props = base;
+  props.emplace_back("transactional.id", "vigil-bench-warmup");
+  props.emplace_back("linger.ms", "1");
+  VIGIL_ASSIGN_OR_RETURN(auto conf, vigil::MakeKafkaConf(props));
+  std::string err;
+  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), err));
+  if (!producer) return absl::InternalError(err);
+  auto check = [](RdKafka::Error* e, const char* what) {
+    if (e == nullptr) return absl::OkStatus();
+    const std::string message = e->str();
+    delete e;
+    return absl::UnavailableError(absl::StrCat("warming the broker: ", what, ": ", message));
+  };
+  VIGIL_RETURN_IF_ERROR(check(producer->init_transactions(30000), "init_transactions"));
+  auto reader = MakeConsumer(base, topic, true, RdKafka::Topic::OFFSET_END);
+  std::atomic<bool> done{false};
+  std::thread read([&] {
+    while (!done) std::unique_ptr<RdKafka::Message>(reader->consume(20));
+  });
+  absl::Status status;
+  size_t next = 0;
+  for (const auto start = Clock::now(); status.ok() && Seconds(start, Clock::now()) < seconds;) {
+    status = check(producer->begin_transaction(), "begin_transaction");
+    for (int i = 0; status.ok() && i < 500; ++i, next = (next + 1) % events.size()) {
+      Produce(*producer, topic, events[next]);
+    }
+    if (status.ok()) status = check(producer->commit_transaction(30000), "commit_transaction");
+  }
+  done = true;
+  read.join();
+  reader->close();
+  return status;
+}
+
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -223,7 +267,9 @@ int main(int argc, char** argv) {
                                    "(0: no such run)")->capture_default_str();
   app.add_option("--settle", settle, "Seconds between the phases once vigild is idle")->capture_default_str();
   int warmup = 20;
-  app.add_option("--warmup", warmup, "Seconds of the latency workload run, unmeasured, before the latency phase")
+  app.add_option("--warmup", warmup, "Seconds of the broker alone (transactions on a scratch topic) before the "
+                                     "throughput phases, and of the latency workload before the latency phase, "
+                                     "unmeasured")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   std::string trace_path;
   app.add_option("--trace", trace_path, "Write each latency probe's alert here: phase, seconds since start, ms");
@@ -263,6 +309,12 @@ int main(int argc, char** argv) {
   }
   const int partitions = *partition_count;
   auto producer = MakeProducer(base);
+  if (warmup > 0) {
+    if (absl::Status s = WarmBroker(base, events_topic + ".warmup", partitions, stream, warmup); !s.ok()) {
+      std::fprintf(stderr, "%s\n", s.ToString().c_str());
+      return 1;
+    }
+  }
 
   // 0. Kafka alone, vigild idle: the stream through a topic of its own, produced and read back at once.
   const std::string baseline_topic = events_topic + ".baseline";
