@@ -51,7 +51,7 @@ test-asan: $(ASAN_BUILD)/build.ninja
 # The concurrent parts (the API server's threads on the store, the pipelines) under ThreadSanitizer.
 test-tsan: $(TSAN_BUILD)/build.ninja
 	cmake --build $(TSAN_BUILD) -j $(JOBS) --target api_test pipeline_test
-	ctest --test-dir $(TSAN_BUILD) --output-on-failure -j 1 -R '^(RiskService|Partition|Pipeline)'
+	ctest --test-dir $(TSAN_BUILD) --output-on-failure -j 1 -R '^(RiskService|Partition|Pipeline|Workers)'
 
 # Each fuzzer for FUZZ_SECONDS (default 300) from its seed corpus.
 fuzz: $(ASAN_BUILD)/build.ninja

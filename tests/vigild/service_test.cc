@@ -42,7 +42,7 @@ class ServiceTest : public ::testing::Test {
     store_.reset();
   }
 
-  void Start(int tick_ms = 0, int partition_batch_max = 500, int batch_max = 5000) {
+  void Start(int tick_ms = 0, int partition_batch_max = 500, int batch_max = 5000, int apply_threads = 2) {
     ServiceOptions o;
     o.kafka = props_;
     o.instance = "service-test";
@@ -53,6 +53,7 @@ class ServiceTest : public ::testing::Test {
     o.tick_ms = tick_ms;
     o.partition_batch_max = partition_batch_max;
     o.batch_max = batch_max;
+    o.apply_threads = apply_threads;
     o.clock = [this] { return now_ms_.load(); };
     o.applied = &applied_;
     o.metrics = &metrics_;
@@ -261,6 +262,26 @@ TEST_F(ServiceTest, APartitionsBacklogTakesTurnsWithTheOthersAndNothingIsLostOrR
   const std::vector<std::string> rules = Rules(Alerts(606, std::chrono::seconds(3)));  // all 605, and no more
   EXPECT_EQ(rules.size(), 605u);
   EXPECT_EQ(std::set<std::string>(rules.begin(), rules.end()).size(), 605u);  // each once
+}
+
+TEST_F(ServiceTest, PartitionsAppliedAndStoredSideBySideLoseAndRepeatNothing) {
+  const Micros at = absl::ToUnixMicros(absl::Now()) - kMicrosPerHour;
+  // Both partitions with a backlog, in batches of 100, on more threads than there are partitions.
+  for (int v = 0; v < 300; ++v) {
+    for (int p = 0; p < 2; ++p) {
+      for (const auto& e : ClosedUnassessed(absl::StrCat("P", p, "-", v), at)) Produce(e, p, /*flush=*/false);
+    }
+  }
+  producer_->flush(10000);
+  Start(/*tick_ms=*/0, /*partition_batch_max=*/50, /*batch_max=*/100, /*apply_threads=*/4);
+  ASSERT_TRUE(applied_.WaitPast(0, 599, absl::Now() + absl::Seconds(60)));
+  ASSERT_TRUE(applied_.WaitPast(1, 599, absl::Now() + absl::Seconds(60)));
+  EXPECT_TRUE(Stop().ok());
+  const std::vector<std::string> rules = Rules(Alerts(601, std::chrono::seconds(3)));  // all 600, and no more
+  EXPECT_EQ(rules.size(), 600u);
+  EXPECT_EQ(std::set<std::string>(rules.begin(), rules.end()).size(), 600u);  // each once
+  EXPECT_THAT(rules, ::testing::Contains("P0-299 closed-without-assessment r1"));
+  EXPECT_THAT(rules, ::testing::Contains("P1-299 closed-without-assessment r1"));
 }
 
 TEST(BatchSharesTest, TheBatchGrowsWithThePartitionsThatHaveABacklogAndATurnIsAShareOfIt) {

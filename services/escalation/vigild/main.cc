@@ -86,6 +86,9 @@ int main(int argc, char** argv) {
                  "How long a batch waits for records before it is applied and stored (its outbox then goes to the "
                  "committer)")
       ->capture_default_str()->check(CLI::Range(0, 60000));
+  app.add_option("--apply-threads", o.apply_threads,
+                 "Partitions applied and stored at once, each by one thread (the loop's and helpers)")
+      ->capture_default_str()->check(CLI::Range(1, 64));
   app.add_option("--commit-interval-ms", o.commit_interval_ms,
                  "A Kafka transaction at most this often: what was stored meanwhile is published in it, while the "
                  "next batches are applied")

@@ -101,7 +101,8 @@ class Service::BrokerEvents : public RdKafka::EventCb {
 };
 
 Service::Service(ServiceOptions options, const Engine* engine, Store* store, Health* health)
-    : options_(std::move(options)), engine_(*engine), store_(store), health_(health ? *health : own_health_) {}
+    : options_(std::move(options)), engine_(*engine), store_(store), workers_(options_.apply_threads),
+      health_(health ? *health : own_health_) {}
 
 Service::~Service() = default;
 
@@ -174,14 +175,21 @@ absl::Status Service::CommitStore() {
     StoreFault(s);
     return s;
   }
-  for (auto& [p, pipeline] : pipelines_) {
-    if (absl::Status s = pipeline->Commit(); !s.ok()) {
+  // Each partition's batch written beside the others'; then, in partition order, handed over. A failed write
+  // stops the handing over there: a store fault reloads every partition from what the store holds, outboxes
+  // included, and any other error stops vigild.
+  std::vector<std::pair<PartitionId, PartitionPipeline*>> order;
+  for (auto& [p, pipeline] : pipelines_) order.emplace_back(p, pipeline.get());
+  std::vector<absl::Status> written(order.size());
+  workers_.Run(order.size(), [&](size_t i) { written[i] = order[i].second->Commit(); });
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (absl::Status s = written[i]; !s.ok()) {
       if (s.code() != absl::StatusCode::kUnavailable) return s;
       StoreFault(s);
       return s;
     }
-    Applied(*pipeline);
-    committer_->Publish(p, pipeline->TakeCommittedOutbox(), stop_);
+    Applied(*order[i].second);
+    committer_->Publish(order[i].first, order[i].second->TakeCommittedOutbox(), stop_);
   }
   const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
   options_.metrics->store_write_seconds.Get().Observe(took.count());
@@ -525,25 +533,35 @@ int Service::ApplyBatch() {
   if (!ready.empty()) std::rotate(ready.begin(), ready.begin() + (batches_++ % ready.size()), ready.end());
   const int size = Shares().Size(pipelines_.size(), Waiting().backlogged);
   const int turn = Shares().Turn(ready.size(), size);
+  // Each partition's turn taken from its line here, then applied beside the others'.
+  struct Turn {
+    PartitionPipeline* pipeline;
+    std::vector<std::unique_ptr<RdKafka::Message>> records;
+  };
+  std::vector<Turn> turns;
   int n = 0;
   for (const PartitionId& id : ready) {
     std::deque<std::unique_ptr<RdKafka::Message>>& line = waiting_[id];
-    PartitionPipeline& pipeline = *pipelines_.at(id);
-    for (int taken = 0; taken < turn && n < size && !line.empty(); ++taken) {
-      std::unique_ptr<RdKafka::Message> m = std::move(line.front());
+    Turn& t = turns.emplace_back(Turn{pipelines_.at(id).get(), {}});
+    for (int taken = 0; taken < turn && n < size && !line.empty(); ++taken, ++n) {
+      t.records.push_back(std::move(line.front()));
       line.pop_front();
-      const std::string* key = m->key();
-      const RdKafka::MessageTimestamp ts = m->timestamp();
-      pipeline.Apply({.offset = m->offset(),
-                      .key = key ? absl::string_view(*key) : absl::string_view(),
-                      .value = absl::string_view(static_cast<const char*>(m->payload()), m->len()),
-                      .timestamp_ms =
-                          ts.type == RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE ? -1 : ts.timestamp,
-                      .signature = HeaderValue(*m, kHeaderSignature)});
-      ++n;
     }
     if (line.size() < PauseAt() / 2 && paused_.erase(id) > 0) Fetch({id}, /*paused=*/false);
   }
+  workers_.Run(turns.size(), [&](size_t i) {
+    for (std::unique_ptr<RdKafka::Message>& m : turns[i].records) {
+      const std::string* key = m->key();
+      const RdKafka::MessageTimestamp ts = m->timestamp();
+      turns[i].pipeline->Apply(
+          {.offset = m->offset(),
+           .key = key ? absl::string_view(*key) : absl::string_view(),
+           .value = absl::string_view(static_cast<const char*>(m->payload()), m->len()),
+           .timestamp_ms = ts.type == RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE ? -1 : ts.timestamp,
+           .signature = HeaderValue(*m, kHeaderSignature)});
+      m.reset();
+    }
+  });
   return n;
 }
 

@@ -22,7 +22,8 @@
 // write succeeds reloads its partitions from the store and resumes from the
 // stored offsets: nothing applied is lost, nothing is skipped.
 //
-// Threads: Run() drives the loop on the calling thread, the committer its own;
+// Threads: Run() drives the loop on the calling thread (with apply_threads - 1 helpers that apply and store
+// partitions beside it, a partition to a thread), the committer its own;
 // Stop() may be called from any thread (or a signal handler) and makes Run()
 // return after a final commit and publish.
 #pragma once
@@ -47,6 +48,7 @@
 #include "services/escalation/vigild/committer.h"
 #include "services/escalation/vigild/metrics.h"
 #include "services/escalation/vigild/pacing.h"
+#include "services/escalation/vigild/workers.h"
 
 namespace vigil {
 
@@ -68,6 +70,9 @@ struct ServiceOptions {
   // share of batch_max (or twice this) wait per partition; beyond, its fetching is paused.
   int partition_batch_max = 500;
   int batch_ms = 5;          // how long a batch may wait for records
+  // Partitions applied, and stored, at once: each batch's partitions are shared among this many threads (the
+  // loop's one of them), each partition by one thread at a time.
+  int apply_threads = 2;
   int commit_interval_ms = 10;  // a Kafka transaction at most this often (the committer's)
   // Victims held in memory per partition after a commit; idle ones beyond it are read back from the store
   // on their next event (those waiting for a deadline are always held).
@@ -144,8 +149,8 @@ class Service {
   Lines Waiting() const;
   // Pauses or resumes fetching these partitions.
   void Fetch(const std::vector<PartitionId>& ids, bool paused);
-  // Applies the next batch: round the partitions with records waiting, each's oldest first, a turn each.
-  // How many.
+  // Applies the next batch: round the partitions with records waiting, each's oldest first, a turn each
+  // (the partitions side by side: workers_). How many.
   int ApplyBatch();
   // Forgets what was read ahead (the partitions are revoked, or assigned again from their stored offsets).
   void DropReadAhead();
@@ -201,6 +206,7 @@ class Service {
   std::map<PartitionId, std::deque<std::unique_ptr<RdKafka::Message>>> waiting_;
   std::set<PartitionId> paused_;
   uint64_t batches_ = 0;
+  Workers workers_;  // options_.apply_threads: the partitions of a batch applied and stored side by side
   absl::Status rebalance_error_;
   int64_t last_tick_ms_ = 0;
   int64_t last_marked_ms_ = 0;
