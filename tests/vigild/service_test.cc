@@ -266,22 +266,23 @@ TEST_F(ServiceTest, APartitionsBacklogTakesTurnsWithTheOthersAndNothingIsLostOrR
 
 TEST_F(ServiceTest, PartitionsAppliedAndStoredSideBySideLoseAndRepeatNothing) {
   const Micros at = absl::ToUnixMicros(absl::Now()) - kMicrosPerHour;
-  // Both partitions with a backlog, in batches of 100, on more threads than there are partitions.
-  for (int v = 0; v < 300; ++v) {
+  // Both partitions with a backlog of 1,200 records, on more threads than there are partitions: a batch of
+  // 2,000 (1,000 each, side by side), then one of 400 (on the loop's thread).
+  for (int v = 0; v < 600; ++v) {
     for (int p = 0; p < 2; ++p) {
       for (const auto& e : ClosedUnassessed(absl::StrCat("P", p, "-", v), at)) Produce(e, p, /*flush=*/false);
     }
   }
   producer_->flush(10000);
-  Start(/*tick_ms=*/0, /*partition_batch_max=*/50, /*batch_max=*/100, /*apply_threads=*/4);
-  ASSERT_TRUE(applied_.WaitPast(0, 599, absl::Now() + absl::Seconds(60)));
-  ASSERT_TRUE(applied_.WaitPast(1, 599, absl::Now() + absl::Seconds(60)));
+  Start(/*tick_ms=*/0, /*partition_batch_max=*/1000, /*batch_max=*/2000, /*apply_threads=*/4);
+  ASSERT_TRUE(applied_.WaitPast(0, 1199, absl::Now() + absl::Seconds(60)));
+  ASSERT_TRUE(applied_.WaitPast(1, 1199, absl::Now() + absl::Seconds(60)));
   EXPECT_TRUE(Stop().ok());
-  const std::vector<std::string> rules = Rules(Alerts(601, std::chrono::seconds(3)));  // all 600, and no more
-  EXPECT_EQ(rules.size(), 600u);
-  EXPECT_EQ(std::set<std::string>(rules.begin(), rules.end()).size(), 600u);  // each once
-  EXPECT_THAT(rules, ::testing::Contains("P0-299 closed-without-assessment r1"));
-  EXPECT_THAT(rules, ::testing::Contains("P1-299 closed-without-assessment r1"));
+  const std::vector<std::string> rules = Rules(Alerts(1201, std::chrono::seconds(3)));  // all 1,200, no more
+  EXPECT_EQ(rules.size(), 1200u);
+  EXPECT_EQ(std::set<std::string>(rules.begin(), rules.end()).size(), 1200u);  // each once
+  EXPECT_THAT(rules, ::testing::Contains("P0-599 closed-without-assessment r1"));
+  EXPECT_THAT(rules, ::testing::Contains("P1-599 closed-without-assessment r1"));
 }
 
 TEST(BatchSharesTest, TheBatchGrowsWithThePartitionsThatHaveABacklogAndATurnIsAShareOfIt) {

@@ -207,6 +207,12 @@ class Service {
   std::set<PartitionId> paused_;
   uint64_t batches_ = 0;
   Workers workers_;  // options_.apply_threads: the partitions of a batch applied and stored side by side
+  size_t batch_records_ = 0;  // in the batch ApplyBatch took last
+  // The records a batch holds at least for its partitions to be applied and stored side by side.
+  static constexpr size_t kSideBySideFrom = 1000;
+  // Calls task(i) for each of the batch's partitions: side by side on workers_ when the batch has at least
+  // kSideBySideFrom records, else in order on this thread.
+  void SideBySide(size_t partitions, absl::FunctionRef<void(size_t)> task);
   absl::Status rebalance_error_;
   int64_t last_tick_ms_ = 0;
   int64_t last_marked_ms_ = 0;

@@ -17,16 +17,22 @@ Workers::~Workers() {
   for (std::thread& t : helpers_) t.join();
 }
 
-void Workers::Drain(absl::FunctionRef<void(size_t)> task, size_t n) {
-  for (;;) {
-    size_t i;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (next_ >= n) return;
-      i = next_++;
-    }
-    task(i);
+bool Workers::Take(size_t* i, absl::FunctionRef<void(size_t)>** task) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (next_ >= n_) return false;
+  *i = next_++;
+  *task = task_;
+  ++running_;
+  return true;
+}
+
+void Workers::Finished() {
+  bool last;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    last = --running_ == 0 && next_ >= n_;
   }
+  if (last) done_.notify_all();
 }
 
 void Workers::Run(size_t n, absl::FunctionRef<void(size_t)> task) {
@@ -39,35 +45,38 @@ void Workers::Run(size_t n, absl::FunctionRef<void(size_t)> task) {
     task_ = &task;
     n_ = n;
     next_ = 0;
-    helping_ = static_cast<int>(helpers_.size());
     ++batch_;
   }
   wake_.notify_all();
-  Drain(task, n);
+  size_t i;
+  absl::FunctionRef<void(size_t)>* mine;
+  while (Take(&i, &mine)) {
+    (*mine)(i);
+    Finished();
+  }
+  // Every task is taken: wait for those a helper is running, not for a helper that has not woken (it will find
+  // nothing left to take).
   std::unique_lock<std::mutex> lock(mu_);
-  done_.wait(lock, [&] { return helping_ == 0; });  // no helper holds the task once Run returns
+  done_.wait(lock, [&] { return running_ == 0; });
   task_ = nullptr;
+  n_ = 0;
 }
 
 void Workers::Help() {
   uint64_t seen = 0;
   for (;;) {
-    absl::FunctionRef<void(size_t)>* task;
-    size_t n;
     {
       std::unique_lock<std::mutex> lock(mu_);
       wake_.wait(lock, [&] { return stop_ || batch_ != seen; });
       if (stop_) return;
       seen = batch_;
-      task = task_;
-      n = n_;
     }
-    Drain(*task, n);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      --helping_;
+    size_t i;
+    absl::FunctionRef<void(size_t)>* task;
+    while (Take(&i, &task)) {
+      (*task)(i);
+      Finished();
     }
-    done_.notify_one();
   }
 }
 

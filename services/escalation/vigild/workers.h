@@ -25,24 +25,27 @@ class Workers {
   Workers(const Workers&) = delete;
   Workers& operator=(const Workers&) = delete;
 
-  // Calls task(i) exactly once for each i in [0, n), on this thread and the helpers; returns once every call
-  // has returned. With one thread, or one task, they run on this thread in order.
+  // Calls task(i) exactly once for each i in [0, n), on this thread and whichever helpers are free to take
+  // one; returns once every call has returned. It never waits for a helper that has not yet woken: this thread
+  // takes whatever is left. With one thread, or one task, they run on this thread in order.
   void Run(size_t n, absl::FunctionRef<void(size_t)> task);
 
   int threads() const { return static_cast<int>(helpers_.size()) + 1; }
 
  private:
   void Help();
-  // Takes tasks of the current batch until none are left.
-  void Drain(absl::FunctionRef<void(size_t)> task, size_t n);
+  // The next task of the current batch, counted as running; false when every one is taken.
+  bool Take(size_t* i, absl::FunctionRef<void(size_t)>** task);
+  // A task taken has returned.
+  void Finished();
 
   std::mutex mu_;
   std::condition_variable wake_;  // a new batch, or stop
-  std::condition_variable done_;  // a helper has left the batch
-  uint64_t batch_ = 0;            // numbers each Run, so a helper joins each once
-  size_t n_ = 0;
+  std::condition_variable done_;  // the last running task of a batch whose tasks are all taken has returned
+  uint64_t batch_ = 0;            // numbers each Run, so that a helper wakes once for each
+  size_t n_ = 0;                  // tasks in the current batch (0 between batches)
   size_t next_ = 0;               // the next task to take
-  int helping_ = 0;               // helpers not yet out of the current batch
+  size_t running_ = 0;            // tasks taken and not yet returned
   bool stop_ = false;
   absl::FunctionRef<void(size_t)>* task_ = nullptr;
   std::vector<std::thread> helpers_;
