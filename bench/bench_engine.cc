@@ -11,7 +11,9 @@
 // each), its outbox marked published after each commit, as vigild's committer
 // lets it. It prints events/s and the CPU an event costs the loop's thread and the
 // whole process (RocksDB's flushes and compactions too): the cost that bounds
-// vigild's throughput wherever the broker leaves it the cores.
+// vigild's throughput wherever the broker leaves it the cores. Then the same with
+// the partitions on two threads side by side (vigild's --apply-threads 2), and the
+// ratio of the two.
 //
 //   vigil-bench-engine [--events N] [--victims N] [--seed N] [--pipeline-events N]
 #include <sys/resource.h>
@@ -32,6 +34,7 @@
 #include "common/store.h"
 #include "services/escalation/engine/processor.h"
 #include "services/escalation/pipeline/partition.h"
+#include "services/escalation/vigild/workers.h"
 #include "services/synthetic/synthetic_stream.h"
 
 namespace {
@@ -103,8 +106,10 @@ double ProcessCpuSeconds() {
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
-// vigild's loop over `events`, without a broker (see the top of this file). Exits on a store error.
-void RunPipeline(size_t events) {
+// vigild's loop over `events`, without a broker (see the top of this file), its partitions applied and stored
+// on `threads` threads side by side as vigild's --apply-threads does (1: in turn on this thread). Prints the
+// figures; returns events/s. Exits on a store error.
+double RunPipeline(size_t events, int threads) {
   constexpr int kPartitions = 4;
   constexpr size_t kTurn = 5000;  // vigild's --batch-max (20,000) shared by four partitions with a backlog
   const auto stream = vigil::synthetic::SyntheticStream({.events = events, .victims = events / 10, .seed = 9});
@@ -122,6 +127,7 @@ void RunPipeline(size_t events) {
     std::filesystem::remove_all(dir);
     std::exit(1);
   };
+  double rate = 0;
   {
     absl::StatusOr<std::unique_ptr<vigil::Store>> store = vigil::Store::Open(dir);
     if (!store.ok()) fail(store.status());
@@ -135,13 +141,14 @@ void RunPipeline(size_t events) {
       (*part)->KeepCommittedOutbox();
       parts.push_back(*std::move(part));
     }
-    size_t published = 0;
+    vigil::Workers workers(threads);
+    std::vector<absl::Status> committed(kPartitions);
     const double thread0 = ThreadCpuSeconds(), process0 = ProcessCpuSeconds();
     const auto start = std::chrono::steady_clock::now();
-    for (size_t from = 0; published < stream.size(); from += kTurn) {
-      for (int p = 0; p < kPartitions; ++p) {
+    for (size_t from = 0, published = 0; published < stream.size(); from += kTurn) {
+      workers.Run(kPartitions, [&](size_t p) {
         const size_t to = std::min(from + kTurn, records[p].size());
-        if (from >= to) continue;
+        if (from >= to) return;
         for (size_t i = from; i < to; ++i) {
           vigil::ConsumedRecord r;
           r.offset = static_cast<int64_t>(i);
@@ -150,24 +157,35 @@ void RunPipeline(size_t events) {
           r.timestamp_ms = stamps[p][i];
           parts[p]->Apply(r);
         }
-        published += to - from;
-        if (absl::Status s = parts[p]->Commit(); !s.ok()) fail(s);
+        committed[p] = parts[p]->Commit();
         (void)parts[p]->TakeCommittedOutbox();
-        if (absl::Status s = parts[p]->MarkPublished(parts[p]->outbox_seq()); !s.ok()) fail(s);
+        if (committed[p].ok()) committed[p] = parts[p]->MarkPublished(parts[p]->outbox_seq());
+      });
+      for (int p = 0; p < kPartitions; ++p) {
+        if (!committed[p].ok()) fail(committed[p]);
+        published += std::min(from + kTurn, records[p].size()) - std::min(from, records[p].size());
       }
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double thread = ThreadCpuSeconds() - thread0, process = ProcessCpuSeconds() - process0;
     uint64_t outbox = 0;
     for (const auto& part : parts) outbox += part->outbox_seq();
-    std::printf("pipeline (admit, apply, store in RocksDB; no broker): %10.0f events/s  (%zu events, %llu outbox "
-                "records)\n",
-                stream.size() / seconds, stream.size(), static_cast<unsigned long long>(outbox));
-    std::printf("pipeline CPU an event: %.1f us the loop's thread, %.1f us the process (RocksDB's background "
-                "threads too)\n",
-                thread * 1e6 / stream.size(), process * 1e6 / stream.size());
+    rate = stream.size() / seconds;
+    if (threads == 1) {
+      std::printf("pipeline (admit, apply, store in RocksDB; no broker): %10.0f events/s  (%zu events, %llu outbox "
+                  "records)\n",
+                  rate, stream.size(), static_cast<unsigned long long>(outbox));
+      std::printf("pipeline CPU an event: %.1f us the loop's thread, %.1f us the process (RocksDB's background "
+                  "threads too)\n",
+                  thread * 1e6 / stream.size(), process * 1e6 / stream.size());
+    } else {
+      std::printf("pipeline, partitions on %d threads side by side:  %10.0f events/s  (%llu outbox records; %.1f us "
+                  "CPU an event, the process)\n",
+                  threads, rate, static_cast<unsigned long long>(outbox), process * 1e6 / stream.size());
+    }
   }
   std::filesystem::remove_all(dir);
+  return rate;
 }
 
 long PeakRssMb() {
@@ -223,6 +241,11 @@ int main(int argc, char** argv) {
   std::printf("flood, one victim's calls in a day: 1000 calls %.4f s, 4000 calls %.4f s, ratio %.2f "
               "(goal: at most 5)\n",
               small, large, large / small);
-  if (pipeline_events > 0) RunPipeline(pipeline_events);
+  if (pipeline_events > 0) {
+    const double one = RunPipeline(pipeline_events, 1);
+    const double two = RunPipeline(pipeline_events, 2);
+    std::printf("ratio pipeline side by side / one thread: %.2f (on the 2 cores, with nothing else running)\n",
+                two / one);
+  }
   return 0;
 }
