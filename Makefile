@@ -5,7 +5,7 @@ JOBS ?= 2
 # Sanitizer builds, with clang: ASan+UBSan (and the libFuzzer targets), and TSan.
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
-SAN_TESTS = engine_test pipeline_test api_test ops_test console_test vigilctl vigild vigil-engine-diff vigil-bench-stream
+SAN_TESTS = engine_test pipeline_test api_test ops_test console_test vigilctl vigild vigil-engine-diff vigil-bench-stream vigil-bench-engine
 FUZZERS = fuzz_event_binary fuzz_event_json fuzz_rules fuzz_api
 FUZZ_SECONDS ?= 300
 CLANG = CC=clang-14 CXX=clang++-14

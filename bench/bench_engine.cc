@@ -30,6 +30,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/store.h"
 #include "services/escalation/engine/processor.h"
@@ -143,9 +144,11 @@ double RunPipeline(size_t events, int threads) {
     }
     vigil::Workers workers(threads);
     std::vector<absl::Status> committed(kPartitions);
+    size_t longest = 0;
+    for (const auto& r : records) longest = std::max(longest, r.size());
     const double thread0 = ThreadCpuSeconds(), process0 = ProcessCpuSeconds();
     const auto start = std::chrono::steady_clock::now();
-    for (size_t from = 0, published = 0; published < stream.size(); from += kTurn) {
+    for (size_t from = 0; from < longest; from += kTurn) {
       workers.Run(kPartitions, [&](size_t p) {
         const size_t to = std::min(from + kTurn, records[p].size());
         if (from >= to) return;
@@ -161,9 +164,8 @@ double RunPipeline(size_t events, int threads) {
         (void)parts[p]->TakeCommittedOutbox();
         if (committed[p].ok()) committed[p] = parts[p]->MarkPublished(parts[p]->outbox_seq());
       });
-      for (int p = 0; p < kPartitions; ++p) {
-        if (!committed[p].ok()) fail(committed[p]);
-        published += std::min(from + kTurn, records[p].size()) - std::min(from, records[p].size());
+      for (const absl::Status& s : committed) {
+        if (!s.ok()) fail(s);
       }
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -199,17 +201,15 @@ long PeakRssMb() {
 int main(int argc, char** argv) {
   vigil::synthetic::StreamOptions options;
   size_t pipeline_events = 200000;
-  if (argc % 2 == 0) {
-    std::fprintf(stderr, "usage: %s [--events N] [--victims N] [--seed N] [--pipeline-events N]\n", argv[0]);
-    return 2;
-  }
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
-    const unsigned long long value = std::strtoull(argv[i + 1], nullptr, 10);
-    if (flag == "--events") options.events = value;
-    else if (flag == "--victims") options.victims = value;
-    else if (flag == "--seed") options.seed = value;
-    else if (flag == "--pipeline-events") pipeline_events = value;
+    uint64_t value = 0;
+    // Each flag takes a whole number: a flag without one, or an unknown flag, is refused.
+    const bool number = i + 1 < argc && absl::SimpleAtoi(argv[i + 1], &value);
+    if (number && flag == "--events") options.events = value;
+    else if (number && flag == "--victims") options.victims = value;
+    else if (number && flag == "--seed") options.seed = value;
+    else if (number && flag == "--pipeline-events") pipeline_events = value;
     else {
       std::fprintf(stderr, "usage: %s [--events N] [--victims N] [--seed N] [--pipeline-events N]\n", argv[0]);
       return 2;

@@ -27,8 +27,8 @@
 //     read_committed consumer. Baseline: produce-to-consume of the same
 //     events on the events topic itself.
 //  With --cpu NAME=PID (stream_bench.sh names vigild and the broker): the CPU each process and the whole machine
-//  used over phases 0 and 1, in cores and in microseconds per event, and over the settle before phase 2 (idle). The two cores are shared, so whether a ratio
-//  is CPU-bound, and whose CPU bounds it, is read here, not guessed.
+//  used over phases 0 and 1, in cores and in microseconds per event, and over the settle before phase 2 (idle).
+//  The two cores are shared, so whether a ratio is CPU-bound, and whose CPU bounds it, is read here, not guessed.
 //  3. The same again with a flood (--flood, 3,000): that many calls about one
 //     victim, spread over the last hour, produced at once as the run starts.
 //     The other victims' latency, beside phase 2's: one victim must not hold

@@ -2,9 +2,11 @@
 # vigil-bench-stream refuses bad arguments before it touches a broker: a clear message and a failing exit
 # status, never a run whose figures were not what was asked (no trace written, a negative warm-up, a process
 # to measure that is not there).
-#   args_test.sh VIGIL_BENCH_STREAM
+# vigil-bench-engine likewise refuses a flag without a whole number, or one it does not know.
+#   args_test.sh VIGIL_BENCH_STREAM VIGIL_BENCH_ENGINE
 set -u
 bench=$1
+engine=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failures=0
@@ -29,5 +31,14 @@ check "a --cpu that names no process: exit 2" [ "$rc" -eq 2 ]
 check "  naming what was given" grep -q -- "--cpu vigild=not-a-pid: not NAME=PID of a running process" "$tmp/err"
 timeout 20 "$bench" --brokers 127.0.0.1:1 --cpu "=$$" >"$tmp/out" 2>&1
 check "a --cpu with no name: exit 2" [ "$?" -eq 2 ]
+
+for args in "--events" "--events abc" "--pipeline-events -5" "--nonsense 3"; do
+  # shellcheck disable=SC2086  # the words are the arguments
+  timeout 20 "$engine" $args >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  check "vigil-bench-engine $args: exit 2, before any work" [ "$rc" -eq 2 ]
+  check "  with its usage" grep -q -- "usage: .*--pipeline-events N" "$tmp/err"
+  check "  and nothing generated" test ! -s "$tmp/out"
+done
 
 [ "$failures" -eq 0 ]
