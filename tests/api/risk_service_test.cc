@@ -532,6 +532,11 @@ TEST_F(RiskServiceTest, ListAlertsFiltersAndPagesNewestFirstWithoutRepeats) {
   ASSERT_TRUE(stub->ListAlerts(&context, by_rule, &page).ok());
   ASSERT_EQ(page.alerts_size(), 1);
   EXPECT_EQ(page.alerts(0).rule(), "repeat-calls");
+  // Whole, as stored (the time index it was found by holds only what the filters need).
+  auto whole = std::find_if(all.begin(), all.end(), [&](const v1::Alert& a) { return a.rule() == "repeat-calls"; });
+  ASSERT_NE(whole, all.end());
+  EXPECT_FALSE(whole->reason().empty());
+  EXPECT_EQ(page.alerts(0).SerializeAsString(), whole->SerializeAsString());
 
   // A token used with other filters is refused.
   v1::ListAlertsRequest first;

@@ -202,6 +202,64 @@ TEST_F(PartitionTest, AlertsInJsonAreTheStoredAlertsInTheProto3JsonMappingOnEver
   for (size_t i = 0; i < outbox.size(); ++i) EXPECT_EQ(again[i].value(), outbox[i].value());
 }
 
+// An alert transition's bytes are stored under its history and as its latest (a/) only: its outbox record and
+// its time-index entry hold none of them, and reading the outbox back gives what was handed over in memory.
+TEST_F(PartitionTest, AlertsAreStoredOnceOutsideTheirHistoryAndLatestAndReadBackWhole) {
+  for (const auto format : {Topics::AlertFormat::kProtobuf, Topics::AlertFormat::kJson}) {
+    SCOPED_TRACE(format == Topics::AlertFormat::kJson ? "json" : "protobuf");
+    topics_.alerts_format = format;
+    topics_.routes = {"SUPERVISOR=sup.alerts"};
+    auto store = OpenStore(format == Topics::AlertFormat::kJson ? "json" : "protobuf");
+    auto p = Load(store.get());
+    p->KeepCommittedOutbox();
+    int64_t offset = 0;
+    for (const auto& e : Day()) p->Apply(offset++, e.victim_id(), Bytes(e));
+    p->Apply(offset++, "V1", "not an event");  // a dead letter keeps its value
+    ASSERT_TRUE(p->Commit().ok());
+    const std::vector<state::OutboxRecord> handed = p->TakeCommittedOutbox();
+    ASSERT_EQ(handed.size(), 9u);  // six transitions, the two firings routed too, one dead letter
+
+    const PartitionKeys keys(3, PartitionKind::kEvents);
+    std::vector<state::OutboxRecord> stored;
+    ASSERT_TRUE(store->Scan(keys.Outboxes(), [&](absl::string_view, absl::string_view value) {
+      stored.emplace_back().ParseFromArray(value.data(), static_cast<int>(value.size()));
+      return true;
+    }).ok());
+    ASSERT_EQ(stored.size(), handed.size());
+    for (size_t i = 0; i < stored.size(); ++i) {
+      if (handed[i].topic() == "vigil.events.dlq") {
+        EXPECT_EQ(stored[i].value(), handed[i].value());
+        EXPECT_TRUE(stored[i].alert_id().empty());
+        continue;
+      }
+      EXPECT_TRUE(stored[i].value().empty()) << "record " << i + 1 << " holds the alert's bytes again";
+      EXPECT_EQ(stored[i].alert_id(), handed[i].alert_id());
+      EXPECT_GT(stored[i].alert_revision(), 0u);
+    }
+
+    size_t entries = 0;
+    ASSERT_TRUE(store->Scan(keys.AlertsByTime(), [&](absl::string_view, absl::string_view value) {
+      v1::Alert entry;
+      EXPECT_TRUE(entry.ParseFromArray(value.data(), static_cast<int>(value.size())));
+      EXPECT_EQ(entry.victim_id(), "V1");
+      EXPECT_FALSE(entry.rule().empty());
+      EXPECT_TRUE(entry.reason().empty() && entry.evidence_event_ids().empty()) << "the index holds the whole alert";
+      ++entries;
+      return true;
+    }).ok());
+    EXPECT_EQ(entries, 2u);  // one per alert, at its latest transition
+
+    const std::vector<state::OutboxRecord> read_back = *Load(store.get())->Unpublished();
+    ASSERT_EQ(read_back.size(), handed.size());
+    for (size_t i = 0; i < read_back.size(); ++i) {
+      EXPECT_EQ(read_back[i].seq(), handed[i].seq());
+      EXPECT_EQ(read_back[i].topic(), handed[i].topic());
+      EXPECT_EQ(read_back[i].key(), handed[i].key());
+      EXPECT_EQ(read_back[i].value(), handed[i].value()) << "record " << i + 1;
+    }
+  }
+}
+
 // What the source-alerts topic got, as "STATE source at last_event_at", in order.
 std::vector<std::string> SourceAlerts(const std::vector<state::OutboxRecord>& outbox) {
   std::vector<std::string> out;

@@ -150,26 +150,33 @@ absl::StatusOr<std::vector<v1::Alert>> StateReader::ListAlerts(const AlertQuery&
     absl::Status bad;
     VIGIL_RETURN_IF_ERROR(store_.Scan(prefix, [&](absl::string_view key, absl::string_view value) {
       const absl::string_view alert_id = key.substr(prefix.size() + 8);
-      std::optional<std::string> held;
-      if (by_victim) {  // the victim's index names the alert: read it
-        absl::StatusOr<std::optional<std::string>> got = store_.Get(keys.Alert(alert_id));
-        if (!got.ok()) {
-          bad = got.status();
-          return false;
-        }
-        if (!*got) return true;
-        held = **std::move(got);
-        value = *held;
-      }
-      v1::Alert a;
-      if (!a.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      auto parse = [&](absl::string_view bytes, v1::Alert* a) {
+        if (a->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return true;
         bad = absl::DataLossError(absl::StrCat("a stored alert of partition ", p, " is unreadable"));
         return false;
+      };
+      // -1: older than the range (so are the rest), 0: not on this page, 1: on it.
+      auto judge = [&](const v1::Alert& a) {
+        const Micros at = ToMicros(a.at());
+        if (at < q.start) return -1;
+        if (q.after && at == q.after->first && a.alert_id() <= q.after->second) return 0;
+        return match(a) ? 1 : 0;
+      };
+      v1::Alert a;
+      if (!by_victim) {  // the time index holds what a match needs: the whole alert is read for a match only
+        if (!parse(value, &a)) return false;
+        a.set_alert_id(std::string(alert_id));
+        if (const int j = judge(a); j <= 0) return j == 0;
       }
-      const Micros at = ToMicros(a.at());
-      if (at < q.start) return false;  // the rest are older still
-      if (q.after && at == q.after->first && a.alert_id() <= q.after->second) return true;
-      if (!match(a)) return true;
+      absl::StatusOr<std::optional<std::string>> got = store_.Get(keys.Alert(alert_id));
+      if (!got.ok()) {
+        bad = got.status();
+        return false;
+      }
+      if (!*got) return true;
+      if (!parse(**got, &a)) return false;
+      // By victim the index holds nothing more; by time, the alert may have moved on since the entry was read.
+      if (const int j = judge(a); j <= 0) return j == 0;
       out.push_back(std::move(a));
       return ++kept < limit;
     }, from));

@@ -56,7 +56,9 @@ class StateReader {
   };
   // The alerts matching the query and `match`, in ListAlerts' order (newest first, then by id), at most
   // `limit`: read from the time index of each partition (or the victim's own, in its partition), stopping
-  // in each at `limit` matches or at `start`.
+  // in each at `limit` matches or at `start`. From the time index, `match` is first given the alert with only
+  // the fields that index holds (alert_id, victim_id, rule, force, level, state, at), then, if it matched,
+  // the whole alert.
   absl::StatusOr<std::vector<v1::Alert>> ListAlerts(const AlertQuery& query,
                                                    const std::function<bool(const v1::Alert&)>& match,
                                                    size_t limit) const;

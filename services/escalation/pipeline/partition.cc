@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <limits>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -107,7 +108,13 @@ void PartitionPipeline::AddOutbox(const std::string& topic, const std::string& k
 void PartitionPipeline::Enqueue(state::OutboxRecord r) {
   r.set_seq(meta_.outbox_seq() + 1);
   meta_.set_outbox_seq(r.seq());
-  pending_.Put(keys_.Outbox(r.seq()), DeterministicBytes(r));
+  if (r.alert_id().empty()) {
+    pending_.Put(keys_.Outbox(r.seq()), DeterministicBytes(r));
+  } else {  // stored without the alert's bytes: they are under its history (Unpublished reads them back)
+    std::string value = std::exchange(*r.mutable_value(), {});
+    pending_.Put(keys_.Outbox(r.seq()), DeterministicBytes(r));
+    *r.mutable_value() = std::move(value);
+  }
   if (keep_outbox_) pending_outbox_.push_back(std::move(r));
 }
 
@@ -148,17 +155,26 @@ void PartitionPipeline::Emit(const std::vector<v1::Alert>& alerts) {
     batch_alert_at_[a.alert_id()] = at;
     pending_.Put(keys_.Alert(a.alert_id()), bytes);
     pending_.Put(keys_.AlertTransition(a.alert_id(), a.revision()), bytes);
-    pending_.Put(keys_.AlertByTime(at, a.alert_id()), bytes);
+    pending_.Put(keys_.AlertByTime(at, a.alert_id()), AlertIndexValue(a));
     pending_.Put(keys_.VictimAlert(a.victim_id(), at, a.alert_id()), "");
     const std::string& published = topics_.alerts_format == Topics::AlertFormat::kJson ? ToJsonLine(a) : bytes;
-    AddOutbox(topics_.alerts, a.victim_id(), published);
+    auto publish = [&](const std::string& topic) {
+      state::OutboxRecord r;
+      r.set_topic(topic);
+      r.set_key(a.victim_id());
+      r.set_value(published);
+      r.set_alert_id(a.alert_id());
+      r.set_alert_revision(a.revision());
+      Enqueue(std::move(r));
+    };
+    publish(topics_.alerts);
     for (const std::string& route : topics_.routes) {
       const size_t eq = route.find('=');
       if (eq == std::string::npos) continue;
       const std::string match = route.substr(0, eq);
       const bool hit = absl::StartsWith(match, "force:") ? match.substr(6) == a.force()
                                                           : match == v1::Level_Name(a.level());
-      if (hit) AddOutbox(route.substr(eq + 1), a.victim_id(), published);
+      if (hit) publish(route.substr(eq + 1));
     }
   }
 }
@@ -344,6 +360,17 @@ absl::StatusOr<std::vector<state::OutboxRecord>> PartitionPipeline::Unpublished(
     return true;
   }));
   VIGIL_RETURN_IF_ERROR(bad);
+  for (state::OutboxRecord& r : out) {  // an alert transition's value, from its history
+    if (r.alert_id().empty()) continue;
+    VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> bytes,
+                           store_.Get(keys_.AlertTransition(r.alert_id(), r.alert_revision())));
+    v1::Alert a;
+    if (!bytes || !a.ParseFromString(*bytes)) {
+      return absl::DataLossError(absl::StrCat("partition ", partition_, ": the alert transition of outbox record ",
+                                              r.seq(), " is missing or unreadable; drop the partition to rebuild it"));
+    }
+    r.set_value(topics_.alerts_format == Topics::AlertFormat::kJson ? ToJsonLine(a) : *std::move(bytes));
+  }
   return out;
 }
 

@@ -11,10 +11,12 @@
 //   e/P/t/<victim>\0<occurred_at><event_id>    the timeline: each event as consumed, in occurred_at order
 //                                              (micros, big-endian with the sign bit flipped), then event_id
 //   e/P/a/<alert_id>                           the latest transition of each alert (v1::Alert)
-//   e/P/i/<at, newest first><alert_id>         the same again, in ListAlerts' order (newest first, then id)
+//   e/P/i/<at, newest first><alert_id>         each alert in ListAlerts' order (newest first, then id): the
+//                                              fields it filters by (victim_store.h AlertIndexValue)
 //   e/P/j/<victim>\0<at, newest first><alert_id>  (empty) each of a victim's alerts, in that order
 //   e/P/h/<alert_id>\0<revision, big-endian>    every transition of each alert (v1::Alert), in order
-//   e/P/o/<seq, big-endian>                    the outbox (state::OutboxRecord)
+//   e/P/o/<seq, big-endian>                    the outbox (state::OutboxRecord; an alert transition's without
+//                                              its value, which is the transition under h/)
 // A partition is dropped with one range delete of its prefix.
 //
 // Across partitions, so that a victim or an alert is found in one step (a hint: the partition named is
@@ -45,9 +47,10 @@ enum class PartitionKind { kEvents, kSuspectLinks };
 // engine's whole-history state; 3: the live state of engine/live.h, bounded by stream time, its calls and event
 // ids under keys of their own; 4: rules v2 (episodes, protections and bail, abandoned calls, first domestic-abuse
 // calls, the rules in force in the meta record), with event and evidence fingerprints taken by XXH3
-// (common/fingerprint.h ContentHash64) instead of FNV-1a; 5: every transition of each alert kept (h/). A
+// (common/fingerprint.h ContentHash64) instead of FNV-1a; 5: every transition of each alert kept (h/); 6: the
+// time index (i/) and the outbox's alert transitions (o/) without the alert's bytes, which a/ and h/ hold. A
 // partition stored in another format is rebuilt from the log when it is loaded.
-inline constexpr uint32_t kStateFormat = 5;
+inline constexpr uint32_t kStateFormat = 6;
 
 // 8 bytes, most significant first: sorts as the number does.
 std::string BigEndian(uint64_t v);

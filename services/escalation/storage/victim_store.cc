@@ -64,4 +64,15 @@ absl::StatusOr<std::optional<state::VictimState>> FindVictim(const Store& store,
   return ReadVictim(store, keys, *head);
 }
 
+std::string AlertIndexValue(const v1::Alert& alert) {
+  v1::Alert summary;
+  summary.set_victim_id(alert.victim_id());
+  summary.set_rule(alert.rule());
+  summary.set_force(alert.force());
+  summary.set_level(alert.level());
+  summary.set_state(alert.state());
+  *summary.mutable_at() = alert.at();
+  return DeterministicBytes(summary);
+}
+
 }  // namespace vigil
