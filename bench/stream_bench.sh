@@ -3,7 +3,9 @@
 # vigil-bench-stream against them, and stops both.
 #   bench/stream_bench.sh [BUILD_DIR] [vigil-bench-stream flags...]
 # VIGILD_FLAGS (environment): more vigild flags, e.g. "--batch-ms 5" to try a latency knob; VIGILD_LOG: keep
-# vigild's log there (with --log-level debug: each batch's store_ms and each transaction's commit_ms).
+# vigild's log there (with --log-level debug: each batch's store_ms and each transaction's commit_ms);
+# VIGILD_TICK_MS: vigild's clock ticks (0 by default, below; 250, vigild's own default, is how the Kafka Streams
+# peer's script runs it: every deadline in the stream overdue on arrival, an alert storm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=$(cd "${1:-build}" && pwd)
@@ -22,7 +24,7 @@ deploy/kafka/kafka.sh start "$port" "$work/kafka"
 # No wall-clock ticks: the stream is 60 days of history published in a second, and a clock saying "now" from the
 # first tick would make every deadline in it overdue on arrival (an alert storm no live force sees); with the
 # events' own times as the clock, vigild publishes what a replay of the stream publishes (the bench prints both).
-"$build/bin/vigild" --brokers "127.0.0.1:$port" --data-dir "$work/state" --tick-ms 0 ${VIGILD_FLAGS:-} >"$work/vigild.log" 2>&1 &
+"$build/bin/vigild" --brokers "127.0.0.1:$port" --data-dir "$work/state" --tick-ms "${VIGILD_TICK_MS:-0}" ${VIGILD_FLAGS:-} >"$work/vigild.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 150); do grep -q 'event=assigned' "$work/vigild.log" && break; sleep 0.2; done
 "$build/bin/vigil-bench-stream" --brokers "127.0.0.1:$port" --cpu "vigild=$pid" --cpu "broker=$(cat "$work/kafka/broker.pid")" "$@"
