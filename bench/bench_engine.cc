@@ -110,9 +110,8 @@ double ProcessCpuSeconds() {
 // vigild's loop over `events`, without a broker (see the top of this file), its partitions applied and stored
 // on `threads` threads side by side as vigild's --apply-threads does (1: in turn on this thread). Prints the
 // figures; returns events/s. Exits on a store error.
-double RunPipeline(size_t events, int threads) {
+double RunPipeline(size_t events, int threads, size_t turn) {
   constexpr int kPartitions = 4;
-  constexpr size_t kTurn = 5000;  // vigild's --batch-max (20,000) shared by four partitions with a backlog
   const auto stream = vigil::synthetic::SyntheticStream({.events = events, .victims = events / 10, .seed = 9});
   std::vector<std::vector<std::pair<std::string, std::string>>> records(kPartitions);  // key, value
   std::vector<std::vector<int64_t>> stamps(kPartitions);
@@ -144,13 +143,13 @@ double RunPipeline(size_t events, int threads) {
     }
     vigil::Workers workers(threads);
     std::vector<absl::Status> committed(kPartitions);
-    size_t longest = 0;
+    size_t longest = 0, largest_commit = 0;
     for (const auto& r : records) longest = std::max(longest, r.size());
     const double thread0 = ThreadCpuSeconds(), process0 = ProcessCpuSeconds();
     const auto start = std::chrono::steady_clock::now();
-    for (size_t from = 0; from < longest; from += kTurn) {
+    for (size_t from = 0; from < longest; from += turn) {
       workers.Run(kPartitions, [&](size_t p) {
-        const size_t to = std::min(from + kTurn, records[p].size());
+        const size_t to = std::min(from + turn, records[p].size());
         if (from >= to) return;
         for (size_t i = from; i < to; ++i) {
           vigil::ConsumedRecord r;
@@ -167,6 +166,9 @@ double RunPipeline(size_t events, int threads) {
       for (const absl::Status& s : committed) {
         if (!s.ok()) fail(s);
       }
+      size_t batch = 0;  // the four partitions' RocksDB batches of this round, held at once
+      for (const auto& part : parts) batch += part->last_commit_bytes();
+      largest_commit = std::max(largest_commit, batch);
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double thread = ThreadCpuSeconds() - thread0, process = ProcessCpuSeconds() - process0;
@@ -177,6 +179,8 @@ double RunPipeline(size_t events, int threads) {
       std::printf("pipeline (admit, apply, store in RocksDB; no broker): %10.0f events/s  (%zu events, %llu outbox "
                   "records)\n",
                   rate, stream.size(), static_cast<unsigned long long>(outbox));
+      std::printf("pipeline batches: turns of %zu records a partition; the largest round's RocksDB batches %.1f MB\n",
+                  turn, largest_commit / 1e6);
       std::printf("pipeline CPU an event: %.1f us the loop's thread, %.1f us the process (RocksDB's background "
                   "threads too)\n",
                   thread * 1e6 / stream.size(), process * 1e6 / stream.size());
@@ -201,6 +205,7 @@ long PeakRssMb() {
 int main(int argc, char** argv) {
   vigil::synthetic::StreamOptions options;
   size_t pipeline_events = 200000;
+  size_t pipeline_turn = 5000;  // vigild's --batch-max (20,000) shared by four partitions with a backlog
   for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
     uint64_t value = 0;
@@ -210,8 +215,10 @@ int main(int argc, char** argv) {
     else if (number && flag == "--victims") options.victims = value;
     else if (number && flag == "--seed") options.seed = value;
     else if (number && flag == "--pipeline-events") pipeline_events = value;
+    else if (number && value > 0 && flag == "--pipeline-turn") pipeline_turn = value;
     else {
-      std::fprintf(stderr, "usage: %s [--events N] [--victims N] [--seed N] [--pipeline-events N]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--events N] [--victims N] [--seed N] [--pipeline-events N] "
+                   "[--pipeline-turn N>0]\n", argv[0]);
       return 2;
     }
   }
@@ -242,8 +249,8 @@ int main(int argc, char** argv) {
               "(goal: at most 5)\n",
               small, large, large / small);
   if (pipeline_events > 0) {
-    const double one = RunPipeline(pipeline_events, 1);
-    const double two = RunPipeline(pipeline_events, 2);
+    const double one = RunPipeline(pipeline_events, 1, pipeline_turn);
+    const double two = RunPipeline(pipeline_events, 2, pipeline_turn);
     std::printf("ratio pipeline side by side / one thread: %.2f (on the 2 cores, with nothing else running)\n",
                 two / one);
   }

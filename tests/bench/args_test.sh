@@ -32,7 +32,7 @@ check "  naming what was given" grep -q -- "--cpu vigild=not-a-pid: not NAME=PID
 timeout 20 "$bench" --brokers 127.0.0.1:1 --cpu "=$$" >"$tmp/out" 2>&1
 check "a --cpu with no name: exit 2" [ "$?" -eq 2 ]
 
-for args in "--events" "--events abc" "--pipeline-events -5" "--nonsense 3"; do
+for args in "--events" "--events abc" "--pipeline-events -5" "--pipeline-turn 0" "--nonsense 3"; do
   # shellcheck disable=SC2086  # the words are the arguments
   timeout 20 "$engine" $args >"$tmp/out" 2>"$tmp/err"
   rc=$?
