@@ -38,13 +38,11 @@ void OnSignal(int) {
 }
 
 // glibc's malloc, held to what vigild uses (docs/performance.md, "vigild's memory"): two arenas, not eight a
-// core (each thread that allocates gets one, and what one frees the others cannot reuse), and allocations of
-// 1 MiB or more (a burst's RocksDB write batches) mapped on their own, so that freeing them gives the memory
-// back (by default that threshold climbs to 32 MiB after the first such free). MALLOC_ARENA_MAX and
-// MALLOC_MMAP_THRESHOLD_ in the environment win.
+// core (each thread that allocates gets one, and what one frees the others cannot reuse). MALLOC_ARENA_MAX in
+// the environment wins. (Mapping allocations of 1 MiB or more on their own gave a burst's memory back too, but
+// cost the storm a sixth of vigild's CPU an event: not set.)
 void BoundMalloc() {
   if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, 2);
-  if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr) mallopt(M_MMAP_THRESHOLD, 1 << 20);
 }
 }  // namespace
 
