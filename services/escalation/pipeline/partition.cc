@@ -96,13 +96,22 @@ absl::Status PartitionPipeline::LoadAll(const std::string& prefix, Fn fn) const 
 }
 
 void PartitionPipeline::AddOutbox(const std::string& topic, const std::string& key, const std::string& value,
-                                  std::vector<std::pair<std::string, std::string>> headers) {
+                                  std::vector<std::pair<std::string, std::string>> headers,
+                                  const v1::Alert* transition) {
   state::OutboxRecord r;
   r.set_topic(topic);
   r.set_key(key);
   r.set_value(value);
   for (auto& [k, v] : headers) (*r.mutable_headers())[k] = v;
+  if (transition != nullptr) {
+    r.set_alert_id(transition->alert_id());
+    r.set_alert_revision(transition->revision());
+  }
   Enqueue(std::move(r));
+}
+
+std::string PartitionPipeline::InAlertsFormat(const google::protobuf::Message& message, std::string bytes) const {
+  return topics_.alerts_format == Topics::AlertFormat::kJson ? ToJsonLine(message) : std::move(bytes);
 }
 
 void PartitionPipeline::Enqueue(state::OutboxRecord r) {
@@ -157,24 +166,15 @@ void PartitionPipeline::Emit(const std::vector<v1::Alert>& alerts) {
     pending_.Put(keys_.AlertTransition(a.alert_id(), a.revision()), bytes);
     pending_.Put(keys_.AlertByTime(at, a.alert_id()), AlertIndexValue(a));
     pending_.Put(keys_.VictimAlert(a.victim_id(), at, a.alert_id()), "");
-    const std::string& published = topics_.alerts_format == Topics::AlertFormat::kJson ? ToJsonLine(a) : bytes;
-    auto publish = [&](const std::string& topic) {
-      state::OutboxRecord r;
-      r.set_topic(topic);
-      r.set_key(a.victim_id());
-      r.set_value(published);
-      r.set_alert_id(a.alert_id());
-      r.set_alert_revision(a.revision());
-      Enqueue(std::move(r));
-    };
-    publish(topics_.alerts);
+    const std::string published = InAlertsFormat(a, bytes);
+    AddOutbox(topics_.alerts, a.victim_id(), published, {}, &a);
     for (const std::string& route : topics_.routes) {
       const size_t eq = route.find('=');
       if (eq == std::string::npos) continue;
       const std::string match = route.substr(0, eq);
       const bool hit = absl::StartsWith(match, "force:") ? match.substr(6) == a.force()
                                                           : match == v1::Level_Name(a.level());
-      if (hit) publish(route.substr(eq + 1));
+      if (hit) AddOutbox(route.substr(eq + 1), a.victim_id(), published, {}, &a);
     }
   }
 }
@@ -225,8 +225,7 @@ void PartitionPipeline::EmitSourceAlert(const state::SourceSeen& seen, v1::Alert
                                   "): check that it is running and connected; calls it records may not be reaching Vigil.")
                    : absl::StrCat("Source system '", seen.source(), "' is sending events to partition ", partition_,
                                   " again."));
-  AddOutbox(topics_.source_alerts, seen.source(),
-            topics_.alerts_format == Topics::AlertFormat::kJson ? ToJsonLine(a) : DeterministicBytes(a));
+  AddOutbox(topics_.source_alerts, seen.source(), InAlertsFormat(a, DeterministicBytes(a)));
 }
 
 void PartitionPipeline::ApplyLink(const ConsumedRecord& record) {
@@ -369,7 +368,7 @@ absl::StatusOr<std::vector<state::OutboxRecord>> PartitionPipeline::Unpublished(
       return absl::DataLossError(absl::StrCat("partition ", partition_, ": the alert transition of outbox record ",
                                               r.seq(), " is missing or unreadable; drop the partition to rebuild it"));
     }
-    r.set_value(topics_.alerts_format == Topics::AlertFormat::kJson ? ToJsonLine(a) : *std::move(bytes));
+    r.set_value(InAlertsFormat(a, *std::move(bytes)));
   }
   return out;
 }

@@ -151,8 +151,13 @@ class PartitionPipeline {
   // stops the scan). DATA_LOSS when one is unreadable.
   template <typename Message, typename Fn>
   absl::Status LoadAll(const std::string& prefix, Fn fn) const;
+  // An outbox record; of an alert transition when `transition` is given (stored without its value: Enqueue).
   void AddOutbox(const std::string& topic, const std::string& key, const std::string& value,
-                 std::vector<std::pair<std::string, std::string>> headers = {});
+                 std::vector<std::pair<std::string, std::string>> headers = {},
+                 const v1::Alert* transition = nullptr);
+  // What the alert topics get of a message whose protobuf bytes are `bytes`: those, or its JSON line
+  // (Topics::alerts_format).
+  std::string InAlertsFormat(const google::protobuf::Message& message, std::string bytes) const;
   // Numbers the record (the next outbox seq) and adds it to the pending batch.
   void Enqueue(state::OutboxRecord record);
   // A bounded dead letter (see BoundedDeadLetter) of the record, with the reason.
