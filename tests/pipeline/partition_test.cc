@@ -249,6 +249,26 @@ TEST_F(PartitionTest, AlertsAreStoredOnceOutsideTheirHistoryAndLatestAndReadBack
     }).ok());
     EXPECT_EQ(entries, 2u);  // one per alert, at its latest transition
 
+    // The victim's head names its alerts by id only; read back, each is its latest transition again.
+    state::VictimState head;
+    ASSERT_TRUE(head.ParseFromString(**store->Get(keys.Victim("V1"))));
+    ASSERT_EQ(head.alerts_size(), 2);
+    for (const state::AlertRecord& r : head.alerts()) {
+      EXPECT_FALSE(r.alert().alert_id().empty());
+      EXPECT_TRUE(r.alert().reason().empty() && r.alert().evidence_event_ids().empty() && !r.alert().has_at())
+          << "the head holds the alert's bytes again";
+    }
+    auto whole = FindVictim(*store, keys, "V1");
+    ASSERT_TRUE(whole.ok() && whole->has_value()) << whole.status();
+    const std::optional<state::VictimState> held = p->processor().FindVictim("V1");
+    ASSERT_TRUE(held.has_value());
+    EXPECT_EQ(DeterministicBytes(**whole), DeterministicBytes(*held));
+    rocksdb::WriteBatch lose;
+    lose.Delete(keys.Alert(head.alerts(0).alert().alert_id()));
+    ASSERT_TRUE(store->Write(&lose, Store::Durability::kProcess).ok());
+    EXPECT_EQ(FindVictim(*store, keys, "V1").status().code(), absl::StatusCode::kDataLoss)
+        << "an alert the head names is missing";
+
     const std::vector<state::OutboxRecord> read_back = *Load(store.get())->Unpublished();
     ASSERT_EQ(read_back.size(), handed.size());
     for (size_t i = 0; i < read_back.size(); ++i) {

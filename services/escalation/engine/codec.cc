@@ -253,7 +253,11 @@ state::VictimState EncodeVictim(const live::Victim& v, bool records) {
   for (const live::Alert& a : v.alerts) {
     state::AlertRecord* r = s.add_alerts();
     r->set_key(a.key);
-    *r->mutable_alert() = AlertMessage(a, v.id);
+    if (records) {
+      *r->mutable_alert() = AlertMessage(a, v.id);
+    } else {  // the head: the alert's latest transition is stored apart (storage/keys.h, e/P/a/)
+      r->mutable_alert()->set_alert_id(a.alert_id);
+    }
     r->set_reason(a.rule_reason);
     r->set_acknowledge_within(a.acknowledge_within);
     for (uint64_t fp : a.evidence.seen_order) r->add_evidence_seen(fp);

@@ -16,8 +16,9 @@ namespace vigil {
 
 namespace state = v1::state;
 
-// The victim whole; with records=false, without its calls and applied event ids (the head that a store keeps
-// apart from them, see VictimDelta).
+// The victim whole; with records=false, the head that a store keeps apart from its records (see VictimDelta):
+// without its calls and applied event ids, and each alert by its id only (its latest transition, which the
+// store holds anyway, completes it).
 state::VictimState EncodeVictim(const live::Victim& victim, bool records = true);
 std::unique_ptr<live::Victim> DecodeVictim(const state::VictimState& stored);
 

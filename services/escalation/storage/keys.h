@@ -4,7 +4,8 @@
 // Per partition P (5 digits), of the events topic ("e/") or the suspect-links
 // topic ("l/"):
 //   e/P/meta                                   progress (state::PartitionMeta)
-//   e/P/v/<victim>                             a victim's state but its calls and event ids (state::VictimState)
+//   e/P/v/<victim>                             a victim's state but its calls and event ids, its alerts by id
+//                                              only (state::VictimState; each alert's latest transition is a/)
 //   e/P/c/<victim>\0<at><event_id>             each of its calls (state::CallRecord), in (at, event id) order
 //   e/P/d/<victim>\0<event_id>                 each event id it applied (state::SeenRecord)
 //   e/P/s/<suspect>                            a suspect's state (state::SuspectState)
@@ -48,9 +49,10 @@ enum class PartitionKind { kEvents, kSuspectLinks };
 // ids under keys of their own; 4: rules v2 (episodes, protections and bail, abandoned calls, first domestic-abuse
 // calls, the rules in force in the meta record), with event and evidence fingerprints taken by XXH3
 // (common/fingerprint.h ContentHash64) instead of FNV-1a; 5: every transition of each alert kept (h/); 6: the
-// time index (i/) and the outbox's alert transitions (o/) without the alert's bytes, which a/ and h/ hold. A
-// partition stored in another format is rebuilt from the log when it is loaded.
-inline constexpr uint32_t kStateFormat = 6;
+// time index (i/) and the outbox's alert transitions (o/) without the alert's bytes, which a/ and h/ hold; 7: the
+// victim's head record (v/) names each alert by id, without its latest transition, which a/ holds. A partition
+// stored in another format is rebuilt from the log when it is loaded.
+inline constexpr uint32_t kStateFormat = 7;
 
 // 8 bytes, most significant first: sorts as the number does.
 std::string BigEndian(uint64_t v);

@@ -47,6 +47,11 @@ absl::Status AddVictimRecords(const Store& store, const PartitionKeys& keys, sta
     v.add_seen_at(s.at());
     v.add_seen_order(s.order());
   }
+  // Each alert as its latest transition, written in the same batch as the head that names it.
+  for (state::AlertRecord& r : *v.mutable_alerts()) {
+    VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> latest, store.Get(keys.Alert(r.alert().alert_id())));
+    if (!latest || !r.mutable_alert()->ParseFromString(*latest)) return Unreadable("alert");
+  }
   return absl::OkStatus();
 }
 

@@ -1,6 +1,7 @@
 // A victim's state in the store: a head record (state::VictimState without
-// its calls and applied event ids) and one record per call and per event id
-// (keys.h), so that a commit writes what changed, not the whole victim. The
+// its calls and applied event ids, and its alerts by id only) and one record
+// per call and per event id (keys.h), so that a commit writes what changed,
+// not the whole victim; each alert is completed by its latest transition (a/). The
 // pipeline writes and reads victims here; the API reads them here. And the
 // alert time index's entries, which both read and the pipeline writes.
 #pragma once
@@ -22,8 +23,9 @@ namespace vigil {
 // Adds to `batch` the writes of one victim's delta.
 void WriteVictim(const PartitionKeys& keys, const VictimDelta& delta, rocksdb::WriteBatch* batch);
 
-// Adds a victim's calls and applied event ids, as stored, to its parsed head record: the victim whole, as
-// EncodeVictim gives it. DATA_LOSS when a record is unreadable.
+// Adds a victim's calls and applied event ids, as stored, to its parsed head record, and each of its alerts'
+// latest transition: the victim whole, as EncodeVictim gives it. DATA_LOSS when a record is unreadable or an
+// alert's transition is missing.
 absl::Status AddVictimRecords(const Store& store, const PartitionKeys& keys, state::VictimState* head);
 // The same from the head record's bytes.
 absl::StatusOr<state::VictimState> ReadVictim(const Store& store, const PartitionKeys& keys,
