@@ -133,7 +133,6 @@ void PartitionPipeline::DeadLetter(const ConsumedRecord& record, const absl::Sta
 }
 
 std::optional<Micros> PartitionPipeline::StoredAlertAt(const std::string& alert_id) {
-  if (auto it = batch_alert_at_.find(alert_id); it != batch_alert_at_.end()) return it->second;
   absl::StatusOr<std::optional<std::string>> stored = store_.Get(keys_.Alert(alert_id));
   if (!stored.ok()) {
     store_error_ = stored.status();
@@ -150,22 +149,20 @@ std::optional<Micros> PartitionPipeline::StoredAlertAt(const std::string& alert_
 
 void PartitionPipeline::Emit(const std::vector<v1::Alert>& alerts) {
   for (const v1::Alert& a : alerts) {
-    const std::string bytes = DeterministicBytes(a);
-    const Micros at = ToMicros(a.at());
-    // An alert's first transition (revision 1) has nothing before it: no store read on that path.
-    const std::optional<Micros> before = a.revision() > 1 ? StoredAlertAt(a.alert_id()) : std::nullopt;
-    if (!store_error_.ok()) return;  // the batch is abandoned: Commit says why
-    if (before) {
-      pending_.Delete(keys_.AlertByTime(*before, a.alert_id()));
-      pending_.Delete(keys_.VictimAlert(a.victim_id(), *before, a.alert_id()));
-    } else {
-      pending_.Put(AlertLocationKey(a.alert_id()), LocationValue(partition_));
+    std::string bytes = DeterministicBytes(a);
+    auto [it, first_in_batch] = batch_alert_index_.try_emplace(a.alert_id(), batch_alerts_.size());
+    if (first_in_batch) {
+      // An alert's first transition (revision 1) has nothing before it: no store read on that path.
+      std::optional<Micros> stored_at = a.revision() > 1 ? StoredAlertAt(a.alert_id()) : std::nullopt;
+      if (!store_error_.ok()) return;  // the batch is abandoned: Commit says why
+      if (!stored_at) pending_.Put(AlertLocationKey(a.alert_id()), LocationValue(partition_));
+      batch_alerts_.push_back({.alert_id = a.alert_id(), .victim_id = a.victim_id(), .stored_at = stored_at});
     }
-    batch_alert_at_[a.alert_id()] = at;
-    pending_.Put(keys_.Alert(a.alert_id()), bytes);
+    LatestAlert& latest = batch_alerts_[it->second];
+    latest.at = ToMicros(a.at());
+    latest.bytes = bytes;
+    latest.index_value = AlertIndexValue(a);
     pending_.Put(keys_.AlertTransition(a.alert_id(), a.revision()), bytes);
-    pending_.Put(keys_.AlertByTime(at, a.alert_id()), AlertIndexValue(a));
-    pending_.Put(keys_.VictimAlert(a.victim_id(), at, a.alert_id()), "");
     const std::string published = InAlertsFormat(a, bytes);
     AddOutbox(topics_.alerts, a.victim_id(), published, {}, &a);
     for (const std::string& route : topics_.routes) {
@@ -309,8 +306,22 @@ void PartitionPipeline::Apply(const ConsumedRecord& record) {
                admitted->stored);
 }
 
+void PartitionPipeline::WriteLatestAlerts() {
+  for (const LatestAlert& a : batch_alerts_) {
+    if (a.stored_at) {
+      pending_.Delete(keys_.AlertByTime(*a.stored_at, a.alert_id));
+      pending_.Delete(keys_.VictimAlert(a.victim_id, *a.stored_at, a.alert_id));
+    }
+    pending_.Put(keys_.Alert(a.alert_id), a.bytes);
+    pending_.Put(keys_.AlertByTime(a.at, a.alert_id), a.index_value);
+    pending_.Put(keys_.VictimAlert(a.victim_id, a.at, a.alert_id), "");
+  }
+  batch_alerts_.clear();
+  batch_alert_index_.clear();
+}
+
 absl::Status PartitionPipeline::Commit() {
-  batch_alert_at_.clear();
+  WriteLatestAlerts();
   if (!store_error_.ok()) {
     pending_.Clear();
     pending_outbox_.clear();

@@ -168,9 +168,12 @@ class PartitionPipeline {
   // The partition's clock reads `now`: each source silent for source_quiet_after is reported quiet (FIRING).
   void SourcesQuietBy(Micros now);
   void EmitSourceAlert(const state::SourceSeen& seen, v1::AlertState state, Micros at);
-  // The time of the alert's transition stored before this one (written in this batch or before); nullopt when
-  // none is. A store that cannot be read abandons the batch (store_error_).
+  // The time of the alert's latest transition in the store (before this batch); nullopt when none is. A store
+  // that cannot be read abandons the batch (store_error_).
   std::optional<Micros> StoredAlertAt(const std::string& alert_id);
+  // Writes each alert's latest transition of the batch (a/) and its index entries (i/, j/), once an alert
+  // however often it moved in the batch, deleting the entries of its transition stored before.
+  void WriteLatestAlerts();
 
   Store& store_;
   const Topics& topics_;
@@ -185,7 +188,17 @@ class PartitionPipeline {
   std::vector<state::OutboxRecord> committed_outbox_;  // written by Commits, not yet taken
   bool keep_outbox_ = false;
   absl::Status store_error_;     // loading a victim failed: the batch is abandoned
-  absl::flat_hash_map<std::string, Micros> batch_alert_at_;  // alerts written since the last Commit: their time
+  // The alerts that moved since the last Commit, in the order they first did: each one's latest transition.
+  struct LatestAlert {
+    std::string alert_id;
+    std::string victim_id;
+    std::optional<Micros> stored_at;  // its latest transition's time in the store, before this batch
+    Micros at = 0;
+    std::string bytes;
+    std::string index_value;  // AlertIndexValue
+  };
+  std::vector<LatestAlert> batch_alerts_;
+  absl::flat_hash_map<std::string, size_t> batch_alert_index_;  // alert id: its place in batch_alerts_
   size_t max_held_victims_ = kDefaultMaxHeldVictims;
   size_t last_commit_bytes_ = 0;
   uint64_t applied_ = 0;
