@@ -37,7 +37,7 @@ class ServiceTest : public ::testing::Test {
     ASSERT_NE(producer_, nullptr) << err_;
   }
   void TearDown() override {
-    Stop();
+    Stop().IgnoreError();  // a test that stopped it already checked how
     producer_.reset();
     store_.reset();
   }

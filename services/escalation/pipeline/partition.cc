@@ -147,8 +147,8 @@ std::optional<Micros> PartitionPipeline::StoredAlertAt(const std::string& alert_
   return ToMicros(before.at());
 }
 
-void PartitionPipeline::Emit(const std::vector<v1::Alert>& alerts) {
-  for (const v1::Alert& a : alerts) {
+void PartitionPipeline::Emit(std::vector<v1::Alert> alerts) {
+  for (v1::Alert& a : alerts) {
     std::string bytes = DeterministicBytes(a);
     auto [it, first_in_batch] = batch_alert_index_.try_emplace(a.alert_id(), batch_alerts_.size());
     if (first_in_batch) {
@@ -156,12 +156,8 @@ void PartitionPipeline::Emit(const std::vector<v1::Alert>& alerts) {
       std::optional<Micros> stored_at = a.revision() > 1 ? StoredAlertAt(a.alert_id()) : std::nullopt;
       if (!store_error_.ok()) return;  // the batch is abandoned: Commit says why
       if (!stored_at) pending_.Put(AlertLocationKey(a.alert_id()), LocationValue(partition_));
-      batch_alerts_.push_back({.alert_id = a.alert_id(), .victim_id = a.victim_id(), .stored_at = stored_at});
+      batch_alerts_.push_back({.stored_at = stored_at});
     }
-    LatestAlert& latest = batch_alerts_[it->second];
-    latest.at = ToMicros(a.at());
-    latest.bytes = bytes;
-    latest.index_value = AlertIndexValue(a);
     pending_.Put(keys_.AlertTransition(a.alert_id(), a.revision()), bytes);
     const std::string published = InAlertsFormat(a, bytes);
     AddOutbox(topics_.alerts, a.victim_id(), published, {}, &a);
@@ -173,6 +169,9 @@ void PartitionPipeline::Emit(const std::vector<v1::Alert>& alerts) {
                                                           : match == v1::Level_Name(a.level());
       if (hit) AddOutbox(route.substr(eq + 1), a.victim_id(), published, {}, &a);
     }
+    LatestAlert& latest = batch_alerts_[it->second];
+    latest.alert = std::move(a);
+    latest.bytes = std::move(bytes);
   }
 }
 
@@ -275,7 +274,7 @@ void PartitionPipeline::Apply(const ConsumedRecord& record) {
   std::vector<v1::Alert> alerts;
   if (event.has_clock_tick()) {
     processor_.AdvanceTo(ToMicros(event.occurred_at()), &alerts);
-    Emit(alerts);
+    Emit(std::move(alerts));
     SourcesQuietBy(ToMicros(event.occurred_at()));
     return;
   }
@@ -287,7 +286,7 @@ void PartitionPipeline::Apply(const ConsumedRecord& record) {
   }
   absl::Status status = processor_.Apply(event, &alerts);
   if (!store_error_.ok()) return;
-  Emit(alerts);  // deadlines that fired before a refused event stand
+  Emit(std::move(alerts));  // deadlines that fired before a refused event stand
   for (const v1::SuspectLink& link : processor_.TakeSuspectLinks()) {
     AddOutbox(topics_.suspect_links, link.suspect_id(), DeterministicBytes(link));
   }
@@ -307,14 +306,15 @@ void PartitionPipeline::Apply(const ConsumedRecord& record) {
 }
 
 void PartitionPipeline::WriteLatestAlerts() {
-  for (const LatestAlert& a : batch_alerts_) {
-    if (a.stored_at) {
-      pending_.Delete(keys_.AlertByTime(*a.stored_at, a.alert_id));
-      pending_.Delete(keys_.VictimAlert(a.victim_id, *a.stored_at, a.alert_id));
+  for (const auto& [stored_at, a, bytes] : batch_alerts_) {
+    if (stored_at) {
+      pending_.Delete(keys_.AlertByTime(*stored_at, a.alert_id()));
+      pending_.Delete(keys_.VictimAlert(a.victim_id(), *stored_at, a.alert_id()));
     }
-    pending_.Put(keys_.Alert(a.alert_id), a.bytes);
-    pending_.Put(keys_.AlertByTime(a.at, a.alert_id), a.index_value);
-    pending_.Put(keys_.VictimAlert(a.victim_id, a.at, a.alert_id), "");
+    const Micros at = ToMicros(a.at());
+    pending_.Put(keys_.Alert(a.alert_id()), bytes);
+    pending_.Put(keys_.AlertByTime(at, a.alert_id()), AlertIndexValue(a));
+    pending_.Put(keys_.VictimAlert(a.victim_id(), at, a.alert_id()), "");
   }
   batch_alerts_.clear();
   batch_alert_index_.clear();

@@ -162,7 +162,7 @@ class PartitionPipeline {
   void Enqueue(state::OutboxRecord record);
   // A bounded dead letter (see BoundedDeadLetter) of the record, with the reason.
   void DeadLetter(const ConsumedRecord& record, const absl::Status& reason);
-  void Emit(const std::vector<v1::Alert>& alerts);
+  void Emit(std::vector<v1::Alert> alerts);
   // A source sent an event the broker took at `at`: remembered; a quiet one reported back (RESOLVED).
   void SourceSent(const std::string& source, Micros at);
   // The partition's clock reads `now`: each source silent for source_quiet_after is reported quiet (FIRING).
@@ -190,12 +190,9 @@ class PartitionPipeline {
   absl::Status store_error_;     // loading a victim failed: the batch is abandoned
   // The alerts that moved since the last Commit, in the order they first did: each one's latest transition.
   struct LatestAlert {
-    std::string alert_id;
-    std::string victim_id;
     std::optional<Micros> stored_at;  // its latest transition's time in the store, before this batch
-    Micros at = 0;
-    std::string bytes;
-    std::string index_value;  // AlertIndexValue
+    v1::Alert alert;
+    std::string bytes;  // DeterministicBytes(alert)
   };
   std::vector<LatestAlert> batch_alerts_;
   absl::flat_hash_map<std::string, size_t> batch_alert_index_;  // alert id: its place in batch_alerts_
