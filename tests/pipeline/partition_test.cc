@@ -4,6 +4,7 @@
 #include "services/escalation/pipeline/partition.h"
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -258,6 +259,29 @@ TEST_F(PartitionTest, AlertsAreStoredOnceOutsideTheirHistoryAndLatestAndReadBack
       EXPECT_TRUE(r.alert().reason().empty() && r.alert().evidence_event_ids().empty() && !r.alert().has_at())
           << "the head holds the alert's bytes again";
     }
+    // Both alerts climbed within the batch: each one's latest (a/) is its last transition handed over, and its
+    // history (h/) holds every one.
+    std::map<std::string, v1::Alert> last;
+    size_t transitions = 0;
+    for (const state::OutboxRecord& r : handed) {
+      if (r.topic() != "vigil.alerts") continue;
+      v1::Alert a;
+      ASSERT_TRUE(ParseProtobufOrJson(r.value(), &a).ok());
+      last[a.alert_id()] = a;
+      ++transitions;
+    }
+    ASSERT_EQ(last.size(), 2u);
+    size_t history = 0;
+    for (const auto& [id, a] : last) {
+      EXPECT_EQ(**store->Get(keys.Alert(id)), DeterministicBytes(a)) << id;
+      EXPECT_GT(a.revision(), 1u) << id << " did not move twice in the batch";
+      ASSERT_TRUE(store->Scan(keys.AlertTransitions(id), [&](absl::string_view, absl::string_view) {
+        ++history;
+        return true;
+      }).ok());
+    }
+    EXPECT_EQ(history, transitions);
+
     auto whole = FindVictim(*store, keys, "V1");
     ASSERT_TRUE(whole.ok() && whole->has_value()) << whole.status();
     const std::optional<state::VictimState> held = p->processor().FindVictim("V1");
