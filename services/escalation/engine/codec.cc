@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "common/fingerprint.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
@@ -61,8 +62,12 @@ v1::Alert AlertMessage(const live::Alert& a, const std::string& victim_id) {
   m.set_state(a.state);
   *m.mutable_at() = ToTimestamp(a.at);
   if (a.deadline) *m.mutable_deadline() = ToTimestamp(*a.deadline);
-  m.set_reason(a.reason);
-  for (std::string& id : a.evidence.Listed()) m.add_evidence_event_ids(std::move(id));
+  std::string* reason = m.mutable_reason();
+  reason->reserve(a.note.size() + (a.note_only ? 0 : a.rule_reason.size()));
+  reason->append(a.note);
+  if (!a.note_only) reason->append(a.rule_reason);
+  for (const std::string& id : a.evidence.first) m.add_evidence_event_ids(id);
+  for (const std::string& id : a.evidence.last) m.add_evidence_event_ids(id);
   m.set_threshold(a.threshold);
   m.set_force(a.force);
   m.set_suspect_id(a.suspect_id);
@@ -422,8 +427,14 @@ std::unique_ptr<live::Victim> DecodeVictim(const state::VictimState& s) {
     if (m.has_deadline()) a.deadline = ToMicros(m.deadline());
     if (m.has_acknowledge_by()) a.acknowledge_by = ToMicros(m.acknowledge_by());
     a.acknowledged_by = m.acknowledged_by();
-    a.reason = m.reason();
     a.rule_reason = r.reason();
+    // The published reason is the note and the rule's sentence, or the note alone (a resolution's).
+    if (absl::EndsWith(m.reason(), a.rule_reason)) {
+      a.note = m.reason().substr(0, m.reason().size() - a.rule_reason.size());
+    } else {
+      a.note = m.reason();
+      a.note_only = true;
+    }
     a.revision = m.revision();
     for (int i = 0; i < m.evidence_event_ids_size(); ++i) {
       if (static_cast<size_t>(i) < live::kEvidenceEnds) {
@@ -434,7 +445,6 @@ std::unique_ptr<live::Victim> DecodeVictim(const state::VictimState& s) {
     }
     a.evidence.total = m.evidence_total();
     a.evidence.seen_order.assign(r.evidence_seen().begin(), r.evidence_seen().end());
-    a.evidence.seen.insert(r.evidence_seen().begin(), r.evidence_seen().end());
   }
   v.last_event_at = s.last_event_at();
   v.next_seq = s.next_seq();

@@ -9,7 +9,12 @@ namespace vigil::live {
 
 bool Evidence::Add(const std::string& id) {
   const uint64_t fp = ContentHash64(id);
-  if (!seen.insert(fp).second) return false;
+  if (seen_order.size() < kEvidenceScanned) {
+    if (std::find(seen_order.begin(), seen_order.end(), fp) != seen_order.end()) return false;
+  } else {
+    if (seen.empty()) seen.insert(seen_order.begin(), seen_order.end());
+    if (!seen.insert(fp).second) return false;
+  }
   seen_order.push_back(fp);
   ++total;
   if (first.size() < kEvidenceEnds) {
@@ -19,12 +24,6 @@ bool Evidence::Add(const std::string& id) {
     last.push_back(id);
   }
   return true;
-}
-
-std::vector<std::string> Evidence::Listed() const {
-  std::vector<std::string> out(first);
-  out.insert(out.end(), last.begin(), last.end());
-  return out;
 }
 
 bool TimerOrder::operator()(const TimerEntry& a, const TimerEntry& b) const {
@@ -121,9 +120,7 @@ Deadline& Victim::AddDeadline(Deadline d) {
   } else {
     escalations[d.alert_id] = key;
   }
-  Deadline& added = deadlines.emplace(key, std::move(d)).first->second;
-  Requeue();
-  return added;
+  return deadlines.emplace(key, std::move(d)).first->second;
 }
 
 void Victim::Unindex(const Deadline& d) {
@@ -139,7 +136,6 @@ void Victim::RemoveDeadline(DeadlineKey key) {
   if (it == deadlines.end()) return;
   Unindex(it->second);
   deadlines.erase(it);
-  Requeue();
 }
 
 void Victim::Requeue() {
@@ -172,7 +168,6 @@ Deadline Victim::TakeDeadline(DeadlineKey key) {
   Unindex(it->second);
   Deadline d = std::move(it->second);
   deadlines.erase(it);
-  Requeue();
   return d;
 }
 

@@ -210,14 +210,15 @@ struct Evidence {
   std::vector<std::string> first;
   std::vector<std::string> last;
   uint32_t total = 0;
+  std::vector<uint64_t> seen_order;  // the fingerprints, in the order added (for a canonical encoding)
+  // The same fingerprints as a set, built once there are more than kEvidenceScanned (most alerts have a
+  // few, which a scan of seen_order finds sooner and with no table to hold).
   absl::flat_hash_set<uint64_t> seen;
-  std::vector<uint64_t> seen_order;  // the same fingerprints, in the order added (for a canonical encoding)
 
   // Adds an id not added before; returns whether it was new.
   bool Add(const std::string& id);
-  // first then last, as the alert lists them.
-  std::vector<std::string> Listed() const;
 };
+inline constexpr size_t kEvidenceScanned = 32;
 
 struct Alert {
   std::string alert_id;
@@ -236,8 +237,11 @@ struct Alert {
   std::optional<Micros> deadline;
   std::optional<Micros> acknowledge_by;
   std::string acknowledged_by;
-  std::string reason;       // as published (with what acknowledgement or escalation added)
   std::string rule_reason;  // the rule's own sentence
+  // What its latest transition added before the rule's sentence (an acknowledgement or an escalation), or
+  // said instead of it (`note_only`: a resolution). The reason as published is the two together.
+  std::string note;
+  bool note_only = false;
   uint32_t revision = 0;
   Evidence evidence;
 
@@ -463,6 +467,8 @@ struct Victim {
   void Closed(const Alert& alert);
 
   // --- deadlines -------------------------------------------------------------
+  // These leave the victim's place in `queue` as it was: the engine's Step calls Requeue once, when it ends,
+  // so that a step that replaces the earliest deadline moves the victim in the partition's queue once.
   Deadline& AddDeadline(Deadline d);  // gives it the next seq
   void RemoveDeadline(DeadlineKey key);
   void RemoveRuleDeadline(RuleId rule, absl::string_view key);

@@ -39,8 +39,9 @@ void Step::Raise(Raising r) {
     bool added = false;
     for (const std::string& id : r.evidence) added |= open->evidence.Add(id);
     if (!added) return;
-    open->rule_reason = r.reason;
-    open->reason = std::move(r.reason);
+    open->rule_reason = std::move(r.reason);
+    open->note.clear();
+    open->note_only = false;
     // A late event's transition is stamped no earlier than the alert's last one.
     open->at = std::max(r.at, open->at);
     if (r.reopen && open->state == v1::ACKNOWLEDGED) {
@@ -70,8 +71,7 @@ void Step::Raise(Raising r) {
   a.at = r.at;
   a.fired_at = r.at;
   a.deadline = r.deadline;
-  a.rule_reason = r.reason;
-  a.reason = std::move(r.reason);
+  a.rule_reason = std::move(r.reason);
   for (const std::string& id : r.evidence) a.evidence.Add(id);
   a.evidence.total = std::max(a.evidence.total, r.evidence_total);
   live::Alert& added = v_.AddAlert(std::move(a));
@@ -91,7 +91,8 @@ void Step::Resolve(RuleId rule, const std::string& key, Micros at, const std::st
   a->at = at;
   a->acknowledge_by.reset();
   a->evidence.Add(event_id);
-  a->reason = absl::StrCat("Resolved: ", what_happened, ".");
+  a->note = absl::StrCat("Resolved: ", what_happened, ".");
+  a->note_only = true;
   v_.Closed(*a);
   Emit(*a);
 }
@@ -102,7 +103,8 @@ void Step::Acknowledge(const std::string& alert_id, const std::string& by, Micro
   v_.RemoveEscalation(alert_id);
   a->state = v1::ACKNOWLEDGED;
   a->acknowledged_by = by;
-  a->reason = absl::StrCat("Acknowledged by ", by, ". ", a->rule_reason);
+  a->note = absl::StrCat("Acknowledged by ", by, ". ");
+  a->note_only = false;
   a->acknowledge_by.reset();
   a->at = at;
   a->evidence.Add(event_id);
@@ -116,8 +118,9 @@ void Step::Escalate(const live::Deadline& d) {
   a->level = static_cast<v1::Level>(a->level + 1);
   a->state = v1::ESCALATED;
   a->at = d.due;
-  a->reason = absl::StrCat("Not acknowledged within ", FormatDuration(window), ", so it now goes to ",
-                           LevelWord(a->level), ". ", a->rule_reason);
+  a->note = absl::StrCat("Not acknowledged within ", FormatDuration(window), ", so it now goes to ",
+                         LevelWord(a->level), ". ");
+  a->note_only = false;
   if (a->level < v1::SUPERINTENDENT) {
     a->acknowledge_by = d.due + window;
     AddEscalation(*a, d.due + window);
