@@ -296,24 +296,26 @@ void Engine::ApplyFinding(const v1::SuspectFinding& finding, live::Victim* victi
 }
 
 void Engine::Fire(live::DeadlineKey key, live::Victim* victim, EngineOutput* out) const {
-  const live::Deadline d = victim->TakeDeadline(key);
-  Step step(rules_.For(victim->force), *victim, *out);
+  live::Deadline d = victim->TakeDeadline(key);
+  Step step(rules_.For(victim->force), *victim, *out);  // requeues the victim when it ends
   if (d.kind == live::Deadline::kEscalate) {
     step.Escalate(d);
     return;
   }
   if (!step.Enabled(d.rule)) return;  // disabled since (a rules change): raises nothing new
   const RuleUnit* unit = deadline_units_[static_cast<int>(d.rule)];
+  std::string reason = unit != nullptr ? unit->DeadlineReason(step, d)
+                                       : absl::StrCat("Deadline ", FormatRfc3339(d.due), " passed.");
+  std::string trigger = d.evidence.empty() ? d.key : d.evidence.front();
   step.Raise({.rule = d.rule,
-              .key = d.subject.empty() ? d.key : d.subject,
-              .incident_id = d.incident_id,
+              .key = std::move(d.subject.empty() ? d.key : d.subject),
+              .incident_id = std::move(d.incident_id),
               .at = d.due,
               .deadline = d.due,
-              .reason = unit != nullptr ? unit->DeadlineReason(step, d)
-                                        : absl::StrCat("Deadline ", FormatRfc3339(d.due), " passed."),
-              .evidence = d.evidence,
-              .trigger = d.evidence.empty() ? d.key : d.evidence.front(),
-              .suspect_id = d.suspect_id});
+              .reason = std::move(reason),
+              .evidence = std::move(d.evidence),
+              .trigger = std::move(trigger),
+              .suspect_id = std::move(d.suspect_id)});
 }
 
 // --- the suspect view ---------------------------------------------------------

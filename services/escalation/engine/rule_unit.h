@@ -33,6 +33,10 @@ struct EngineOutput {
 class Step {
  public:
   Step(const RulesConfig& rules, live::Victim& victim, EngineOutput& out) : rules_(rules), v_(victim), out_(out) {}
+  // The victim's deadlines are settled: its place in the partition's timer queue follows its earliest.
+  ~Step() { v_.Requeue(); }
+  Step(const Step&) = delete;
+  Step& operator=(const Step&) = delete;
 
   const RulesConfig& rules() const { return rules_; }
   bool Enabled(RuleId rule) const { return rules_.rule(rule).enabled; }
