@@ -49,6 +49,26 @@ TEST(ValidateTest, IdsAreBoundedAndPrintable) {
   EXPECT_THAT(Why(e), StartsWith("event_id: has control characters"));
 }
 
+TEST(ValidateTest, EveryControlByteIsFoundWhereverItIsAndNoOtherByteIs) {
+  // Ids are checked eight bytes at a time and then byte by byte: every length up to three words and a tail,
+  // every position, every byte value.
+  for (size_t length = 1; length <= 27; ++length) {
+    for (size_t at = 0; at < length; ++at) {
+      for (int b = 1; b < 256; ++b) {
+        std::string id(length, 'x');
+        id[at] = static_cast<char>(b);
+        const bool control = b < 0x20 || b == 0x7f;
+        const absl::Status s = ValidateEvent(Ev(id).Call());
+        if (control) {
+          ASSERT_EQ(s.message(), "event_id: has control characters") << "byte " << b << " at " << at;
+        } else {
+          ASSERT_TRUE(s.ok()) << "byte " << b << " at " << at << " of " << length << ": " << s;
+        }
+      }
+    }
+  }
+}
+
 TEST(ValidateTest, TimesOutsideTheSaneRangeAreRejected) {
   v1::Event e = Ev("c1").Call();
   e.mutable_occurred_at()->set_seconds(-5);
