@@ -3,6 +3,7 @@
 // restored in between, give identical alerts and identical state bytes.
 #include "services/escalation/engine/processor.h"
 
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -75,6 +76,73 @@ TEST(ProcessorPropertyTest, EveryRuleFiresSomewhereInTheSyntheticStream) {
   for (const auto& a : out) rules.insert(a.rule());
   for (int i = 0; i < kRuleCount; ++i) EXPECT_TRUE(rules.count(std::string(RuleName(static_cast<RuleId>(i)))))
       << RuleName(static_cast<RuleId>(i));
+}
+
+// An alert keeps its rule's sentence and what its latest transition said before it (an escalation, an
+// acknowledgement) or instead (a resolution). Restored from its stored state at any point, a processor publishes
+// the same transitions, reasons included, as one that ran throughout.
+TEST(ProcessorTest, ReasonsSurviveARestoreInEveryStateAndTheNextTransitionsAreTheSame) {
+  using testing::Ev;
+  std::vector<v1::Event> events = {Ev("c1").At("09:00").Call(false), Ev("c2").At("10:00").Call(false)};
+  Engine engine(RulesConfig::Defaults());
+  std::string alert_id;
+  {
+    Processor p(&engine);
+    std::vector<v1::Alert> out;
+    for (const auto& e : events) ASSERT_TRUE(p.Apply(e, &out).ok());
+    ASSERT_EQ(out.size(), 1u);
+    alert_id = out[0].alert_id();
+  }
+  for (v1::Event e : {Ev("ack").At("10:15").Ack(alert_id),  // after it escalated at 10:10
+                      Ev("c3").At("11:00").Call(false),       // the episode goes on: it fires again
+                      Ev("g2").Incident("I2").At("11:05").Graded(v1::IncidentGraded::IMMEDIATE),
+                      Ev("u2").Incident("I2").At("11:06").UnitUnavailable(),
+                      Ev("a2").Incident("I2").At("11:07").UnitAssigned(), Ev("c4").At("11:30").Call(false)}) {
+    events.push_back(std::move(e));
+  }
+  const Micros until = testing::T("12:00", 2);
+  auto run = [&](size_t split) {
+    std::vector<v1::Alert> out;
+    Processor first(&engine);
+    for (size_t i = 0; i < split; ++i) EXPECT_TRUE(first.Apply(events[i], &out).ok());
+    Processor second(&engine);
+    const state::Snapshot snapshot = first.TakeSnapshot();
+    second.Restore(snapshot);
+    EXPECT_EQ(DeterministicBytes(second.TakeSnapshot()), DeterministicBytes(snapshot)) << "after " << split;
+    for (size_t i = split; i < events.size(); ++i) EXPECT_TRUE(second.Apply(events[i], &out).ok());
+    second.AdvanceTo(until, &out);
+    std::vector<std::string> published;
+    for (const auto& a : out) published.push_back(DeterministicBytes(a));
+    return std::make_pair(out, published);
+  };
+  const auto [whole, whole_bytes] = run(events.size());
+  std::map<std::string, std::string> reasons;  // "rule STATE" -> the first such transition's reason
+  std::string firing;
+  for (const auto& a : whole) {
+    reasons.try_emplace(absl::StrCat(a.rule(), " ", v1::AlertState_Name(a.state())), a.reason());
+    if (a.rule() == "repeat-calls" && a.state() == v1::FIRING && firing.empty()) firing = a.reason();
+  }
+  EXPECT_THAT(testing::Describe(whole),
+              ::testing::ElementsAre("repeat-calls FIRING SUPERVISOR 2024-09-07T10:00:00Z V1/I1 [c1 c2]",
+                                     "repeat-calls ESCALATED INSPECTOR 2024-09-07T10:10:00Z V1/I1 [c1 c2]",
+                                     "repeat-calls ACKNOWLEDGED INSPECTOR 2024-09-07T10:15:00Z V1/I1 [c1 c2 ack]",
+                                     "repeat-calls FIRING INSPECTOR 2024-09-07T11:00:00Z V1/I1 [c1 c2 ack c3]",
+                                     "unit-unavailable FIRING SUPERVISOR 2024-09-07T11:06:00Z V1/I2 [g2 u2]",
+                                     "unit-unavailable RESOLVED SUPERVISOR 2024-09-07T11:07:00Z V1/I2 [g2 u2 a2]",
+                                     "repeat-calls ESCALATED SUPERINTENDENT 2024-09-07T11:10:00Z V1/I1 [c1 c2 ack c3]",
+                                     "attendance-overdue FIRING SUPERVISOR 2024-09-07T11:20:00Z V1/I2 [g2]",
+                                     "repeat-calls ESCALATED SUPERINTENDENT 2024-09-07T11:30:00Z V1/I1 [c1 c2 ack c3 c4]",
+                                     "attendance-overdue ESCALATED INSPECTOR 2024-09-07T11:30:00Z V1/I2 [g2]",
+                                     "attendance-overdue ESCALATED SUPERINTENDENT 2024-09-07T11:40:00Z V1/I2 [g2]"));
+  ASSERT_FALSE(firing.empty());
+  EXPECT_EQ(reasons["repeat-calls ESCALATED"],
+            "Not acknowledged within 10m, so it now goes to the duty inspector. " + firing);
+  EXPECT_EQ(reasons["repeat-calls ACKNOWLEDGED"], "Acknowledged by SGT1. " + firing);
+  EXPECT_THAT(reasons["unit-unavailable RESOLVED"], ::testing::StartsWith("Resolved: "));
+  EXPECT_EQ(reasons["unit-unavailable RESOLVED"].find(reasons["unit-unavailable FIRING"]), std::string::npos);
+  for (size_t split = 0; split < events.size(); ++split) {
+    EXPECT_EQ(run(split).second, whole_bytes) << "restored after " << split << " events";
+  }
 }
 
 TEST(ProcessorTest, InvalidEventChangesNothing) {
