@@ -108,6 +108,13 @@ absl::Status Processor::Collect(EngineOutput& output, std::vector<v1::Alert>* ou
   return absl::OkStatus();
 }
 
+EngineOutput& Processor::StepOutput() {
+  step_output_.transitions.clear();
+  step_output_.suspect_links.clear();
+  step_output_.duplicate = false;
+  return step_output_;
+}
+
 absl::Status Processor::ChangeRules(const std::string& version, const std::string& rules_yaml) {
   absl::StatusOr<RulesConfig> rules = ParseRulesYaml(rules_yaml, "rules_changed.rules_yaml");
   if (!rules.ok()) return rules.status();
@@ -133,7 +140,7 @@ absl::Status Processor::Apply(const v1::Event& event, std::vector<v1::Alert>* ou
   bool created = false;
   VIGIL_ASSIGN_OR_RETURN(live::Victim* victim, Victim(event.victim_id(), &created));
   if (loader_) recency_.splice(recency_.end(), recency_, victim->recency);
-  EngineOutput output;
+  EngineOutput& output = StepOutput();
   absl::Status status = engine_->Apply(event, victim, &output);
   if (!status.ok()) {
     if (created) Drop(event.victim_id());
@@ -161,7 +168,7 @@ void Processor::FireDue(Micros now, std::vector<v1::Alert>* out) {
   while (!timers_.empty() && timers_.begin()->due <= now) {
     live::Victim* victim = timers_.begin()->victim;
     MarkChanged(*victim);
-    EngineOutput output;
+    EngineOutput& output = StepOutput();
     engine_->Fire(victim->deadlines.begin()->first, victim, &output);
     Collect(output, out).IgnoreError();  // firing sends no links, so loads nothing
   }

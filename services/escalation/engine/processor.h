@@ -131,6 +131,8 @@ class Processor {
   void EncodeSorted(const std::function<void(state::VictimState)>& victim,
                     const std::function<void(state::SuspectState)>& suspect) const;
   absl::Status Collect(EngineOutput& output, std::vector<v1::Alert>* out);
+  // The output for one step of the engine, empty; reused, so that a step's transitions allocate no new vector.
+  EngineOutput& StepOutput();
   // Drops what no rule can use, once per day of stream time per victim.
   void MaybePrune(live::Victim& victim);
 
@@ -144,6 +146,7 @@ class Processor {
   uint64_t too_late_ = 0;
   bool route_links_ = true;
   std::vector<v1::SuspectLink> links_out_;
+  EngineOutput step_output_;  // StepOutput
   std::vector<std::string> changed_victims_;  // each victim once (live::Victim::changed)
   absl::flat_hash_set<std::string> changed_suspects_;
   Loader loader_;
