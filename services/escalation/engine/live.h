@@ -211,7 +211,7 @@ struct Evidence {
   std::vector<std::string> last;
   uint32_t total = 0;
   std::vector<uint64_t> seen_order;  // the fingerprints, in the order added (for a canonical encoding)
-  // The same fingerprints as a set, built once there are more than kEvidenceScanned (most alerts have a
+  // The same fingerprints as a set, built when one is added to kEvidenceScanned of them (most alerts have a
   // few, which a scan of seen_order finds sooner and with no table to hold).
   absl::flat_hash_set<uint64_t> seen;
 
