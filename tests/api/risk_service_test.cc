@@ -308,6 +308,10 @@ TEST_F(RiskServiceTest, TimelineErrors) {
   grpc::Status s = call(r);  // no purpose
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(Violations(s), ElementsAre("purpose"));
+  for (const char* control : {"review\n", "review before\ta MARAC meeting", "review\x7f"}) {
+    r.set_purpose(control);
+    EXPECT_THAT(Violations(call(r)), ElementsAre("purpose")) << control;
+  }
   r.set_purpose("review");
   r.set_parent("V1");
   EXPECT_THAT(Violations(call(r)), ElementsAre("parent"));

@@ -105,9 +105,7 @@ grpc::Status CheckPurpose(const std::string& purpose) {
   if (purpose.size() > kMaxPurposeLength) {
     return BadField("purpose", absl::StrCat("at most ", kMaxPurposeLength, " characters"));
   }
-  for (unsigned char c : purpose) {
-    if (c < 0x20 || c == 0x7f) return BadField("purpose", "has control characters");
-  }
+  if (!IsPrintable(purpose)) return BadField("purpose", "has control characters");
   return grpc::Status::OK;
 }
 

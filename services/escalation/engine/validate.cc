@@ -22,29 +22,6 @@ absl::Status Invalid(absl::string_view field, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
 }
 
-// No byte below 0x20 and none 0x7f. Eight bytes at a time: (w - 0x20 in each byte) & ~w & 0x80 in each byte is
-// nonzero exactly when some byte of w is below 0x20, and the same test for 0x01 on w ^ 0x7f... finds a 0x7f.
-// The last word overlaps the one before it; a string under eight bytes is padded with a printable byte.
-bool IsPrintable(absl::string_view s) {
-  constexpr uint64_t kOnes = 0x0101010101010101ULL;
-  constexpr uint64_t kHigh = 0x8080808080808080ULL;
-  auto bad = [](uint64_t w) {
-    const uint64_t del = w ^ (0x7f * kOnes);
-    return (((w - 0x20 * kOnes) & ~w) | ((del - kOnes) & ~del)) & kHigh;
-  };
-  uint64_t w = 'x' * kOnes;
-  if (s.size() < 8) {
-    if (!s.empty()) std::memcpy(&w, s.data(), s.size());
-    return bad(w) == 0;
-  }
-  for (size_t i = 0; i + 8 < s.size(); i += 8) {
-    std::memcpy(&w, s.data() + i, 8);
-    if (bad(w) != 0) return false;
-  }
-  std::memcpy(&w, s.data() + s.size() - 8, 8);
-  return bad(w) == 0;
-}
-
 absl::Status CheckId(absl::string_view field, const std::string& value, bool required) {
   if (value.empty()) return required ? Invalid(field, "required") : absl::OkStatus();
   if (value.size() > kMaxIdLength) {
@@ -239,6 +216,29 @@ absl::Status CheckPayload(const Event& e) {
 }
 
 }  // namespace
+
+// No byte below 0x20 and none 0x7f. Eight bytes at a time: (w - 0x20 in each byte) & ~w & 0x80 in each byte is
+// nonzero exactly when some byte of w is below 0x20, and the same test for 0x01 on w ^ 0x7f... finds a 0x7f.
+// The last word overlaps the one before it; a string under eight bytes is padded with a printable byte.
+bool IsPrintable(absl::string_view s) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHigh = 0x8080808080808080ULL;
+  auto bad = [](uint64_t w) {
+    const uint64_t del = w ^ (0x7f * kOnes);
+    return (((w - 0x20 * kOnes) & ~w) | ((del - kOnes) & ~del)) & kHigh;
+  };
+  uint64_t w = 'x' * kOnes;
+  if (s.size() < 8) {
+    if (!s.empty()) std::memcpy(&w, s.data(), s.size());
+    return bad(w) == 0;
+  }
+  for (size_t i = 0; i + 8 < s.size(); i += 8) {
+    std::memcpy(&w, s.data() + i, 8);
+    if (bad(w) != 0) return false;
+  }
+  std::memcpy(&w, s.data() + s.size() - 8, 8);
+  return bad(w) == 0;
+}
 
 absl::Status ValidateEvent(const Event& e) {
   VIGIL_RETURN_IF_ERROR(CheckId("event_id", e.event_id(), true));
