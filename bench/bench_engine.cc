@@ -40,7 +40,11 @@
 
 namespace {
 
-double ThreadCpuSeconds();
+double ThreadCpuSeconds() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + t.tv_nsec / 1e9;
+}
 
 struct Result {
   double seconds = 0;
@@ -97,12 +101,6 @@ double FloodSeconds(int calls) {
     out.clear();
   }
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-double ThreadCpuSeconds() {
-  timespec t{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return static_cast<double>(t.tv_sec) + t.tv_nsec / 1e9;
 }
 
 double ProcessCpuSeconds() {
