@@ -15,7 +15,9 @@
 // the partitions on two threads side by side (vigild's --apply-threads 2), and the
 // ratio of the two.
 //
-//   vigil-bench-engine [--events N] [--victims N] [--seed N] [--pipeline-events N]
+//   vigil-bench-engine [--events N] [--victims N] [--seed N] [--pipeline-events N] [--pipeline-turn N]
+//                      [--pipeline-max-held N]   (vigild's --batch-max shared by four, and --max-held-victims)
+#include <malloc.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -30,6 +32,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/store.h"
@@ -103,6 +106,12 @@ double FloodSeconds(int calls) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// Bytes malloc has handed out and not had back (mapped blocks included).
+size_t HeapInUse() {
+  const struct mallinfo2 m = mallinfo2();
+  return m.uordblks + m.hblkhd;
+}
+
 double ProcessCpuSeconds() {
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
@@ -113,7 +122,7 @@ double ProcessCpuSeconds() {
 // vigild's loop over `events`, without a broker (see the top of this file), its partitions applied and stored
 // on `threads` threads side by side as vigild's --apply-threads does (1: in turn on this thread). Prints the
 // figures; returns events/s. Exits on a store error.
-double RunPipeline(size_t events, int threads, size_t turn) {
+double RunPipeline(size_t events, int threads, size_t turn, size_t max_held) {
   constexpr int kPartitions = 4;
   const auto stream = vigil::synthetic::SyntheticStream({.events = events, .victims = events / 10, .seed = 9});
   std::vector<std::vector<std::pair<std::string, std::string>>> records(kPartitions);  // key, value
@@ -131,6 +140,7 @@ double RunPipeline(size_t events, int threads, size_t turn) {
     std::exit(1);
   };
   double rate = 0;
+  const size_t heap0 = HeapInUse();
   {
     absl::StatusOr<std::unique_ptr<vigil::Store>> store = vigil::Store::Open(dir);
     if (!store.ok()) fail(store.status());
@@ -142,6 +152,7 @@ double RunPipeline(size_t events, int threads, size_t turn) {
       auto part = vigil::PartitionPipeline::Load(store->get(), &engine, &topics, &admission, p);
       if (!part.ok()) fail(part.status());
       (*part)->KeepCommittedOutbox();
+      (*part)->set_max_held_victims(max_held);
       parts.push_back(*std::move(part));
     }
     vigil::Workers workers(threads);
@@ -187,6 +198,19 @@ double RunPipeline(size_t events, int threads, size_t turn) {
       std::printf("pipeline CPU an event: %.1f us the loop's thread, %.1f us the process (RocksDB's background "
                   "threads too)\n",
                   thread * 1e6 / stream.size(), process * 1e6 / stream.size());
+      size_t held = 0, awaiting = 0, appeared = 0;
+      for (const auto& part : parts) {
+        held += part->processor().victim_count();
+        awaiting += part->processor().victims_awaiting_deadline();
+      }
+      for (const auto& r : records) {
+        absl::flat_hash_set<absl::string_view> keys;
+        for (const auto& [key, value] : r) keys.insert(key);
+        appeared += keys.size();
+      }
+      std::printf("pipeline at the end: %zu victims held of %zu, %zu awaiting a deadline; heap in use by the store "
+                  "and the pipelines %.1f MB\n",
+                  held, appeared, awaiting, (static_cast<double>(HeapInUse()) - static_cast<double>(heap0)) / 1e6);
     } else {
       std::printf("pipeline, partitions on %d threads side by side:  %10.0f events/s  (%llu outbox records; %.1f us "
                   "CPU an event, the process)\n",
@@ -209,6 +233,7 @@ int main(int argc, char** argv) {
   vigil::synthetic::StreamOptions options;
   size_t pipeline_events = 200000;
   size_t pipeline_turn = 5000;  // vigild's --batch-max (20,000) shared by four partitions with a backlog
+  size_t pipeline_max_held = vigil::kDefaultMaxHeldVictims;  // vigild's --max-held-victims
   for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
     uint64_t value = 0;
@@ -219,9 +244,10 @@ int main(int argc, char** argv) {
     else if (number && flag == "--seed") options.seed = value;
     else if (number && flag == "--pipeline-events") pipeline_events = value;
     else if (number && value > 0 && flag == "--pipeline-turn") pipeline_turn = value;
+    else if (number && flag == "--pipeline-max-held") pipeline_max_held = value;
     else {
       std::fprintf(stderr, "usage: %s [--events N] [--victims N] [--seed N] [--pipeline-events N] "
-                   "[--pipeline-turn N>0]\n", argv[0]);
+                   "[--pipeline-turn N>0] [--pipeline-max-held N]\n", argv[0]);
       return 2;
     }
   }
@@ -256,8 +282,8 @@ int main(int argc, char** argv) {
               "(goal: at most 5)\n",
               small, large, large / small);
   if (pipeline_events > 0) {
-    const double one = RunPipeline(pipeline_events, 1, pipeline_turn);
-    const double two = RunPipeline(pipeline_events, 2, pipeline_turn);
+    const double one = RunPipeline(pipeline_events, 1, pipeline_turn, pipeline_max_held);
+    const double two = RunPipeline(pipeline_events, 2, pipeline_turn, pipeline_max_held);
     std::printf("ratio pipeline side by side / one thread: %.2f (on the 2 cores, with nothing else running)\n",
                 two / one);
   }

@@ -39,7 +39,7 @@ class RulesTest : public ::testing::Test {
   }
   std::vector<std::string> Advance(Micros t) {
     std::vector<v1::Alert> out;
-    processor_.AdvanceTo(t, &out);
+    EXPECT_TRUE(processor_.AdvanceTo(t, &out).ok());
     return Keep(out);
   }
   std::vector<std::string> Keep(const std::vector<v1::Alert>& out) {

@@ -47,7 +47,7 @@ ReplayRun ApplyAll(const std::vector<v1::Event>& events, size_t split, Micros un
   second.Restore(restored);
   EXPECT_EQ(DeterministicBytes(second.TakeSnapshot()), bytes) << "restore is not exact";
   for (size_t i = split; i < events.size(); ++i) EXPECT_TRUE(second.Apply(events[i], &out).ok());
-  second.AdvanceTo(until, &out);
+  EXPECT_TRUE(second.AdvanceTo(until, &out).ok());
   drain();
   run.state = DeterministicBytes(second.TakeSnapshot());
   return run;
@@ -71,7 +71,7 @@ TEST(ProcessorPropertyTest, EveryRuleFiresSomewhereInTheSyntheticStream) {
   Processor p(&engine);
   std::vector<v1::Alert> out;
   for (const auto& e : events) ASSERT_TRUE(p.Apply(e, &out).ok());
-  p.AdvanceTo(ToMicros(events.back().occurred_at()) + 40 * kMicrosPerDay, &out);
+  ASSERT_TRUE(p.AdvanceTo(ToMicros(events.back().occurred_at()) + 40 * kMicrosPerDay, &out).ok());
   std::set<std::string> rules;
   for (const auto& a : out) rules.insert(a.rule());
   for (int i = 0; i < kRuleCount; ++i) EXPECT_TRUE(rules.count(std::string(RuleName(static_cast<RuleId>(i)))))
@@ -110,7 +110,7 @@ TEST(ProcessorTest, ReasonsSurviveARestoreInEveryStateAndTheNextTransitionsAreTh
     second.Restore(snapshot);
     EXPECT_EQ(DeterministicBytes(second.TakeSnapshot()), DeterministicBytes(snapshot)) << "after " << split;
     for (size_t i = split; i < events.size(); ++i) EXPECT_TRUE(second.Apply(events[i], &out).ok());
-    second.AdvanceTo(until, &out);
+    EXPECT_TRUE(second.AdvanceTo(until, &out).ok());
     std::vector<std::string> published;
     for (const auto& a : out) published.push_back(DeterministicBytes(a));
     return std::make_pair(out, published);
@@ -163,7 +163,7 @@ TEST(ProcessorTest, StreamTimeNeverGoesBack) {
   ASSERT_TRUE(p.Apply(testing::Ev("c1").At("12:00").Call(false), &out).ok());
   ASSERT_TRUE(p.Apply(testing::Ev("c2").Victim("V2").At("09:00").Call(false), &out).ok());
   EXPECT_EQ(p.stream_time(), testing::T("12:00"));
-  p.AdvanceTo(testing::T("11:00"), &out);
+  ASSERT_TRUE(p.AdvanceTo(testing::T("11:00"), &out).ok());
   EXPECT_EQ(p.stream_time(), testing::T("12:00"));
 }
 
@@ -180,43 +180,106 @@ TEST(ProcessorTest, DeadlinesDueTogetherFireByVictimIdThenInTheOrderAdded) {
   // V3's request at 08:58 comes last but is due first (09:58).
   ASSERT_TRUE(p.Apply(testing::Ev("r3").Victim("V3").At("08:58").Incident("I3").ArrestRequested("R3"), &out).ok());
   ASSERT_TRUE(out.empty());
-  p.AdvanceTo(testing::T("10:05"), &out);
+  ASSERT_TRUE(p.AdvanceTo(testing::T("10:05"), &out).ok());
   std::vector<std::string> fired;
   for (const auto& a : out) fired.push_back(absl::StrCat(a.rule(), " ", a.victim_id(), " ", a.evidence_event_ids(0)));
   EXPECT_THAT(fired, ::testing::ElementsAre("arrest-overdue V3 r3", "arrest-overdue V1 r1b", "arrest-overdue V1 r1a",
                                             "arrest-overdue V2 r2"));
 }
 
-TEST(ProcessorTest, EvictsTheLeastRecentlyAppliedIdleVictimsAndKeepsThoseAwaitingADeadline) {
+// What vigild's store does for a processor: each commit keeps the changed victims' encodings, and an evicted
+// victim is read back from them.
+struct MapStore {
+  std::map<std::string, state::VictimState> victims;
+  bool lost = false;  // the store has lost everything (a fault)
+  void Attach(Processor& p) {
+    p.set_loader([this](const std::string& id) -> absl::StatusOr<std::optional<state::VictimState>> {
+      auto it = victims.find(id);
+      if (lost || it == victims.end()) return std::nullopt;
+      return it->second;
+    });
+  }
+  void Commit(Processor& p) {
+    for (const std::string& id : p.TakeChangedVictims()) {
+      if (auto v = p.FindVictim(id)) victims[id] = *v;
+    }
+  }
+};
+
+std::vector<std::string> Held(const Processor& p, int victims) {
+  std::vector<std::string> held;
+  for (int i = 0; i < victims; ++i) {
+    if (p.FindVictim(absl::StrCat("V", i))) held.push_back(absl::StrCat("V", i));
+  }
+  return held;
+}
+
+TEST(ProcessorTest, EvictsTheLeastRecentlyAppliedVictimsAndLoadsThoseAwaitingADeadlineWhenItFallsDue) {
   Engine engine(RulesConfig::Defaults());
   Processor p(&engine);
-  p.set_loader([](const std::string&) -> absl::StatusOr<std::optional<state::VictimState>> { return std::nullopt; });
-  std::vector<v1::Alert> out;
-  // V0 has an urgent arrest request (a deadline pending); V1..V9 one call each; then V1 again.
-  ASSERT_TRUE(p.Apply(testing::Ev("a0").Victim("V0").At("09:59").Incident("I0").ArrestRequested("R0"), &out).ok());
+  Processor all_held(&engine);
+  MapStore store;
+  store.Attach(p);
+  std::vector<v1::Alert> out, expected;
+  auto apply = [&](const v1::Event& e) {
+    ASSERT_TRUE(p.Apply(e, &out).ok());
+    ASSERT_TRUE(all_held.Apply(e, &expected).ok());
+  };
+  // V0 has an urgent arrest request (arrest-overdue due at 10:59); V1..V9 one call each; then V1 again.
+  apply(testing::Ev("a0").Victim("V0").At("09:59").Incident("I0").ArrestRequested("R0"));
   for (int i = 1; i < 10; ++i) {
     const std::string id = absl::StrCat("V", i);
-    ASSERT_TRUE(p.Apply(testing::Ev("c" + id).Victim(id).AtMicros(testing::T("10:00") + i).Call(false), &out).ok());
+    apply(testing::Ev("c" + id).Victim(id).AtMicros(testing::T("10:00") + i).Call(false));
   }
-  ASSERT_TRUE(p.Apply(testing::Ev("again").Victim("V1").At("10:10").Call(false), &out).ok());
+  apply(testing::Ev("again").Victim("V1").At("10:10").Call(false));
   EXPECT_EQ(p.victim_count(), 10u);
   // V0's arrest, and V1's repeat-calls alert waiting to be acknowledged.
   EXPECT_EQ(p.victims_awaiting_deadline(), 2u);
-  p.TakeChangedVictims();
+  store.Commit(p);
   p.Evict(5);
-  EXPECT_EQ(p.victim_count(), 5u);
-  EXPECT_EQ(p.victims_awaiting_deadline(), 2u);
-  std::vector<std::string> held;
-  for (int i = 0; i < 10; ++i) {
-    if (p.FindVictim(absl::StrCat("V", i))) held.push_back(absl::StrCat("V", i));
-  }
-  EXPECT_THAT(held, ::testing::ElementsAre("V0", "V1", "V7", "V8", "V9"));
-  // A victim changed since the last commit stays too, however long ago it was applied to before.
-  ASSERT_TRUE(p.Apply(testing::Ev("c-new").Victim("V10").At("10:20").Call(false), &out).ok());
+  EXPECT_THAT(Held(p, 10), ::testing::ElementsAre("V1", "V6", "V7", "V8", "V9"));
+  EXPECT_EQ(p.victims_awaiting_deadline(), 2u) << "V0's deadline waits, though V0 is not held";
+  EXPECT_EQ(p.victims_parked(), 1u);
+
+  // V0's deadline falls due: V0 is loaded, its alert fires as if it had been held all along.
+  ASSERT_TRUE(p.AdvanceTo(testing::T("11:00"), &out).ok());
+  ASSERT_TRUE(all_held.AdvanceTo(testing::T("11:00"), &expected).ok());
+  ASSERT_EQ(out.size(), expected.size());
+  for (size_t i = 0; i < out.size(); ++i) EXPECT_EQ(DeterministicBytes(out[i]), DeterministicBytes(expected[i]));
+  EXPECT_THAT(out, ::testing::Contains(::testing::Property(&v1::Alert::rule, "arrest-overdue")));
+  EXPECT_EQ(p.victims_parked(), 0u);
+  EXPECT_TRUE(p.FindVictim("V0"));
+
+  // A victim changed since the last commit stays, however long ago it was applied to before.
+  apply(testing::Ev("c-new").Victim("V10").At("11:20").Call(false));
   p.Evict(1);
   EXPECT_TRUE(p.FindVictim("V10")) << "changed, not yet taken by a commit";
-  EXPECT_TRUE(p.FindVictim("V0")) << "a deadline pending";
+  EXPECT_TRUE(p.FindVictim("V0")) << "changed by its deadline firing, not yet taken by a commit";
   for (const char* idle : {"V7", "V8", "V9"}) EXPECT_FALSE(p.FindVictim(idle)) << idle;
+}
+
+TEST(ProcessorTest, AnEvictedVictimsDeadlineWaitsWhileItCannotBeLoaded) {
+  Engine engine(RulesConfig::Defaults());
+  Processor p(&engine);
+  MapStore store;
+  store.Attach(p);
+  std::vector<v1::Alert> out;
+  ASSERT_TRUE(p.Apply(testing::Ev("a0").Victim("V0").At("09:59").Incident("I0").ArrestRequested("R0"), &out).ok());
+  store.Commit(p);
+  p.Evict(0);
+  ASSERT_EQ(p.victims_parked(), 1u);
+  store.lost = true;
+  EXPECT_EQ(p.AdvanceTo(testing::T("11:00"), &out).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(p.Apply(testing::Ev("c1").Victim("V1").At("11:01").Call(false), &out).code(),
+            absl::StatusCode::kDataLoss)
+      << "an event after the deadline is not applied before it";
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(p.victims_parked(), 1u) << "the deadline is still waiting";
+  store.lost = false;
+  ASSERT_TRUE(p.AdvanceTo(testing::T("11:00"), &out).ok());
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].rule(), "arrest-overdue");
+  EXPECT_EQ(ToMicros(out[0].at()), testing::T("10:59"));
 }
 
 }  // namespace

@@ -28,7 +28,7 @@ bool Evidence::Add(const std::string& id) {
 
 bool TimerOrder::operator()(const TimerEntry& a, const TimerEntry& b) const {
   if (a.due != b.due) return a.due < b.due;
-  return a.victim != b.victim && a.victim->id < b.victim->id;
+  return a.id != b.id && *a.id < *b.id;
 }
 
 Incident& Victim::IncidentFor(absl::string_view id) {
@@ -144,12 +144,12 @@ void Victim::Requeue() {
       deadlines.empty() ? std::nullopt : std::optional<Micros>(deadlines.begin()->first.first);
   if (due == queued_due) return;
   Dequeue();
-  if (due) queue->insert({*due, this});
+  if (due) queue->insert({*due, &id, this});
   queued_due = due;
 }
 
 void Victim::Dequeue() {
-  if (queue != nullptr && queued_due) queue->erase({*queued_due, this});
+  if (queue != nullptr && queued_due) queue->erase({*queued_due, &id, this});
   queued_due.reset();
 }
 

@@ -331,10 +331,12 @@ struct Victim;
 // The partition's timer queue: each victim with a deadline pending, once, at its earliest deadline's due time,
 // in (due, victim id) order. Popping the first and firing that victim's first deadline (its own are in
 // (due, seq) order) fires every deadline in (due, victim id, seq) order, and a victim's later deadlines cost
-// the queue nothing until they become its earliest.
+// the queue nothing until they become its earliest. A victim that is not held (evicted to the store with a
+// deadline pending) keeps its entry, with no victim: it is loaded when the entry comes first and is due.
 struct TimerEntry {
   Micros due;
-  Victim* victim;
+  const std::string* id;  // the victim's id: the held victim's own, or the processor's copy while not held
+  Victim* victim;         // nullptr while not held
 };
 struct TimerOrder {
   bool operator()(const TimerEntry& a, const TimerEntry& b) const;

@@ -35,9 +35,13 @@ void Processor::Evict(size_t max_held) {
   if (!loader_ || victims_.size() <= max_held) return;
   for (size_t budget = 4 * (victims_.size() - max_held) + 256; budget > 0 && victims_.size() > max_held; --budget) {
     live::Victim* v = recency_.front();
-    if (v->deadlines.empty() && !v->changed) {
+    if (!v->changed) {
       const std::string id = v->id;
-      Drop(id);
+      if (v->queued_due) {
+        Park(id, *v->queued_due);  // drops it, keeping its place in the timer queue
+      } else {
+        Drop(id);
+      }
     } else {
       recency_.splice(recency_.end(), recency_, recency_.begin());
     }
@@ -46,6 +50,10 @@ void Processor::Evict(size_t max_held) {
 
 void Processor::Hold(std::unique_ptr<live::Victim> victim) {
   Drop(victim->id);
+  if (auto parked = parked_.find(victim->id); parked != parked_.end()) {
+    timers_.erase({parked->second, &parked->first, nullptr});
+    parked_.erase(parked);
+  }
   victim->queue = &timers_;
   victim->Requeue();
   if (loader_) victim->recency = recency_.insert(recency_.end(), victim.get());
@@ -136,7 +144,7 @@ absl::Status Processor::Apply(const v1::Event& event, std::vector<v1::Alert>* ou
   }
   // Deadlines due before the event fire first: an action recorded at t did not
   // happen before them, and an acknowledgement at t may name an alert they raise.
-  AdvanceTo(t - 1, out);
+  VIGIL_RETURN_IF_ERROR(AdvanceTo(t - 1, out));
   bool created = false;
   VIGIL_ASSIGN_OR_RETURN(live::Victim* victim, Victim(event.victim_id(), &created));
   if (loader_) recency_.splice(recency_.end(), recency_, victim->recency);
@@ -149,7 +157,7 @@ absl::Status Processor::Apply(const v1::Event& event, std::vector<v1::Alert>* ou
   if (output.duplicate) return absl::OkStatus();
   MarkChanged(*victim);
   VIGIL_RETURN_IF_ERROR(Collect(output, out));
-  AdvanceTo(t, out);
+  VIGIL_RETURN_IF_ERROR(AdvanceTo(t, out));
   MaybePrune(*victim);
   return absl::OkStatus();
 }
@@ -159,19 +167,29 @@ void Processor::MaybePrune(live::Victim& victim) {
   engine_->Prune(stream_time_, &victim);
 }
 
-void Processor::AdvanceTo(Micros t, std::vector<v1::Alert>* out) {
+absl::Status Processor::AdvanceTo(Micros t, std::vector<v1::Alert>* out) {
   stream_time_ = std::max(stream_time_, t);
-  FireDue(stream_time_, out);
+  return FireDue(stream_time_, out);
 }
 
-void Processor::FireDue(Micros now, std::vector<v1::Alert>* out) {
-  while (!timers_.empty() && timers_.begin()->due <= now) {
+absl::Status Processor::FireDue(Micros through, std::vector<v1::Alert>* out) {
+  while (!timers_.empty() && timers_.begin()->due <= through) {
     live::Victim* victim = timers_.begin()->victim;
+    if (victim == nullptr) {
+      // Evicted with this deadline pending: loading it puts it back in the queue, held, at the same place.
+      const std::string id = *timers_.begin()->id;
+      VIGIL_ASSIGN_OR_RETURN(victim, Find(id));
+      if (victim == nullptr) {
+        return absl::DataLossError("a victim evicted with a deadline pending is not in the store");
+      }
+      continue;
+    }
     MarkChanged(*victim);
     EngineOutput& output = StepOutput();
     engine_->Fire(victim->deadlines.begin()->first, victim, &output);
     Collect(output, out).IgnoreError();  // firing sends no links, so loads nothing
   }
+  return absl::OkStatus();
 }
 
 void Processor::MarkChanged(live::Victim& victim) {
@@ -208,6 +226,16 @@ std::vector<std::string> Processor::TakeChangedSuspects() {
 
 void Processor::Load(const state::VictimState& v) { Hold(DecodeVictim(v)); }
 
+void Processor::Park(const std::string& victim_id, Micros due) {
+  Drop(victim_id);
+  auto [parked, added] = parked_.try_emplace(victim_id, due);
+  if (!added) {
+    timers_.erase({parked->second, &parked->first, nullptr});
+    parked->second = due;
+  }
+  timers_.insert({due, &parked->first, nullptr});
+}
+
 void Processor::LoadSuspect(const state::SuspectState& s) { suspects_[s.suspect_id()] = DecodeSuspect(s); }
 
 void Processor::EncodeSorted(const std::function<void(state::VictimState)>& victim,
@@ -242,6 +270,7 @@ void Processor::Restore(const state::Snapshot& snapshot) {
   recency_.clear();
   suspects_.clear();
   timers_.clear();
+  parked_.clear();
   stream_time_ = snapshot.stream_time();
   changed_victims_.clear();
   changed_suspects_.clear();

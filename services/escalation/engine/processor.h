@@ -11,9 +11,11 @@
 // rule (it is counted in too_late()); the caller keeps it on the timeline.
 //
 // Memory follows the active caseload: with a loader (vigild's store), a victim
-// with no pending deadline may be evicted (Evict) and is loaded again on its
-// next event or finding. Eviction goes through the canonical encoding, which
-// is exact, so it changes no output and no digest.
+// may be evicted (Evict) and is loaded again on its next event or finding, or
+// when its earliest pending deadline falls due: an evicted victim keeps only its
+// entry in the timer queue (its id and that deadline's due time). Eviction goes
+// through the canonical encoding, which is exact, so it changes no output and no
+// digest.
 //
 // Not thread-safe: one thread drives a processor.
 #pragma once
@@ -63,8 +65,9 @@ class Processor {
   // The suspect view: applies a link to its suspect's state; appends findings.
   void ApplyLink(const v1::SuspectLink& link, std::vector<v1::SuspectFinding>* findings);
 
-  // Moves stream time forward to `t` (never back) and fires what falls due.
-  void AdvanceTo(Micros t, std::vector<v1::Alert>* out);
+  // Moves stream time forward to `t` (never back) and fires what falls due. An error only when a victim
+  // evicted with a deadline pending cannot be loaded: what fired before it stands, and the rest waits.
+  absl::Status AdvanceTo(Micros t, std::vector<v1::Alert>* out);
 
   Micros stream_time() const { return stream_time_; }
 
@@ -77,8 +80,10 @@ class Processor {
   // The last rules change applied (version, YAML), if any: what a store keeps to load the same rules again.
   const std::optional<std::pair<std::string, std::string>>& rules_change() const { return rules_change_; }
   size_t victim_count() const { return victims_.size(); }
-  // Held victims with a deadline pending (Evict may not let them go): one timer queue entry each.
+  // Victims with a deadline pending, held or not: one timer queue entry each.
   size_t victims_awaiting_deadline() const { return timers_.size(); }
+  // Of those, the ones evicted to the store (Evict), held again when their deadline falls due.
+  size_t victims_parked() const { return parked_.size(); }
   // Events older than stream time minus the horizon, applied to no rule.
   uint64_t too_late() const { return too_late_; }
 
@@ -98,14 +103,18 @@ class Processor {
   using Loader = std::function<absl::StatusOr<std::optional<state::VictimState>>(const std::string& victim_id)>;
   // Set it before anything is held: only then does the processor keep the order of recency Evict needs.
   void set_loader(Loader loader);
-  // Evicts the victims least recently applied to, among those with no pending deadline and no change since
-  // TakeChangedVictims, until at most `max_held` are held. One that may not go yet counts as applied to now.
+  // Evicts the victims least recently applied to, among those with no change since TakeChangedVictims, until
+  // at most `max_held` are held. One that may not go yet counts as applied to now. One with a deadline pending
+  // leaves its id and earliest due time in the timer queue (victims_parked).
   // Its cost follows what it evicts, not what is held: it looks at no more than four held victims for each
   // one it has to evict (plus 256), so a call may leave more than `max_held` for the next. Needs a loader.
   void Evict(size_t max_held);
 
   // Adds stored state, as when a partition is loaded. Not marked changed.
   void Load(const state::VictimState& victim);
+  // Notes a stored victim with a deadline pending, not held: it is loaded when its earliest deadline (`due`)
+  // falls due, or on its next event. For a partition loaded with a loader set, instead of Load.
+  void Park(const std::string& victim_id, Micros due);
   void LoadSuspect(const state::SuspectState& suspect);
   void set_stream_time(Micros t) { stream_time_ = t; }
 
@@ -122,11 +131,13 @@ class Processor {
   absl::StatusOr<live::Victim*> Find(const std::string& victim_id);
   // The victim, held, loaded or new (`*created` says which).
   absl::StatusOr<live::Victim*> Victim(const std::string& victim_id, bool* created = nullptr);
+  // Holds the victim (replacing one held with its id) and takes it off the parked list.
   void Hold(std::unique_ptr<live::Victim> victim);
   void Drop(const std::string& victim_id);
   // Notes that the victim's state changed since the last TakeChangedVictims.
   void MarkChanged(live::Victim& victim);
-  void FireDue(Micros now, std::vector<v1::Alert>* out);
+  // Fires every deadline due at or before `through`, in order.
+  absl::Status FireDue(Micros through, std::vector<v1::Alert>* out);
   // Hands each held victim's and suspect's encoding to the callbacks, in id order (a snapshot's order).
   void EncodeSorted(const std::function<void(state::VictimState)>& victim,
                     const std::function<void(state::SuspectState)>& suspect) const;
@@ -142,6 +153,9 @@ class Processor {
   absl::flat_hash_map<std::string, std::unique_ptr<live::Victim>> victims_;
   absl::node_hash_map<std::string, live::Suspect> suspects_;
   live::TimerQueue timers_;
+  // Evicted victims with a deadline pending: id -> the due time of their entry in timers_, which points at the
+  // id here (a node map: the key does not move).
+  absl::node_hash_map<std::string, Micros> parked_;
   Micros stream_time_ = INT64_MIN;
   uint64_t too_late_ = 0;
   bool route_links_ = true;

@@ -65,11 +65,13 @@ absl::StatusOr<std::unique_ptr<PartitionPipeline>> PartitionPipeline::Load(Store
                                               p->meta_.rules_version(), ") are unreadable: ", s.message()));
     }
   }
-  // Victims waiting for a deadline are held from the start; the others are loaded on their next event.
+  // No victim is held from the start: each is loaded on its next event, or when its earliest pending deadline
+  // falls due (the timer queue keeps the id and due time of those waiting for one).
   VIGIL_RETURN_IF_ERROR(p->LoadAll<state::VictimState>(p->keys_.Victims(), [&](state::VictimState& v) {
     if (v.deadlines_size() == 0) return absl::OkStatus();
-    VIGIL_RETURN_IF_ERROR(AddVictimRecords(*store, p->keys_, &v));
-    p->processor_.Load(v);
+    Micros due = v.deadlines(0).due();
+    for (const state::Deadline& d : v.deadlines()) due = std::min(due, d.due());
+    p->processor_.Park(v.victim_id(), due);
     return absl::OkStatus();
   }));
   VIGIL_RETURN_IF_ERROR(p->LoadAll<state::SuspectState>(p->keys_.Suspects(), [&](state::SuspectState& s) {
@@ -273,7 +275,10 @@ void PartitionPipeline::Apply(const ConsumedRecord& record) {
   const v1::Event& event = admitted->event;
   std::vector<v1::Alert> alerts;
   if (event.has_clock_tick()) {
-    processor_.AdvanceTo(ToMicros(event.occurred_at()), &alerts);
+    if (absl::Status s = processor_.AdvanceTo(ToMicros(event.occurred_at()), &alerts); !s.ok()) {
+      if (store_error_.ok()) store_error_ = s;  // a victim that could not be loaded: the batch is abandoned
+      return;
+    }
     Emit(std::move(alerts));
     SourcesQuietBy(ToMicros(event.occurred_at()));
     return;
@@ -285,7 +290,8 @@ void PartitionPipeline::Apply(const ConsumedRecord& record) {
                                                         : ToMicros(event.occurred_at()));
   }
   absl::Status status = processor_.Apply(event, &alerts);
-  if (!store_error_.ok()) return;
+  if (status.code() == absl::StatusCode::kDataLoss && store_error_.ok()) store_error_ = status;
+  if (!store_error_.ok()) return;  // a victim could not be loaded: the batch is abandoned
   Emit(std::move(alerts));  // deadlines that fired before a refused event stand
   for (const v1::SuspectLink& link : processor_.TakeSuspectLinks()) {
     AddOutbox(topics_.suspect_links, link.suspect_id(), DeterministicBytes(link));

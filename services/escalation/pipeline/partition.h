@@ -103,7 +103,7 @@ class PartitionPipeline {
   // The size of what the last Commit wrote (RocksDB WriteBatch bytes).
   size_t last_commit_bytes() const { return last_commit_bytes_; }
 
-  // Victims held in memory after a Commit, at most (those with pending deadlines are always held).
+  // Victims held in memory after a Commit, at most (one with a deadline pending is loaded when it falls due).
   void set_max_held_victims(size_t n) { max_held_victims_ = n; }
 
   // Outbox records not yet known to be published, in seq order, as stored.

@@ -185,8 +185,8 @@ int main(int argc, char** argv) {
                  "Stop consuming (not ready) while the data directory's disk has less free than this")
       ->envname("VIGIL_MIN_FREE_DISK_MB")->capture_default_str();
   app.add_option("--max-held-victims", o.max_held_victims,
-                 "Victims held in memory per partition; idle ones beyond this are read back from the store on "
-                 "their next event (those waiting for a deadline are always held)")
+                 "Victims held in memory per partition after a commit; the others are read back from the store on "
+                 "their next event, or when their earliest pending deadline falls due")
       ->envname("VIGIL_MAX_HELD_VICTIMS")->capture_default_str()->check(CLI::Range(size_t{1}, size_t{100000000}));
   bool digest = false;
   app.add_flag("--digest", digest, "Print each stored partition's progress and state digest, then exit (no Kafka)");

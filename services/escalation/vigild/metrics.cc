@@ -30,7 +30,7 @@ VigilMetrics::VigilMetrics(MetricsRegistry* r)
       held_victims(r->AddGauge("vigil_held_victims",
                                "Victims of an owned events partition whose state is held in memory.", {"partition"})),
       victims_awaiting_deadline(r->AddGauge("vigil_victims_awaiting_deadline",
-                                            "Held victims with a deadline pending, which eviction may not let go.",
+                                            "Victims with a deadline pending, held or not (one not held is loaded when it falls due).",
                                             {"partition"})),
       api_requests(r->AddCounter("vigil_api_requests_total", "gRPC requests finished, by method and status code.",
                                  {"method", "code"})),

@@ -29,7 +29,7 @@ struct VigilMetrics {
   Family<Gauge>& ready;                       // 1 ready, 0 not (gRPC health says why)
   Family<Gauge>& owned_partitions;
   Family<Gauge>& held_victims;                // {partition}: victims whose state is in memory
-  Family<Gauge>& victims_awaiting_deadline;   // {partition}: of those, the ones a pending deadline keeps held
+  Family<Gauge>& victims_awaiting_deadline;   // {partition}: victims with a deadline pending, held or not
   // The API.
   Family<Counter>& api_requests;              // {method, code}
   Family<Histogram>& api_request_seconds;     // {method}

@@ -74,8 +74,8 @@ struct ServiceOptions {
   // loop's one of them), each partition by one thread at a time.
   int apply_threads = 2;
   int commit_interval_ms = 10;  // a Kafka transaction at most this often (the committer's)
-  // Victims held in memory per partition after a commit; idle ones beyond it are read back from the store
-  // on their next event (those waiting for a deadline are always held).
+  // Victims held in memory per partition after a commit; the others are read back from the store on their
+  // next event, or when their earliest pending deadline falls due.
   size_t max_held_victims = kDefaultMaxHeldVictims;
   // When given (it must outlive the service): each events partition's applied offset, set after each commit.
   Watermarks* applied = nullptr;
