@@ -102,7 +102,7 @@ int Replay(const ReplayOptions& options, std::istream& in, std::ostream& out, st
     }
     write();
   }
-  if (until) processor.AdvanceTo(*until, &alerts).IgnoreError();  // no loader: nothing to load, so no error
+  if (until) processor.AdvanceThrough(*until, &alerts).IgnoreError();  // no loader: nothing to load, so no error
   write();
   if (options.digest) out << "digest " << processor.StateDigest() << "\n";
   return kExitOk;

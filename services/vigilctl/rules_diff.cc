@@ -45,7 +45,7 @@ Outcome Run(const RulesConfig& rules, const std::vector<v1::Event>& events, std:
     if (!processor.Apply(e, &alerts).ok()) ++o.skipped;
     take();
   }
-  if (until) processor.AdvanceTo(*until, &alerts).IgnoreError();  // no loader: nothing to load, so no error
+  if (until) processor.AdvanceThrough(*until, &alerts).IgnoreError();  // no loader: nothing to load, so no error
   take();
   return o;
 }

@@ -39,7 +39,7 @@ class RulesTest : public ::testing::Test {
   }
   std::vector<std::string> Advance(Micros t) {
     std::vector<v1::Alert> out;
-    EXPECT_TRUE(processor_.AdvanceTo(t, &out).ok());
+    EXPECT_TRUE(processor_.AdvanceThrough(t, &out).ok());  // as replay's --until
     return Keep(out);
   }
   std::vector<std::string> Keep(const std::vector<v1::Alert>& out) {
@@ -322,6 +322,47 @@ TEST_F(RulesTest, ArrestAttemptAtTheDeadlineIsInTime) {
   Apply(Ev("a1").At("10:00").ArrestRequested("R1"));
   EXPECT_THAT(Apply(Ev("t1").At("11:00").ArrestAttempted("R1", v1::ArrestAttempted::NOT_FOUND)), IsEmpty());
   EXPECT_THAT(Advance(T("20:00")), IsEmpty());
+}
+
+// Events stamped at an instant are applied before the deadlines falling on it; a deadline fires once stream time
+// is past it (DOMAIN.md, "Exact readings").
+TEST_F(RulesTest, ArrestAttemptAtTheDeadlineIsInTimeAfterOtherEventsAtThatInstant) {
+  Apply(Ev("a1").At("10:00").ArrestRequested("R1"));
+  EXPECT_THAT(Apply(Ev("x").Victim("V2").At("11:00").Call(false)), IsEmpty()) << "stream time is at it, not past";
+  EXPECT_THAT(Apply(Ev("c1").Incident("I2").At("11:00").Call(false)), IsEmpty());
+  EXPECT_THAT(Apply(Ev("t1").At("11:00").ArrestAttempted("R1")), IsEmpty());
+  EXPECT_THAT(Advance(T("20:00")), IsEmpty());
+}
+
+TEST_F(RulesTest, ADeadlineFiresWhenStreamTimePassesItWithTheDeadlineAsItsTime) {
+  Only("arrest-overdue");
+  Apply(Ev("a1").At("10:00").ArrestRequested("R1"));
+  EXPECT_THAT(Apply(Ev("x").Victim("V2").At("11:00").Call(false)), IsEmpty());
+  EXPECT_THAT(Apply(Ev("y").Victim("V2").AtMicros(T("11:00") + 1).Incident("I2").Call(false)),
+              ElementsAre("arrest-overdue FIRING SUPERVISOR 2024-09-07T11:00:00Z V1/I1 [a1]"));
+}
+
+TEST_F(RulesTest, AClockTickAtADeadlineLeavesItAndOnePastItFiresIt) {
+  Apply(Ev("a1").At("10:00").ArrestRequested("R1"));
+  std::vector<v1::Alert> out;
+  ASSERT_TRUE(processor_.AdvanceTo(T("11:00"), &out).ok());
+  EXPECT_THAT(Keep(out), IsEmpty());
+  EXPECT_THAT(Apply(Ev("t1").At("11:00").ArrestAttempted("R1")), IsEmpty()) << "in time, after the tick";
+  Apply(Ev("a2").At("11:00").ArrestRequested("R2"));
+  ASSERT_TRUE(processor_.AdvanceTo(T("12:00"), &out).ok());
+  EXPECT_THAT(Keep(out), IsEmpty()) << "R2 is due at 12:00";
+  ASSERT_TRUE(processor_.AdvanceTo(T("12:00") + 1, &out).ok());
+  EXPECT_THAT(Keep(out), ElementsAre("arrest-overdue FIRING SUPERVISOR 2024-09-07T12:00:00Z V1/I1 [a2]"));
+}
+
+TEST_F(RulesTest, AnAcknowledgementAtTheEndOfItsWindowIsInTimeAfterOtherEventsAtThatInstant) {
+  Apply(Ev("c1").At("09:00").Call(false));
+  Apply(Ev("c2").At("10:00").Call(false));
+  const std::string id = LastAlertId();
+  EXPECT_THAT(Apply(Ev("x").Victim("V2").At("10:10").Call(false)), IsEmpty());
+  EXPECT_THAT(Apply(Ev("ack").At("10:10").Ack(id)),
+              ElementsAre("repeat-calls ACKNOWLEDGED SUPERVISOR 2024-09-07T10:10:00Z V1/I1 [c1 c2 ack]"));
+  EXPECT_THAT(Advance(T("12:00")), IsEmpty());
 }
 
 TEST_F(RulesTest, ArrestOverdueCarriesItsDeadlineWhenNoticedLater) {
@@ -839,9 +880,10 @@ TEST_F(RulesTest, BailExpiringWarnsSevenDaysBeforeAndAnExtensionStartsANewClock)
 
 TEST_F(RulesTest, BailRecordedInsideTheWarningPeriodWarnsAtOnceAndADecisionInTimeRaisesNothing) {
   Only("bail-expiring");
-  EXPECT_THAT(Apply(Ev("b1").At("10:00").Bail("B1", "S1", T("10:00", 3))),
+  // The warning point is the recording itself: it fires once stream time is past it, stamped with it.
+  EXPECT_THAT(Apply(Ev("b1").At("10:00").Bail("B1", "S1", T("10:00", 3))), IsEmpty());
+  EXPECT_THAT(Apply(Ev("b2").At("10:00:01").Incident("I2").Bail("B2", "S1", T("10:00", 28))),
               ElementsAre("bail-expiring FIRING SUPERVISOR 2024-09-07T10:00:00Z V1/I1 [b1]"));
-  Apply(Ev("b2").At("10:00").Incident("I2").Bail("B2", "S1", T("10:00", 28)));
   Advance(T("10:00", 20));  // the first alert climbs meanwhile
   EXPECT_THAT(Apply(Ev("d2").At("10:00", 21).Incident("I2").BailDecided("B2", BailDecided::NO_FURTHER_ACTION)),
               IsEmpty());

@@ -47,7 +47,7 @@ ReplayRun ApplyAll(const std::vector<v1::Event>& events, size_t split, Micros un
   second.Restore(restored);
   EXPECT_EQ(DeterministicBytes(second.TakeSnapshot()), bytes) << "restore is not exact";
   for (size_t i = split; i < events.size(); ++i) EXPECT_TRUE(second.Apply(events[i], &out).ok());
-  EXPECT_TRUE(second.AdvanceTo(until, &out).ok());
+  EXPECT_TRUE(second.AdvanceThrough(until, &out).ok());
   drain();
   run.state = DeterministicBytes(second.TakeSnapshot());
   return run;
@@ -71,7 +71,7 @@ TEST(ProcessorPropertyTest, EveryRuleFiresSomewhereInTheSyntheticStream) {
   Processor p(&engine);
   std::vector<v1::Alert> out;
   for (const auto& e : events) ASSERT_TRUE(p.Apply(e, &out).ok());
-  ASSERT_TRUE(p.AdvanceTo(ToMicros(events.back().occurred_at()) + 40 * kMicrosPerDay, &out).ok());
+  ASSERT_TRUE(p.AdvanceThrough(ToMicros(events.back().occurred_at()) + 40 * kMicrosPerDay, &out).ok());
   std::set<std::string> rules;
   for (const auto& a : out) rules.insert(a.rule());
   for (int i = 0; i < kRuleCount; ++i) EXPECT_TRUE(rules.count(std::string(RuleName(static_cast<RuleId>(i)))))
@@ -110,7 +110,7 @@ TEST(ProcessorTest, ReasonsSurviveARestoreInEveryStateAndTheNextTransitionsAreTh
     second.Restore(snapshot);
     EXPECT_EQ(DeterministicBytes(second.TakeSnapshot()), DeterministicBytes(snapshot)) << "after " << split;
     for (size_t i = split; i < events.size(); ++i) EXPECT_TRUE(second.Apply(events[i], &out).ok());
-    EXPECT_TRUE(second.AdvanceTo(until, &out).ok());
+    EXPECT_TRUE(second.AdvanceThrough(until, &out).ok());
     std::vector<std::string> published;
     for (const auto& a : out) published.push_back(DeterministicBytes(a));
     return std::make_pair(out, published);

@@ -187,11 +187,11 @@ int Scenario(const std::string& prefix, const std::string& rules_file) {
   absl::StatusOr<Micros> t = ParseRfc3339(until);
   if (t.ok()) {
     std::vector<v1::Alert> a, b;
-    pair.old_p.AdvanceTo(*t, &a);
+    pair.old_p.AdvanceThrough(*t, &a);
     const size_t legacy = tally.new_rules;
     DropNewRules(&a, &tally);
     tally.new_rules = legacy;
-    pair.new_p.AdvanceTo(*t, &b).IgnoreError();  // no loader: nothing to load, so no error
+    pair.new_p.AdvanceThrough(*t, &b).IgnoreError();  // no loader: nothing to load, so no error
     DropNewRules(&b, &tally);
     Compare(a, b, "--until", &tally);
   }

@@ -144,7 +144,9 @@ absl::Status Processor::Apply(const v1::Event& event, std::vector<v1::Alert>* ou
   }
   // Deadlines due before the event fire first: an action recorded at t did not
   // happen before them, and an acknowledgement at t may name an alert they raise.
-  VIGIL_RETURN_IF_ERROR(AdvanceTo(t - 1, out));
+  // Those due at t wait: every event stamped t comes before them (DOMAIN.md).
+  stream_time_ = std::max(stream_time_, t - 1);
+  VIGIL_RETURN_IF_ERROR(FireDue(t - 1, out));
   bool created = false;
   VIGIL_ASSIGN_OR_RETURN(live::Victim* victim, Victim(event.victim_id(), &created));
   if (loader_) recency_.splice(recency_.end(), recency_, victim->recency);
@@ -157,7 +159,7 @@ absl::Status Processor::Apply(const v1::Event& event, std::vector<v1::Alert>* ou
   if (output.duplicate) return absl::OkStatus();
   MarkChanged(*victim);
   VIGIL_RETURN_IF_ERROR(Collect(output, out));
-  VIGIL_RETURN_IF_ERROR(AdvanceTo(t, out));
+  VIGIL_RETURN_IF_ERROR(AdvanceTo(t, out));  // a deadline the event started that stream time is already past
   MaybePrune(*victim);
   return absl::OkStatus();
 }
@@ -169,7 +171,12 @@ void Processor::MaybePrune(live::Victim& victim) {
 
 absl::Status Processor::AdvanceTo(Micros t, std::vector<v1::Alert>* out) {
   stream_time_ = std::max(stream_time_, t);
-  return FireDue(stream_time_, out);
+  return FireDue(stream_time_ - 1, out);
+}
+
+absl::Status Processor::AdvanceThrough(Micros t, std::vector<v1::Alert>* out) {
+  stream_time_ = std::max(stream_time_, t);
+  return FireDue(t == stream_time_ ? t : stream_time_ - 1, out);
 }
 
 absl::Status Processor::FireDue(Micros through, std::vector<v1::Alert>* out) {

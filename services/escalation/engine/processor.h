@@ -2,10 +2,13 @@
 // and drives the engine in stream time: the one path by which events are
 // applied, whether live, in a rebuild, or in an offline review (vigilctl replay).
 //
-// Stream time is the latest occurred_at applied. Before an event at time t is
-// applied, every deadline due before t fires; after it, every deadline due at
-// or before stream time. So an awaited action recorded exactly at its deadline
-// is in time, and an alert for a missed deadline carries the deadline as its time.
+// Stream time is the latest occurred_at applied. A deadline fires once stream
+// time is past it: before an event at time t is applied, every deadline due
+// before t fires; one due at t waits until stream time passes t (a later event, a
+// tick), or for AdvanceThrough (replay's --until). So every event stamped at an
+// instant, an awaited action at exactly its deadline among them, comes before
+// the deadlines falling on that instant, and an alert for a missed deadline
+// carries the deadline as its time.
 // Deadlines fire from one partition-wide timer queue in (due, victim id, seq)
 // order. An event older than stream time minus the horizon is evaluated by no
 // rule (it is counted in too_late()); the caller keeps it on the timeline.
@@ -65,9 +68,13 @@ class Processor {
   // The suspect view: applies a link to its suspect's state; appends findings.
   void ApplyLink(const v1::SuspectLink& link, std::vector<v1::SuspectFinding>* findings);
 
-  // Moves stream time forward to `t` (never back) and fires what falls due. An error only when a victim
-  // evicted with a deadline pending cannot be loaded: what fired before it stands, and the rest waits.
+  // Moves stream time forward to `t` (never back) and fires what it is now past: every deadline due before
+  // it (a clock tick). An error only when a victim evicted with a deadline pending cannot be loaded: what
+  // fired before it stands, and the rest waits.
   absl::Status AdvanceTo(Micros t, std::vector<v1::Alert>* out);
+  // The same, and fires the deadlines due at `t` too if stream time is then `t`: replay's --until, the end of
+  // the stream, after which no event at `t` can come.
+  absl::Status AdvanceThrough(Micros t, std::vector<v1::Alert>* out);
 
   Micros stream_time() const { return stream_time_; }
 

@@ -69,7 +69,9 @@ absl::Status Processor::Apply(const v1::Event& event, std::vector<v1::Alert>* ou
   // Deadlines due before the event fire first: an action recorded at t did not
   // happen before them, and an acknowledgement at t may name an alert they raise.
   const Micros t = ToMicros(event.occurred_at());
-  AdvanceTo(t - 1, out);
+  // As the live engine (DOMAIN.md v2): deadlines due at t wait for every event stamped t.
+  stream_time_ = std::max(stream_time_, t - 1);
+  FireDue(t - 1, out);
   state::VictimState& victim = Victim(event.victim_id());
   const Micros before = Engine::NextDue(victim);
   EngineOutput output;
@@ -88,7 +90,12 @@ absl::Status Processor::Apply(const v1::Event& event, std::vector<v1::Alert>* ou
 
 void Processor::AdvanceTo(Micros t, std::vector<v1::Alert>* out) {
   stream_time_ = std::max(stream_time_, t);
-  FireDue(stream_time_, out);
+  FireDue(stream_time_ - 1, out);
+}
+
+void Processor::AdvanceThrough(Micros t, std::vector<v1::Alert>* out) {
+  stream_time_ = std::max(stream_time_, t);
+  FireDue(t == stream_time_ ? t : stream_time_ - 1, out);
 }
 
 void Processor::FireDue(Micros now, std::vector<v1::Alert>* out) {

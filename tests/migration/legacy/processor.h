@@ -50,6 +50,7 @@ class Processor {
 
   // Moves stream time forward to `t` (never back) and fires what falls due.
   void AdvanceTo(Micros t, std::vector<v1::Alert>* out);
+  void AdvanceThrough(Micros t, std::vector<v1::Alert>* out);  // and what is due at t (--until)
 
   Micros stream_time() const { return stream_time_; }
   size_t victim_count() const { return victims_.size(); }
