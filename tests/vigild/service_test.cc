@@ -26,6 +26,7 @@ using ::testing::Not;
 using testing::Ev;
 
 constexpr int16_t kEndTxn = 26;
+constexpr int16_t kHeartbeat = 12;
 
 class ServiceTest : public ::testing::Test {
  protected:
@@ -242,6 +243,22 @@ TEST_F(ServiceTest, AFencedProducerIsRebuiltAndWhatItHeldIsPublished) {
   EXPECT_EQ(std::count(rules.begin(), rules.end(), "V1 closed-without-assessment r1"), 1);
   EXPECT_LE(std::count(rules.begin(), rules.end(), "V2 closed-without-assessment r1"), 2);
   EXPECT_EQ(std::count(rules.begin(), rules.end(), "V3 closed-without-assessment r1"), 1);
+}
+
+TEST_F(ServiceTest, AFencedConsumerRejoinsTheGroupAndNothingIsLostOrRepeated) {
+  const Micros at = absl::ToUnixMicros(absl::Now()) - kMicrosPerHour;
+  Start();
+  for (const auto& e : ClosedUnassessed("V1", at)) Produce(e);
+  ASSERT_EQ(Alerts(1).size(), 1u);
+  // The group says another member has our group.instance.id: librdkafka's consumer fails for good and gives
+  // up its partitions. The loop makes a new consumer, which is assigned them again.
+  rd_kafka_mock_push_request_errors(kafka_.cluster(), kHeartbeat, 1, RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID);
+  std::this_thread::sleep_for(std::chrono::seconds(4));  // a heartbeat (every 3 s) meets the error
+  for (const auto& e : ClosedUnassessed("V2", at)) Produce(e);
+  std::vector<std::string> rules = Rules(Alerts(2));
+  EXPECT_THAT(rules, ::testing::ElementsAre("V1 closed-without-assessment r1", "V2 closed-without-assessment r1"));
+  EXPECT_TRUE(Stop().ok());
+  EXPECT_THAT(Rules(Alerts(3, std::chrono::seconds(3))), ::testing::SizeIs(2)) << "nothing published twice";
 }
 
 TEST_F(ServiceTest, APartitionsBacklogTakesTurnsWithTheOthersAndNothingIsLostOrRepeated) {

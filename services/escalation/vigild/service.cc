@@ -439,7 +439,13 @@ absl::Status Service::Connect() {
   ticker_.reset(RdKafka::Producer::create(tconf.get(), err));
   if (!ticker_) return absl::InvalidArgumentError(absl::StrCat("Kafka producer: ", err));
   VIGIL_ASSIGN_OR_RETURN(ticker_topics_, WarmTopics(ticker_.get(), {t.events}, 30000));
+  if (!rebalancer_) rebalancer_ = std::make_unique<Rebalancer>(this);
+  return Subscribe();
+}
 
+absl::Status Service::Subscribe() {
+  const Topics& t = options_.topics;
+  std::string err;
   // Defaults first, so that --kafka overrides them.
   KafkaProps consumer_props = {{"session.timeout.ms", "10000"},
                                {"group.instance.id", options_.instance},
@@ -452,7 +458,6 @@ absl::Status Service::Connect() {
   consumer_props.emplace_back("auto.offset.reset", "earliest");
   consumer_props.emplace_back("partition.assignment.strategy", "range");
   VIGIL_ASSIGN_OR_RETURN(auto cconf, MakeKafkaConf(consumer_props));
-  rebalancer_ = std::make_unique<Rebalancer>(this);
   if (cconf->set("rebalance_cb", rebalancer_.get(), err) != RdKafka::Conf::CONF_OK ||
       cconf->set("event_cb", static_cast<RdKafka::EventCb*>(broker_events_.get()), err) != RdKafka::Conf::CONF_OK) {
     return absl::InternalError(err);
@@ -465,6 +470,13 @@ absl::Status Service::Connect() {
     return absl::UnavailableError(absl::StrCat("subscribing to ", t.events));
   }
   return absl::OkStatus();
+}
+
+absl::Status Service::RecoverConsumer() {
+  spdlog::error("event=consumer_failed action=rejoin_group partitions={}", pipelines_.size());
+  consumer_->close();  // revokes what it still had (committed and published first)
+  consumer_fatal_ = false;
+  return Subscribe();
 }
 
 void Service::ReadAhead(int wait_ms) {
@@ -481,6 +493,10 @@ void Service::ReadAhead(int wait_ms) {
     if (m->err() != RdKafka::ERR_NO_ERROR) {
       if (BrokerUnreachable(m->err())) {
         BrokerDown(absl::UnavailableError(m->errstr()));
+      } else if (m->err() == RdKafka::ERR__FATAL) {
+        spdlog::error("event=consume_error error=\"{}\"", m->errstr());
+        consumer_fatal_ = true;  // Run makes a new consumer
+        break;
       } else if (m->err() != RdKafka::ERR__PARTITION_EOF) {
         spdlog::warn("event=consume_error error=\"{}\"", m->errstr());
       }
@@ -621,6 +637,7 @@ absl::Status Service::Run() {
       s = MarkPublished();
     }
     if (s.ok() && committer_->Fatal()) s = RecoverProducer();
+    if (s.ok() && consumer_fatal_) s = RecoverConsumer();
     if (!s.ok() && s.code() != absl::StatusCode::kUnavailable) return s;
     ProbeBroker();
     Tick();

@@ -170,6 +170,12 @@ class Service {
   void TryRecoverStore();
   // The committer's producer failed fatally: a new one, and the partitions reloaded.
   absl::Status RecoverProducer();
+  // Makes the consumer (the group member that is assigned the partitions) and subscribes it.
+  absl::Status Subscribe();
+  // The consumer failed fatally (fenced by a member with our group.instance.id, as after a restart beside a
+  // broker restart): it has given up its partitions; a new one joins the group and is assigned them again.
+  absl::Status RecoverConsumer();
+  bool consumer_fatal_ = false;
   // The topics vigild writes and creates, from the options.
   std::vector<TopicSpec> TopicSpecs() const;
   // Counts what the partitions' last commits applied; sets the lag gauges (at most once a second unless `now`).
