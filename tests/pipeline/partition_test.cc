@@ -153,7 +153,7 @@ TEST_F(PartitionTest, ClockTicksFireDeadlinesAndRoutesCopyAlerts) {
   p->Apply(0, "V1", Bytes(Ev("a1").At("10:00").ArrestRequested("R1")));
   v1::Event tick;
   tick.set_event_id("tick");
-  *tick.mutable_occurred_at() = ToTimestamp(testing::T("11:00"));
+  *tick.mutable_occurred_at() = ToTimestamp(testing::T("11:00:01"));  // past arrest-overdue's deadline (11:00)
   tick.mutable_clock_tick();
   const std::string bytes = Bytes(tick);
   const std::string signature = testing::TestSigner().Sign(bytes);
