@@ -50,10 +50,7 @@ void Processor::Evict(size_t max_held) {
 
 void Processor::Hold(std::unique_ptr<live::Victim> victim) {
   Drop(victim->id);
-  if (auto parked = parked_.find(victim->id); parked != parked_.end()) {
-    timers_.erase({parked->second, &parked->first, nullptr});
-    parked_.erase(parked);
-  }
+  Unpark(victim->id);
   victim->queue = &timers_;
   victim->Requeue();
   if (loader_) victim->recency = recency_.insert(recency_.end(), victim.get());
@@ -235,12 +232,17 @@ void Processor::Load(const state::VictimState& v) { Hold(DecodeVictim(v)); }
 
 void Processor::Park(const std::string& victim_id, Micros due) {
   Drop(victim_id);
-  auto [parked, added] = parked_.try_emplace(victim_id, due);
-  if (!added) {
-    timers_.erase({parked->second, &parked->first, nullptr});
-    parked->second = due;
-  }
+  Unpark(victim_id);
+  auto parked = parked_.emplace(victim_id, due).first;
   timers_.insert({due, &parked->first, nullptr});
+}
+
+void Processor::Unpark(const std::string& victim_id) {
+  if (parked_.empty()) return;  // always, without a loader
+  auto parked = parked_.find(victim_id);
+  if (parked == parked_.end()) return;
+  timers_.erase({parked->second, &parked->first, nullptr});
+  parked_.erase(parked);
 }
 
 void Processor::LoadSuspect(const state::SuspectState& s) { suspects_[s.suspect_id()] = DecodeSuspect(s); }

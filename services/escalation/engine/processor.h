@@ -141,6 +141,8 @@ class Processor {
   // Holds the victim (replacing one held with its id) and takes it off the parked list.
   void Hold(std::unique_ptr<live::Victim> victim);
   void Drop(const std::string& victim_id);
+  // Takes a parked victim's entry out of the timer queue, if it has one.
+  void Unpark(const std::string& victim_id);
   // Notes that the victim's state changed since the last TakeChangedVictims.
   void MarkChanged(live::Victim& victim);
   // Fires every deadline due at or before `through`, in order.
