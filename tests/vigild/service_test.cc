@@ -28,6 +28,12 @@ using testing::Ev;
 constexpr int16_t kEndTxn = 26;
 constexpr int16_t kHeartbeat = 12;
 
+// An incident closed with no assessment: an alert at once.
+std::vector<v1::Event> ClosedUnassessed(const std::string& victim, Micros at) {
+  return {Ev(victim + "-call").Victim(victim).Incident(victim + "-I").AtMicros(at).Call(),
+          Ev(victim + "-close").Victim(victim).Incident(victim + "-I").AtMicros(at + kMicrosPerMinute).Closed()};
+}
+
 class ServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -43,7 +49,8 @@ class ServiceTest : public ::testing::Test {
     store_.reset();
   }
 
-  void Start(int tick_ms = 0, int partition_batch_max = 500, int batch_max = 5000, int apply_threads = 2) {
+  void Start(int tick_ms = 0, int partition_batch_max = 500, int batch_max = 5000, int apply_threads = 2,
+             size_t batch_max_bytes = 16 << 20) {
     ServiceOptions o;
     o.kafka = props_;
     o.instance = "service-test";
@@ -55,6 +62,7 @@ class ServiceTest : public ::testing::Test {
     o.partition_batch_max = partition_batch_max;
     o.batch_max = batch_max;
     o.apply_threads = apply_threads;
+    o.batch_max_bytes = batch_max_bytes;
     o.clock = [this] { return now_ms_.load(); };
     o.applied = &applied_;
     o.metrics = &metrics_;
@@ -110,6 +118,31 @@ class ServiceTest : public ::testing::Test {
     return out;
   }
 
+  // A backlog on both partitions: `victims` incidents closed unassessed on each (victims P<partition>-<n>).
+  void ProduceBacklogs(int victims) {
+    const Micros at = absl::ToUnixMicros(absl::Now()) - kMicrosPerHour;
+    for (int v = 0; v < victims; ++v) {
+      for (int p = 0; p < 2; ++p) {
+        for (const auto& e : ClosedUnassessed(absl::StrCat("P", p, "-", v), at)) Produce(e, p, /*flush=*/false);
+      }
+    }
+    producer_->flush(10000);
+  }
+  // Once the started service has applied both backlogs: stops it, and expects every victim's alert once.
+  void ExpectEachBacklogAlertOnce(int victims) {
+    const int64_t last = 2 * static_cast<int64_t>(victims) - 1;
+    ASSERT_TRUE(applied_.WaitPast(0, last, absl::Now() + absl::Seconds(60)));
+    ASSERT_TRUE(applied_.WaitPast(1, last, absl::Now() + absl::Seconds(60)));
+    EXPECT_TRUE(Stop().ok());
+    const size_t n = 2 * static_cast<size_t>(victims);
+    const std::vector<std::string> rules = Rules(Alerts(n + 1, std::chrono::seconds(3)));  // all, and no more
+    EXPECT_EQ(rules.size(), n);
+    EXPECT_EQ(std::set<std::string>(rules.begin(), rules.end()).size(), n);  // each once
+    for (int p = 0; p < 2; ++p) {
+      EXPECT_THAT(rules, ::testing::Contains(absl::StrCat("P", p, "-", victims - 1, " closed-without-assessment r1")));
+    }
+  }
+
   testing::TestDir dir_{"service"};
   const Topics topics_{};
   testing::MockKafka kafka_{
@@ -128,12 +161,6 @@ class ServiceTest : public ::testing::Test {
   std::thread thread_;
   absl::Status status_;
 };
-
-// An incident closed with no assessment: an alert at once.
-std::vector<v1::Event> ClosedUnassessed(const std::string& victim, Micros at) {
-  return {Ev(victim + "-call").Victim(victim).Incident(victim + "-I").AtMicros(at).Call(),
-          Ev(victim + "-close").Victim(victim).Incident(victim + "-I").AtMicros(at + kMicrosPerMinute).Closed()};
-}
 
 TEST_F(ServiceTest, EventsBecomeAlertsPublishedOnceAndARestartRepeatsNone) {
   const Micros at = absl::ToUnixMicros(absl::Now()) - kMicrosPerHour;
@@ -282,24 +309,22 @@ TEST_F(ServiceTest, APartitionsBacklogTakesTurnsWithTheOthersAndNothingIsLostOrR
 }
 
 TEST_F(ServiceTest, PartitionsAppliedAndStoredSideBySideLoseAndRepeatNothing) {
-  const Micros at = absl::ToUnixMicros(absl::Now()) - kMicrosPerHour;
   // Both partitions with a backlog of 1,200 records, on more threads than there are partitions: a batch of
   // 2,000 (1,000 each, side by side), then one of 400 (on the loop's thread).
-  for (int v = 0; v < 600; ++v) {
-    for (int p = 0; p < 2; ++p) {
-      for (const auto& e : ClosedUnassessed(absl::StrCat("P", p, "-", v), at)) Produce(e, p, /*flush=*/false);
-    }
-  }
-  producer_->flush(10000);
+  ProduceBacklogs(600);
   Start(/*tick_ms=*/0, /*partition_batch_max=*/1000, /*batch_max=*/2000, /*apply_threads=*/4);
-  ASSERT_TRUE(applied_.WaitPast(0, 1199, absl::Now() + absl::Seconds(60)));
-  ASSERT_TRUE(applied_.WaitPast(1, 1199, absl::Now() + absl::Seconds(60)));
-  EXPECT_TRUE(Stop().ok());
-  const std::vector<std::string> rules = Rules(Alerts(1201, std::chrono::seconds(3)));  // all 1,200, no more
-  EXPECT_EQ(rules.size(), 1200u);
-  EXPECT_EQ(std::set<std::string>(rules.begin(), rules.end()).size(), 1200u);  // each once
-  EXPECT_THAT(rules, ::testing::Contains("P0-599 closed-without-assessment r1"));
-  EXPECT_THAT(rules, ::testing::Contains("P1-599 closed-without-assessment r1"));
+  ExpectEachBacklogAlertOnce(600);
+}
+
+TEST_F(ServiceTest, ABatchFullByItsBytesLeavesTheRestForTheNextAndNothingIsLostRepeatedOrReordered) {
+  // 100 closed incidents on each partition, in batches that may hold one byte: each takes one record of each
+  // partition (the least a partition applies) and puts the rest of its turn back at the head of its line. A
+  // call and its incident's closure applied out of order would raise no alert.
+  ProduceBacklogs(100);
+  Start(/*tick_ms=*/0, /*partition_batch_max=*/500, /*batch_max=*/5000, /*apply_threads=*/2,
+        /*batch_max_bytes=*/1);
+  ExpectEachBacklogAlertOnce(100);
+  EXPECT_GE(metrics_.store_write_seconds.Get().count(), 200u) << "a batch of one record a partition";
 }
 
 TEST(BatchSharesTest, TheBatchGrowsWithThePartitionsThatHaveABacklogAndATurnIsAShareOfIt) {
@@ -317,6 +342,25 @@ TEST(BatchSharesTest, TheBatchGrowsWithThePartitionsThatHaveABacklogAndATurnIsAS
   EXPECT_EQ(shares.Turn(100, 5000), 500);
   // Owning no partition yet is owning one.
   EXPECT_EQ(shares.Size(0, 0), 20000);
+}
+
+TEST(BatchSharesTest, ABatchAndAPartitionsReadAheadAreBoundedByBytesAsWellAsRecords) {
+  const BatchShares shares{/*batch_max=*/20000, /*partition_batch_max=*/500, /*batch_max_bytes=*/16 << 20};
+  // A turn's bytes are an equal share of the batch's.
+  EXPECT_EQ(shares.TurnBytes(4), size_t{4} << 20);
+  EXPECT_EQ(shares.TurnBytes(0), size_t{16} << 20);
+  // Four partitions owned: one pauses at 20,000 records or 16 MiB waiting, whichever comes first ...
+  EXPECT_FALSE(shares.Pause(4, 19999, (16 << 20) - 1));
+  EXPECT_TRUE(shares.Pause(4, 20000, 0));
+  EXPECT_TRUE(shares.Pause(4, 1, 16 << 20));  // 256 records of 64 KiB
+  // ... and resumes once both are below half.
+  EXPECT_FALSE(shares.Resume(4, 9999, 8 << 20));
+  EXPECT_FALSE(shares.Resume(4, 10000, 0));
+  EXPECT_TRUE(shares.Resume(4, 9999, (8 << 20) - 1));
+  // However many partitions share it, a partition's read-ahead may hold 1 MiB before it pauses.
+  const BatchShares small{20000, 500, /*batch_max_bytes=*/1 << 20};
+  EXPECT_FALSE(small.Pause(1000, 1, (1 << 20) - 1));
+  EXPECT_TRUE(small.Pause(1000, 1, 1 << 20));
 }
 
 }  // namespace

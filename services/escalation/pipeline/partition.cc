@@ -126,7 +126,10 @@ void PartitionPipeline::Enqueue(state::OutboxRecord r) {
     pending_.Put(keys_.Outbox(r.seq()), DeterministicBytes(r));
     *r.mutable_value() = std::move(value);
   }
-  if (keep_outbox_) pending_outbox_.push_back(std::move(r));
+  if (keep_outbox_) {
+    pending_outbox_bytes_ += r.value().size();
+    pending_outbox_.push_back(std::move(r));
+  }
 }
 
 void PartitionPipeline::DeadLetter(const ConsumedRecord& record, const absl::Status& reason) {
@@ -331,6 +334,7 @@ absl::Status PartitionPipeline::Commit() {
   if (!store_error_.ok()) {
     pending_.Clear();
     pending_outbox_.clear();
+    pending_outbox_bytes_ = 0;
     return store_error_;
   }
   for (const std::string& id : processor_.TakeChangedVictims()) {
@@ -360,6 +364,7 @@ absl::Status PartitionPipeline::Commit() {
     processor_.Evict(max_held_victims_);
   }
   pending_outbox_.clear();
+  pending_outbox_bytes_ = 0;
   return s;
 }
 

@@ -102,6 +102,9 @@ class PartitionPipeline {
 
   // The size of what the last Commit wrote (RocksDB WriteBatch bytes).
   size_t last_commit_bytes() const { return last_commit_bytes_; }
+  // What the records applied since the last Commit hold for it: their RocksDB batch so far and the outbox kept
+  // for handing over (KeepCommittedOutbox). The changed victims are added at the Commit, in proportion.
+  size_t pending_bytes() const { return pending_.GetDataSize() + pending_outbox_bytes_; }
 
   // Victims held in memory after a Commit, at most (one with a deadline pending is loaded when it falls due).
   void set_max_held_victims(size_t n) { max_held_victims_ = n; }
@@ -185,6 +188,7 @@ class PartitionPipeline {
   state::PartitionMeta meta_;
   rocksdb::WriteBatch pending_;  // timeline, alerts and outbox since the last Commit
   std::vector<state::OutboxRecord> pending_outbox_;    // the outbox records in pending_
+  size_t pending_outbox_bytes_ = 0;                    // their values' bytes
   std::vector<state::OutboxRecord> committed_outbox_;  // written by Commits, not yet taken
   bool keep_outbox_ = false;
   absl::Status store_error_;     // loading a victim failed: the batch is abandoned

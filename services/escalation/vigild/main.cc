@@ -90,6 +90,11 @@ int main(int argc, char** argv) {
                  "Records per batch at most, when every owned partition has a backlog (with fewer, a share for each "
                  "that has one)")
       ->capture_default_str()->check(CLI::Range(1, 1000000));
+  size_t batch_max_mb = o.batch_max_bytes >> 20;
+  app.add_option("--batch-max-mb", batch_max_mb,
+                 "What a batch may hold for its commit, at most, in MiB (its RocksDB writes and outbox): a batch "
+                 "whose records raise many alerts is cut short there, bounding memory in an alert storm")
+      ->capture_default_str()->check(CLI::Range(1, 4096));
   app.add_option("--partition-batch-max", o.partition_batch_max,
                  "Records of one partition per batch at most: a backlog in one partition (one victim's flood) "
                  "takes turns with the others; beyond twice this read ahead, its fetching pauses")
@@ -214,6 +219,7 @@ int main(int argc, char** argv) {
     return Fail(2, s.message());
   }
 
+  o.batch_max_bytes = batch_max_mb << 20;
   o.topics.alerts_format =
       alerts_format == "json" ? vigil::Topics::AlertFormat::kJson : vigil::Topics::AlertFormat::kProtobuf;
   o.kafka.emplace_back("bootstrap.servers", brokers);

@@ -182,7 +182,9 @@ absl::Status Service::CommitStore() {
   for (auto& [p, pipeline] : pipelines_) order.emplace_back(p, pipeline.get());
   std::vector<absl::Status> written(order.size());
   SideBySide(order.size(), [&](size_t i) { written[i] = order[i].second->Commit(); });
+  size_t bytes = 0;
   for (size_t i = 0; i < order.size(); ++i) {
+    bytes += order[i].second->last_commit_bytes();
     if (absl::Status s = written[i]; !s.ok()) {
       if (s.code() != absl::StatusCode::kUnavailable) return s;
       StoreFault(s);
@@ -194,7 +196,8 @@ absl::Status Service::CommitStore() {
   const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
   options_.metrics->store_write_seconds.Get().Observe(took.count());
   CountCommitted();
-  spdlog::debug("event=committed store_ms={}", static_cast<int64_t>(took.count() * 1000));
+  spdlog::debug("event=committed records={} bytes={} store_ms={}", batch_records_, bytes,
+                static_cast<int64_t>(took.count() * 1000));
   return absl::OkStatus();
 }
 
@@ -506,11 +509,11 @@ void Service::ReadAhead(int wait_ms) {
     const PartitionId id(m->topic_name(), m->partition());
     auto it = pipelines_.find(id);
     if (it == pipelines_.end()) continue;  // revoked meanwhile
-    std::deque<std::unique_ptr<RdKafka::Message>>& line = waiting_[id];
+    Line& line = waiting_[id];
     // Fetched before a reassignment: applied, or waiting, already.
-    if (m->offset() < (line.empty() ? it->second->next_offset() : line.back()->offset() + 1)) continue;
-    line.push_back(std::move(m));
-    if (line.size() >= PauseAt() && paused_.insert(id).second) {
+    if (m->offset() < (line.empty() ? it->second->next_offset() : line.back().offset() + 1)) continue;
+    line.Push(std::move(m));
+    if (Shares().Pause(pipelines_.size(), line.size(), line.bytes()) && paused_.insert(id).second) {
       // Its backlog waits in the broker, not ahead of the other partitions' records in the consumer's queue.
       spdlog::debug("event=partition_paused topic={} partition={} waiting={}", id.first, id.second, line.size());
       Fetch({id}, /*paused=*/true);
@@ -551,23 +554,24 @@ int Service::ApplyBatch() {
   const int turn = Shares().Turn(ready.size(), size);
   // Each partition's turn taken from its line here, then applied beside the others'.
   struct Turn {
+    PartitionId id;
     PartitionPipeline* pipeline;
     std::vector<std::unique_ptr<RdKafka::Message>> records;
   };
   std::vector<Turn> turns;
   int n = 0;
   for (const PartitionId& id : ready) {
-    std::deque<std::unique_ptr<RdKafka::Message>>& line = waiting_[id];
-    Turn& t = turns.emplace_back(Turn{pipelines_.at(id).get(), {}});
-    for (int taken = 0; taken < turn && n < size && !line.empty(); ++taken, ++n) {
-      t.records.push_back(std::move(line.front()));
-      line.pop_front();
-    }
-    if (line.size() < PauseAt() / 2 && paused_.erase(id) > 0) Fetch({id}, /*paused=*/false);
+    Line& line = waiting_[id];
+    Turn& t = turns.emplace_back(Turn{id, pipelines_.at(id).get(), {}});
+    for (int taken = 0; taken < turn && n < size && !line.empty(); ++taken, ++n) t.records.push_back(line.Pop());
   }
   batch_records_ = static_cast<size_t>(n);
+  const size_t max_bytes = Shares().TurnBytes(turns.size());
+  std::vector<size_t> applied(turns.size());
   SideBySide(turns.size(), [&](size_t i) {
     for (std::unique_ptr<RdKafka::Message>& m : turns[i].records) {
+      if (applied[i] > 0 && turns[i].pipeline->pending_bytes() >= max_bytes) break;
+      ++applied[i];
       const std::string* key = m->key();
       const RdKafka::MessageTimestamp ts = m->timestamp();
       turns[i].pipeline->Apply(
@@ -579,6 +583,16 @@ int Service::ApplyBatch() {
       m.reset();
     }
   });
+  // A turn cut short by its bytes: the records it left go back to the head of their line, in order.
+  n = 0;
+  for (size_t i = 0; i < turns.size(); ++i) {
+    n += static_cast<int>(applied[i]);
+    std::vector<std::unique_ptr<RdKafka::Message>>& left = turns[i].records;
+    Line& line = waiting_[turns[i].id];
+    line.PutBack(left.begin() + static_cast<ptrdiff_t>(applied[i]), left.end());
+    if (Shares().Resume(pipelines_.size(), line.size(), line.bytes()) && paused_.erase(turns[i].id) > 0) Fetch({turns[i].id}, /*paused=*/false);
+  }
+  batch_records_ = static_cast<size_t>(n);
   return n;
 }
 

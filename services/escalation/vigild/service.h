@@ -65,6 +65,11 @@ struct ServiceOptions {
   // Records per batch at most, when every owned partition has a backlog; with fewer, a share of it for each
   // that has one (BatchShares).
   int batch_max = 20000;
+  // What a batch may hold for its commit, at most (its RocksDB writes and outbox, shared among the partitions
+  // in it): a batch of large records, or of records that each raise alerts (an alert storm), is cut short
+  // there, and the records left wait for the next batch. Each partition applies at least one record a batch.
+  // Read ahead, at most 4 x a partition's share of it waits (BatchShares::Pause).
+  size_t batch_max_bytes = size_t{16} << 20;
   // Records of one partition per batch at least (its least turn): a partition with a backlog (one victim's
   // flood) takes its turn beside the others instead of ahead of them. Read ahead of their turn, at most 4 x its
   // share of batch_max (or twice this) wait per partition; beyond, its fetching is paused.
@@ -96,6 +101,7 @@ struct ServiceOptions {
 // full; one flooded, the others' few records go in every batch beside a turn of the flood.
 struct BatchShares {
   int batch_max, partition_batch_max;
+  size_t batch_max_bytes = size_t{16} << 20;
   int Size(size_t owned, size_t backlogged) const {
     owned = std::max<size_t>(1, owned);
     const size_t share = static_cast<size_t>(batch_max) * std::clamp<size_t>(backlogged, 1, owned) / owned;
@@ -103,6 +109,27 @@ struct BatchShares {
   }
   int Turn(size_t busy, int size) const {
     return busy == 0 ? 0 : std::max(partition_batch_max, size / static_cast<int>(busy));
+  }
+  // What a partition's turn may hold for its commit when `busy` partitions share the batch (ServiceOptions::
+  // batch_max_bytes).
+  size_t TurnBytes(size_t busy) const { return batch_max_bytes / std::max<size_t>(1, busy); }
+  // A partition's read-ahead, when `owned` partitions are: its fetching pauses while `records` or `bytes` reach
+  // 4 x its share of a batch (at least twice its least turn, and kPauseBytesFloor), and resumes once both are
+  // below half: rarely, and early, since a resumed partition's next records take about half a second to arrive
+  // (pausing drops what librdkafka had fetched ahead, and it fetches again from the position).
+  static constexpr size_t kPauseBytesFloor = size_t{1} << 20;
+  bool Pause(size_t owned, size_t records, size_t bytes) const {
+    return records >= PauseRecords(owned) || bytes >= PauseBytes(owned);
+  }
+  bool Resume(size_t owned, size_t records, size_t bytes) const {
+    return records < PauseRecords(owned) / 2 && bytes < PauseBytes(owned) / 2;
+  }
+  size_t PauseRecords(size_t owned) const {
+    return std::max<size_t>(4 * static_cast<size_t>(batch_max) / std::max<size_t>(1, owned),
+                            2 * static_cast<size_t>(partition_batch_max));
+  }
+  size_t PauseBytes(size_t owned) const {
+    return std::max(4 * batch_max_bytes / std::max<size_t>(1, owned), kPauseBytesFloor);
   }
 };
 
@@ -139,7 +166,7 @@ class Service {
   void Tick();
   // Reads records into their partitions' waiting lines, for up to `wait_ms` while fewer than a batch wait.
   void ReadAhead(int wait_ms);
-  BatchShares Shares() const { return {options_.batch_max, options_.partition_batch_max}; }
+  BatchShares Shares() const { return {options_.batch_max, options_.partition_batch_max, options_.batch_max_bytes}; }
   // What the waiting lines hold: a whole batch, each line counted up to its turn were every owned partition
   // busy; how many lines hold a backlog (partition_batch_max or more).
   struct Lines {
@@ -154,13 +181,34 @@ class Service {
   int ApplyBatch();
   // Forgets what was read ahead (the partitions are revoked, or assigned again from their stored offsets).
   void DropReadAhead();
-  // A partition's fetching pauses while this many of its records wait, and resumes when half as many do:
-  // rarely, and early, since a resumed partition's next records take about half a second to arrive (pausing
-  // drops what librdkafka had fetched ahead, and it fetches again from the position).
-  size_t PauseAt() const {
-    return std::max<size_t>(4 * static_cast<size_t>(options_.batch_max) / std::max<size_t>(1, pipelines_.size()),
-                            2 * static_cast<size_t>(options_.partition_batch_max));
-  }
+  // Records read, not yet applied, of one partition in offset order, and their bytes.
+  class Line {
+   public:
+    void Push(std::unique_ptr<RdKafka::Message> m) {
+      bytes_ += m->len();
+      records_.push_back(std::move(m));
+    }
+    std::unique_ptr<RdKafka::Message> Pop() {
+      std::unique_ptr<RdKafka::Message> m = std::move(records_.front());
+      records_.pop_front();
+      bytes_ -= m->len();
+      return m;
+    }
+    // Records taken and not applied go back to its head, in order.
+    void PutBack(std::vector<std::unique_ptr<RdKafka::Message>>::iterator from,
+                 std::vector<std::unique_ptr<RdKafka::Message>>::iterator to) {
+      for (auto it = from; it != to; ++it) bytes_ += (*it)->len();
+      records_.insert(records_.begin(), std::make_move_iterator(from), std::make_move_iterator(to));
+    }
+    const RdKafka::Message& back() const { return *records_.back(); }
+    size_t size() const { return records_.size(); }
+    bool empty() const { return records_.empty(); }
+    size_t bytes() const { return bytes_; }
+
+   private:
+    std::deque<std::unique_ptr<RdKafka::Message>> records_;
+    size_t bytes_ = 0;
+  };
   // Consumed a record, or the broker answered: mark it reachable; down: say why. Any thread.
   void BrokerUp();
   void BrokerDown(const absl::Status& why);
@@ -207,9 +255,9 @@ class Service {
   std::unique_ptr<BrokerEvents> broker_events_;  // "all brokers down", heard while polling
   // By (topic, partition): events partitions and suspect-links partitions.
   std::map<PartitionId, std::unique_ptr<PartitionPipeline>> pipelines_;
-  // Records read, not yet applied, per partition in offset order; and which partitions' fetching is paused
-  // because their line is long.
-  std::map<PartitionId, std::deque<std::unique_ptr<RdKafka::Message>>> waiting_;
+  // Records read, not yet applied, per partition; and which partitions' fetching is paused because their line
+  // is long.
+  std::map<PartitionId, Line> waiting_;
   std::set<PartitionId> paused_;
   uint64_t batches_ = 0;
   Workers workers_;  // options_.apply_threads: the partitions of a batch applied and stored side by side
