@@ -118,6 +118,19 @@ class ServiceTest : public ::testing::Test {
     return out;
   }
 
+  // Starts the service; once V1's alert is out, the store refuses writes ("the disk is full") and V2's events
+  // are produced: they are read, and the store is unhealthy.
+  void FillTheDiskAfterV1sAlertThenProduceV2(Micros at) {
+    Start();
+    for (const auto& e : ClosedUnassessed("V1", at)) Produce(e);
+    ASSERT_EQ(Alerts(1).size(), 1u);
+    store_->set_min_free_bytes(std::numeric_limits<uint64_t>::max());  // "the disk is full"
+    for (const auto& e : ClosedUnassessed("V2", at)) Produce(e);
+    for (int i = 0; i < 300 && health_.Of(kHealthStore).ok(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_EQ(health_.Of(kHealthStore).code(), absl::StatusCode::kUnavailable);
+  }
   // A backlog on both partitions: `victims` incidents closed unassessed on each (victims P<partition>-<n>).
   void ProduceBacklogs(int victims) {
     const Micros at = absl::ToUnixMicros(absl::Now()) - kMicrosPerHour;
@@ -231,15 +244,7 @@ TEST_F(ServiceTest, ClockTicksCarryTheServicesClockAndDeadlinesFallDueByIt) {
 
 TEST_F(ServiceTest, AStoreThatRefusesWritesPausesConsumptionUntilItTakesThemAndNothingIsLost) {
   const Micros at = absl::ToUnixMicros(absl::Now()) - kMicrosPerHour;
-  Start();
-  for (const auto& e : ClosedUnassessed("V1", at)) Produce(e);
-  ASSERT_EQ(Alerts(1).size(), 1u);
-  store_->set_min_free_bytes(std::numeric_limits<uint64_t>::max());  // "the disk is full"
-  for (const auto& e : ClosedUnassessed("V2", at)) Produce(e);
-  for (int i = 0; i < 300 && health_.Of(kHealthStore).ok(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  EXPECT_EQ(health_.Of(kHealthStore).code(), absl::StatusCode::kUnavailable);
+  ASSERT_NO_FATAL_FAILURE(FillTheDiskAfterV1sAlertThenProduceV2(at));
   EXPECT_EQ(Alerts(2, std::chrono::seconds(2)).size(), 1u);  // V2's batch was not stored, nor published
   store_->set_min_free_bytes(0);
   EXPECT_THAT(Rules(Alerts(2)),
@@ -286,6 +291,22 @@ TEST_F(ServiceTest, AFencedConsumerRejoinsTheGroupAndNothingIsLostOrRepeated) {
   EXPECT_THAT(rules, ::testing::ElementsAre("V1 closed-without-assessment r1", "V2 closed-without-assessment r1"));
   EXPECT_TRUE(Stop().ok());
   EXPECT_THAT(Rules(Alerts(3, std::chrono::seconds(3))), ::testing::SizeIs(2)) << "nothing published twice";
+}
+
+TEST_F(ServiceTest, AConsumerFencedWhileTheStoreRefusesWritesIsReplacedOnceItTakesThem) {
+  const Micros at = absl::ToUnixMicros(absl::Now()) - kMicrosPerHour;
+  ASSERT_NO_FATAL_FAILURE(FillTheDiskAfterV1sAlertThenProduceV2(at));
+  // While it waits for the store, still a member of the group, it is fenced.
+  rd_kafka_mock_push_request_errors(kafka_.cluster(), kHeartbeat, 1, RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID);
+  std::this_thread::sleep_for(std::chrono::seconds(4));  // a heartbeat (every 3 s) meets the error
+  store_->set_min_free_bytes(0);
+  for (const auto& e : ClosedUnassessed("V3", at)) Produce(e);
+  EXPECT_THAT(Rules(Alerts(3)),
+              ::testing::UnorderedElementsAre("V1 closed-without-assessment r1", "V2 closed-without-assessment r1",
+                                              "V3 closed-without-assessment r1"));
+  EXPECT_TRUE(health_.Of(kHealthStore).ok());
+  EXPECT_TRUE(Stop().ok());
+  EXPECT_THAT(Rules(Alerts(4, std::chrono::seconds(3))), ::testing::SizeIs(3)) << "nothing published twice";
 }
 
 TEST_F(ServiceTest, APartitionsBacklogTakesTurnsWithTheOthersAndNothingIsLostOrRepeated) {

@@ -64,16 +64,9 @@ class Service::Rebalancer : public RdKafka::RebalanceCb {
       }
       spdlog::info("event=assigned partitions={}", ids.size());
     } else {
-      // The API stops answering from them at once: from here their next owner's copy is the one that counts.
-      if (service_.options_.ownership) service_.options_.ownership->Revoked();
-      // What was applied is committed and published before the partitions go,
-      // so that their next owner reads a progress topic with no open transaction of ours.
-      if (!service_.store_fault_) service_.FlushUntilDone();
-      service_.DropReadAhead();  // read, not applied: the next owner reads them from the committed offsets
-      for (const auto& [id, pipeline] : service_.pipelines_) service_.Forget(id);
-      service_.pipelines_.clear();
-      service_.SetGauges(/*now=*/true);
-      service_.committer_->Reset();  // nothing more of theirs is published from here
+      // What was applied is committed and published before the partitions go, so that their next owner reads
+      // a progress topic with no open transaction of ours; unless the store refuses writes.
+      service_.Revoke(/*flush=*/!service_.store_fault_);
       consumer->unassign();
       spdlog::info("event=revoked partitions={}", partitions.size());
     }
@@ -145,6 +138,17 @@ absl::Status Service::Assign(const std::vector<PartitionId>& partitions) {
   }
   SetGauges(/*now=*/true);
   return absl::OkStatus();
+}
+
+void Service::Revoke(bool flush) {
+  // The API stops answering from them at once: from here their next owner's copy is the one that counts.
+  if (options_.ownership) options_.ownership->Revoked();
+  if (flush) FlushUntilDone();
+  DropReadAhead();  // read, not applied: the next owner reads them from the committed offsets
+  for (const auto& [id, pipeline] : pipelines_) Forget(id);
+  pipelines_.clear();
+  SetGauges(/*now=*/true);
+  committer_->Reset();  // nothing more of theirs is published from here
 }
 
 absl::Status Service::Reload() {
@@ -362,8 +366,11 @@ void Service::TryRecoverStore() {
     spdlog::warn("event=store_still_failing status=\"{}\"", s.ToString());
     return;
   }
-  // What was applied but not committed is in memory only: forget it and consume it again.
-  if (absl::Status s = Reload(); !s.ok()) {
+  // What was applied but not committed is in memory only: forget it and consume it again. A consumer that
+  // failed for good meanwhile (fenced while unassigned: no revocation) is replaced instead, the partitions
+  // dropped here: its successor's assignment loads them.
+  if (consumer_fatal_) Revoke(/*flush=*/false);
+  if (absl::Status s = consumer_fatal_ ? RecoverConsumer() : Reload(); !s.ok()) {
     spdlog::warn("event=store_reload_failed status=\"{}\"", s.ToString());
     return;
   }
@@ -634,6 +641,10 @@ absl::Status Service::Run() {
       // Unassigned: this only keeps the group membership alive. (Once recovered, the next record is
       // consumed below, never here, where it would be thrown away.)
       std::unique_ptr<RdKafka::Message> m(consumer_->consume(100));
+      if (m->err() == RdKafka::ERR__FATAL) {  // fenced meanwhile: replaced once the store takes writes
+        spdlog::error("event=consume_error error=\"{}\"", m->errstr());
+        consumer_fatal_ = true;
+      }
       if (!rebalance_error_.ok()) break;
       Tick();
       continue;

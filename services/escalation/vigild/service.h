@@ -181,6 +181,9 @@ class Service {
   int ApplyBatch();
   // Forgets what was read ahead (the partitions are revoked, or assigned again from their stored offsets).
   void DropReadAhead();
+  // The partitions go (revoked, or their consumer failed): committed and published first when `flush`, then
+  // forgotten, with what was read ahead and what the committer held of them.
+  void Revoke(bool flush);
   // Records read, not yet applied, of one partition in offset order, and their bytes.
   class Line {
    public:
