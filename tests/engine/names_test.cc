@@ -62,5 +62,16 @@ TEST(NamesTest, ACopyAndAMoveHoldTheSameRefs) {
   EXPECT_FALSE(moved.Find<EventTag>("one more").valid());
 }
 
+TEST(NamesTest, AnAlertsOptionalTextTakesNoEntryWhenEmptyAndIsSharedWhenNot) {
+  Names names;
+  const TextRef none = names.InternUnlessEmpty<TextTag>("");
+  EXPECT_FALSE(none.valid());
+  EXPECT_EQ(names[none], "");
+  EXPECT_FALSE(names.Find<TextTag>("").valid()) << "no entry for the empty string";
+  const TextRef force = names.InternUnlessEmpty<TextTag>("force-a");
+  EXPECT_EQ(names.InternUnlessEmpty<TextTag>("force-a"), force) << "every alert of the victim shares it";
+  EXPECT_EQ(names[force], "force-a");
+}
+
 }  // namespace
 }  // namespace vigil::live

@@ -52,15 +52,16 @@ void SnapshotDigest::AddField(int field, absl::string_view bytes) {
 
 std::string SnapshotDigest::Hex() const { return Hex64(hash_); }
 
-v1::Alert AlertMessage(const live::Alert& a, const std::string& victim_id) {
+v1::Alert AlertMessage(const live::Alert& a, const live::Victim& v) {
+  const live::Names& n = v.names;
   // proto3: an empty string is not written, so one not set gives the same bytes and saves its allocation.
   auto set = [](std::string* (v1::Alert::*mutable_field)(), v1::Alert& m, const std::string& value) {
     if (!value.empty()) (m.*mutable_field)()->assign(value);
   };
   v1::Alert m;
   set(&v1::Alert::mutable_alert_id, m, a.alert_id);
-  set(&v1::Alert::mutable_victim_id, m, victim_id);
-  set(&v1::Alert::mutable_incident_id, m, a.incident_id);
+  set(&v1::Alert::mutable_victim_id, m, v.id);
+  set(&v1::Alert::mutable_incident_id, m, n[a.incident]);
   const absl::string_view rule = RuleName(a.rule);
   m.mutable_rule()->assign(rule.data(), rule.size());
   m.set_level(a.level);
@@ -73,17 +74,17 @@ v1::Alert AlertMessage(const live::Alert& a, const std::string& victim_id) {
   if (!a.note_only) reason->append(a.rule_reason);
   auto* evidence = m.mutable_evidence_event_ids();
   evidence->Reserve(static_cast<int>(a.evidence.first.size() + a.evidence.last.size()));
-  for (const std::string& id : a.evidence.first) evidence->Add()->assign(id);
-  for (const std::string& id : a.evidence.last) evidence->Add()->assign(id);
-  set(&v1::Alert::mutable_threshold, m, a.threshold);
-  set(&v1::Alert::mutable_force, m, a.force);
-  set(&v1::Alert::mutable_suspect_id, m, a.suspect_id);
+  for (const live::EventRef id : a.evidence.first) evidence->Add()->assign(n[id]);
+  for (const live::EventRef id : a.evidence.last) evidence->Add()->assign(n[id]);
+  set(&v1::Alert::mutable_threshold, m, n[a.threshold]);
+  set(&v1::Alert::mutable_force, m, n[a.force]);
+  set(&v1::Alert::mutable_suspect_id, m, n[a.suspect]);
   m.set_revision(a.revision);
   *m.mutable_fired_at() = ToTimestamp(a.fired_at);
   if (a.acknowledge_by) *m.mutable_acknowledge_by() = ToTimestamp(*a.acknowledge_by);
-  set(&v1::Alert::mutable_acknowledged_by, m, a.acknowledged_by);
+  set(&v1::Alert::mutable_acknowledged_by, m, n[a.acknowledged_by]);
   m.set_evidence_total(a.evidence.total);
-  set(&v1::Alert::mutable_rules_version, m, a.rules_version);
+  set(&v1::Alert::mutable_rules_version, m, n[a.rules_version]);
   return m;
 }
 
@@ -266,7 +267,7 @@ state::VictimState EncodeVictim(const live::Victim& v, bool records) {
     state::AlertRecord* r = s.add_alerts();
     r->set_key(a.key);
     if (records) {
-      *r->mutable_alert() = AlertMessage(a, v.id);
+      *r->mutable_alert() = AlertMessage(a, v);
     } else {  // the head: the alert's latest transition is stored apart (storage/keys.h, e/P/a/)
       r->mutable_alert()->set_alert_id(a.alert_id);
     }
@@ -421,11 +422,11 @@ std::unique_ptr<live::Victim> DecodeVictim(const state::VictimState& s) {
     a.alert_id = m.alert_id();
     RuleFromName(m.rule(), &a.rule);
     a.key = r.key();
-    a.incident_id = m.incident_id();
-    a.suspect_id = m.suspect_id();
-    a.force = m.force();
-    a.threshold = m.threshold();
-    a.rules_version = m.rules_version();
+    a.incident = n.InternUnlessEmpty<live::IncidentTag>(m.incident_id());
+    a.suspect = n.InternUnlessEmpty<live::SuspectTag>(m.suspect_id());
+    a.force = n.InternUnlessEmpty<live::TextTag>(m.force());
+    a.threshold = n.InternUnlessEmpty<live::TextTag>(m.threshold());
+    a.rules_version = n.InternUnlessEmpty<live::TextTag>(m.rules_version());
     a.acknowledge_within = r.acknowledge_within();
     a.level = m.level();
     a.state = m.state();
@@ -433,7 +434,7 @@ std::unique_ptr<live::Victim> DecodeVictim(const state::VictimState& s) {
     a.fired_at = ToMicros(m.fired_at());
     if (m.has_deadline()) a.deadline = ToMicros(m.deadline());
     if (m.has_acknowledge_by()) a.acknowledge_by = ToMicros(m.acknowledge_by());
-    a.acknowledged_by = m.acknowledged_by();
+    a.acknowledged_by = n.InternUnlessEmpty<live::TextTag>(m.acknowledged_by());
     a.rule_reason = r.reason();
     // The published reason is the note and the rule's sentence, or the note alone (a resolution's).
     if (absl::EndsWith(m.reason(), a.rule_reason)) {
@@ -445,9 +446,9 @@ std::unique_ptr<live::Victim> DecodeVictim(const state::VictimState& s) {
     a.revision = m.revision();
     for (int i = 0; i < m.evidence_event_ids_size(); ++i) {
       if (static_cast<size_t>(i) < live::kEvidenceEnds) {
-        a.evidence.first.push_back(m.evidence_event_ids(i));
+        a.evidence.first.push_back(n.Intern<live::EventTag>(m.evidence_event_ids(i)));
       } else {
-        a.evidence.last.push_back(m.evidence_event_ids(i));
+        a.evidence.last.push_back(n.Intern<live::EventTag>(m.evidence_event_ids(i)));
       }
     }
     a.evidence.total = m.evidence_total();

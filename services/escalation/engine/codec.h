@@ -39,7 +39,7 @@ state::SuspectState EncodeSuspect(const live::Suspect& suspect);
 live::Suspect DecodeSuspect(const state::SuspectState& stored);
 
 // The alert as published (and stored): its current transition.
-v1::Alert AlertMessage(const live::Alert& alert, const std::string& victim_id);
+v1::Alert AlertMessage(const live::Alert& alert, const live::Victim& victim);
 
 // The digest of a state::Snapshot taken from its parts, in order: the stream
 // time, each victim's stored bytes in id order, then each suspect's. Equal to

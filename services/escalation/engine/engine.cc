@@ -419,17 +419,17 @@ void Engine::Prune(Micros stream_time, live::Victim* victim) const {
   // pending): an acknowledgement of one now is refused, and the rule firing again raises a new one.
   erase_if(v.alerts, [&](const live::Alert& a) { return a.at < horizon && !v.escalations.contains(a.alert_id); });
   // What the remaining open alerts and pending deadlines still refer to.
+  const live::Names& n = v.names;
   absl::flat_hash_set<std::string> referred;
   for (const live::Alert& a : v.alerts) {
     if (!a.open()) continue;
     referred.insert(a.key);
-    referred.insert(a.incident_id);
+    referred.insert(n[a.incident]);
   }
   for (const auto& [key, d] : v.deadlines) {
     referred.insert(d.key);
     referred.insert(d.incident_id);
   }
-  const live::Names& n = v.names;
   auto used = [&](auto ref) { return referred.contains(n[ref]); };
   dropped += v.seen.erase_if([&](const auto& entry) {
     if (entry.second.at >= horizon) return false;

@@ -7,7 +7,7 @@
 
 namespace vigil::live {
 
-bool Evidence::Add(const std::string& id) {
+bool Evidence::Add(Names& names, absl::string_view id) {
   const uint64_t fp = ContentHash64(id);
   if (seen_order.size() < kEvidenceScanned) {
     if (std::find(seen_order.begin(), seen_order.end(), fp) != seen_order.end()) return false;
@@ -18,10 +18,10 @@ bool Evidence::Add(const std::string& id) {
   seen_order.push_back(fp);
   ++total;
   if (first.size() < kEvidenceEnds) {
-    first.push_back(id);
+    first.push_back(names.Intern<EventTag>(id));
   } else {
     if (last.size() == kEvidenceEnds) last.erase(last.begin());
-    last.push_back(id);
+    last.push_back(names.Intern<EventTag>(id));
   }
   return true;
 }

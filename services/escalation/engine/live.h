@@ -49,6 +49,7 @@ using EventRef = Ref<struct EventTag>;
 using RequestRef = Ref<struct RequestTag>;
 using ApplicationRef = Ref<struct ApplicationTag>;
 using ProtectionRef = Ref<struct ProtectionTag>;
+using TextRef = Ref<struct TextTag>;  // an alert's force, threshold, rules version, acknowledging officer
 
 // The strings a victim's records name, each held once. The strings sit in a
 // deque, which never moves what it holds, so the index keys are views of them:
@@ -78,6 +79,11 @@ class Names {
     });
     if (inserted != nullptr) *inserted = made;
     return {it->second};
+  }
+  // Intern, but an empty string is the invalid ref (which reads as empty) and takes no entry.
+  template <typename Tag>
+  Ref<Tag> InternUnlessEmpty(absl::string_view s) {
+    return s.empty() ? Ref<Tag>{} : Intern<Tag>(s);
   }
   // The ref of a string already interned; invalid when it never was.
   template <typename Tag>
@@ -207,28 +213,29 @@ struct Protection {
 // all, and a fingerprint of every id added so that an id is added once.
 inline constexpr size_t kEvidenceEnds = 10;
 struct Evidence {
-  std::vector<std::string> first;
-  std::vector<std::string> last;
+  std::vector<EventRef> first;  // ids in the victim's Names
+  std::vector<EventRef> last;
   uint32_t total = 0;
   std::vector<uint64_t> seen_order;  // the fingerprints, in the order added (for a canonical encoding)
   // The same fingerprints as a set, built when one is added to kEvidenceScanned of them (most alerts have a
   // few, which a scan of seen_order finds sooner and with no table to hold).
   absl::flat_hash_set<uint64_t> seen;
 
-  // Adds an id not added before; returns whether it was new.
-  bool Add(const std::string& id);
+  // Adds an id not added before (interned in the victim's `names`); returns whether it was new.
+  bool Add(Names& names, absl::string_view id);
 };
 inline constexpr size_t kEvidenceScanned = 32;
 
+// An alert of a victim: its ids and texts are refs into the victim's Names (most are shared by its alerts).
 struct Alert {
   std::string alert_id;
   RuleId rule = RuleId::kRepeatCalls;
   std::string key;  // the rule's subject: one open alert per (rule, key)
-  std::string incident_id;
-  std::string suspect_id;
-  std::string force;
-  std::string threshold;  // the rule's setting it was raised under, e.g. "2 calls in 24h"
-  std::string rules_version;  // the version of the rules it was raised under
+  IncidentRef incident;
+  SuspectRef suspect;
+  TextRef force;
+  TextRef threshold;  // the rule's setting it was raised under, e.g. "2 calls in 24h"
+  TextRef rules_version;  // the version of the rules it was raised under
   Micros acknowledge_within = 0;  // its rule's window then: an alert keeps it through rules changes
   v1::Level level = v1::SUPERVISOR;
   v1::AlertState state = v1::FIRING;
@@ -236,7 +243,7 @@ struct Alert {
   Micros fired_at = 0;
   std::optional<Micros> deadline;
   std::optional<Micros> acknowledge_by;
-  std::string acknowledged_by;
+  TextRef acknowledged_by;
   std::string rule_reason;  // the rule's own sentence
   // What its latest transition added before the rule's sentence (an acknowledgement or an escalation), or
   // said instead of it (`note_only`: a resolution). The reason as published is the two together.

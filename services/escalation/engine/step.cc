@@ -37,7 +37,7 @@ void Step::Raise(Raising r) {
   const RuleSettings& settings = rules_.rule(r.rule);
   if (live::Alert* open = v_.OpenAlert(r.rule, r.key)) {
     bool added = false;
-    for (const std::string& id : r.evidence) added |= open->evidence.Add(id);
+    for (const std::string& id : r.evidence) added |= open->evidence.Add(v_.names, id);
     if (!added) return;
     open->rule_reason = std::move(r.reason);
     open->note.clear();
@@ -46,7 +46,7 @@ void Step::Raise(Raising r) {
     open->at = std::max(r.at, open->at);
     if (r.reopen && open->state == v1::ACKNOWLEDGED) {
       open->state = v1::FIRING;
-      open->acknowledged_by.clear();
+      open->acknowledged_by = {};
       if (open->level < v1::SUPERINTENDENT) {
         open->acknowledge_by = open->at + open->acknowledge_within;
         AddEscalation(*open, *open->acknowledge_by);
@@ -60,11 +60,11 @@ void Step::Raise(Raising r) {
       "al-", Hex64(Fnv1a64(absl::StrCat(RuleName(r.rule), "|", v_.id, "|", r.key, "|", r.trigger))));
   a.rule = r.rule;
   a.key = std::move(r.key);
-  a.incident_id = std::move(r.incident_id);
-  a.suspect_id = std::move(r.suspect_id);
-  a.force = v_.force;
-  a.threshold = rules_.threshold(r.rule);
-  a.rules_version = rules_.version();
+  a.incident = v_.names.InternUnlessEmpty<live::IncidentTag>(r.incident_id);
+  a.suspect = v_.names.InternUnlessEmpty<live::SuspectTag>(r.suspect_id);
+  a.force = v_.names.InternUnlessEmpty<live::TextTag>(v_.force);
+  a.threshold = v_.names.InternUnlessEmpty<live::TextTag>(rules_.threshold(r.rule));
+  a.rules_version = v_.names.InternUnlessEmpty<live::TextTag>(rules_.version());
   a.acknowledge_within = settings.acknowledge_within;
   a.level = settings.level;
   a.state = v1::FIRING;
@@ -72,7 +72,7 @@ void Step::Raise(Raising r) {
   a.fired_at = r.at;
   a.deadline = r.deadline;
   a.rule_reason = std::move(r.reason);
-  for (const std::string& id : r.evidence) a.evidence.Add(id);
+  for (const std::string& id : r.evidence) a.evidence.Add(v_.names, id);
   a.evidence.total = std::max(a.evidence.total, r.evidence_total);
   live::Alert& added = v_.AddAlert(std::move(a));
   if (added.level < v1::SUPERINTENDENT) {
@@ -90,7 +90,7 @@ void Step::Resolve(RuleId rule, const std::string& key, Micros at, const std::st
   a->state = v1::RESOLVED;
   a->at = at;
   a->acknowledge_by.reset();
-  a->evidence.Add(event_id);
+  a->evidence.Add(v_.names, event_id);
   a->note = absl::StrCat("Resolved: ", what_happened, ".");
   a->note_only = true;
   v_.Closed(*a);
@@ -102,12 +102,12 @@ void Step::Acknowledge(const std::string& alert_id, const std::string& by, Micro
   if (a == nullptr || a->state == v1::RESOLVED || a->state == v1::ACKNOWLEDGED) return;
   v_.RemoveEscalation(alert_id);
   a->state = v1::ACKNOWLEDGED;
-  a->acknowledged_by = by;
+  a->acknowledged_by = v_.names.InternUnlessEmpty<live::TextTag>(by);
   a->note = absl::StrCat("Acknowledged by ", by, ". ");
   a->note_only = false;
   a->acknowledge_by.reset();
   a->at = at;
-  a->evidence.Add(event_id);
+  a->evidence.Add(v_.names, event_id);
   Emit(*a);
 }
 
@@ -136,7 +136,7 @@ live::Deadline& Step::AddEscalation(const live::Alert& a, Micros due) {
   d.rule = a.rule;
   d.due = due;
   d.key = a.key;
-  d.incident_id = a.incident_id;
+  d.incident_id = v_.names[a.incident];
   d.alert_id = a.alert_id;
   return v_.AddDeadline(std::move(d));
 }
@@ -159,7 +159,7 @@ void Step::SetRuleDeadline(RuleId rule, const std::string& key, const std::strin
 
 void Step::Emit(live::Alert& a) {
   ++a.revision;
-  out_.transitions.push_back(AlertMessage(a, v_.id));
+  out_.transitions.push_back(AlertMessage(a, v_));
 }
 
 }  // namespace vigil
