@@ -25,8 +25,9 @@ class CommitterTest : public ::testing::Test {
  protected:
   void TearDown() override { committer_.reset(); }
 
-  void Start(int interval_ms = 0) {
+  void Start(int interval_ms = 0, size_t max_pending_bytes = CommitterOptions().max_pending_bytes) {
     CommitterOptions o;
+    o.max_pending_bytes = max_pending_bytes;
     o.kafka = props_;
     o.instance = "test-instance";
     o.dead_letters = "dlq";
@@ -107,6 +108,29 @@ TEST_F(CommitterTest, PublishesWhatIsHandedOverOnceWithItsProgress) {
   ASSERT_TRUE(committer_->Drain(stop_, std::chrono::seconds(30)).ok());
   EXPECT_EQ(Committed("alerts").size(), 5u);
   EXPECT_EQ(Progress(), 5u);
+}
+
+TEST_F(CommitterTest, HandingOverWaitsWhileWhatWaitsToBePublishedHoldsItsBytes) {
+  // A commit a minute: nothing handed over is published meanwhile. 12 bytes a record, 30 at most waiting.
+  Start(/*interval_ms=*/60000, /*max_pending_bytes=*/30);
+  committer_->Publish(p_, Records(1, 2), stop_);  // 24 bytes: taken
+  committer_->Publish(p_, Records(3, 3), stop_);  // 36 bytes: taken, as the 24 before were under 30
+  EXPECT_EQ(committer_->pending(), 3u);
+  std::atomic<bool> handed_over{false};
+  std::thread loop([&] {
+    committer_->Publish(p_, Records(4, 4), stop_);  // waits: 36 bytes wait already
+    handed_over = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_FALSE(handed_over);
+  EXPECT_EQ(committer_->pending(), 3u);
+  // A drain commits what waits; the bytes go with it and the fourth record is taken.
+  ASSERT_TRUE(committer_->Drain(stop_, std::chrono::seconds(30)).ok());
+  loop.join();
+  EXPECT_TRUE(handed_over);
+  ASSERT_TRUE(committer_->Drain(stop_, std::chrono::seconds(30)).ok());
+  EXPECT_EQ(committer_->TakePublished(), (std::map<PartitionId, uint64_t>{{p_, 4}}));
+  EXPECT_EQ(Committed("alerts").size(), 4u);
 }
 
 TEST_F(CommitterTest, ARecordTheBrokerRefusesGoesAsADeadLetterUnderItsNumber) {

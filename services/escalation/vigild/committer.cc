@@ -154,13 +154,17 @@ void Committer::Publish(const PartitionId& p, std::vector<state::OutboxRecord> r
                         const std::atomic<bool>& stop) {
   if (records.empty()) return;
   std::unique_lock<std::mutex> lock(mu_);
-  settled_.wait(lock, [&] { return pending_ < options_.max_pending || stop || stop_ || fatal_; });
+  settled_.wait(lock, [&] {
+    return (pending_ < options_.max_pending && pending_bytes_ < options_.max_pending_bytes) || stop || stop_ ||
+           fatal_;
+  });
   Partition& part = partitions_[p];
   // Handed over at most once: a record already held (or published) is not taken again.
   uint64_t last = part.records.empty() ? part.published_seq : part.records.back().seq();
   for (auto& r : records) {
     if (r.seq() <= last) continue;
     last = r.seq();
+    pending_bytes_ += r.value().size();
     part.records.push_back(std::move(r));
     ++pending_;
   }
@@ -221,6 +225,7 @@ void Committer::Reset() {
   // published are dropped when it commits (EndTransaction).
   partitions_.clear();
   pending_ = 0;
+  pending_bytes_ = 0;
   paused_ = false;
   lock.unlock();
   settled_.notify_all();
@@ -483,6 +488,7 @@ absl::Status Committer::EndTransaction() {
         Partition& part = partitions_[p];
         while (!part.records.empty() && part.records.front().seq() <= seq) {
           CountPublished(part.records.front());
+          pending_bytes_ -= part.records.front().value().size();
           part.records.pop_front();
           --pending_;
         }

@@ -57,6 +57,7 @@ struct CommitterOptions {
   std::vector<std::string> topics;    // every topic it may write (warmed up front)
   int interval_ms = 10;               // a transaction at most this often
   size_t max_pending = 200000;        // records handed over and not yet published, at most (Publish waits)
+  size_t max_pending_bytes = size_t{32} << 20;  // and their values' bytes, at most (Publish waits)
   std::string alerts = "vigil.alerts";  // the alerts topic: its records are counted as alert transitions
   // Counts transactions' commit time, and what they published (must outlive the committer).
   VigilMetrics* metrics = VigilMetrics::Unexposed();
@@ -76,8 +77,8 @@ class Committer {
   // the thread. UNAVAILABLE while the broker cannot be reached.
   absl::Status Start();
 
-  // Records of a partition, committed to the store, in seq order, to publish. Waits while max_pending are
-  // already waiting (the broker is slower than the loop) unless `stop`.
+  // Records of a partition, committed to the store, in seq order, to publish. Waits while max_pending, or
+  // max_pending_bytes of values, are already waiting (the broker is slower than the loop) unless `stop`.
   void Publish(const PartitionId& p, std::vector<state::OutboxRecord> records, const std::atomic<bool>& stop);
   // The partition's progress goes in the next transaction even with nothing to publish (after an assignment:
   // it finds the transaction's coordinator and partitions now, not when an alert waits).
@@ -130,6 +131,7 @@ class Committer {
   std::condition_variable settled_;  // published, or idle, or fatal
   std::map<PartitionId, Partition> partitions_;  // guarded by mu_
   size_t pending_ = 0;                           // guarded by mu_
+  size_t pending_bytes_ = 0;                     // their values' bytes (guarded by mu_)
   std::map<PartitionId, uint64_t> published_;    // guarded by mu_
   bool busy_ = false;        // a transaction is being built or settled (guarded by mu_)
   bool paused_ = false;      // Reset/Recreate in progress (guarded by mu_)
