@@ -93,7 +93,8 @@ int main(int argc, char** argv) {
   size_t batch_max_mb = o.batch_max_bytes >> 20;
   app.add_option("--batch-max-mb", batch_max_mb,
                  "What a batch may hold for its commit, at most, in MiB (its RocksDB writes and outbox): a batch "
-                 "whose records raise many alerts is cut short there, bounding memory in an alert storm")
+                 "of large records, or of records raising many alerts, is cut short there and the rest waits for "
+                 "the next; a partition's read-ahead pauses at 4 x its share")
       ->capture_default_str()->check(CLI::Range(1, 4096));
   app.add_option("--partition-batch-max", o.partition_batch_max,
                  "Records of one partition per batch at most: a backlog in one partition (one victim's flood) "
