@@ -50,7 +50,7 @@ class ServiceTest : public ::testing::Test {
   }
 
   void Start(int tick_ms = 0, int partition_batch_max = 500, int batch_max = 5000, int apply_threads = 2,
-             size_t batch_max_bytes = 16 << 20) {
+             size_t batch_max_bytes = kDefaultBatchMaxBytes) {
     ServiceOptions o;
     o.kafka = props_;
     o.instance = "service-test";

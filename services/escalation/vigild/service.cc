@@ -369,8 +369,14 @@ void Service::TryRecoverStore() {
   // What was applied but not committed is in memory only: forget it and consume it again. A consumer that
   // failed for good meanwhile (fenced while unassigned: no revocation) is replaced instead, the partitions
   // dropped here: its successor's assignment loads them.
-  if (consumer_fatal_) Revoke(/*flush=*/false);
-  if (absl::Status s = consumer_fatal_ ? RecoverConsumer() : Reload(); !s.ok()) {
+  absl::Status s;
+  if (consumer_fatal_) {
+    Revoke(/*flush=*/false);
+    s = RecoverConsumer();
+  } else {
+    s = Reload();
+  }
+  if (!s.ok()) {
     spdlog::warn("event=store_reload_failed status=\"{}\"", s.ToString());
     return;
   }
@@ -482,6 +488,13 @@ absl::Status Service::Subscribe() {
   return absl::OkStatus();
 }
 
+bool Service::ConsumerFailed(const RdKafka::Message& m) {
+  if (m.err() != RdKafka::ERR__FATAL) return false;
+  spdlog::error("event=consume_error error=\"{}\"", m.errstr());
+  consumer_fatal_ = true;
+  return true;
+}
+
 absl::Status Service::RecoverConsumer() {
   spdlog::error("event=consumer_failed action=rejoin_group partitions={}", pipelines_.size());
   consumer_->close();  // revokes what it still had (committed and published first)
@@ -503,10 +516,8 @@ void Service::ReadAhead(int wait_ms) {
     if (m->err() != RdKafka::ERR_NO_ERROR) {
       if (BrokerUnreachable(m->err())) {
         BrokerDown(absl::UnavailableError(m->errstr()));
-      } else if (m->err() == RdKafka::ERR__FATAL) {
-        spdlog::error("event=consume_error error=\"{}\"", m->errstr());
-        consumer_fatal_ = true;  // Run makes a new consumer
-        break;
+      } else if (ConsumerFailed(*m)) {
+        break;  // Run makes a new consumer
       } else if (m->err() != RdKafka::ERR__PARTITION_EOF) {
         spdlog::warn("event=consume_error error=\"{}\"", m->errstr());
       }
@@ -597,7 +608,9 @@ int Service::ApplyBatch() {
     std::vector<std::unique_ptr<RdKafka::Message>>& left = turns[i].records;
     Line& line = waiting_[turns[i].id];
     line.PutBack(left.begin() + static_cast<ptrdiff_t>(applied[i]), left.end());
-    if (Shares().Resume(pipelines_.size(), line.size(), line.bytes()) && paused_.erase(turns[i].id) > 0) Fetch({turns[i].id}, /*paused=*/false);
+    if (Shares().Resume(pipelines_.size(), line.size(), line.bytes()) && paused_.erase(turns[i].id) > 0) {
+      Fetch({turns[i].id}, /*paused=*/false);
+    }
   }
   batch_records_ = static_cast<size_t>(n);
   return n;
@@ -641,10 +654,7 @@ absl::Status Service::Run() {
       // Unassigned: this only keeps the group membership alive. (Once recovered, the next record is
       // consumed below, never here, where it would be thrown away.)
       std::unique_ptr<RdKafka::Message> m(consumer_->consume(100));
-      if (m->err() == RdKafka::ERR__FATAL) {  // fenced meanwhile: replaced once the store takes writes
-        spdlog::error("event=consume_error error=\"{}\"", m->errstr());
-        consumer_fatal_ = true;
-      }
+      ConsumerFailed(*m);  // fenced meanwhile: replaced once the store takes writes
       if (!rebalance_error_.ok()) break;
       Tick();
       continue;

@@ -52,6 +52,8 @@
 
 namespace vigil {
 
+inline constexpr size_t kDefaultBatchMaxBytes = size_t{16} << 20;  // ServiceOptions::batch_max_bytes
+
 struct ServiceOptions {
   KafkaProps kafka;  // bootstrap.servers, security.*, ... passed through
   std::string group = "vigild";
@@ -69,7 +71,7 @@ struct ServiceOptions {
   // in it): a batch of large records, or of records that each raise alerts (an alert storm), is cut short
   // there, and the records left wait for the next batch. Each partition applies at least one record a batch.
   // Read ahead, at most 4 x a partition's share of it waits (BatchShares::Pause).
-  size_t batch_max_bytes = size_t{16} << 20;
+  size_t batch_max_bytes = kDefaultBatchMaxBytes;
   // Records of one partition per batch at least (its least turn): a partition with a backlog (one victim's
   // flood) takes its turn beside the others instead of ahead of them. Read ahead of their turn, at most 4 x its
   // share of batch_max (or twice this) wait per partition; beyond, its fetching is paused.
@@ -101,7 +103,7 @@ struct ServiceOptions {
 // full; one flooded, the others' few records go in every batch beside a turn of the flood.
 struct BatchShares {
   int batch_max, partition_batch_max;
-  size_t batch_max_bytes = size_t{16} << 20;
+  size_t batch_max_bytes = kDefaultBatchMaxBytes;
   int Size(size_t owned, size_t backlogged) const {
     owned = std::max<size_t>(1, owned);
     const size_t share = static_cast<size_t>(batch_max) * std::clamp<size_t>(backlogged, 1, owned) / owned;
@@ -226,6 +228,9 @@ class Service {
   // The consumer failed fatally (fenced by a member with our group.instance.id, as after a restart beside a
   // broker restart): it has given up its partitions; a new one joins the group and is assigned them again.
   absl::Status RecoverConsumer();
+  // A consumed message saying the consumer failed for good (ERR__FATAL): logged and remembered
+  // (consumer_fatal_) for Run to replace it. Whether it was.
+  bool ConsumerFailed(const RdKafka::Message& m);
   bool consumer_fatal_ = false;
   // The topics vigild writes and creates, from the options.
   std::vector<TopicSpec> TopicSpecs() const;
