@@ -55,6 +55,13 @@ start --access deploy/config/access.yaml --max-held-victims 0
 check "no victims held at all: exit 2" [ "$rc" -eq 2 ]
 check "  naming the flag" grep -q "max-held-victims" "$tmp/err"
 
+start --access deploy/config/access.yaml --batch-max-mb 0
+check "a batch that may hold no bytes: exit 2" [ "$rc" -eq 2 ]
+check "  naming the flag and its range" grep -q "batch-max-mb: Value 0 not in range 1 to 4096" "$tmp/err"
+
+start --access deploy/config/access.yaml --batch-max-mb 5000
+check "a batch over 4 GiB: exit 2" [ "$rc" -eq 2 ]
+
 printf 'history:\n  horizon: 2h\n' >"$tmp/horizon.yaml"
 start --access deploy/config/access.yaml --rules "$tmp/horizon.yaml"
 check "a horizon under a day: exit 2" [ "$rc" -eq 2 ]
