@@ -240,15 +240,20 @@ TEST_F(HostileInputTest, ADeadLetterAlwaysFitsInAKafkaMessage) {
 }
 
 TEST_F(HostileInputTest, UnknownFieldsAreDroppedBeforeTheTimelineStoresTheEvent) {
+  // Applies and commits one record, then reads back V1's timeline as stored.
+  auto apply_and_read = [&](int64_t offset, const std::string& value) {
+    pipeline_->Apply({.offset = offset, .key = "V1", .value = value});
+    EXPECT_TRUE(pipeline_->Commit().ok());
+    std::vector<std::string> stored;
+    EXPECT_TRUE(store_->Scan(TimelinePrefix(0, "V1"), [&](absl::string_view, absl::string_view v) {
+      stored.emplace_back(v);
+      return true;
+    }).ok());
+    return stored;
+  };
   const v1::Event e = Ev("u1").At("09:00").Call(false);
   const std::string with_unknown = e.SerializeAsString() + "\xfa\x06" + Varint(3) + "abc";  // field 111
-  pipeline_->Apply({.offset = 0, .key = "V1", .value = with_unknown});
-  ASSERT_TRUE(pipeline_->Commit().ok());
-  std::vector<std::string> stored;
-  ASSERT_TRUE(store_->Scan(TimelinePrefix(0, "V1"), [&](absl::string_view, absl::string_view v) {
-    stored.emplace_back(v);
-    return true;
-  }).ok());
+  std::vector<std::string> stored = apply_and_read(0, with_unknown);
   ASSERT_EQ(stored.size(), 1u);
   EXPECT_EQ(stored[0], e.SerializeAsString());
   // Nested in the payload too (field 99 of call_received, appended to its bytes).
@@ -257,18 +262,23 @@ TEST_F(HostileInputTest, UnknownFieldsAreDroppedBeforeTheTimelineStoresTheEvent)
   const std::string call_bytes = call.SerializeAsString() + "\x9a\x06" + Varint(3) + "xyz";
   nested_event.clear_call_received();
   const std::string nested = nested_event.SerializeAsString() + "\x52" + Varint(call_bytes.size()) + call_bytes;
-  pipeline_->Apply({.offset = 1, .key = "V1", .value = nested});
-  ASSERT_TRUE(pipeline_->Commit().ok());
-  stored.clear();
-  ASSERT_TRUE(store_->Scan(TimelinePrefix(0, "V1"), [&](absl::string_view, absl::string_view v) {
-    stored.emplace_back(v);
-    return true;
-  }).ok());
+  stored = apply_and_read(1, nested);
   ASSERT_EQ(stored.size(), 2u);
   v1::Event kept;
   ASSERT_TRUE(kept.ParseFromString(stored[1]));
   EXPECT_EQ(kept.call_received().GetReflection()->GetUnknownFields(kept.call_received()).field_count(), 0);
   EXPECT_EQ(stored[1].find("xyz"), std::string::npos);
+  // And in a message beside the payload (field 99 of occurred_at, a Timestamp, field 3 of the event).
+  v1::Event stamped_event = Ev("u3").At("09:20").Call(false);
+  const std::string stamp_bytes = stamped_event.occurred_at().SerializeAsString() + "\x9a\x06" + Varint(3) + "pqr";
+  stamped_event.clear_occurred_at();
+  const std::string stamped = stamped_event.SerializeAsString() + "\x1a" + Varint(stamp_bytes.size()) + stamp_bytes;
+  stored = apply_and_read(2, stamped);
+  ASSERT_EQ(stored.size(), 3u);
+  ASSERT_TRUE(kept.ParseFromString(stored[2]));
+  EXPECT_EQ(kept.event_id(), "u3");
+  EXPECT_EQ(kept.occurred_at().GetReflection()->GetUnknownFields(kept.occurred_at()).field_count(), 0);
+  EXPECT_EQ(stored[2].find("pqr"), std::string::npos);
 }
 
 TEST_F(HostileInputTest, AnOccurredAtFarOutOfRangeOverflowsNothing) {

@@ -19,6 +19,7 @@
 #include "google/protobuf/wire_format_lite.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
+#include "services/escalation/engine/codec.h"
 #include "services/escalation/engine/risk_profile.h"
 #include "services/escalation/engine/validate.h"
 #include "services/escalation/pipeline/admission.h"
@@ -186,7 +187,7 @@ grpc::Status RiskServiceImpl::CheckRecordable(v1::RecordEventRequest& request, c
                                          : "clock ticks and suspect findings are written by vigild only"));
   }
   // Unknown fields are not part of the contract: dropped before the event is published or stored.
-  event.DiscardUnknownFields();
+  DropUnknownFields(&event);
   if (const size_t bytes = event.ByteSizeLong(); bytes > options_.max_event_bytes) {
     return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                         absl::StrCat(path, ": an event of ", bytes, " bytes; at most ", options_.max_event_bytes,

@@ -25,6 +25,42 @@ std::string DeterministicBytes(const google::protobuf::MessageLite& message) {
   return bytes;
 }
 
+namespace {
+
+bool HasUnknownFields(const google::protobuf::Message& message) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection& reflection = *message.GetReflection();
+  if (!reflection.GetUnknownFields(message).empty()) return true;
+  const google::protobuf::Descriptor& descriptor = *message.GetDescriptor();
+  auto in = [&](const FieldDescriptor* field) {
+    return field != nullptr && field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE &&
+           HasUnknownFields(reflection.GetMessage(message, field));
+  };
+  // A oneof's message is found in one step, not by asking each of its members (an event's payload has 27).
+  // Its real oneofs come first, proto3's optional fields' synthetic ones after them.
+  for (int i = 0; i < descriptor.real_oneof_decl_count(); ++i) {
+    if (in(reflection.GetOneofFieldDescriptor(message, descriptor.oneof_decl(i)))) return true;
+  }
+  for (int i = 0; i < descriptor.field_count(); ++i) {
+    const FieldDescriptor& field = *descriptor.field(i);
+    if (field.cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE || field.real_containing_oneof() != nullptr) continue;
+    if (field.is_repeated()) {
+      for (int j = 0, n = reflection.FieldSize(message, &field); j < n; ++j) {
+        if (HasUnknownFields(reflection.GetRepeatedMessage(message, &field, j))) return true;
+      }
+    } else if (reflection.HasField(message, &field) && in(&field)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+void DropUnknownFields(google::protobuf::Message* message) {
+  if (HasUnknownFields(*message)) message->DiscardUnknownFields();
+}
+
 SnapshotDigest::SnapshotDigest(int64_t stream_time) : hash_(kFnvOffset) {
   if (stream_time != 0) {  // proto3 leaves a zero out
     const char tag = 0x08;  // field 1, varint

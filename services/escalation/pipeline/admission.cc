@@ -6,6 +6,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "services/escalation/engine/codec.h"
 #include "services/escalation/engine/processor.h"
 
 namespace vigil {
@@ -56,7 +57,7 @@ absl::StatusOr<Admitted> Admit(const ConsumedRecord& record, const AdmissionPoli
     }
   }
   // Unknown fields, at any depth, are dropped: what is kept is the event the contract defines.
-  event.DiscardUnknownFields();
+  DropUnknownFields(&event);
   if (event.ByteSizeLong() == record.value.size()) {
     out.stored.assign(record.value.data(), record.value.size());  // nothing was dropped
   } else {
