@@ -4,10 +4,13 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 
 namespace vigil {
+namespace {
+// The 0 byte that ends a victim's or an alert's id inside a key (no id holds one).
+constexpr absl::string_view kIdEnd("\0", 1);
+}  // namespace
 
 std::string BigEndian(uint64_t v) {
   std::string out(8, '\0');
@@ -19,7 +22,8 @@ std::string BigEndian(uint64_t v) {
 }
 
 std::string PartitionPrefix(int32_t partition, PartitionKind kind) {
-  return absl::StrFormat("%c/%05d/", kind == PartitionKind::kEvents ? 'e' : 'l', partition);
+  // "e/%05d/" without parsing a format (a timeline key is made for every event).
+  return absl::StrCat(kind == PartitionKind::kEvents ? "e/" : "l/", absl::Dec(partition, absl::kZeroPad5), "/");
 }
 
 std::string PartitionKeys::Record(absl::string_view kind, absl::string_view id) const {
@@ -27,9 +31,7 @@ std::string PartitionKeys::Record(absl::string_view kind, absl::string_view id) 
 }
 
 std::string PartitionKeys::VictimRecords(absl::string_view kind, absl::string_view victim_id) const {
-  std::string key = Record(kind, victim_id);
-  key.push_back('\0');
-  return key;
+  return absl::StrCat(prefix_, kind, victim_id, kIdEnd);
 }
 
 namespace {
@@ -49,7 +51,12 @@ std::string PartitionKeys::AlertsByTimeFrom(Micros at) const { return absl::StrC
 std::string PartitionKeys::VictimAlerts(absl::string_view victim_id) const { return VictimRecords("j/", victim_id); }
 
 std::string PartitionKeys::VictimAlert(absl::string_view victim_id, Micros at, absl::string_view alert_id) const {
-  return absl::StrCat(VictimAlerts(victim_id), NewestFirst(at), alert_id);
+  return absl::StrCat(prefix_, "j/", victim_id, kIdEnd, NewestFirst(at), alert_id);
+}
+
+std::string PartitionKeys::AlertTransition(absl::string_view alert_id, uint32_t revision) const {
+  const std::string big_endian = BigEndian(revision);
+  return absl::StrCat(prefix_, "h/", alert_id, kIdEnd, absl::string_view(big_endian).substr(4));
 }
 
 std::string VictimLocationKey(absl::string_view victim_id) { return absl::StrCat("x/v/", victim_id); }
@@ -68,24 +75,22 @@ std::optional<int32_t> ParseLocation(absl::string_view value) {
 std::string PartitionKeys::Calls(absl::string_view victim_id) const { return VictimRecords("c/", victim_id); }
 
 std::string PartitionKeys::Call(absl::string_view victim_id, Micros at, absl::string_view event_id) const {
-  return absl::StrCat(Calls(victim_id), SortableTime(at), event_id);
+  return absl::StrCat(prefix_, "c/", victim_id, kIdEnd, SortableTime(at), event_id);
 }
 
 std::string PartitionKeys::Seens(absl::string_view victim_id) const { return VictimRecords("d/", victim_id); }
 
 std::string PartitionKeys::Seen(absl::string_view victim_id, absl::string_view event_id) const {
-  return absl::StrCat(Seens(victim_id), event_id);
+  return absl::StrCat(prefix_, "d/", victim_id, kIdEnd, event_id);
 }
 
 std::string TimelinePrefix(int32_t partition, absl::string_view victim_id) {
-  std::string key = absl::StrCat(PartitionPrefix(partition), "t/", victim_id);
-  key.push_back('\0');
-  return key;
+  return absl::StrCat(PartitionPrefix(partition), "t/", victim_id, kIdEnd);
 }
 
 std::string TimelineKey(int32_t partition, absl::string_view victim_id, Micros occurred_at,
                         absl::string_view event_id) {
-  return absl::StrCat(TimelinePrefix(partition, victim_id), SortableTime(occurred_at), event_id);
+  return absl::StrCat(PartitionPrefix(partition), "t/", victim_id, kIdEnd, SortableTime(occurred_at), event_id);
 }
 
 absl::StatusOr<std::vector<int32_t>> StoredPartitions(const Store& store, PartitionKind kind) {

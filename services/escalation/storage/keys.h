@@ -82,9 +82,7 @@ class PartitionKeys {
   std::string VictimAlert(absl::string_view victim_id, Micros at, absl::string_view alert_id) const;
   // Each transition of an alert, by revision.
   std::string AlertTransitions(absl::string_view alert_id) const { return VictimRecords("h/", alert_id); }
-  std::string AlertTransition(absl::string_view alert_id, uint32_t revision) const {
-    return AlertTransitions(alert_id) + BigEndian(revision).substr(4);
-  }
+  std::string AlertTransition(absl::string_view alert_id, uint32_t revision) const;
   std::string Victims() const { return prefix_ + "v/"; }
   // A victim's calls and applied event ids, each under its own key (a commit writes only what changed).
   std::string Call(absl::string_view victim_id, Micros at, absl::string_view event_id) const;
