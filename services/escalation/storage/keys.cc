@@ -10,6 +10,13 @@ namespace vigil {
 namespace {
 // The 0 byte that ends a victim's or an alert's id inside a key (no id holds one).
 constexpr absl::string_view kIdEnd("\0", 1);
+
+// One victim's (or alert's) records of a kind: the prefix, the kind, the id and its end, then what orders the
+// record among them (nothing for the prefix of them all). One StrCat: a timeline key is made for every event.
+std::string IdKey(absl::string_view prefix, absl::string_view kind, absl::string_view id,
+                  absl::string_view then = {}, absl::string_view last = {}) {
+  return absl::StrCat(prefix, kind, id, kIdEnd, then, last);
+}
 }  // namespace
 
 std::string BigEndian(uint64_t v) {
@@ -31,7 +38,7 @@ std::string PartitionKeys::Record(absl::string_view kind, absl::string_view id) 
 }
 
 std::string PartitionKeys::VictimRecords(absl::string_view kind, absl::string_view victim_id) const {
-  return absl::StrCat(prefix_, kind, victim_id, kIdEnd);
+  return IdKey(prefix_, kind, victim_id);
 }
 
 namespace {
@@ -51,12 +58,12 @@ std::string PartitionKeys::AlertsByTimeFrom(Micros at) const { return absl::StrC
 std::string PartitionKeys::VictimAlerts(absl::string_view victim_id) const { return VictimRecords("j/", victim_id); }
 
 std::string PartitionKeys::VictimAlert(absl::string_view victim_id, Micros at, absl::string_view alert_id) const {
-  return absl::StrCat(prefix_, "j/", victim_id, kIdEnd, NewestFirst(at), alert_id);
+  return IdKey(prefix_, "j/", victim_id, NewestFirst(at), alert_id);
 }
 
 std::string PartitionKeys::AlertTransition(absl::string_view alert_id, uint32_t revision) const {
   const std::string big_endian = BigEndian(revision);
-  return absl::StrCat(prefix_, "h/", alert_id, kIdEnd, absl::string_view(big_endian).substr(4));
+  return IdKey(prefix_, "h/", alert_id, absl::string_view(big_endian).substr(4));
 }
 
 std::string VictimLocationKey(absl::string_view victim_id) { return absl::StrCat("x/v/", victim_id); }
@@ -75,22 +82,22 @@ std::optional<int32_t> ParseLocation(absl::string_view value) {
 std::string PartitionKeys::Calls(absl::string_view victim_id) const { return VictimRecords("c/", victim_id); }
 
 std::string PartitionKeys::Call(absl::string_view victim_id, Micros at, absl::string_view event_id) const {
-  return absl::StrCat(prefix_, "c/", victim_id, kIdEnd, SortableTime(at), event_id);
+  return IdKey(prefix_, "c/", victim_id, SortableTime(at), event_id);
 }
 
 std::string PartitionKeys::Seens(absl::string_view victim_id) const { return VictimRecords("d/", victim_id); }
 
 std::string PartitionKeys::Seen(absl::string_view victim_id, absl::string_view event_id) const {
-  return absl::StrCat(prefix_, "d/", victim_id, kIdEnd, event_id);
+  return IdKey(prefix_, "d/", victim_id, event_id);
 }
 
 std::string TimelinePrefix(int32_t partition, absl::string_view victim_id) {
-  return absl::StrCat(PartitionPrefix(partition), "t/", victim_id, kIdEnd);
+  return IdKey(PartitionPrefix(partition), "t/", victim_id);
 }
 
 std::string TimelineKey(int32_t partition, absl::string_view victim_id, Micros occurred_at,
                         absl::string_view event_id) {
-  return absl::StrCat(PartitionPrefix(partition), "t/", victim_id, kIdEnd, SortableTime(occurred_at), event_id);
+  return IdKey(PartitionPrefix(partition), "t/", victim_id, SortableTime(occurred_at), event_id);
 }
 
 absl::StatusOr<std::vector<int32_t>> StoredPartitions(const Store& store, PartitionKind kind) {
