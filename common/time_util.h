@@ -21,6 +21,8 @@ inline constexpr Micros kMicrosPerDay = 24 * kMicrosPerHour;
 
 Micros ToMicros(const google::protobuf::Timestamp& ts);
 google::protobuf::Timestamp ToTimestamp(Micros micros);
+// The same, into a message's field (`*m.mutable_at() = ToTimestamp(t)` builds a temporary and copies it).
+void SetTimestamp(Micros micros, google::protobuf::Timestamp* ts);
 
 // RFC 3339, e.g. "2024-09-07T10:00:00Z". INVALID_ARGUMENT when it is not one.
 absl::StatusOr<Micros> ParseRfc3339(absl::string_view text);

@@ -101,8 +101,8 @@ v1::Alert AlertMessage(const live::Alert& a, const live::Victim& v) {
   m.mutable_rule()->assign(rule.data(), rule.size());
   m.set_level(a.level);
   m.set_state(a.state);
-  *m.mutable_at() = ToTimestamp(a.at);
-  if (a.deadline) *m.mutable_deadline() = ToTimestamp(*a.deadline);
+  SetTimestamp(a.at, m.mutable_at());
+  if (a.deadline) SetTimestamp(*a.deadline, m.mutable_deadline());
   std::string* reason = m.mutable_reason();
   reason->reserve(a.note.size() + (a.note_only ? 0 : a.rule_reason.size()));
   reason->append(a.note);
@@ -115,8 +115,8 @@ v1::Alert AlertMessage(const live::Alert& a, const live::Victim& v) {
   set(&v1::Alert::mutable_force, m, n[a.force]);
   set(&v1::Alert::mutable_suspect_id, m, n[a.suspect]);
   m.set_revision(a.revision);
-  *m.mutable_fired_at() = ToTimestamp(a.fired_at);
-  if (a.acknowledge_by) *m.mutable_acknowledge_by() = ToTimestamp(*a.acknowledge_by);
+  SetTimestamp(a.fired_at, m.mutable_fired_at());
+  if (a.acknowledge_by) SetTimestamp(*a.acknowledge_by, m.mutable_acknowledge_by());
   set(&v1::Alert::mutable_acknowledged_by, m, n[a.acknowledged_by]);
   m.set_evidence_total(a.evidence.total);
   set(&v1::Alert::mutable_rules_version, m, n[a.rules_version]);
