@@ -74,7 +74,7 @@ Result RunOnce(const vigil::RulesConfig& rules, const std::vector<vigil::v1::Eve
     for (const auto& a : out) {
       if (a.revision() == 1) ++r.fired[a.rule()];
     }
-    out.clear();
+    processor.Recycle(&out);
   }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   r.cpu_seconds = ThreadCpuSeconds() - cpu0;

@@ -62,10 +62,11 @@ int Replay(const ReplayOptions& options, std::istream& in, std::ostream& out, st
   processor.set_route_suspect_links(!options.from_log);
   std::vector<v1::Alert> alerts;
   auto write = [&] {
-    if (options.digest) return alerts.clear();
-    for (const auto& a : alerts) out << (options.text ? FormatAlert(a) : ToJsonLine(a)) << "\n";
-    out.flush();
-    alerts.clear();
+    if (!options.digest) {
+      for (const auto& a : alerts) out << (options.text ? FormatAlert(a) : ToJsonLine(a)) << "\n";
+      out.flush();
+    }
+    processor.Recycle(&alerts);
   };
   std::string line;
   v1::Event event;

@@ -88,12 +88,19 @@ void SnapshotDigest::AddField(int field, absl::string_view bytes) {
 std::string SnapshotDigest::Hex() const { return Hex64(hash_); }
 
 v1::Alert AlertMessage(const live::Alert& a, const live::Victim& v) {
+  v1::Alert m;
+  AlertMessage(a, v, &m);
+  return m;
+}
+
+void AlertMessage(const live::Alert& a, const live::Victim& v, v1::Alert* message) {
   const live::Names& n = v.names;
   // proto3: an empty string is not written, so one not set gives the same bytes and saves its allocation.
   auto set = [](std::string* (v1::Alert::*mutable_field)(), v1::Alert& m, const std::string& value) {
     if (!value.empty()) (m.*mutable_field)()->assign(value);
   };
-  v1::Alert m;
+  message->Clear();
+  v1::Alert& m = *message;
   set(&v1::Alert::mutable_alert_id, m, a.alert_id);
   set(&v1::Alert::mutable_victim_id, m, v.id);
   set(&v1::Alert::mutable_incident_id, m, n[a.incident]);
@@ -120,7 +127,6 @@ v1::Alert AlertMessage(const live::Alert& a, const live::Victim& v) {
   set(&v1::Alert::mutable_acknowledged_by, m, n[a.acknowledged_by]);
   m.set_evidence_total(a.evidence.total);
   set(&v1::Alert::mutable_rules_version, m, n[a.rules_version]);
-  return m;
 }
 
 namespace {

@@ -40,6 +40,8 @@ live::Suspect DecodeSuspect(const state::SuspectState& stored);
 
 // The alert as published (and stored): its current transition.
 v1::Alert AlertMessage(const live::Alert& alert, const live::Victim& victim);
+// The same, into `*message`, cleared first (a message used before keeps its strings' allocations).
+void AlertMessage(const live::Alert& alert, const live::Victim& victim, v1::Alert* message);
 
 // The digest of a state::Snapshot taken from its parts, in order: the stream
 // time, each victim's stored bytes in id order, then each suspect's. Equal to

@@ -117,7 +117,16 @@ EngineOutput& Processor::StepOutput() {
   step_output_.transitions.clear();
   step_output_.suspect_links.clear();
   step_output_.duplicate = false;
+  step_output_.spare = &spare_alerts_;
   return step_output_;
+}
+
+void Processor::Recycle(std::vector<v1::Alert>* alerts) {
+  for (v1::Alert& a : *alerts) {
+    if (spare_alerts_.size() >= kSpareAlerts) break;
+    spare_alerts_.push_back(std::move(a));
+  }
+  alerts->clear();
 }
 
 absl::Status Processor::ChangeRules(const std::string& version, const std::string& rules_yaml) {

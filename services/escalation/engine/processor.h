@@ -57,6 +57,11 @@ class Processor {
   // an unknown alert: the event is not applied, but stream time has moved to
   // just before it (deadlines due earlier fired), as it would on any replay.
   absl::Status Apply(const v1::Event& event, std::vector<v1::Alert>* out);
+  // Takes back transitions the caller is done with (`*alerts` is left empty), so that the next ones are written
+  // into them and reuse their strings' allocations instead of making their own. Optional; keeps at most
+  // kSpareAlerts.
+  void Recycle(std::vector<v1::Alert>* alerts);
+  static constexpr size_t kSpareAlerts = 256;
 
   // By default suspect links are applied in process (one view of everything
   // this processor holds, as offline replay wants). Off, they are kept for the
@@ -170,6 +175,7 @@ class Processor {
   bool route_links_ = true;
   std::vector<v1::SuspectLink> links_out_;
   EngineOutput step_output_;  // StepOutput
+  std::vector<v1::Alert> spare_alerts_;  // Recycle
   std::vector<std::string> changed_victims_;  // each victim once (live::Victim::changed)
   absl::flat_hash_set<std::string> changed_suspects_;
   Loader loader_;

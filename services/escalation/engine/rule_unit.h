@@ -25,6 +25,9 @@ namespace vigil {
 struct EngineOutput {
   std::vector<v1::Alert> transitions;
   std::vector<v1::SuspectLink> suspect_links;
+  // Messages a caller is done with (Processor::Recycle): a transition is written into one of them, keeping its
+  // strings' allocations, before a new one is made.
+  std::vector<v1::Alert>* spare = nullptr;
   // The event had been applied before, with the same content: nothing changed.
   bool duplicate = false;
 };

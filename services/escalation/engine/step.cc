@@ -159,7 +159,13 @@ void Step::SetRuleDeadline(RuleId rule, const std::string& key, const std::strin
 
 void Step::Emit(live::Alert& a) {
   ++a.revision;
-  out_.transitions.push_back(AlertMessage(a, v_));
+  if (out_.spare == nullptr || out_.spare->empty()) {
+    out_.transitions.push_back(AlertMessage(a, v_));
+    return;
+  }
+  out_.transitions.push_back(std::move(out_.spare->back()));  // a move takes the message's allocations along
+  out_.spare->pop_back();
+  AlertMessage(a, v_, &out_.transitions.back());
 }
 
 }  // namespace vigil

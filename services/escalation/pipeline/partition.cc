@@ -175,9 +175,10 @@ void PartitionPipeline::Emit(std::vector<v1::Alert> alerts) {
       if (hit) AddOutbox(route.substr(eq + 1), a.victim_id(), published, {}, &a);
     }
     LatestAlert& latest = batch_alerts_[it->second];
-    latest.alert = std::move(a);
+    latest.alert = std::move(a);  // an earlier transition of the same alert comes back in `a`, to be recycled
     latest.bytes = std::move(bytes);
   }
+  processor_.Recycle(&alerts);
 }
 
 void PartitionPipeline::SourceSent(const std::string& source, Micros at) {
@@ -325,6 +326,11 @@ void PartitionPipeline::WriteLatestAlerts() {
     pending_.Put(keys_.AlertByTime(at, a.alert_id()), AlertIndexValue(a));
     pending_.Put(keys_.VictimAlert(a.victim_id(), at, a.alert_id()), "");
   }
+  std::vector<v1::Alert> written;
+  for (size_t i = 0; i < batch_alerts_.size() && i < Processor::kSpareAlerts; ++i) {
+    written.push_back(std::move(batch_alerts_[i].alert));
+  }
+  processor_.Recycle(&written);
   batch_alerts_.clear();
   batch_alert_index_.clear();
 }
