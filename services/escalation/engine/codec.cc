@@ -87,12 +87,6 @@ void SnapshotDigest::AddField(int field, absl::string_view bytes) {
 
 std::string SnapshotDigest::Hex() const { return Hex64(hash_); }
 
-v1::Alert AlertMessage(const live::Alert& a, const live::Victim& v) {
-  v1::Alert m;
-  AlertMessage(a, v, &m);
-  return m;
-}
-
 void AlertMessage(const live::Alert& a, const live::Victim& v, v1::Alert* message) {
   const live::Names& n = v.names;
   // proto3: an empty string is not written, so one not set gives the same bytes and saves its allocation.
@@ -308,7 +302,7 @@ state::VictimState EncodeVictim(const live::Victim& v, bool records) {
     state::AlertRecord* r = s.add_alerts();
     r->set_key(a.key);
     if (records) {
-      *r->mutable_alert() = AlertMessage(a, v);
+      AlertMessage(a, v, r->mutable_alert());
     } else {  // the head: the alert's latest transition is stored apart (storage/keys.h, e/P/a/)
       r->mutable_alert()->set_alert_id(a.alert_id);
     }

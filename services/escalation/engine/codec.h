@@ -38,9 +38,8 @@ VictimDelta TakeVictimDelta(live::Victim& victim);
 state::SuspectState EncodeSuspect(const live::Suspect& suspect);
 live::Suspect DecodeSuspect(const state::SuspectState& stored);
 
-// The alert as published (and stored): its current transition.
-v1::Alert AlertMessage(const live::Alert& alert, const live::Victim& victim);
-// The same, into `*message`, cleared first (a message used before keeps its strings' allocations).
+// The alert as published (and stored), its current transition, into `*message`, cleared first (a message used
+// before keeps its strings' allocations).
 void AlertMessage(const live::Alert& alert, const live::Victim& victim, v1::Alert* message);
 
 // The digest of a state::Snapshot taken from its parts, in order: the stream

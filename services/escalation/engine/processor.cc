@@ -121,11 +121,12 @@ EngineOutput& Processor::StepOutput() {
   return step_output_;
 }
 
+void Processor::Recycle(v1::Alert&& alert) {
+  if (spare_alerts_.size() < kSpareAlerts) spare_alerts_.push_back(std::move(alert));
+}
+
 void Processor::Recycle(std::vector<v1::Alert>* alerts) {
-  for (v1::Alert& a : *alerts) {
-    if (spare_alerts_.size() >= kSpareAlerts) break;
-    spare_alerts_.push_back(std::move(a));
-  }
+  for (v1::Alert& a : *alerts) Recycle(std::move(a));
   alerts->clear();
 }
 

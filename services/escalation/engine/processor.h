@@ -61,6 +61,7 @@ class Processor {
   // into them and reuse their strings' allocations instead of making their own. Optional; keeps at most
   // kSpareAlerts.
   void Recycle(std::vector<v1::Alert>* alerts);
+  void Recycle(v1::Alert&& alert);
   static constexpr size_t kSpareAlerts = 256;
 
   // By default suspect links are applied in process (one view of everything

@@ -159,13 +159,12 @@ void Step::SetRuleDeadline(RuleId rule, const std::string& key, const std::strin
 
 void Step::Emit(live::Alert& a) {
   ++a.revision;
-  if (out_.spare == nullptr || out_.spare->empty()) {
-    out_.transitions.push_back(AlertMessage(a, v_));
-    return;
+  v1::Alert& m = out_.transitions.emplace_back();
+  if (out_.spare != nullptr && !out_.spare->empty()) {
+    m = std::move(out_.spare->back());  // a move takes the message's allocations along
+    out_.spare->pop_back();
   }
-  out_.transitions.push_back(std::move(out_.spare->back()));  // a move takes the message's allocations along
-  out_.spare->pop_back();
-  AlertMessage(a, v_, &out_.transitions.back());
+  AlertMessage(a, v_, &m);
 }
 
 }  // namespace vigil

@@ -316,7 +316,7 @@ void PartitionPipeline::Apply(const ConsumedRecord& record) {
 }
 
 void PartitionPipeline::WriteLatestAlerts() {
-  for (const auto& [stored_at, a, bytes] : batch_alerts_) {
+  for (auto& [stored_at, a, bytes] : batch_alerts_) {
     if (stored_at) {
       pending_.Delete(keys_.AlertByTime(*stored_at, a.alert_id()));
       pending_.Delete(keys_.VictimAlert(a.victim_id(), *stored_at, a.alert_id()));
@@ -325,12 +325,8 @@ void PartitionPipeline::WriteLatestAlerts() {
     pending_.Put(keys_.Alert(a.alert_id()), bytes);
     pending_.Put(keys_.AlertByTime(at, a.alert_id()), AlertIndexValue(a));
     pending_.Put(keys_.VictimAlert(a.victim_id(), at, a.alert_id()), "");
+    processor_.Recycle(std::move(a));
   }
-  std::vector<v1::Alert> written;
-  for (size_t i = 0; i < batch_alerts_.size() && i < Processor::kSpareAlerts; ++i) {
-    written.push_back(std::move(batch_alerts_[i].alert));
-  }
-  processor_.Recycle(&written);
   batch_alerts_.clear();
   batch_alert_index_.clear();
 }
