@@ -25,10 +25,12 @@ class CommitterTest : public ::testing::Test {
  protected:
   void TearDown() override { committer_.reset(); }
 
-  void Start(int interval_ms = 0, size_t max_pending_bytes = CommitterOptions().max_pending_bytes) {
+  void Start(int interval_ms = 0, size_t max_pending_bytes = CommitterOptions().max_pending_bytes,
+             const KafkaProps& more = {}) {
     CommitterOptions o;
     o.max_pending_bytes = max_pending_bytes;
     o.kafka = props_;
+    o.kafka.insert(o.kafka.end(), more.begin(), more.end());
     o.instance = "test-instance";
     o.dead_letters = "dlq";
     o.progress = "progress";
@@ -105,6 +107,17 @@ TEST_F(CommitterTest, PublishesWhatIsHandedOverOnceWithItsProgress) {
   committer_->Reset();
   committer_->Announce(p_, 4);
   committer_->Publish(p_, Records(3, 5), stop_);
+  ASSERT_TRUE(committer_->Drain(stop_, std::chrono::seconds(30)).ok());
+  EXPECT_EQ(Committed("alerts").size(), 5u);
+  EXPECT_EQ(Progress(), 5u);
+}
+
+TEST_F(CommitterTest, ACommitWaitsForRoomForItsProgressInAFullQueue) {
+  // One message at most in the producer's queue: each record, and the progress after the last, meet a full
+  // queue. A transaction committed without its progress record would have its records published again after a
+  // restart.
+  Start(/*interval_ms=*/0, CommitterOptions().max_pending_bytes, {{"queue.buffering.max.messages", "1"}});
+  committer_->Publish(p_, Records(1, 5), stop_);
   ASSERT_TRUE(committer_->Drain(stop_, std::chrono::seconds(30)).ok());
   EXPECT_EQ(Committed("alerts").size(), 5u);
   EXPECT_EQ(Progress(), 5u);

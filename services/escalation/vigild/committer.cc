@@ -352,15 +352,19 @@ absl::Status Committer::Step(bool due) {
     in_flight_count_ = 0;
     produced_.clear();
   }
+  // A record the producer did not take: the transaction is aborted, and what it held goes again in the next.
+  auto failed = [&](const PartitionId& p, uint64_t seq, const std::string& topic, RdKafka::ErrorCode err) {
+    txn_ = Txn::kAborting;
+    spdlog::warn("event=produce_failed partition={} seq={} topic={} error=\"{}\"", p.second, seq, topic,
+                 RdKafka::err2str(err));
+    return EndTransaction();
+  };
   for (const Batch& b : batches) {
     uint64_t& last = in_flight_[b.p];
     if (last == 0) last = b.published_seq;  // an announcement writes the progress it already has
     for (const state::OutboxRecord* r : b.records) {
       if (RdKafka::ErrorCode err = ProduceOutbox(b.p, *r); err != RdKafka::ERR_NO_ERROR) {
-        txn_ = Txn::kAborting;
-        spdlog::warn("event=produce_failed partition={} seq={} topic={} error=\"{}\"", b.p.second, r->seq(),
-                     r->topic(), RdKafka::err2str(err));
-        return EndTransaction();
+        return failed(b.p, r->seq(), r->topic(), err);
       }
       last = r->seq();
       ++in_flight_count_;
@@ -368,16 +372,30 @@ absl::Status Committer::Step(bool due) {
   }
   producer_->poll(0);  // delivery reports of what went out so far
   if (!due && drains_ == 0) return absl::OkStatus();
-  // Commit: each partition's progress, then the transaction.
+  // Commit: each partition's progress, then the transaction. A transaction whose progress the producer did not
+  // take is not committed: its records would be published with nothing to say so.
   for (const auto& [p, seq] : in_flight_) {
-    const std::string key = ProgressKey(p.first, p.second);
-    const std::string value = absl::StrCat(seq);
-    producer_->produce(options_.progress, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-                       const_cast<char*>(value.data()), value.size(), key.data(), key.size(), 0,
-                       static_cast<RdKafka::Headers*>(nullptr), nullptr);
+    if (RdKafka::ErrorCode err = ProduceProgress(p, seq); err != RdKafka::ERR_NO_ERROR) {
+      return failed(p, seq, options_.progress, err);
+    }
   }
   ending_ = true;
   return EndTransaction();
+}
+
+RdKafka::ErrorCode Committer::Produce(const std::string& topic, const std::string& key, const std::string& value,
+                                      RdKafka::Headers* headers, void* opaque) {
+  RdKafka::ErrorCode err;
+  while ((err = producer_->produce(topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+                                   const_cast<char*>(value.data()), value.size(), key.data(), key.size(), 0, headers,
+                                   opaque)) == RdKafka::ERR__QUEUE_FULL) {
+    producer_->poll(50);
+  }
+  return err;
+}
+
+RdKafka::ErrorCode Committer::ProduceProgress(const PartitionId& p, uint64_t seq) {
+  return Produce(options_.progress, ProgressKey(p.first, p.second), absl::StrCat(seq), nullptr, nullptr);
 }
 
 RdKafka::ErrorCode Committer::ProduceOutbox(const PartitionId& p, const state::OutboxRecord& outbox) {
@@ -406,12 +424,7 @@ RdKafka::ErrorCode Committer::ProduceOutbox(const PartitionId& p, const state::O
     for (const auto& [k, v] : r->headers()) headers->add(k, v.data(), v.size());
     produced_.emplace_back(p, outbox.seq());
     void* opaque = reinterpret_cast<void*>(static_cast<uintptr_t>(produced_.size()));
-    RdKafka::ErrorCode err;
-    while ((err = producer_->produce(r->topic(), RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-                                     const_cast<char*>(r->value().data()), r->value().size(), r->key().data(),
-                                     r->key().size(), 0, headers, opaque)) == RdKafka::ERR__QUEUE_FULL) {
-      producer_->poll(50);
-    }
+    const RdKafka::ErrorCode err = Produce(r->topic(), r->key(), r->value(), headers, opaque);
     if (err == RdKafka::ERR_NO_ERROR) {
       if (!refused) topic_strikes_.erase(outbox.topic());  // it takes records again
       return err;
