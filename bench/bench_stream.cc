@@ -552,9 +552,11 @@ int main(int argc, char** argv) {
   if (warmup > 0) run("warm", 0, warmup);  // unmeasured: the broker's JIT compiles the transactional paths
   const Latencies steady = run("lat", 0, seconds);
   print("latency phase", steady);
-  std::printf("ratio p99 vigild/Kafka alone: %.2f   goal p99 < 50 ms at 5000 events/s: %s\n",
-              Percentile(steady.vigil_ms, 0.99) / std::max(0.001, Percentile(steady.kafka_ms, 0.99)),
-              Percentile(steady.vigil_ms, 0.99) < 50 ? "met" : "NOT met");
+  // Issue 13's goal is both: under 50 ms, and at most twice what Kafka itself takes.
+  const double p99 = Percentile(steady.vigil_ms, 0.99);
+  const double p99_ratio = p99 / std::max(0.001, Percentile(steady.kafka_ms, 0.99));
+  std::printf("ratio p99 vigild/Kafka alone: %.2f   goal p99 < 50 ms and <= 2x Kafka's at 5000 events/s: %s\n",
+              p99_ratio, p99 < 50 && p99_ratio <= 2 ? "met" : "NOT met");
   bool flood_ok = true;
   if (flood > 0) {
     const Latencies flooded = run("fl", flood, seconds);
