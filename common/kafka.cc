@@ -93,6 +93,18 @@ absl::StatusOr<rd_kafka_t*> NewAdmin(const KafkaProps& props) {
 
 }  // namespace
 
+RdKafka::ErrorCode ProduceWaiting(RdKafka::Producer* producer, const std::string& topic, int32_t partition,
+                                  const std::string& key, const std::string& value, RdKafka::Headers* headers,
+                                  void* opaque) {
+  RdKafka::ErrorCode err;
+  while ((err = producer->produce(topic, partition, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()),
+                                  value.size(), key.data(), key.size(), 0, headers, opaque)) ==
+         RdKafka::ERR__QUEUE_FULL) {
+    producer->poll(50);
+  }
+  return err;
+}
+
 absl::Status EnsureTopics(const KafkaProps& props, const std::vector<TopicSpec>& topics, int timeout_ms) {
   auto rk = NewAdmin(props);
   if (!rk.ok()) return rk.status();

@@ -40,6 +40,13 @@ struct TopicSpec {
 // REQUIRES: a non-empty key, partitions > 0.
 int32_t KeyPartition(absl::string_view key, int32_t partitions);
 
+// Produces one record (copied; `headers` and `opaque` as librdkafka takes them: the headers are the producer's
+// once it returns NO_ERROR), waiting while the producer's queue is full by serving its delivery reports. Any
+// other error is returned at once.
+RdKafka::ErrorCode ProduceWaiting(RdKafka::Producer* producer, const std::string& topic, int32_t partition,
+                                  const std::string& key, const std::string& value, RdKafka::Headers* headers,
+                                  void* opaque);
+
 // Creates the topics that do not exist yet (replication factor 1 unless the
 // broker's default says otherwise). UNAVAILABLE when the broker cannot be reached.
 absl::Status EnsureTopics(const KafkaProps& props, const std::vector<TopicSpec>& topics, int timeout_ms);

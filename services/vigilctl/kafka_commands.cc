@@ -77,12 +77,7 @@ RdKafka::ErrorCode ProduceEvent(RdKafka::Producer* producer, const std::string& 
     headers = RdKafka::Headers::create();
     headers->add(kHeaderSignature, signer->Sign(value));
   }
-  RdKafka::ErrorCode code;
-  while ((code = producer->produce(topic, partition, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()),
-                                   value.size(), key.data(), key.size(), 0, headers, nullptr)) ==
-         RdKafka::ERR__QUEUE_FULL) {
-    producer->poll(50);
-  }
+  const RdKafka::ErrorCode code = ProduceWaiting(producer, topic, partition, key, value, headers, nullptr);
   if (code != RdKafka::ERR_NO_ERROR) delete headers;
   producer->poll(0);
   return code;

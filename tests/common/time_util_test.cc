@@ -27,7 +27,8 @@ TEST(TimeUtilTest, Rfc3339IsAbslsFormatForEveryTime) {
   std::vector<Micros> times = {0, 1, 10, 999999, kMicrosPerSecond, kMicrosPerDay - 1, kMicrosPerDay,
                                *ParseRfc3339("2000-02-29T23:59:59.5Z"), *ParseRfc3339("2100-03-01T00:00:00Z"),
                                *ParseRfc3339("2024-12-31T23:59:59.999999Z"), end - 1, end, end + 1, -1,
-                               -kMicrosPerDay, std::numeric_limits<Micros>::min() / 2, std::numeric_limits<Micros>::max() / 2};
+                               -kMicrosPerDay, std::numeric_limits<Micros>::min() / 2,
+                               std::numeric_limits<Micros>::max() / 2};
   std::mt19937_64 random(7);
   std::uniform_int_distribution<Micros> any(-end, 2 * end);
   std::uniform_int_distribution<Micros> whole_seconds(0, end / kMicrosPerSecond - 1);

@@ -383,19 +383,9 @@ absl::Status Committer::Step(bool due) {
   return EndTransaction();
 }
 
-RdKafka::ErrorCode Committer::Produce(const std::string& topic, const std::string& key, const std::string& value,
-                                      RdKafka::Headers* headers, void* opaque) {
-  RdKafka::ErrorCode err;
-  while ((err = producer_->produce(topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-                                   const_cast<char*>(value.data()), value.size(), key.data(), key.size(), 0, headers,
-                                   opaque)) == RdKafka::ERR__QUEUE_FULL) {
-    producer_->poll(50);
-  }
-  return err;
-}
-
 RdKafka::ErrorCode Committer::ProduceProgress(const PartitionId& p, uint64_t seq) {
-  return Produce(options_.progress, ProgressKey(p.first, p.second), absl::StrCat(seq), nullptr, nullptr);
+  return ProduceWaiting(producer_.get(), options_.progress, RdKafka::Topic::PARTITION_UA,
+                        ProgressKey(p.first, p.second), absl::StrCat(seq), nullptr, nullptr);
 }
 
 RdKafka::ErrorCode Committer::ProduceOutbox(const PartitionId& p, const state::OutboxRecord& outbox) {
@@ -424,7 +414,8 @@ RdKafka::ErrorCode Committer::ProduceOutbox(const PartitionId& p, const state::O
     for (const auto& [k, v] : r->headers()) headers->add(k, v.data(), v.size());
     produced_.emplace_back(p, outbox.seq());
     void* opaque = reinterpret_cast<void*>(static_cast<uintptr_t>(produced_.size()));
-    const RdKafka::ErrorCode err = Produce(r->topic(), r->key(), r->value(), headers, opaque);
+    const RdKafka::ErrorCode err = ProduceWaiting(producer_.get(), r->topic(), RdKafka::Topic::PARTITION_UA, r->key(),
+                                                  r->value(), headers, opaque);
     if (err == RdKafka::ERR_NO_ERROR) {
       if (!refused) topic_strikes_.erase(outbox.topic());  // it takes records again
       return err;

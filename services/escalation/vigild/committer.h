@@ -117,11 +117,8 @@ class Committer {
   absl::Status Step(bool due);
   absl::Status EndTransaction();
   RdKafka::ErrorCode ProduceOutbox(const PartitionId& p, const state::OutboxRecord& r);
-  // A record into the open transaction (headers and opaque as librdkafka takes them); waits while the
+  // The partition's progress record (key ProgressKey, value the seq) into the open transaction; waits while the
   // producer's queue is full.
-  RdKafka::ErrorCode Produce(const std::string& topic, const std::string& key, const std::string& value,
-                             RdKafka::Headers* headers, void* opaque);
-  // The partition's progress record: key ProgressKey, value the seq.
   RdKafka::ErrorCode ProduceProgress(const PartitionId& p, uint64_t seq);
   bool Strike(const PartitionId& p, uint64_t seq, const std::string& topic, const std::string& error);
   // Counts a published record: a dead letter by its reason's code, an alert transition by rule, level, state.
